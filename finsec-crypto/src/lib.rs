@@ -1,0 +1,27 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod blind_index;
+pub mod envelope;
+pub mod error;
+pub mod hazmat;
+pub mod kdf;
+pub mod keyring;
+pub mod provider;
+pub mod secret;
+pub mod stream;
+pub mod subject;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use blind_index::{BlindIndex, BlindIndexValue, Normalizer};
+pub use envelope::{Envelope, Rewrap};
+pub use error::{Error, Result};
+pub use kdf::{DerivedKey, PassphraseKdf, Salt};
+pub use keyring::{KeyStatus, Keyring, RotationPolicy, SealKey};
+pub use provider::{KekRef, KeyName, KeyProvider, WrappedDek};
+pub use secret::{Key256, Passphrase, SecretBytes, fill_random, random_array};
+pub use stream::{StreamDecryptor, StreamEncryptor};
+pub use subject::{MemorySubjectKeyStore, SubjectId, SubjectKeyStore, SubjectKeys};

@@ -300,9 +300,7 @@ impl BlindIndexValue {
     /// [`Error::Base64`] if `text` is not base64url; [`Error::InvalidLength`] as for
     /// [`BlindIndexValue::from_bytes`].
     pub fn from_base64url(text: &str) -> Result<Self> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(text.as_bytes())
-            ?;
+        let bytes = URL_SAFE_NO_PAD.decode(text.as_bytes())?;
         Self::from_bytes(&bytes)
     }
 

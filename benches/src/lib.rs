@@ -1,0 +1,2 @@
+//! Criterion benchmarks for finsec live in `benches/`; this library is empty.
+#![forbid(unsafe_code)]

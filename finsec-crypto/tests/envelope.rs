@@ -556,6 +556,24 @@ fn rewrap_after_rotation_keeps_data_bytes() {
 }
 
 #[test]
+fn rewrap_str_moves_the_text_form() {
+    let env = envelope();
+    let pii = name("pii");
+    let aad = aad_for("users", "phone", "7");
+    let text = env.encrypt_to_string(b"+44 20 7946 0000", &aad).unwrap();
+    assert_eq!(env.rewrap_str(&text).unwrap(), Rewrap::Unchanged);
+    env.provider().rotate(&pii);
+    let Rewrap::Rewrapped(new) = env.rewrap_str(&text).unwrap() else {
+        panic!("expected a rewrap after rotation");
+    };
+    assert_ne!(new, text);
+    assert_eq!(env.decrypt_str(&new, &aad).unwrap(), b"+44 20 7946 0000");
+    assert_eq!(env.rewrap_str(&new).unwrap(), Rewrap::Unchanged);
+    assert!(matches!(env.rewrap_str(""), Err(Error::Empty)));
+    assert!(matches!(env.rewrap_str("not base64!"), Err(Error::Base64(_))));
+}
+
+#[test]
 fn exhaustive_single_bit_flips_are_rejected() {
     let env = envelope();
     let pt = pattern(40);

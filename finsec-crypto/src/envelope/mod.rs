@@ -115,17 +115,17 @@ impl<P: KeyProvider> fmt::Debug for Envelope<P> {
     }
 }
 
-/// The result of [`Envelope::rewrap`].
+/// The result of [`Envelope::rewrap`] (bytes) and [`Envelope::rewrap_str`] (text form).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[must_use]
-pub enum Rewrap {
+pub enum Rewrap<T = Vec<u8>> {
     /// The ciphertext's data key is already wrapped under the primary version; store
     /// nothing.
     Unchanged,
     /// The new ciphertext to store in place of the old one. Its data part (nonce,
     /// ciphertext and tag) is byte-identical to the old one; only the KEK version and the
     /// wrapped data key changed.
-    Rewrapped(Vec<u8>),
+    Rewrapped(T),
 }
 
 impl<P: KeyProvider> Envelope<P> {
@@ -285,6 +285,23 @@ impl<P: KeyProvider> Envelope<P> {
         new_header.write_to(&mut out);
         out.extend_from_slice(body);
         Ok(Rewrap::Rewrapped(out))
+    }
+
+    /// [`rewrap`](Self::rewrap) for the text form made by
+    /// [`encrypt_to_string`](Self::encrypt_to_string).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for an empty string; [`Error::Base64`] if it is not canonical
+    /// base64url without padding; otherwise as [`rewrap`](Self::rewrap).
+    pub fn rewrap_str(&self, text: &str) -> Result<Rewrap<String>> {
+        if text.is_empty() {
+            return Err(Error::Empty);
+        }
+        let bytes = URL_SAFE_NO_PAD.decode(text)?;
+        Ok(match self.rewrap(&bytes)? {
+            Rewrap::Unchanged => Rewrap::Unchanged,
+            Rewrap::Rewrapped(new) => Rewrap::Rewrapped(URL_SAFE_NO_PAD.encode(new)),
+        })
     }
 }
 

@@ -570,7 +570,10 @@ fn rewrap_str_moves_the_text_form() {
     assert_eq!(env.decrypt_str(&new, &aad).unwrap(), b"+44 20 7946 0000");
     assert_eq!(env.rewrap_str(&new).unwrap(), Rewrap::Unchanged);
     assert!(matches!(env.rewrap_str(""), Err(Error::Empty)));
-    assert!(matches!(env.rewrap_str("not base64!"), Err(Error::Base64(_))));
+    assert!(matches!(
+        env.rewrap_str("not base64!"),
+        Err(Error::Base64(_))
+    ));
 }
 
 #[test]

@@ -1,0 +1,116 @@
+//! The server's error type: everything that stops it from starting, serving or running a
+//! subcommand. Messages say what failed and where, never secrets (URLs are redacted).
+
+use std::path::PathBuf;
+
+/// A specialised `Result` for the server.
+pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+/// Why the server or a subcommand failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A setting is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+
+    /// A file or directory operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The master key file is readable or writable by others than its owner.
+    #[error(
+        "master key file {path} has permissions {mode:04o}; it must be accessible by its owner only \
+         (run `chmod 600 {path}`)"
+    )]
+    MasterKeyPermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
+    /// The master key file does not hold exactly 32 bytes.
+    #[error("master key file {path} holds {len} bytes; a master key is exactly 32 bytes")]
+    MasterKeyLength {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        len: u64,
+    },
+
+    /// A keyring operation failed.
+    #[error("keyring {path}: {source}")]
+    Keyring {
+        /// The sealed keyring file.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: finsec_crypto::Error,
+    },
+
+    /// A finsec-crypto operation failed.
+    #[error(transparent)]
+    Crypto(#[from] finsec_crypto::Error),
+
+    /// The database could not be opened or migrated.
+    #[error("{backend} storage at {target}: {source}")]
+    Storage {
+        /// `sqlite` or `postgres`.
+        backend: &'static str,
+        /// The database file, or the URL without its password.
+        target: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+
+    /// Redis could not be reached or did not answer `PING`.
+    #[error("redis at {url}: {reason}")]
+    Redis {
+        /// The URL without its password.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Serving HTTP failed.
+    #[error("http server failed: {0}")]
+    Serve(#[source] std::io::Error),
+
+    /// The OpenAPI document could not be serialised.
+    #[error("openapi document: {0}")]
+    OpenApi(#[source] serde_json::Error),
+
+    /// Logging could not be set up.
+    #[error("logging: {0}")]
+    Telemetry(String),
+}
+
+impl ServerError {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Self::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+}

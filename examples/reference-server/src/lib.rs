@@ -1,0 +1,220 @@
+//! The finsec reference server: an axum service wiring the finsec crates together.
+//!
+//! Library plus a thin binary, so tests (and other binaries) can start it. [`run`] does
+//! what the binary does for the default (serve) command; [`Server`] splits it into
+//! binding and serving, so a caller can learn the bound address (listen on port 0) and
+//! choose the shutdown signal; [`build_app`] gives the bare router.
+//!
+//! What the server does at start, in order:
+//!
+//! 1. creates the data directory (mode `0700`) if it is missing;
+//! 2. loads the sealed keyring, or creates it with key `pii` (see [`keys`]);
+//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL) and
+//!    runs the migrations;
+//! 4. connects to Redis if configured and checks it answers `PING`;
+//! 5. binds the listening socket and logs `listening on http://ADDR`.
+//!
+//! On SIGTERM or Ctrl-C it stops accepting connections, lets requests in flight finish
+//! (for up to [`DRAIN_TIMEOUT`]), saves the keyring usage counters and exits.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod keys;
+pub mod openapi;
+pub mod redis_backend;
+pub mod shutdown;
+pub mod state;
+pub mod storage;
+pub mod telemetry;
+
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+pub use config::{Cli, Command, Config, KeysCommand, LogFormat};
+pub use error::{Result, ServerError};
+pub use http::build_app;
+pub use state::AppState;
+
+use keys::KeyringFile;
+use redis_backend::Redis;
+use storage::Storage;
+
+/// How long requests in flight may take to finish after a shutdown signal.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long closing the database pool may take at shutdown (a request abandoned after
+/// [`DRAIN_TIMEOUT`] may still hold a connection, and closing waits for it).
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs what the command line asks for: serving HTTP (until SIGTERM or Ctrl-C), or a
+/// `keys` subcommand writing its output to `out`.
+///
+/// # Errors
+/// Whatever stopped the server or the subcommand.
+pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    match cli.command {
+        None | Some(Command::Serve) => run(cli.config).await,
+        Some(Command::Keys(command)) => keys::run_command(&cli.config, &command, out).await,
+    }
+}
+
+/// Starts the server and serves until SIGTERM or Ctrl-C.
+///
+/// # Errors
+/// Whatever prevented it from starting, or a failure while serving.
+pub async fn run(config: Config) -> Result<()> {
+    // Installed before anything else: a SIGTERM during start-up then stops the server
+    // gracefully as soon as it serves, instead of killing it half-way.
+    let shutdown = shutdown::signal();
+    Server::bind(&config).await?.serve(shutdown).await
+}
+
+/// A started server: state loaded, backends connected, socket bound, not yet serving.
+#[derive(Debug)]
+pub struct Server {
+    listener: TcpListener,
+    addr: SocketAddr,
+    app: Router,
+    state: AppState,
+    keyring_file: KeyringFile,
+}
+
+impl Server {
+    /// Prepares everything (see the [crate docs](crate)) and binds the listening socket.
+    ///
+    /// # Errors
+    /// The first step that failed, with what and where.
+    pub async fn bind(config: &Config) -> Result<Self> {
+        keys::ensure_data_dir(config.data_dir())?;
+        let keyring_file = KeyringFile::for_server(config)?;
+        let keyring = Arc::new(keyring_file.load_or_create()?);
+        let storage = Storage::open(config).await?;
+        let (state, app, listener, addr) = match Self::connect(config, &storage, keyring).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                storage.close().await;
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            storage = %state.storage().backend(),
+            redis = state.redis().map_or("absent", |r| r.redacted_url()),
+            keyring = %keyring_file.path().display(),
+            "started"
+        );
+        Ok(Self {
+            listener,
+            addr,
+            app,
+            state,
+            keyring_file,
+        })
+    }
+
+    /// The steps of [`bind`](Self::bind) after the database is open; on error the caller
+    /// closes the database.
+    async fn connect(
+        config: &Config,
+        storage: &Storage,
+        keyring: Arc<finsec_crypto::Keyring>,
+    ) -> Result<(AppState, Router, TcpListener, SocketAddr)> {
+        let redis = match &config.redis_url {
+            Some(url) => Some(Redis::connect(url).await?),
+            None => None,
+        };
+        let state = AppState::new(storage.clone(), redis, keyring).await?;
+        let app = build_app(state.clone())?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Ok((state, app, listener, addr))
+    }
+
+    /// The address the server listens on (with the real port when the configured port was 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The application state.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains requests in flight (at most
+    /// [`DRAIN_TIMEOUT`]), saves the keyring usage counters and closes the database.
+    ///
+    /// # Errors
+    /// [`ServerError::Serve`] if accepting connections fails; [`ServerError::Keyring`] if
+    /// the counters cannot be saved.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let Self {
+            listener,
+            addr,
+            app,
+            state,
+            keyring_file,
+        } = self;
+        tracing::info!("listening on http://{addr}");
+
+        let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stopping_tx.send(true);
+        };
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal);
+        let drain_deadline = async move {
+            if stopping_rx.wait_for(|stopping| *stopping).await.is_ok() {
+                tokio::time::sleep(DRAIN_TIMEOUT).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        };
+        let result = tokio::select! {
+            result = served => result.map_err(ServerError::Serve),
+            () = drain_deadline => {
+                tracing::warn!(
+                    "requests still in flight {}s after the shutdown signal; closing them",
+                    DRAIN_TIMEOUT.as_secs()
+                );
+                Ok(())
+            }
+        };
+
+        let saved = keyring_file.save_counters(state.keyring());
+        match &saved {
+            Ok(()) => tracing::info!("saved keyring usage counters"),
+            Err(e) => tracing::error!(error = %e, "could not save keyring usage counters"),
+        }
+        if tokio::time::timeout(CLOSE_TIMEOUT, state.storage().close())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "database connections still in use {}s after shutdown; not waiting for them",
+                CLOSE_TIMEOUT.as_secs()
+            );
+        }
+        tracing::info!("stopped");
+        result.and(saved)
+    }
+}

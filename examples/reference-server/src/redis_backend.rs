@@ -1,0 +1,96 @@
+//! The optional Redis connection. It is checked at start (the server refuses to start if
+//! Redis does not answer) and reported by `/health`; rate limiting and replay protection
+//! will share it across instances.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::redact_url;
+use crate::error::{Result, ServerError};
+
+/// How long to wait for Redis to connect or answer.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A Redis connection that reconnects on failure; cheap to clone.
+#[derive(Clone)]
+pub struct Redis {
+    conn: ConnectionManager,
+    redacted_url: String,
+}
+
+impl fmt::Debug for Redis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redis")
+            .field("url", &self.redacted_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Redis {
+    /// Connects to `url` and checks that the server answers `PING`.
+    ///
+    /// # Errors
+    /// [`ServerError::Redis`] naming the URL without its password.
+    pub async fn connect(url: &SecretString) -> Result<Self> {
+        let redacted_url = redact_url(url.expose_secret());
+        let fail = |reason: String| ServerError::Redis {
+            url: redacted_url.clone(),
+            reason,
+        };
+        let client = redis::Client::open(url.expose_secret())
+            .map_err(|e| fail(format!("invalid redis url: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT));
+        let conn = tokio::time::timeout(
+            REDIS_TIMEOUT * 2,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| fail("connection timed out".to_owned()))?
+        .map_err(|e| fail(format!("cannot connect: {e}")))?;
+        let redis = Self {
+            conn,
+            redacted_url: redacted_url.clone(),
+        };
+        redis
+            .ping()
+            .await
+            .map_err(|reason| fail(format!("PING failed: {reason}")))?;
+        Ok(redis)
+    }
+
+    /// Sends `PING` and expects `PONG` within [`REDIS_TIMEOUT`].
+    ///
+    /// # Errors
+    /// What went wrong, as text.
+    pub async fn ping(&self) -> Result<(), String> {
+        let mut conn = self.conn.clone();
+        let answer = tokio::time::timeout(
+            REDIS_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut conn),
+        )
+        .await
+        .map_err(|_| "timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+        if answer == "PONG" {
+            Ok(())
+        } else {
+            Err(format!("unexpected answer {answer:?}"))
+        }
+    }
+
+    /// The URL without its password.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// A clone of the connection, for components that use Redis.
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+}

@@ -1,0 +1,112 @@
+//! Application state shared by the request handlers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use finsec_crypto::subject::postgres::{self, PostgresSubjectKeyStore};
+use finsec_crypto::subject::sqlite::{self, SqliteSubjectKeyStore};
+use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
+
+use crate::error::{Result, ServerError};
+use crate::keys::pii_key_name;
+use crate::redis_backend::Redis;
+use crate::storage::Storage;
+
+/// The subject-key store behind the configured database.
+pub type DynSubjectKeyStore = Arc<dyn SubjectKeyStore>;
+
+/// The server's subject-key manager: per-data-subject keys (crypto-shredding) in the
+/// configured database, wrapped by the keyring's `pii` key.
+pub type ServerSubjectKeys = SubjectKeys<DynSubjectKeyStore, Arc<Keyring>>;
+
+/// Runs the finsec-crypto migrations on `storage` and returns its subject-key store.
+///
+/// # Errors
+/// [`ServerError::Storage`] if the migrations fail.
+pub async fn subject_key_store(storage: &Storage) -> Result<DynSubjectKeyStore> {
+    let migrate_err = |backend: &'static str| {
+        move |source: finsec_crypto::Error| ServerError::Storage {
+            backend,
+            target: "migrations".to_owned(),
+            source: Box::new(source),
+        }
+    };
+    Ok(match storage {
+        Storage::Sqlite(pool) => {
+            sqlite::migrate(pool).await.map_err(migrate_err("sqlite"))?;
+            Arc::new(SqliteSubjectKeyStore::new(pool.clone()))
+        }
+        Storage::Postgres(pool) => {
+            postgres::migrate(pool)
+                .await
+                .map_err(migrate_err("postgres"))?;
+            Arc::new(PostgresSubjectKeyStore::new(pool.clone()))
+        }
+    })
+}
+
+/// Everything a request handler may need; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: Storage,
+    redis: Option<Redis>,
+    keyring: Arc<Keyring>,
+    subject_keys: ServerSubjectKeys,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("storage", &self.inner.storage)
+            .field("redis", &self.inner.redis)
+            .field("subject_keys", &self.inner.subject_keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Builds the state: migrates the database and sets up the subject keys over it.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] if the migrations fail.
+    pub async fn new(
+        storage: Storage,
+        redis: Option<Redis>,
+        keyring: Arc<Keyring>,
+    ) -> Result<Self> {
+        let store = subject_key_store(&storage).await?;
+        let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                storage,
+                redis,
+                keyring,
+                subject_keys,
+            }),
+        })
+    }
+
+    /// The database.
+    pub fn storage(&self) -> &Storage {
+        &self.inner.storage
+    }
+
+    /// The Redis connection, if one is configured.
+    pub fn redis(&self) -> Option<&Redis> {
+        self.inner.redis.as_ref()
+    }
+
+    /// The keyring loaded at start (its usage counters are saved at shutdown).
+    pub fn keyring(&self) -> &Arc<Keyring> {
+        &self.inner.keyring
+    }
+
+    /// The subject-key manager (for the GDPR endpoints).
+    pub fn subject_keys(&self) -> &ServerSubjectKeys {
+        &self.inner.subject_keys
+    }
+}

@@ -1,0 +1,142 @@
+//! The database: embedded SQLite by default, PostgreSQL when a URL is configured.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use utoipa::ToSchema;
+
+use crate::config::{Config, redact_url};
+use crate::error::{Result, ServerError};
+
+/// How long to wait for a database connection before failing.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which database holds the server's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    /// The embedded SQLite file in the data directory.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+impl StorageBackend {
+    /// `sqlite` or `postgres`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for StorageBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A connection pool on the configured database.
+#[derive(Clone)]
+pub enum Storage {
+    /// SQLite (WAL journal, `synchronous=FULL`: a committed write survives power loss).
+    Sqlite(SqlitePool),
+    /// PostgreSQL.
+    Postgres(PgPool),
+}
+
+impl fmt::Debug for Storage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Storage").field(&self.backend()).finish()
+    }
+}
+
+impl Storage {
+    /// Opens the database the configuration names: PostgreSQL if `--postgres-url` is set,
+    /// otherwise `finsec.db` in the data directory (created if missing). Fails if the
+    /// database does not answer within [`CONNECT_TIMEOUT`].
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] naming the file or the URL without its password.
+    pub async fn open(config: &Config) -> Result<Self> {
+        match &config.postgres_url {
+            Some(url) => {
+                let url = url.expose_secret();
+                let storage_err = |source: sqlx::Error| ServerError::Storage {
+                    backend: "postgres",
+                    target: redact_url(url),
+                    source: Box::new(source),
+                };
+                let options = PgConnectOptions::from_str(url).map_err(storage_err)?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(storage_err)?;
+                Ok(Self::Postgres(pool))
+            }
+            None => {
+                let path = config.sqlite_path();
+                let options = SqliteConnectOptions::new()
+                    .filename(&path)
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Full)
+                    .foreign_keys(true)
+                    .busy_timeout(CONNECT_TIMEOUT);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(5)
+                    .acquire_timeout(CONNECT_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .map_err(|source| ServerError::Storage {
+                        backend: "sqlite",
+                        target: path.display().to_string(),
+                        source: Box::new(source),
+                    })?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> StorageBackend {
+        match self {
+            Self::Sqlite(_) => StorageBackend::Sqlite,
+            Self::Postgres(_) => StorageBackend::Postgres,
+        }
+    }
+
+    /// Runs `SELECT 1`.
+    ///
+    /// # Errors
+    /// The database error.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        let one: i32 = match self {
+            Self::Sqlite(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
+            Self::Postgres(pool) => sqlx::query_scalar("SELECT 1").fetch_one(pool).await?,
+        };
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(sqlx::Error::Protocol(format!("SELECT 1 returned {one}")))
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+}

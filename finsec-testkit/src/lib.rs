@@ -5,7 +5,7 @@
 //! |--------------|------------------------------------------------------------------------|
 //! | [`postgres`] | a new schema `finsec_test_<random hex>` and a pool whose connections use it |
 //! | [`sqlite`]   | a new SQLite file in a fresh temporary directory (WAL, `synchronous=FULL`) |
-//! | [`redis`]    | a connection and a random key prefix `finsec-test:<random hex>:`       |
+//! | [`redis()`]  | a connection and a random key prefix `finsec-test:<random hex>:`       |
 //!
 //! The servers come from the environment, with local defaults:
 //!
@@ -88,7 +88,7 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// Every schema made by [`postgres`] starts with this.
 pub const SCHEMA_PREFIX: &str = "finsec_test_";
-/// Every key prefix made by [`redis`] starts with this.
+/// Every key prefix made by [`redis()`] starts with this.
 pub const REDIS_PREFIX: &str = "finsec-test:";
 
 /// How to start the local PostgreSQL cluster, quoted in failure messages.

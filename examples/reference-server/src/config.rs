@@ -124,7 +124,7 @@ pub struct Config {
     )]
     pub redis_url: Option<SecretString>,
 
-    /// The sealed keyring file [default: <data-dir>/keyring.sealed]. Point several
+    /// The sealed keyring file [default: DATA_DIR/keyring.sealed]. Point several
     /// instances at one file to share a keyring.
     #[arg(long, env = "FINSEC_KEYRING_FILE", global = true)]
     pub keyring_file: Option<PathBuf>,

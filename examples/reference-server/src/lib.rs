@@ -16,6 +16,38 @@
 //!
 //! On SIGTERM or Ctrl-C it stops accepting connections, lets requests in flight finish
 //! (for up to [`DRAIN_TIMEOUT`]), saves the keyring usage counters and exits.
+//!
+//! # Threat model
+//!
+//! What this skeleton defends against:
+//!
+//! - **Key material at rest.** The keyring file is sealed (AES-256-GCM under an argon2id
+//!   passphrase key or a random master key); the data directory is `0700` and a generated
+//!   `master.key` is `0600`, and the server refuses to start if that file is readable or
+//!   writable by others. Subject keys in the database are stored only wrapped by the `pii`
+//!   KEK.
+//! - **Leaking credentials.** Database and Redis URLs are secret types: `Debug` and the logs
+//!   show them with the password removed; error messages at start do the same.
+//! - **Browser-side attacks on API responses.** Every response (404s and errors included)
+//!   carries a deny-all CSP, `X-Frame-Options: DENY`, `nosniff`, HSTS, `no-referrer` and
+//!   `Cache-Control: no-store`.
+//! - **Log injection through request ids.** An incoming `X-Request-Id` is kept only if it
+//!   is at most 64 characters of `[A-Za-z0-9._-]`; anything else is replaced by a UUIDv7.
+//! - **Losing usage counters.** Key usage counts are merged into the keyring file under its
+//!   lock at shutdown, so an operator's `keys rotate` while the server runs is not undone.
+//!
+//! What it does not defend against (yet):
+//!
+//! - **Anything needing authentication.** There are no authenticated routes; `/health`
+//!   and `/openapi.json` are public by design, and `/health` shows key names, their primary
+//!   versions and whether rotation is due (no key material). Admin operations are the
+//!   `keys` subcommands, run by whoever can read the data directory.
+//! - **Transport security.** The server speaks plain HTTP; terminate TLS in front of it
+//!   (HSTS only takes effect over HTTPS).
+//! - **Slow clients and floods.** There is no header-read timeout or rate limit yet;
+//!   put the server behind a proxy that has them.
+//! - **A master key file next to the keyring.** Anyone who can read both files can open
+//!   the keyring; set `FINSEC_MASTER_PASSPHRASE` from a secrets manager in production.
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -134,6 +134,10 @@ impl Normalizer {
 /// can make a composable pair: `T` + U+0308 has no precomposed form but `t` + U+0308 is
 /// `ẗ` (U+1E97), so without it a value and its normal form would index differently.
 fn fold(value: &str) -> String {
+    // ASCII text is already in NFKC and lower-cases to ASCII: skip both NFKC passes.
+    if value.is_ascii() {
+        return value.trim().to_ascii_lowercase();
+    }
     let lower = value.nfkc().collect::<String>().to_lowercase();
     lower.nfkc().collect::<String>().trim().to_owned()
 }

@@ -6,4 +6,9 @@
 //! - MiFID II (RTS 22) transaction reports validated with finsec-validate, exported as CSV and ISO 20022 XML, with period totals in `Decimal`, best-execution checks and a top-five venues summary.
 //! - Retention policies per record class, legal holds and archive-before-delete with a dry-run report.
 //! - GDPR access, portability, erasure (including crypto-shredding through finsec-crypto subject keys) and rectification over app-provided data sources, with deadlines tracked and a consent ledger.
+//!
+//! # Threat model
+//!
+//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
+//! section arrives with the code.
 #![forbid(unsafe_code)]

@@ -184,6 +184,57 @@ impl From<String> for Passphrase {
     }
 }
 
+/// Returns `url` with the password of its `user:password@` part and any `password=`
+/// query parameter replaced by `***`, for logs and error messages (database and cache
+/// URLs often carry credentials).
+///
+/// It errs on the side of hiding too much: the user information ends at the *last* `@`
+/// of the URL, so a password holding an unencoded `/`, `?`, `#` or `@` (which a URL
+/// parser would reject, making this the text of the error message) is still hidden.
+///
+/// ```
+/// use finsec_crypto::secret::redact_url;
+/// assert_eq!(
+///     redact_url("postgres://app:s3cret@db:5432/x?sslmode=require&password=p"),
+///     "postgres://app:***@db:5432/x?sslmode=require&password=***",
+/// );
+/// assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (Some(scheme), rest),
+        None => (None, url),
+    };
+    let (userinfo, after_at) = match rest.rsplit_once('@') {
+        Some((userinfo, after)) => (Some(userinfo), after),
+        None => (None, rest),
+    };
+    let userinfo = match userinfo {
+        Some(userinfo) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@"),
+            None => format!("{userinfo}@"),
+        },
+        None => String::new(),
+    };
+    let tail = match after_at.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| match pair.split_once('=') {
+                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                    _ => pair.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => after_at.to_owned(),
+    };
+    match scheme {
+        Some(scheme) => format!("{scheme}://{userinfo}{tail}"),
+        None => format!("{userinfo}{tail}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +261,34 @@ mod tests {
         assert!(Key256::try_from_slice(&[0u8; 31]).is_err());
         assert!(Key256::try_from_slice(&[0u8; 33]).is_err());
         assert!(Key256::try_from_slice(&[0u8; 32]).is_ok());
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(
+            redact_url("postgres://app:pw@db:5432/x?sslmode=require&password=p"),
+            "postgres://app:***@db:5432/x?sslmode=require&password=***"
+        );
+        assert_eq!(redact_url("redis://:pw@cache"), "redis://:***@cache");
+        assert_eq!(
+            redact_url("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        // Unencoded special characters in the password: a URL parser rejects these, and the
+        // URL then ends up in the error message.
+        for url in [
+            "postgres://app:pa/ss@db:5432/x",
+            "postgres://app:pa?ss@db:5432/x",
+            "postgres://app:pa#ss@db:5432/x",
+            "postgres://app:pa@ss@db:5432/x",
+            "redis://:pa/ss@cache:6379/0",
+        ] {
+            let redacted = redact_url(url);
+            assert!(!redacted.contains("ss@"), "{url} -> {redacted}");
+            assert!(redacted.contains(":***@"), "{url} -> {redacted}");
+            assert!(redacted.contains("db:5432/x") || redacted.contains("cache:6379/0"));
+        }
     }
 }

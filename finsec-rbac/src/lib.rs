@@ -8,4 +8,9 @@
 //! - Policies loaded from TOML, YAML or JSON and checked at load time; a built-in preset with the admin, trader, analyst and viewer roles.
 //! - Maker-checker (four eyes) approvals with a quorum and a time limit, and an always-audited break-glass override.
 //! - A `Decision` that says allow or deny and which rule decided, compiled so a check costs well under a microsecond.
+//!
+//! # Threat model
+//!
+//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
+//! section arrives with the code.
 #![forbid(unsafe_code)]

@@ -110,50 +110,7 @@ fn random_hex() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Returns `url` with any password replaced by `***`, for error messages.
-///
-/// Handles the `user:password@` part of the authority and a `password=` query parameter.
-///
-/// ```
-/// use finsec_testkit::redact_url;
-/// assert_eq!(
-///     redact_url("postgres://app:s3cret@db:5432/x?sslmode=require&password=p"),
-///     "postgres://app:***@db:5432/x?sslmode=require&password=***",
-/// );
-/// assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        Some((path, query)) => {
-            let query: Vec<String> = query
-                .split('&')
-                .map(|pair| match pair.split_once('=') {
-                    Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
-                    _ => pair.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", query.join("&"))
-        }
-        None => tail.to_owned(),
-    };
-    match scheme {
-        Some(scheme) => format!("{scheme}://{authority}{tail}"),
-        None => format!("{authority}{tail}"),
-    }
-}
+pub use finsec_crypto::secret::redact_url;
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL
@@ -519,22 +476,6 @@ impl RedisTestPrefix {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction() {
-        assert_eq!(
-            redact_url("postgres://u:p@h:1/db"),
-            "postgres://u:***@h:1/db"
-        );
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("postgres://h"), "postgres://h");
-        assert_eq!(redact_url("redis://:pw@h:6379/0"), "redis://:***@h:6379/0");
-        assert_eq!(
-            redact_url("postgres://u:p:q@x@h/db?a=1&PASSWORD=z"),
-            "postgres://u:***@h/db?a=1&PASSWORD=***"
-        );
-        assert_eq!(redact_url("h?password=x"), "h?password=***");
-    }
 
     #[test]
     fn random_names_are_fresh_hex() {

@@ -7,4 +7,9 @@
 //! - Composite validation that collects every field error with its path, code and message.
 //! - Text rules (length, control characters, NFKC, bidi overrides), HTML sanitising with `ammonia` under named policies, and a safe path join under a base directory.
 //! - Tokenizer-based SQL injection detection as defence in depth, with measured detection and false-positive rates.
+//!
+//! # Threat model
+//!
+//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
+//! section arrives with the code.
 #![forbid(unsafe_code)]

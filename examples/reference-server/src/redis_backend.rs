@@ -8,8 +8,8 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::redact_url;
 use crate::error::{Result, ServerError};
+use finsec_crypto::secret::redact_url;
 
 /// How long to wait for Redis to connect or answer.
 pub const REDIS_TIMEOUT: Duration = Duration::from_secs(5);

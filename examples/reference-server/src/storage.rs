@@ -12,7 +12,9 @@ use sqlx::sqlite::{
 };
 use utoipa::ToSchema;
 
-use crate::config::{Config, redact_url};
+use finsec_crypto::secret::redact_url;
+
+use crate::config::Config;
 use crate::error::{Result, ServerError};
 
 /// How long to wait for a database connection before failing.

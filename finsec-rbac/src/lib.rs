@@ -1,16 +1,25 @@
-//! Role-based access control for finsec: permission patterns, roles, policies and maker-checker approvals.
-//!
-//! **Status: not built yet.** This crate is a placeholder in the workspace so that the
-//! layout, features and CI are in place; it exports nothing. It will hold:
-//!
-//! - Colon-separated permission patterns with `*` per segment.
-//! - Roles with inheritance, explicit deny rules that win, and conditions (ownership, attribute equality, IP allow-lists).
-//! - Policies loaded from TOML, YAML or JSON and checked at load time; a built-in preset with the admin, trader, analyst and viewer roles.
-//! - Maker-checker (four eyes) approvals with a quorum and a time limit, and an always-audited break-glass override.
-//! - A `Decision` that says allow or deny and which rule decided, compiled so a check costs well under a microsecond.
-//!
-//! # Threat model
-//!
-//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
-//! section arrives with the code.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod approval;
+pub mod condition;
+pub mod danger;
+pub mod decision;
+pub mod error;
+pub mod permission;
+pub mod policy;
+pub mod request;
+pub mod shared;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use approval::{ApprovalId, ApprovalStore, MemoryApprovalStore};
+pub use condition::Condition;
+pub use decision::{AuditRecord, Decision, Reason, RuleMatch};
+pub use error::{Error, Result};
+pub use permission::{Permission, PermissionPattern};
+pub use policy::{Approval, Effect, Policy, Role, RoleName, Rule};
+pub use request::{Principal, Request, Resource};
+pub use shared::SharedPolicy;

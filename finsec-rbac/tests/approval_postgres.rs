@@ -1,0 +1,75 @@
+//! `PgApprovalStore` on a real PostgreSQL schema (finsec-testkit): migrations, the
+//! conformance suite, a full maker-checker flow, and two pools standing for two instances.
+
+#![cfg(test)]
+
+use finsec_rbac::approval::postgres::{PgApprovalStore, migrate};
+use finsec_rbac::testing::approval_store_conformance;
+use finsec_testkit::PgTestDb;
+
+mod approval_support;
+
+async fn db() -> PgTestDb {
+    let db = finsec_testkit::postgres().await;
+    migrate(db.pool()).await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn approval_postgres_conformance() {
+    let db = db().await;
+    let store = PgApprovalStore::new(db.pool().clone());
+    approval_store_conformance(&store).await;
+    approval_store_conformance(&store).await;
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn approval_postgres_migrate_is_idempotent_and_shares_the_migrations_table() {
+    let db = db().await;
+    migrate(db.pool()).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations \
+         (version, description, success, checksum, execution_time) \
+         VALUES (10001, 'other crate', true, '\\x00', 0)",
+    )
+    .execute(db.pool())
+    .await
+    .unwrap();
+    migrate(db.pool()).await.unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, vec![10001, 30001]);
+    let bad = sqlx::query(
+        "INSERT INTO finsec_rbac_approval_requests \
+         (id, initiator, action, subject, approver, quorum, created_at, expires_at) \
+         VALUES ('0123456789abcdef0123456789abcdef', 'm', 'a', 's', 'b', 1, 5, 5)",
+    )
+    .execute(db.pool())
+    .await;
+    assert!(bad.is_err(), "an empty approval window is refused");
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn approval_postgres_maker_checker_flow() {
+    let db = db().await;
+    approval_support::flow(&PgApprovalStore::new(db.pool().clone())).await;
+    db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approval_postgres_two_pools_consume_once() {
+    let db = db().await;
+    let other = db.new_pool().await;
+    approval_support::two_stores_consume_once(
+        &PgApprovalStore::new(db.pool().clone()),
+        &PgApprovalStore::new(other.clone()),
+    )
+    .await;
+    other.close().await;
+    db.cleanup().await;
+}

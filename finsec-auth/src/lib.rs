@@ -1,15 +1,69 @@
 //! Authentication for finsec: JWT tokens, argon2id passwords, TOTP MFA and API keys.
 //!
-//! **Status: not built yet.** This crate is a placeholder in the workspace so that the
-//! layout, features and CI are in place; it exports nothing. It will hold:
+//! | module | what it holds |
+//! |---|---|
+//! | [`tokens`] | JWT issue/verify (HS256/384/512, EdDSA, ES256) on `jsonwebtoken`'s RustCrypto backend with strict defaults, `kid` rotation and JWKS, access/refresh pairs with reuse detection, `jti` revocation ([`tokens::RevocationStore`], [`tokens::RefreshTokenStore`]) |
+//! | [`passwords`] | argon2id PHC hashes (OWASP defaults), rehash detection, optional pepper, dummy verification for unknown users, NIST SP 800-63B rules, legacy bcrypt verification (feature `legacy-bcrypt`) |
+//! | [`mfa`] | RFC 6238 TOTP with replay protection ([`mfa::TotpReplayStore`]), pending enrollment, `otpauth://` URIs and QR codes (PNG, SVG), hashed single-use backup codes |
+//! | [`api_keys`] | printable keys (`fsk_` prefix, key id, 256-bit secret, CRC-32) stored as hashes, scopes, expiry, revocation, rotation with overlap, batched usage tracking ([`api_keys::ApiKeyStore`]) |
 //!
-//! - `tokens`: issue and verify JWTs (HS256/384/512, EdDSA, ES256) with keys that carry a `kid`, several keys active for rotation, a JWKS export, strict validation (algorithm from the key, required `exp`, `iss`, `aud`, bounded size), access/refresh pairs with rotation and reuse detection, and `jti` revocation (`RevocationStore`).
-//! - `passwords`: argon2id PHC hashes with OWASP parameters, `needs_rehash`, an optional pepper, legacy bcrypt verification for migration, a dummy verification for unknown users and NIST SP 800-63B length rules.
-//! - `mfa`: RFC 6238 TOTP with replay protection (`TotpReplayStore`), pending enrollment, `otpauth://` URIs, QR codes as PNG and SVG, and hashed single-use backup codes.
-//! - `api_keys`: printable keys with a fixed prefix, key id, 256-bit secret and checksum; only a hash is stored; scopes, expiry, revocation and rotation with an overlap window.
+//! Each module has its own error type; [`Error`] gathers them. Credential failures reach
+//! the caller as one indistinguishable outcome per module (a password `Mismatch`, an API key
+//! `Rejected`, a TOTP `Invalid`), with the detail kept for the audit log.
+//!
+//! ```
+//! use finsec_auth::passwords::{Argon2Params, Password, PasswordHasher, PasswordPolicy, Verification};
+//!
+//! # fn main() -> Result<(), finsec_auth::Error> {
+//! let hasher = PasswordHasher::new(Argon2Params::default(), None)?;
+//! let new = PasswordPolicy::default().check(&Password::new("correct horse battery staple"))?;
+//! let stored = hasher.hash(&new)?;
+//! assert!(matches!(
+//!     hasher.verify(&Password::new("correct horse battery staple"), &stored)?,
+//!     Verification::Verified { needs_rehash: false }
+//! ));
+//! assert_eq!(hasher.dummy_verify(&Password::new("guess")), Verification::Mismatch);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | enables |
+//! |---|---|
+//! | `sqlite` | SQLite stores (tokens, TOTP replay, backup codes, API keys) and their migrations (20001–20999) |
+//! | `postgres` | the same stores on PostgreSQL |
+//! | `redis` | Redis stores for token revocation/refresh families, TOTP replay and backup codes |
+//! | `legacy-bcrypt` | verification of `$2a$`/`$2b$`/`$2y$` bcrypt hashes, to migrate to argon2id on login |
+//! | `testing` | the behavioural conformance suites every store implementation runs |
+//! | `full` | all of the above |
 //!
 //! # Threat model
 //!
-//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
-//! section arrives with the code.
+//! Each module documents its own; in short:
+//!
+//! - **Forged or confused tokens**: the algorithm comes from the key, never the token;
+//!   `alg: none`, key-supplying headers (`jku`, `x5u`, `x5c`, `jwk`) and unknown `crit` are
+//!   refused; `exp`, `iss` and `aud` are required; duplicate JSON members are refused.
+//! - **Stolen refresh tokens**: rotation on every use and family revocation on reuse.
+//! - **Offline attacks on a database dump**: passwords are argon2id (optionally peppered),
+//!   API keys and refresh tokens are stored only as hashes, backup codes as keyed hashes.
+//! - **Account enumeration by timing**: a dummy verification for unknown users and
+//!   constant-time comparisons.
+//! - **TOTP replay**, also across instances: an atomic compare-and-set of the last accepted
+//!   step in a shared store.
+//! - **Leaks through logs**: secrets, keys and codes print as `[REDACTED]`.
+//!
+//! Not covered here: rate limiting of guesses (finsec-ratelimit), transport security, and
+//! the compromise of the host holding signing keys and peppers.
 #![forbid(unsafe_code)]
+
+pub mod tokens;
+pub use tokens::{Claims, SigningKey, TokenError, Validation, Verifier};
+pub mod passwords;
+pub use passwords::{Password, PasswordError, PasswordHasher, PasswordPolicy, Verification};
+pub mod api_keys;
+pub mod error;
+pub mod mfa;
+
+pub use error::Error;

@@ -1,0 +1,335 @@
+//! The printable API key format.
+//!
+//! ```text
+//! fsk_0123456789abcdef_<64 hex digits of secret><8 hex digits of CRC-32>
+//! ```
+//!
+//! Byte by byte (all ASCII, 93 bytes in total):
+//!
+//! | bytes  | content                                                                   |
+//! |--------|---------------------------------------------------------------------------|
+//! | 0–3    | the fixed prefix `fsk_` ([`PREFIX`])                                      |
+//! | 4–19   | the key id: 8 random bytes as 16 lowercase hex digits                     |
+//! | 20     | `_`                                                                       |
+//! | 21–84  | the secret: 32 random bytes (256 bits) as 64 lowercase hex digits         |
+//! | 85–92  | CRC-32 (IEEE 802.3, the zlib/PNG one) of bytes 0–84, 8 lowercase hex digits, big-endian |
+//!
+//! Lowercase hex keeps the key one "word" for double-click selection, safe in URLs,
+//! headers and shell lines, and free of look-alike characters. Uppercase digits are
+//! refused so every key has exactly one spelling.
+//!
+//! Secret scanners (and the CRC check) can recognise a key with
+//!
+//! ```text
+//! \bfsk_[0-9a-f]{16}_[0-9a-f]{72}\b
+//! ```
+//!
+//! ([`SCANNER_REGEX`]); the CRC lets a scanner drop random matches offline. The checksum
+//! is not a security control (anyone can compute it): it only rejects typos and truncated
+//! keys before any store lookup.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use rand::RngCore;
+use rand::rngs::OsRng;
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::{ApiKeyError, RejectReason, Rejection, Result};
+
+/// The fixed prefix of every key.
+pub const PREFIX: &str = "fsk_";
+/// Length of a printable key in bytes.
+pub const KEY_LEN: usize = PREFIX.len() + ID_HEX_LEN + 1 + SECRET_HEX_LEN + CRC_HEX_LEN;
+/// A regular expression that matches printable keys, for secret scanners.
+pub const SCANNER_REGEX: &str = r"\bfsk_[0-9a-f]{16}_[0-9a-f]{72}\b";
+/// Bytes of a key id.
+pub const ID_LEN: usize = 8;
+/// Bytes of a secret (256 bits).
+pub const SECRET_LEN: usize = 32;
+
+const ID_HEX_LEN: usize = ID_LEN * 2;
+const SECRET_HEX_LEN: usize = SECRET_LEN * 2;
+const CRC_HEX_LEN: usize = 8;
+/// Domain separation for the stored secret hash.
+const HASH_DOMAIN: &[u8] = b"finsec-api-key-v1\0";
+
+/// The public, non-secret identifier of an API key (8 random bytes).
+///
+/// Shown to users and written to logs; it is how a store finds the key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ApiKeyId([u8; ID_LEN]);
+
+impl ApiKeyId {
+    /// An id from its bytes.
+    pub const fn from_bytes(bytes: [u8; ID_LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The id's bytes.
+    pub const fn as_bytes(&self) -> &[u8; ID_LEN] {
+        &self.0
+    }
+
+    /// A fresh random id.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::Random`] if the operating system's random source fails.
+    pub fn random() -> Result<Self> {
+        let mut bytes = [0u8; ID_LEN];
+        OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|_| ApiKeyError::Random)?;
+        Ok(Self(bytes))
+    }
+}
+
+impl fmt::Debug for ApiKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeyId({self})")
+    }
+}
+
+impl fmt::Display for ApiKeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for ApiKeyId {
+    type Err = ApiKeyError;
+
+    /// Parses 16 lowercase hex digits.
+    fn from_str(s: &str) -> Result<Self> {
+        let bytes =
+            decode_hex::<ID_LEN>(s.as_bytes()).ok_or(ApiKeyError::InvalidId { len: s.len() })?;
+        Ok(Self(bytes))
+    }
+}
+
+/// The SHA-256 hash of a key's secret, the only form in which a store keeps it.
+///
+/// `SHA-256("finsec-api-key-v1\0" || key id || secret)`. A fast hash is right here: the
+/// secret is 256 uniformly random bits, so there is nothing to brute-force or look up in
+/// a dictionary, and a slow password hash would only hand attackers a CPU-exhaustion lever
+/// on every request. Binding the key id means a hash copied to another row does not verify.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretHash([u8; 32]);
+
+impl SecretHash {
+    /// A hash from its stored bytes.
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The stored bytes.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    fn compute(id: &ApiKeyId, secret: &[u8; SECRET_LEN]) -> Self {
+        let mut h = Sha256::new();
+        h.update(HASH_DOMAIN);
+        h.update(id.as_bytes());
+        h.update(secret);
+        Self(h.finalize().into())
+    }
+
+    /// Constant-time equality.
+    pub(crate) fn ct_eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for SecretHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretHash(..)")
+    }
+}
+
+/// A freshly generated key: the printable form (shown to the user once) and its id and
+/// hash (stored).
+pub struct GeneratedKey {
+    /// The id.
+    pub id: ApiKeyId,
+    /// The hash to store.
+    pub hash: SecretHash,
+    /// The printable key, to hand to the user once and never store.
+    pub printable: SecretString,
+}
+
+impl fmt::Debug for GeneratedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GeneratedKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GeneratedKey {
+    /// Generates a key with a fresh random id and secret.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::Random`] if the operating system's random source fails.
+    pub fn generate() -> Result<Self> {
+        let id = ApiKeyId::random()?;
+        let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
+        OsRng
+            .try_fill_bytes(secret.as_mut())
+            .map_err(|_| ApiKeyError::Random)?;
+        Ok(Self::from_parts(id, &secret))
+    }
+
+    /// The key with this id and secret (deterministic; for tests and vectors).
+    pub fn from_parts(id: ApiKeyId, secret: &[u8; SECRET_LEN]) -> Self {
+        let mut text = String::with_capacity(KEY_LEN);
+        text.push_str(PREFIX);
+        text.push_str(&id.to_string());
+        text.push('_');
+        for b in secret {
+            // Writing to a String cannot fail.
+            let _ = write!(text, "{b:02x}");
+        }
+        let crc = crc32(text.as_bytes());
+        let _ = write!(text, "{crc:08x}");
+        Self {
+            id,
+            hash: SecretHash::compute(&id, secret),
+            printable: SecretString::from(text),
+        }
+    }
+}
+
+/// A key that passed the format and checksum checks: its id and the hash of its secret.
+///
+/// The secret itself is hashed during parsing and wiped; only the hash is kept.
+#[derive(Clone)]
+pub struct ParsedApiKey {
+    id: ApiKeyId,
+    hash: SecretHash,
+}
+
+impl fmt::Debug for ParsedApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParsedApiKey")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ParsedApiKey {
+    /// Parses a printable key, checking length, prefix, alphabet and checksum, without any
+    /// store lookup.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::Rejected`] with reason [`RejectReason::Malformed`] or
+    /// [`RejectReason::BadChecksum`]. The message never contains the input.
+    pub fn parse(input: &str) -> Result<Self> {
+        let reject = |reason| ApiKeyError::Rejected(Rejection::new(reason, None));
+        let bytes = input.as_bytes();
+        if bytes.len() != KEY_LEN || !bytes.starts_with(PREFIX.as_bytes()) {
+            return Err(reject(RejectReason::Malformed));
+        }
+        let rest = bytes.get(PREFIX.len()..).unwrap_or_default();
+        let (id_hex, rest) = rest.split_at_checked(ID_HEX_LEN).unwrap_or_default();
+        let (sep, rest) = rest.split_at_checked(1).unwrap_or_default();
+        let (secret_hex, crc_hex) = rest.split_at_checked(SECRET_HEX_LEN).unwrap_or_default();
+        if sep != b"_" {
+            return Err(reject(RejectReason::Malformed));
+        }
+        let id = decode_hex::<ID_LEN>(id_hex).ok_or_else(|| reject(RejectReason::Malformed))?;
+        let secret = Zeroizing::new(
+            decode_hex::<SECRET_LEN>(secret_hex).ok_or_else(|| reject(RejectReason::Malformed))?,
+        );
+        let crc = decode_hex::<4>(crc_hex).ok_or_else(|| reject(RejectReason::Malformed))?;
+        let body = bytes.get(..KEY_LEN - CRC_HEX_LEN).unwrap_or_default();
+        if crc32(body) != u32::from_be_bytes(crc) {
+            return Err(reject(RejectReason::BadChecksum));
+        }
+        let id = ApiKeyId(id);
+        Ok(Self {
+            id,
+            hash: SecretHash::compute(&id, &secret),
+        })
+    }
+
+    /// Parses a key held in a secret string.
+    ///
+    /// # Errors
+    /// As [`parse`](Self::parse).
+    pub fn parse_secret(input: &SecretString) -> Result<Self> {
+        Self::parse(input.expose_secret())
+    }
+
+    /// The key id.
+    pub fn id(&self) -> ApiKeyId {
+        self.id
+    }
+
+    /// The hash of the presented secret.
+    pub fn hash(&self) -> &SecretHash {
+        &self.hash
+    }
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn decode_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
+    if s.len() != N * 2 {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let [hi, lo] = pair else { return None };
+        *o = (hex_val(*hi)? << 4) | hex_val(*lo)?;
+    }
+    Some(out)
+}
+
+/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bitwise: keys are short.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in data {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_check_value() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+
+    #[test]
+    fn known_key_layout() {
+        let id = ApiKeyId::from_bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        let key = GeneratedKey::from_parts(id, &[0x11; SECRET_LEN]);
+        let text = key.printable.expose_secret();
+        assert_eq!(text.len(), KEY_LEN);
+        assert_eq!(KEY_LEN, 93);
+        assert!(text.starts_with("fsk_0123456789abcdef_1111"));
+        let body = &text[..85];
+        assert_eq!(&text[85..], format!("{:08x}", crc32(body.as_bytes())));
+    }
+}

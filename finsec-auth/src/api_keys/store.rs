@@ -1,0 +1,260 @@
+//! The [`ApiKeyStore`] trait and the in-memory store.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use finsec_rbac::PermissionPattern;
+use time::OffsetDateTime;
+
+use super::{ApiKeyError, ApiKeyId, Result, SecretHash};
+
+/// The largest use count a store keeps (`i64::MAX`, what SQL `BIGINT` holds); counts
+/// saturate there.
+pub const MAX_USE_COUNT: u64 = u64::MAX >> 1;
+
+/// One stored API key. Holds the hash of the secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key id.
+    pub id: ApiKeyId,
+    /// The owner (principal) the key acts for.
+    pub owner: String,
+    /// What the key may do.
+    pub scopes: Vec<PermissionPattern>,
+    /// The hash of the secret.
+    pub secret_hash: SecretHash,
+    /// When it was issued.
+    pub created_at: OffsetDateTime,
+    /// When it stops working, if ever (set by rotation to the end of the overlap).
+    pub expires_at: Option<OffsetDateTime>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+    /// The key that replaced it by rotation.
+    pub replaced_by: Option<ApiKeyId>,
+    /// The latest use recorded in the store (batched, so possibly behind).
+    pub last_used_at: Option<OffsetDateTime>,
+    /// Uses recorded in the store (batched, so possibly behind; at most [`MAX_USE_COUNT`]).
+    pub use_count: u64,
+}
+
+/// Uses of one key accumulated since the last flush.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageUpdate {
+    /// The key.
+    pub id: ApiKeyId,
+    /// How many uses to add.
+    pub uses: u64,
+    /// The latest use in the batch.
+    pub last_used_at: OffsetDateTime,
+}
+
+/// Storage of API key records. Object safe: `Box<dyn ApiKeyStore>` works.
+///
+/// Every implementation runs the conformance suite in the `testing` module (feature
+/// `testing`). Timestamps are stored at microsecond precision.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync {
+    /// Stores a new record.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::DuplicateId`] if the id exists (nothing is changed), or a store error.
+    async fn insert(&self, record: &ApiKeyRecord) -> Result<()>;
+
+    /// The record with this id, if any.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>>;
+
+    /// All records of an owner, ordered by creation time, then id.
+    ///
+    /// # Errors
+    /// A store error.
+    async fn list_for_owner(&self, owner: &str) -> Result<Vec<ApiKeyRecord>>;
+
+    /// Marks a key revoked at `at`. Returns `false` (and keeps the first time) if it was
+    /// already revoked.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::NotFound`] or a store error.
+    async fn revoke(&self, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool>;
+
+    /// Atomically records that `old` is replaced by `new`, sets `old`'s expiry to
+    /// `old_valid_until` unless it already expires sooner, and inserts `new`.
+    ///
+    /// # Errors
+    /// [`ApiKeyError::NotFound`] for an unknown `old`; [`ApiKeyError::InvalidState`] if it
+    /// is revoked or already replaced; [`ApiKeyError::DuplicateId`] if `new`'s id exists.
+    /// On error nothing is changed.
+    async fn rotate(
+        &self,
+        old: &ApiKeyId,
+        new: &ApiKeyRecord,
+        old_valid_until: OffsetDateTime,
+    ) -> Result<()>;
+
+    /// Adds batched uses: `use_count += uses` (saturating at [`MAX_USE_COUNT`]) and `last_used_at` becomes the
+    /// later of the stored and the batch's time. Unknown ids are ignored (the key may have
+    /// been deleted meanwhile).
+    ///
+    /// # Errors
+    /// A store error.
+    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<()>;
+}
+
+/// An [`ApiKeyStore`] in process memory, for tests and single-process deployments.
+#[derive(Default)]
+pub struct MemoryApiKeyStore {
+    rows: Mutex<HashMap<ApiKeyId, ApiKeyRecord>>,
+}
+
+impl fmt::Debug for MemoryApiKeyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryApiKeyStore")
+            .field("keys", &self.lock().len())
+            .finish()
+    }
+}
+
+impl MemoryApiKeyStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ApiKeyId, ApiKeyRecord>> {
+        // Every update below is applied whole under the lock, so a poisoned map is intact.
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryApiKeyStore {
+    async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
+        let mut rows = self.lock();
+        if rows.contains_key(&record.id) {
+            return Err(ApiKeyError::DuplicateId { id: record.id });
+        }
+        rows.insert(record.id, record.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
+        Ok(self.lock().get(id).cloned())
+    }
+
+    async fn list_for_owner(&self, owner: &str) -> Result<Vec<ApiKeyRecord>> {
+        let mut out: Vec<ApiKeyRecord> = self
+            .lock()
+            .values()
+            .filter(|r| r.owner == owner)
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| (r.created_at, r.id));
+        Ok(out)
+    }
+
+    async fn revoke(&self, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
+        let mut rows = self.lock();
+        let row = rows.get_mut(id).ok_or(ApiKeyError::NotFound { id: *id })?;
+        if row.revoked_at.is_some() {
+            return Ok(false);
+        }
+        row.revoked_at = Some(at);
+        Ok(true)
+    }
+
+    async fn rotate(
+        &self,
+        old: &ApiKeyId,
+        new: &ApiKeyRecord,
+        old_valid_until: OffsetDateTime,
+    ) -> Result<()> {
+        let mut rows = self.lock();
+        if rows.contains_key(&new.id) {
+            return Err(ApiKeyError::DuplicateId { id: new.id });
+        }
+        let row = rows
+            .get_mut(old)
+            .ok_or(ApiKeyError::NotFound { id: *old })?;
+        check_rotatable(row)?;
+        row.replaced_by = Some(new.id);
+        row.expires_at = Some(match row.expires_at {
+            Some(at) if at < old_valid_until => at,
+            _ => old_valid_until,
+        });
+        rows.insert(new.id, new.clone());
+        Ok(())
+    }
+
+    async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<()> {
+        let mut rows = self.lock();
+        for update in batch {
+            if let Some(row) = rows.get_mut(&update.id) {
+                row.use_count = row.use_count.saturating_add(update.uses).min(MAX_USE_COUNT);
+                if row.last_used_at.is_none_or(|at| at < update.last_used_at) {
+                    row.last_used_at = Some(update.last_used_at);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Refuses to rotate a revoked or already replaced key.
+pub(crate) fn check_rotatable(row: &ApiKeyRecord) -> Result<()> {
+    let state = if row.revoked_at.is_some() {
+        "revoked"
+    } else if row.replaced_by.is_some() {
+        "already rotated"
+    } else {
+        return Ok(());
+    };
+    Err(ApiKeyError::InvalidState {
+        id: row.id,
+        operation: "rotated",
+        state,
+    })
+}
+
+macro_rules! forward_store {
+    ($($ptr:ident)::+) => {
+        #[async_trait]
+        impl<S: ApiKeyStore + ?Sized> ApiKeyStore for $($ptr)::+<S> {
+            async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
+                (**self).insert(record).await
+            }
+
+            async fn get(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRecord>> {
+                (**self).get(id).await
+            }
+
+            async fn list_for_owner(&self, owner: &str) -> Result<Vec<ApiKeyRecord>> {
+                (**self).list_for_owner(owner).await
+            }
+
+            async fn revoke(&self, id: &ApiKeyId, at: OffsetDateTime) -> Result<bool> {
+                (**self).revoke(id, at).await
+            }
+
+            async fn rotate(
+                &self,
+                old: &ApiKeyId,
+                new: &ApiKeyRecord,
+                old_valid_until: OffsetDateTime,
+            ) -> Result<()> {
+                (**self).rotate(old, new, old_valid_until).await
+            }
+
+            async fn record_usage(&self, batch: &[UsageUpdate]) -> Result<()> {
+                (**self).record_usage(batch).await
+            }
+        }
+    };
+}
+
+// `ApiKeys<Box<dyn ApiKeyStore>>` and `ApiKeys<Arc<S>>` work.
+forward_store!(Box);
+forward_store!(std::sync::Arc);

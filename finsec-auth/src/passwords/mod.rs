@@ -1,0 +1,156 @@
+//! Password hashing and password rules: argon2id PHC strings, an optional pepper, legacy
+//! bcrypt verification for migration, a dummy verification for unknown users and
+//! NIST SP 800-63B length rules.
+//!
+//! # Use
+//!
+//! ```
+//! use finsec_auth::passwords::{Argon2Params, Password, PasswordHasher, PasswordPolicy, Verification};
+//!
+//! # fn main() -> Result<(), finsec_auth::passwords::PasswordError> {
+//! // OWASP's parameters; stronger ones with `PasswordHasher::new(Argon2Params::new(..)?, pepper)`.
+//! let hasher = PasswordHasher::new(Argon2Params::default(), None)?;
+//! let policy = PasswordPolicy::default();
+//!
+//! // Registration: the policy turns a candidate into a `NewPassword`; only that can be hashed.
+//! let new = policy.check(&Password::new("correct horse battery staple"))?;
+//! let stored = hasher.hash(&new)?;
+//!
+//! // Login.
+//! match hasher.verify(&Password::new("correct horse battery staple"), &stored)? {
+//!     Verification::Verified { needs_rehash } => assert!(!needs_rehash),
+//!     Verification::Mismatch => unreachable!(),
+//! }
+//! // Or verify and get the replacement hash when the stored one is legacy or weaker.
+//! let (outcome, replacement) =
+//!     hasher.verify_and_rehash(&Password::new("correct horse battery staple"), &stored)?;
+//! assert!(outcome.is_verified() && replacement.is_none());
+//! // Unknown user: spend the same time, always a mismatch.
+//! assert_eq!(hasher.dummy_verify(&Password::new("guess")), Verification::Mismatch);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Defaults and why
+//!
+//! | setting | default | why |
+//! |---------|---------|-----|
+//! | algorithm | argon2id v1.3 | RFC 9106's recommendation; memory-hard, resists GPU/ASIC and side channels |
+//! | cost | m = 19,456 KiB (19 MiB), t = 2, p = 1 | OWASP Password Storage Cheat Sheet minimum; the same constants as [`finsec_crypto::kdf`], whose `MIN_*`/`MAX_*` bounds are reused |
+//! | salt | 16 random bytes per hash | RFC 9106 recommends 128 bits |
+//! | tag | 32 bytes | RFC 9106 |
+//! | pepper | none (optional) | needs a secret store outside the database; see below |
+//! | length | 12..=256 characters (after NFKC) | SP 800-63B 5.1.1.2 requires a minimum of at least 8 and allows at least 64; 256 bounds the work an attacker can make us do |
+//! | composition rules | none | SP 800-63B 5.1.1.2: verifiers SHALL NOT impose them |
+//! | normalisation | NFKC | SP 800-63B 5.1.1.2 (the same password typed on different keyboards matches) |
+//!
+//! New hashes must meet the `MIN_*` parameters of [`finsec_crypto::kdf`]; stored hashes
+//! are verified whatever their cost (up to the `MAX_*` bounds, so a crafted string cannot
+//! ask for gigabytes of memory) and [`Verification::Verified`] says `needs_rehash` when
+//! they are weaker than (or otherwise differ from) the current parameters or pepper: hash the
+//! password again and store the new string while you have it in hand.
+//!
+//! # Pepper
+//!
+//! A [`Pepper`] is passed to argon2 as its *secret* input (`K` in RFC 9106 section 3.1),
+//! rather than as an HMAC of the password computed beforehand: argon2 was designed to take
+//! it, no second primitive is involved, and the result stays a standard PHC string. The
+//! pepper's id (1 to 8 bytes) is written into the PHC string as argon2's standard `keyid`
+//! parameter, so several peppers can be configured at once for rotation: hashes made
+//! under a retired pepper still verify, and report `needs_rehash`.
+//!
+//! # Legacy bcrypt
+//!
+//! With the `legacy-bcrypt` feature, `$2a$`, `$2b$` and `$2y$` hashes (as written by
+//! Python's passlib) verify too, always with `needs_rehash: true`, so users of an existing
+//! platform move to argon2id at their next successful login. See the `legacy` module for
+//! the 72-byte limit.
+//!
+//! # Threat model
+//!
+//! Defends against: offline guessing after a database leak (memory-hard hashing, unique
+//! salts; with a pepper, a leak of the database alone is not enough to test guesses at all);
+//! account enumeration by timing ([`PasswordHasher::dummy_verify`] costs what a real
+//! verification costs); distinguishing failure reasons (a wrong password is
+//! [`Verification::Mismatch`], whatever the reason, and the variant carries nothing);
+//! denial of service through long passwords or crafted stored hashes (length and
+//! parameter bounds); passwords leaking through logs ([`Password`] is zeroized on drop and
+//! prints `[REDACTED]`).
+//!
+//! Does not defend against: online guessing (rate-limit logins with `finsec-ratelimit`),
+//! weak but policy-compliant passwords beyond what the deny-list catches, a compromised
+//! server process that sees passwords as they arrive, timing differences in the caller's
+//! own user lookup, or the timing difference between a bcrypt and an argon2id verification
+//! (which tells only that an existing account has not migrated yet).
+
+mod error;
+mod hasher;
+#[cfg(feature = "legacy-bcrypt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "legacy-bcrypt")))]
+pub mod legacy;
+mod policy;
+
+use std::fmt;
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use error::PasswordError;
+pub use hasher::{Argon2Params, PasswordHasher, Pepper};
+pub use policy::{
+    DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, DenyList, MAX_MAX_CHARS, MIN_MIN_CHARS, NewPassword,
+    PasswordPolicy, SetDenyList,
+};
+
+/// A password as the user typed it. Zeroized on drop, `[REDACTED]` in `Debug`.
+///
+/// It is not checked: [`PasswordPolicy::check`] turns it into a [`NewPassword`] for
+/// registration; [`PasswordHasher::verify`] takes it as is.
+pub struct Password(SecretString);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(password: impl Into<String>) -> Self {
+        Self(SecretString::from(password.into()))
+    }
+
+    /// The password as typed (not normalised).
+    pub fn expose_secret(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([REDACTED])")
+    }
+}
+
+impl From<String> for Password {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
+/// The outcome of verifying a password against a stored hash.
+///
+/// A wrong password is `Mismatch`, with nothing saying why: callers cannot tell (and so
+/// cannot reveal) which part of the check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a password verification must be checked"]
+pub enum Verification {
+    /// The password matches.
+    Verified {
+        /// The stored hash uses weaker or different parameters, another pepper, or a legacy
+        /// algorithm: hash the password again and replace the stored string.
+        needs_rehash: bool,
+    },
+    /// The password does not match.
+    Mismatch,
+}
+
+impl Verification {
+    /// Whether the password matched.
+    pub const fn is_verified(self) -> bool {
+        matches!(self, Self::Verified { .. })
+    }
+}

@@ -1,0 +1,558 @@
+//! JSON Web Tokens (JWS compact serialisation): issue and verify with strict defaults.
+//!
+//! # Algorithms and the crypto backend
+//!
+//! HS256, HS384, HS512, EdDSA (Ed25519) and ES256. Signing and verification use
+//! `jsonwebtoken` 11's `rust_crypto` provider **directly**
+//! (`jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER`), never the process-wide provider
+//! that `jsonwebtoken::crypto::sign`/`verify`/`decode` look up. So this module needs no global
+//! setup and cannot hit jsonwebtoken's "could not determine the process-level
+//! CryptoProvider" panic: not when nothing was installed, and not when a downstream crate
+//! also enables `aws_lc_rs` (cargo unifies features, both backends are then compiled, and
+//! jsonwebtoken's own `decode`/`encode` would panic unless that crate calls
+//! `CryptoProvider::install_default`; this module is unaffected and keeps using RustCrypto).
+//!
+//! # Policy
+//!
+//! - The algorithm comes from the key, never from the token: a key is created for exactly one
+//!   [`Algorithm`] and a token whose header `alg` differs is refused
+//!   ([`TokenError::AlgorithmMismatch`]). `alg: none` in any casing is refused
+//!   ([`TokenError::AlgNone`]). An HMAC key can never verify an EdDSA/ES256 token and vice versa.
+//! - Keys are chosen by `kid` only. A token without `kid` is accepted only when the verifier
+//!   holds exactly one key. A `kid` outside `[A-Za-z0-9._-]{1,64}` is refused before any lookup.
+//! - Headers `jku`, `x5u`, `x5c` and `jwk` (keys chosen or supplied by the token) are refused,
+//!   not ignored ([`TokenError::ForbiddenHeader`]): no key is ever taken from a token. Any `crit`
+//!   header is refused: this module implements no JWS extension.
+//! - Claims: `exp` required; `nbf` honoured when present; `iss` must equal the configured
+//!   issuer; `aud` must contain the configured audience. Leeway defaults to
+//!   [`DEFAULT_LEEWAY`] (30 s). Tokens longer than [`DEFAULT_MAX_TOKEN_BYTES`] (8 KiB) are
+//!   refused before decoding.
+//! - Base64url must be unpadded and canonical. Duplicate JSON member names in header or payload
+//!   (at any depth) are refused: `serde_json` silently keeps the last one, so they are
+//!   detected here before typed parsing.
+//! - Time is a parameter: [`Verifier::verify_at`] takes `now`; [`Verifier::verify`] reads the
+//!   system clock.
+//!
+//! # Access and refresh tokens
+//!
+//! [`TokenService`] issues an access JWT (with a random `jti`) and an opaque 256-bit refresh
+//! token. Only the SHA-256 of a refresh token is stored ([`RefreshTokenStore`]). Each refresh
+//! spends the presented token and returns a new pair in the same family; presenting a spent
+//! token again revokes the whole family (reuse detection, as in OAuth 2.0 Security BCP
+//! §4.14). Refresh tokens are never JWTs, so one can never pass as an access token. Access
+//! tokens can be revoked by `jti` until they expire ([`RevocationStore`]); revoking a family
+//! does not revoke access tokens already issued from it, which stay valid until their short
+//! expiry unless revoked by `jti`.
+//!
+//! # Storage
+//!
+//! [`RevocationStore`] and [`RefreshTokenStore`] are object-safe `async-trait` traits with
+//! atomic operations. Memory implementations are always available; `sqlite`, `postgres`
+//! (sqlx, migrations version 20001 via `migrate`) and `redis` (Lua scripts, caller-chosen key
+//! prefix) are behind features. Every implementation passes the suites in `testing`
+//! (feature `testing`).
+//!
+//! # Claims
+//!
+//! [`Claims<T>`] holds the registered claims and flattens an application type `T` into the
+//! same JSON object; `T` must not declare fields named like registered claims. A token
+//! without `kid` is accepted only by a verifier holding exactly one key (RFC 7515 examples
+//! have none); issued tokens always carry one.
+//!
+//! # Threat model
+//!
+//! Defends against forged and altered tokens, algorithm confusion (`none`, HMAC keyed with a
+//! public key), key injection through headers, replay after expiry, tokens for another issuer
+//! or audience, parser differentials (duplicate members, non-canonical base64) and memory
+//! exhaustion by oversized tokens. Does not defend against theft of a valid token before it
+//! expires (keep lifetimes short), nor against a compromised signing key (rotate it: several
+//! verification keys can be active at once). Secret key material is zeroized on drop and never
+//! printed by `Debug`.
+
+mod claims;
+mod json;
+mod keys;
+mod pair;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use claims::{Audience, Claims};
+pub use keys::{Algorithm, Kid, SigningKey, VerificationKey};
+pub use pair::{TokenPair, TokenService};
+pub use store::{
+    MemoryRefreshTokenStore, MemoryRevocationStore, NextRefresh, RefreshRecord, RefreshTokenStore,
+    RevocationStore, RotateOutcome,
+};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::fmt;
+use time::{Duration, OffsetDateTime};
+
+/// Default clock-skew leeway applied to `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::seconds(30);
+/// Default maximum length of a compact token, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Maximum length of a `kid`, in bytes.
+pub const MAX_KID_LEN: usize = 64;
+
+/// Errors of the tokens module.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The token is longer than the configured maximum.
+    #[error("token is {len} bytes, more than the maximum {max}")]
+    TooLarge {
+        /// Length of the token.
+        len: usize,
+        /// Configured maximum.
+        max: usize,
+    },
+    /// The token is not three base64url segments, or a segment is not valid JSON.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// A JSON object in the header or payload has the same member twice.
+    #[error("duplicate json member {name:?} in {part}")]
+    DuplicateMember {
+        /// `header` or `payload`.
+        part: &'static str,
+        /// The repeated member name.
+        name: String,
+    },
+    /// The header says `alg: none` (in some casing).
+    #[error("unsecured token (alg none) refused")]
+    AlgNone,
+    /// The header `alg` is not the algorithm of the key chosen by `kid`.
+    #[error("header alg {header:?} does not match key algorithm {key}")]
+    AlgorithmMismatch {
+        /// The `alg` the token claims.
+        header: String,
+        /// The key's algorithm.
+        key: Algorithm,
+    },
+    /// The header carries a member that could pick or embed a key (`jku`, `x5u`, `x5c`, `jwk`).
+    #[error("header member {0:?} is not accepted")]
+    ForbiddenHeader(&'static str),
+    /// The header lists critical extensions this module does not implement.
+    #[error("unsupported critical header extension {0:?}")]
+    UnsupportedCrit(String),
+    /// The `kid` is not a valid key id (charset or length).
+    #[error("invalid kid")]
+    InvalidKid,
+    /// No key with this `kid`.
+    #[error("unknown kid {0:?}")]
+    UnknownKid(String),
+    /// The token has no `kid` and the verifier holds several keys.
+    #[error("token has no kid and several keys are active")]
+    MissingKid,
+    /// The signature does not verify under the chosen key.
+    #[error("invalid signature")]
+    InvalidSignature,
+    /// The payload is not a valid claims object.
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+    /// A required claim is missing.
+    #[error("missing required claim {0:?}")]
+    MissingClaim(&'static str),
+    /// `exp` is in the past (beyond leeway).
+    #[error("token expired at {exp}")]
+    Expired {
+        /// The token's `exp`, unix seconds.
+        exp: i64,
+    },
+    /// `nbf` is in the future (beyond leeway).
+    #[error("token not valid before {nbf}")]
+    NotYetValid {
+        /// The token's `nbf`, unix seconds.
+        nbf: i64,
+    },
+    /// `iss` is not the expected issuer.
+    #[error("wrong issuer {0:?}")]
+    WrongIssuer(String),
+    /// `aud` does not contain the expected audience.
+    #[error("audience does not include the expected one")]
+    WrongAudience,
+    /// Key material could not be used.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// Two keys share one `kid`.
+    #[error("duplicate kid {0:?}")]
+    DuplicateKid(String),
+    /// A JWK could not be turned into a verification key.
+    #[error("unsupported jwk: {0}")]
+    UnsupportedJwk(String),
+    /// A store operation failed.
+    #[error("token store: {0}")]
+    Store(String),
+    /// The access token's `jti` is revoked.
+    #[error("token revoked")]
+    Revoked,
+    /// The refresh token is not known.
+    #[error("unknown refresh token")]
+    UnknownRefreshToken,
+    /// The refresh token is past its expiry.
+    #[error("refresh token expired")]
+    RefreshExpired,
+    /// The refresh token was already used: its whole family is now revoked.
+    #[error("refresh token reused, family {family} revoked")]
+    RefreshReused {
+        /// The revoked family.
+        family: String,
+    },
+    /// The refresh token's family was revoked.
+    #[error("refresh token family revoked")]
+    RefreshFamilyRevoked,
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+}
+
+/// Result alias of this module.
+pub type Result<T> = std::result::Result<T, TokenError>;
+
+/// Claim checks applied by a [`Verifier`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validation {
+    issuer: String,
+    audience: String,
+    leeway: Duration,
+    max_token_bytes: usize,
+}
+
+impl Validation {
+    /// Strict defaults: `iss` and `aud` must match, `exp` required, 30 s leeway, 8 KiB maximum.
+    #[must_use]
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            leeway: DEFAULT_LEEWAY,
+            max_token_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+
+    /// Sets the leeway for `exp`/`nbf`; negative values count as zero.
+    #[must_use]
+    pub fn with_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = if leeway.is_negative() {
+            Duration::ZERO
+        } else {
+            leeway
+        };
+        self
+    }
+
+    /// Sets the maximum token length in bytes.
+    #[must_use]
+    pub fn with_max_token_bytes(mut self, max: usize) -> Self {
+        self.max_token_bytes = max;
+        self
+    }
+
+    /// The expected issuer.
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The expected audience.
+    #[must_use]
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The leeway.
+    #[must_use]
+    pub fn leeway(&self) -> Duration {
+        self.leeway
+    }
+}
+
+/// A token whose signature was verified, before any claim check (see
+/// [`Verifier::verify_signature`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct VerifiedJws {
+    kid: Option<Kid>,
+    algorithm: Algorithm,
+    payload: Vec<u8>,
+}
+
+impl fmt::Debug for VerifiedJws {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedJws")
+            .field("kid", &self.kid)
+            .field("algorithm", &self.algorithm)
+            .field("payload_len", &self.payload.len())
+            .finish()
+    }
+}
+
+impl VerifiedJws {
+    /// The `kid` of the key that verified it (absent if the token had none).
+    #[must_use]
+    pub fn kid(&self) -> Option<&Kid> {
+        self.kid.as_ref()
+    }
+
+    /// The algorithm of the key that verified it.
+    #[must_use]
+    pub fn algorithm(&self) -> Algorithm {
+        self.algorithm
+    }
+
+    /// The verified payload bytes.
+    #[must_use]
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+/// Verifies tokens against a set of keys (several may be active, for rotation).
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    keys: BTreeMap<Kid, VerificationKey>,
+    validation: Validation,
+}
+
+impl Verifier {
+    /// Builds a verifier from keys with distinct `kid`s.
+    ///
+    /// # Errors
+    /// [`TokenError::DuplicateKid`] if two keys share a `kid`.
+    pub fn new(
+        keys: impl IntoIterator<Item = VerificationKey>,
+        validation: Validation,
+    ) -> Result<Self> {
+        let mut map = BTreeMap::new();
+        for key in keys {
+            let kid = key.kid().clone();
+            if map.insert(kid.clone(), key).is_some() {
+                return Err(TokenError::DuplicateKid(kid.as_str().to_owned()));
+            }
+        }
+        Ok(Self {
+            keys: map,
+            validation,
+        })
+    }
+
+    /// Builds a verifier from a JWKS (public keys only: `oct` keys are refused). Each key needs
+    /// a `kid`; its algorithm is derived from the key type and curve (Ed25519 → EdDSA,
+    /// P-256 → ES256) and must agree with `alg` when present.
+    ///
+    /// # Errors
+    /// [`TokenError::UnsupportedJwk`], [`TokenError::InvalidKid`], [`TokenError::DuplicateKid`].
+    pub fn from_jwks(jwks: &JwkSet, validation: Validation) -> Result<Self> {
+        let keys = jwks
+            .keys
+            .iter()
+            .map(VerificationKey::from_jwk)
+            .collect::<Result<Vec<_>>>()?;
+        Self::new(keys, validation)
+    }
+
+    /// The public keys as a JWKS (HMAC keys are secret and never exported).
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidKey`] if a key cannot be expressed as a JWK.
+    pub fn jwks(&self) -> Result<JwkSet> {
+        let keys = self
+            .keys
+            .values()
+            .filter_map(|k| k.to_jwk().transpose())
+            .collect::<Result<Vec<_>>>()?;
+        Ok(JwkSet { keys })
+    }
+
+    /// The validation settings.
+    #[must_use]
+    pub fn validation(&self) -> &Validation {
+        &self.validation
+    }
+
+    /// Checks size, structure, header and signature, but no claims. Use [`Self::verify_at`]
+    /// for tokens; this is for raw JWS payloads.
+    ///
+    /// # Errors
+    /// Every structural, header and signature error of [`TokenError`].
+    pub fn verify_signature(&self, token: &str) -> Result<VerifiedJws> {
+        let max = self.validation.max_token_bytes;
+        if token.len() > max {
+            return Err(TokenError::TooLarge {
+                len: token.len(),
+                max,
+            });
+        }
+        let mut parts = token.split('.');
+        let (Some(h64), Some(p64), Some(s64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(TokenError::Malformed("expected three segments"));
+        };
+        let header_bytes = b64(h64, "header is not base64url")?;
+        let header = json::parse_object(&header_bytes, "header")?;
+        let alg = match header.get("alg") {
+            Some(serde_json::Value::String(a)) => a.as_str(),
+            _ => return Err(TokenError::Malformed("header alg missing or not a string")),
+        };
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(TokenError::AlgNone);
+        }
+        for forbidden in ["jku", "x5u", "x5c", "jwk"] {
+            if header.contains_key(forbidden) {
+                return Err(TokenError::ForbiddenHeader(forbidden));
+            }
+        }
+        if let Some(crit) = header.get("crit") {
+            let name = match crit {
+                serde_json::Value::Array(items) => match items.first() {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(_) => return Err(TokenError::Malformed("crit entry not a string")),
+                    None => String::new(),
+                },
+                _ => return Err(TokenError::Malformed("crit is not an array")),
+            };
+            return Err(TokenError::UnsupportedCrit(name));
+        }
+        let key = match header.get("kid") {
+            Some(serde_json::Value::String(kid)) => {
+                let kid = Kid::new(kid)?;
+                self.keys
+                    .get(&kid)
+                    .ok_or_else(|| TokenError::UnknownKid(kid.as_str().to_owned()))?
+            }
+            Some(_) => return Err(TokenError::InvalidKid),
+            None => {
+                let mut all = self.keys.values();
+                match (all.next(), all.next()) {
+                    (Some(only), None) => only,
+                    _ => return Err(TokenError::MissingKid),
+                }
+            }
+        };
+        if alg != key.algorithm().as_str() {
+            return Err(TokenError::AlgorithmMismatch {
+                header: alg.to_owned(),
+                key: key.algorithm(),
+            });
+        }
+        if s64.is_empty() {
+            return Err(TokenError::InvalidSignature);
+        }
+        let signature = b64(s64, "signature is not base64url")?;
+        let signing_input_len = h64.len() + 1 + p64.len();
+        let signing_input = token
+            .get(..signing_input_len)
+            .ok_or(TokenError::Malformed("signing input"))?;
+        key.verify_bytes(signing_input.as_bytes(), &signature)?;
+        let payload = b64(p64, "payload is not base64url")?;
+        Ok(VerifiedJws {
+            kid: header.contains_key("kid").then(|| key.kid().clone()),
+            algorithm: key.algorithm(),
+            payload,
+        })
+    }
+
+    /// Verifies a token and its claims at time `now`.
+    ///
+    /// # Errors
+    /// Any [`TokenError`] describing why the token is refused.
+    pub fn verify_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claims<T>> {
+        let jws = self.verify_signature(token)?;
+        json::check_no_duplicates(&jws.payload, "payload")?;
+        let claims: Claims<T> = serde_json::from_slice(&jws.payload)
+            .map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
+        claims.check(&self.validation, now)?;
+        Ok(claims)
+    }
+
+    /// [`Self::verify_at`] with the system clock.
+    ///
+    /// # Errors
+    /// As [`Self::verify_at`].
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>> {
+        self.verify_at(token, OffsetDateTime::now_utc())
+    }
+}
+
+/// Signs tokens with one key; its `kid` and algorithm go into the header.
+#[derive(Debug)]
+pub struct Signer {
+    key: SigningKey,
+}
+
+impl Signer {
+    /// A signer for `key`.
+    #[must_use]
+    pub fn new(key: SigningKey) -> Self {
+        Self { key }
+    }
+
+    /// The signing key's `kid`.
+    #[must_use]
+    pub fn kid(&self) -> &Kid {
+        self.key.kid()
+    }
+
+    /// Signs `claims` as a compact JWT with header `{"alg","kid","typ":"JWT"}`.
+    ///
+    /// # Errors
+    /// [`TokenError::InvalidClaims`] if the claims do not serialise to a JSON object,
+    /// [`TokenError::Signing`] if the backend fails.
+    pub fn sign<T: Serialize>(&self, claims: &Claims<T>) -> Result<String> {
+        let payload =
+            serde_json::to_vec(claims).map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
+        if payload.first() != Some(&b'{') {
+            return Err(TokenError::InvalidClaims(
+                "claims are not a json object".into(),
+            ));
+        }
+        json::check_no_duplicates(&payload, "payload")?;
+        self.sign_payload(&payload)
+    }
+
+    /// Signs arbitrary payload bytes (JWS).
+    ///
+    /// # Errors
+    /// [`TokenError::Signing`] if the backend fails.
+    pub fn sign_payload(&self, payload: &[u8]) -> Result<String> {
+        let header = serde_json::json!({
+            "alg": self.key.algorithm().as_str(),
+            "kid": self.key.kid().as_str(),
+            "typ": "JWT",
+        });
+        let header = serde_json::to_vec(&header).map_err(|e| TokenError::Signing(e.to_string()))?;
+        let mut out = URL_SAFE_NO_PAD.encode(header);
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(payload));
+        let sig = self.key.sign_raw(out.as_bytes())?;
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        Ok(out)
+    }
+}
+
+fn b64(s: &str, what: &'static str) -> Result<Vec<u8>> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| TokenError::Malformed(what))
+}

@@ -1,0 +1,251 @@
+//! Access/refresh token pairs with rotation, reuse detection and `jti` revocation.
+
+use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
+use super::{Claims, Result, Signer, TokenError, Verifier};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sha2::{Digest as _, Sha256};
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+/// Default access-token lifetime.
+pub(super) const DEFAULT_ACCESS_TTL: Duration = Duration::minutes(15);
+/// Default refresh-token lifetime.
+pub(super) const DEFAULT_REFRESH_TTL: Duration = Duration::days(14);
+
+/// An access JWT and an opaque refresh token (kept secret; `Debug` redacts both).
+pub struct TokenPair {
+    /// The signed access token.
+    pub access_token: SecretString,
+    /// The opaque refresh token.
+    pub refresh_token: SecretString,
+    /// The refresh family (stable across rotations of one login).
+    pub family: String,
+    /// Access-token expiry.
+    pub access_expires_at: OffsetDateTime,
+    /// Refresh-token expiry.
+    pub refresh_expires_at: OffsetDateTime,
+}
+
+impl fmt::Debug for TokenPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenPair")
+            .field("access_token", &"[REDACTED]")
+            .field("refresh_token", &"[REDACTED]")
+            .field("family", &self.family)
+            .field("access_expires_at", &self.access_expires_at)
+            .field("refresh_expires_at", &self.refresh_expires_at)
+            .finish()
+    }
+}
+
+/// Issues and refreshes token pairs and checks access tokens against revocations.
+#[derive(Debug)]
+pub struct TokenService {
+    signer: Signer,
+    verifier: Verifier,
+    revocations: Arc<dyn RevocationStore>,
+    refresh: Arc<dyn RefreshTokenStore>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+fn random_token() -> String {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
+    URL_SAFE_NO_PAD.encode(bytes.as_ref())
+}
+
+fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    let mut out = String::with_capacity(64);
+    for b in digest {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+impl TokenService {
+    /// A service signing with `signer` (whose key must be in `verifier`), with default
+    /// lifetimes: 15 minutes for access tokens, 14 days for refresh tokens. The issuer and
+    /// audience of issued tokens are the verifier's.
+    #[must_use]
+    pub fn new(
+        signer: Signer,
+        verifier: Verifier,
+        revocations: Arc<dyn RevocationStore>,
+        refresh: Arc<dyn RefreshTokenStore>,
+    ) -> Self {
+        Self {
+            signer,
+            verifier,
+            revocations,
+            refresh,
+            access_ttl: DEFAULT_ACCESS_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TTL,
+        }
+    }
+
+    /// Sets the lifetimes (non-positive values fall back to the defaults).
+    #[must_use]
+    pub fn with_ttls(mut self, access: Duration, refresh: Duration) -> Self {
+        self.access_ttl = if access.is_positive() {
+            access
+        } else {
+            DEFAULT_ACCESS_TTL
+        };
+        self.refresh_ttl = if refresh.is_positive() {
+            refresh
+        } else {
+            DEFAULT_REFRESH_TTL
+        };
+        self
+    }
+
+    fn access<T: Serialize>(
+        &self,
+        subject: &str,
+        extra: T,
+        now: OffsetDateTime,
+    ) -> Result<(SecretString, OffsetDateTime)> {
+        let v = self.verifier.validation();
+        let claims = Claims::new(
+            v.issuer(),
+            subject,
+            v.audience(),
+            now,
+            self.access_ttl,
+            extra,
+        )
+        .with_jti(random_token());
+        let token = self.signer.sign(&claims)?;
+        Ok((
+            SecretString::from(token),
+            now.saturating_add(self.access_ttl),
+        ))
+    }
+
+    /// Issues a new pair (a new refresh family) for `subject` at `now`.
+    ///
+    /// # Errors
+    /// Signing or store errors.
+    pub async fn issue_pair_at<T: Serialize + Send>(
+        &self,
+        subject: &str,
+        extra: T,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair> {
+        let (access_token, access_expires_at) = self.access(subject, extra, now)?;
+        let refresh = random_token();
+        let family = random_token();
+        let refresh_expires_at = now.saturating_add(self.refresh_ttl);
+        self.refresh
+            .insert(RefreshRecord {
+                token_hash: hash_token(&refresh),
+                family: family.clone(),
+                subject: subject.to_owned(),
+                expires_at: refresh_expires_at,
+            })
+            .await?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: SecretString::from(refresh),
+            family,
+            access_expires_at,
+            refresh_expires_at,
+        })
+    }
+
+    /// Spends `refresh_token` and issues a new pair in its family. A second use of the same
+    /// refresh token revokes the family.
+    ///
+    /// # Errors
+    /// [`TokenError::UnknownRefreshToken`], [`TokenError::RefreshExpired`],
+    /// [`TokenError::RefreshReused`], [`TokenError::RefreshFamilyRevoked`], signing or store
+    /// errors.
+    pub async fn refresh_at<T: Serialize + Send>(
+        &self,
+        refresh_token: &SecretString,
+        extra: T,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair> {
+        let next = random_token();
+        let refresh_expires_at = now.saturating_add(self.refresh_ttl);
+        let outcome = self
+            .refresh
+            .rotate(
+                &hash_token(refresh_token.expose_secret()),
+                NextRefresh {
+                    token_hash: hash_token(&next),
+                    expires_at: refresh_expires_at,
+                },
+                now,
+            )
+            .await?;
+        let spent = match outcome {
+            RotateOutcome::Rotated(spent) => spent,
+            RotateOutcome::Reused { family } => return Err(TokenError::RefreshReused { family }),
+            RotateOutcome::FamilyRevoked => return Err(TokenError::RefreshFamilyRevoked),
+            RotateOutcome::Expired => return Err(TokenError::RefreshExpired),
+            RotateOutcome::Unknown => return Err(TokenError::UnknownRefreshToken),
+        };
+        let (access_token, access_expires_at) = self.access(&spent.subject, extra, now)?;
+        Ok(TokenPair {
+            access_token,
+            refresh_token: SecretString::from(next),
+            family: spent.family,
+            access_expires_at,
+            refresh_expires_at,
+        })
+    }
+
+    /// Verifies an access token at `now` and checks its `jti` is not revoked.
+    ///
+    /// # Errors
+    /// Any verification error, [`TokenError::MissingClaim`] for a token without `jti`,
+    /// [`TokenError::Revoked`], store errors.
+    pub async fn verify_access_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claims<T>> {
+        let claims = self.verifier.verify_at::<T>(token, now)?;
+        let jti = claims
+            .jti
+            .as_deref()
+            .ok_or(TokenError::MissingClaim("jti"))?;
+        if self.revocations.is_revoked(jti, now).await? {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Revokes a verified access token until its expiry.
+    ///
+    /// # Errors
+    /// [`TokenError::MissingClaim`] without `jti` or `exp`, store errors.
+    pub async fn revoke<T: Sync>(&self, claims: &Claims<T>) -> Result<()> {
+        let jti = claims
+            .jti
+            .as_deref()
+            .ok_or(TokenError::MissingClaim("jti"))?;
+        let exp = claims.exp.ok_or(TokenError::MissingClaim("exp"))?;
+        let exp = OffsetDateTime::from_unix_timestamp(exp)
+            .map_err(|_| TokenError::InvalidClaims("exp out of range".into()))?;
+        self.revocations.revoke(jti, exp).await
+    }
+
+    /// Revokes every refresh token of `family` (logout of one session).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn revoke_family(&self, family: &str) -> Result<()> {
+        self.refresh.revoke_family(family).await
+    }
+}

@@ -1,0 +1,272 @@
+//! Behavioural conformance suites for [`RevocationStore`] and [`RefreshTokenStore`]
+//! (feature `testing`). Every implementation runs them, so all backends behave the same.
+//!
+//! ```
+//! # async fn example() {
+//! use finsec_auth::tokens::{MemoryRefreshTokenStore, MemoryRevocationStore};
+//! use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
+//!
+//! revocation_store_conformance(&MemoryRevocationStore::new()).await;
+//! refresh_store_conformance(&MemoryRefreshTokenStore::new()).await;
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(example());
+//! ```
+//!
+//! The suites panic at the first deviation, naming the check. They use ids under a fresh
+//! random prefix, so they can share a store with other tests.
+
+use super::Result;
+use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
+use rand::RngCore as _;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+use time::{Duration, OffsetDateTime};
+
+#[expect(clippy::panic, reason = "a conformance suite fails by panicking")]
+fn fail(check: &str, detail: &str) -> ! {
+    panic!("conformance check failed: {check}: {detail}")
+}
+
+fn ok<T>(check: &str, r: Result<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => fail(check, &e.to_string()),
+    }
+}
+
+fn prefix() -> String {
+    let mut b = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("conf-{hex}-")
+}
+
+fn t0() -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// Runs the [`RevocationStore`] suite: unknown ids are not revoked; revocation holds until
+/// the expiry (exclusive) and not after; revoking twice keeps the later expiry; purge removes
+/// only expired entries.
+///
+/// # Panics
+/// At the first deviation from the contract or on any store error.
+pub async fn revocation_store_conformance<S: RevocationStore + ?Sized>(store: &S) {
+    let p = prefix();
+    let now = t0();
+    let a = format!("{p}a");
+    let b = format!("{p}b");
+    if ok("is_revoked unknown", store.is_revoked(&a, now).await) {
+        fail("unknown jti", "reported revoked");
+    }
+    ok(
+        "revoke",
+        store.revoke(&a, now + Duration::minutes(10)).await,
+    );
+    if !ok("is_revoked", store.is_revoked(&a, now).await) {
+        fail("revoked jti", "not reported revoked");
+    }
+    if !ok(
+        "is_revoked",
+        store.is_revoked(&a, now + Duration::seconds(599)).await,
+    ) {
+        fail("revoked jti before expiry", "not reported revoked");
+    }
+    if ok(
+        "is_revoked",
+        store.is_revoked(&a, now + Duration::minutes(10)).await,
+    ) {
+        fail("revoked jti at expiry", "still reported revoked");
+    }
+    ok(
+        "revoke again later",
+        store.revoke(&a, now + Duration::minutes(20)).await,
+    );
+    ok(
+        "revoke again earlier",
+        store.revoke(&a, now + Duration::minutes(5)).await,
+    );
+    if !ok(
+        "is_revoked",
+        store.is_revoked(&a, now + Duration::minutes(15)).await,
+    ) {
+        fail("re-revocation", "the later expiry was not kept");
+    }
+    ok(
+        "revoke b",
+        store.revoke(&b, now + Duration::minutes(1)).await,
+    );
+    let purged = ok(
+        "purge",
+        store.purge_expired(now + Duration::minutes(2)).await,
+    );
+    if purged < 1 {
+        fail("purge", "expired entry not removed");
+    }
+    if !ok(
+        "is_revoked after purge",
+        store.is_revoked(&a, now + Duration::minutes(15)).await,
+    ) {
+        fail("purge", "removed a live entry");
+    }
+    if ok("is_revoked b", store.is_revoked(&b, now).await) {
+        fail("purge", "expired entry still present");
+    }
+}
+
+fn record(p: &str, name: &str, family: &str, expires_at: OffsetDateTime) -> RefreshRecord {
+    RefreshRecord {
+        token_hash: format!("{p}{name}"),
+        family: format!("{p}{family}"),
+        subject: format!("{p}user"),
+        expires_at,
+    }
+}
+
+fn next(p: &str, name: &str, expires_at: OffsetDateTime) -> NextRefresh {
+    NextRefresh {
+        token_hash: format!("{p}{name}"),
+        expires_at,
+    }
+}
+
+/// Runs the [`RefreshTokenStore`] suite: unknown tokens; rotation spends a token and stores
+/// its successor in the family; reuse of a spent token revokes the family (successors
+/// included); explicit family revocation; expiry; duplicate inserts refused; and 8 concurrent
+/// rotations of one token yielding exactly one `Rotated`.
+///
+/// # Panics
+/// At the first deviation from the contract or on any store error.
+pub async fn refresh_store_conformance<S: RefreshTokenStore + ?Sized>(store: &S) {
+    let p = prefix();
+    let now = t0();
+    let later = now + Duration::days(1);
+    let outcome = ok(
+        "rotate unknown",
+        store
+            .rotate(&format!("{p}nope"), next(&p, "n0", later), now)
+            .await,
+    );
+    if outcome != RotateOutcome::Unknown {
+        fail("unknown token", &format!("{outcome:?}"));
+    }
+
+    // Rotation chain and reuse detection.
+    ok("insert", store.insert(record(&p, "r1", "f1", later)).await);
+    if store.insert(record(&p, "r1", "f1", later)).await.is_ok() {
+        fail("duplicate insert", "accepted");
+    }
+    match ok(
+        "rotate r1",
+        store
+            .rotate(&format!("{p}r1"), next(&p, "r2", later), now)
+            .await,
+    ) {
+        RotateOutcome::Rotated(spent) if spent == record(&p, "r1", "f1", later) => {}
+        other => fail("rotate live token", &format!("{other:?}")),
+    }
+    match ok(
+        "rotate r2",
+        store
+            .rotate(&format!("{p}r2"), next(&p, "r3", later), now)
+            .await,
+    ) {
+        RotateOutcome::Rotated(spent) if spent == record(&p, "r2", "f1", later) => {}
+        other => fail("rotate successor", &format!("{other:?}")),
+    }
+    match ok(
+        "reuse r1",
+        store
+            .rotate(&format!("{p}r1"), next(&p, "x1", later), now)
+            .await,
+    ) {
+        RotateOutcome::Reused { family } if family == format!("{p}f1") => {}
+        other => fail("reuse of spent token", &format!("{other:?}")),
+    }
+    let outcome = ok(
+        "rotate r3",
+        store
+            .rotate(&format!("{p}r3"), next(&p, "x2", later), now)
+            .await,
+    );
+    if outcome != RotateOutcome::FamilyRevoked {
+        fail("live token of revoked family", &format!("{outcome:?}"));
+    }
+
+    // Explicit family revocation.
+    ok(
+        "insert g1",
+        store.insert(record(&p, "g1", "f2", later)).await,
+    );
+    ok(
+        "revoke family",
+        store.revoke_family(&format!("{p}f2")).await,
+    );
+    let outcome = ok(
+        "rotate g1",
+        store
+            .rotate(&format!("{p}g1"), next(&p, "g2", later), now)
+            .await,
+    );
+    if outcome != RotateOutcome::FamilyRevoked {
+        fail("revoked family", &format!("{outcome:?}"));
+    }
+
+    // Expiry (at the instant of expiry the token is dead).
+    ok("insert e1", store.insert(record(&p, "e1", "f3", now)).await);
+    let outcome = ok(
+        "rotate e1",
+        store
+            .rotate(&format!("{p}e1"), next(&p, "e2", later), now)
+            .await,
+    );
+    if outcome != RotateOutcome::Expired {
+        fail("expired token", &format!("{outcome:?}"));
+    }
+
+    // Concurrent rotations: exactly one wins; the others see a reuse (family revoked).
+    ok(
+        "insert c0",
+        store.insert(record(&p, "c0", "f4", later)).await,
+    );
+    let names: Vec<String> = (0..8).map(|i| format!("c1-{i}")).collect();
+    let c0 = format!("{p}c0");
+    let futures: Vec<_> = names
+        .iter()
+        .map(|n| store.rotate(&c0, next(&p, n, later), now))
+        .collect();
+    let results = join_all(futures).await;
+    let rotated = results
+        .into_iter()
+        .map(|r| ok("concurrent rotate", r))
+        .filter(|o| matches!(o, RotateOutcome::Rotated(_)))
+        .count();
+    if rotated != 1 {
+        fail("concurrent rotation", &format!("{rotated} winners"));
+    }
+}
+
+/// Polls all futures together on the current task.
+async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}

@@ -1,0 +1,35 @@
+//! SQLite MFA replay store: conformance suite, flows, and two pools (two processes)
+//! racing on one file.
+
+#![cfg(test)]
+
+mod mfa_support;
+
+use std::sync::Arc;
+
+use finsec_auth::mfa::TotpReplayStore;
+use finsec_auth::mfa::sqlite::{SqliteBackupCodeStore, SqliteTotpReplayStore, migrate};
+use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+
+#[tokio::test]
+async fn sqlite_replay_conformance_and_flows() {
+    let db = finsec_testkit::sqlite().await;
+    migrate(db.pool()).await.unwrap();
+    migrate(db.pool()).await.unwrap(); // idempotent
+    let store = SqliteTotpReplayStore::new(db.pool().clone());
+    totp_replay_store_conformance(&store).await;
+    totp_replay_store_conformance(&store).await;
+    mfa_support::verify_flow(&store).await;
+    let backup = SqliteBackupCodeStore::new(db.pool().clone());
+    backup_code_store_conformance(&backup).await;
+    backup_code_store_conformance(&backup).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_two_pools_race() {
+    let db = finsec_testkit::sqlite().await;
+    migrate(db.pool()).await.unwrap();
+    let a: Arc<dyn TotpReplayStore> = Arc::new(SqliteTotpReplayStore::new(db.pool().clone()));
+    let b: Arc<dyn TotpReplayStore> = Arc::new(SqliteTotpReplayStore::new(db.new_pool().await));
+    mfa_support::concurrent_servers(a, b, 24).await;
+}

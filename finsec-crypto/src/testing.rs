@@ -18,9 +18,7 @@
 //! touches subjects under a fresh random id prefix, so it can share a store with other
 //! tests and run several times against one store.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::Poll;
+use futures_util::future::join_all;
 
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -508,30 +506,4 @@ async fn concurrent_insert<S: SubjectKeyStore + ?Sized>(store: &S, ids: &Ids) {
 )]
 fn unreachable_state(state: &SubjectKeyState) -> ! {
     panic!("conformance: after concurrent inserts the key must be Active, found {state:?}")
-}
-
-/// Polls all futures concurrently on the current task and returns their outputs in order.
-/// (For SQL stores every future holds its own pooled connection, so the database sees
-/// truly concurrent statements.)
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }

@@ -16,9 +16,7 @@
 //! The suite panics (fails the test) at the first deviation, naming the check. It only
 //! creates requests with fresh random ids, so it can run several times against one store.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::Poll;
+use futures_util::future::join_all;
 
 use time::OffsetDateTime;
 use time::macros::datetime;
@@ -129,12 +127,7 @@ pub async fn approval_store_conformance<S: ApprovalStore + ?Sized>(store: &S) {
     // Concurrency.
     let req = request(t0);
     ok(store.create(&req).await, "create");
-    let adds = join_all(
-        (0..16)
-            .map(|_| store.add_approval(&req.id, "checker-c", t1))
-            .collect(),
-    )
-    .await;
+    let adds = join_all((0..16).map(|_| store.add_approval(&req.id, "checker-c", t1))).await;
     let recorded = adds
         .into_iter()
         .map(|r| ok(r, "concurrent approve"))
@@ -144,7 +137,7 @@ pub async fn approval_store_conformance<S: ApprovalStore + ?Sized>(store: &S) {
         recorded, 1,
         "conformance: concurrent approvals by one approver count once"
     );
-    let consumes = join_all((0..16).map(|_| store.consume(&req.id, t2)).collect()).await;
+    let consumes = join_all((0..16).map(|_| store.consume(&req.id, t2))).await;
     let won = consumes
         .into_iter()
         .map(|r| ok(r, "concurrent consume"))
@@ -162,28 +155,4 @@ pub async fn approval_store_conformance<S: ApprovalStore + ?Sized>(store: &S) {
 )]
 fn missing<T>() -> T {
     panic!("conformance: a created request must be found")
-}
-
-/// Polls all futures concurrently on the current task and returns their outputs in order.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }

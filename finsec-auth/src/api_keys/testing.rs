@@ -15,9 +15,7 @@
 //! fresh random key ids and a random owner, so it can share a store with other tests and
 //! run several times against one store.
 
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::Poll;
+use futures_util::future::join_all;
 
 use finsec_rbac::PermissionPattern;
 use time::OffsetDateTime;
@@ -57,36 +55,12 @@ pub async fn api_key_store_conformance<S: ApiKeyStore + ?Sized>(store: &S) {
     concurrent(store, &owner).await;
 }
 
-/// Polls all futures together on the current task, so their store calls overlap.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
 async fn concurrent<S: ApiKeyStore + ?Sized>(store: &S, owner: &str) {
     // 8 concurrent rotations of one key: exactly one wins.
     let old = record(owner, T0, 20);
     ok("insert", store.insert(&old).await);
     let news: Vec<ApiKeyRecord> = (0..8).map(|i| record(owner, T1, 21 + i)).collect();
-    let results = join_all(news.iter().map(|n| store.rotate(&old.id, n, T2)).collect()).await;
+    let results = join_all(news.iter().map(|n| store.rotate(&old.id, n, T2))).await;
     check(
         "concurrent rotate: exactly one succeeds",
         results.iter().filter(|r| r.is_ok()).count() == 1,
@@ -120,7 +94,7 @@ async fn concurrent<S: ApiKeyStore + ?Sized>(store: &S, owner: &str) {
             }]
         })
         .collect();
-    let results = join_all(batches.iter().map(|b| store.record_usage(b)).collect()).await;
+    let results = join_all(batches.iter().map(|b| store.record_usage(b))).await;
     check(
         "concurrent usage: all succeed",
         results.iter().all(Result::is_ok),

@@ -18,9 +18,10 @@
 //! uses user ids under a fresh random prefix, so it can share a store with other tests
 //! and run several times against one store.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+
+use futures_util::future::join_all;
 
 use super::backup::BackupCodeHash;
 use super::error::Result;
@@ -70,34 +71,6 @@ impl Ids {
     fn user(&self, name: &str) -> MfaUserId {
         ok("user id", MfaUserId::new(format!("{}{name}", self.prefix)))
     }
-}
-
-/// Polls all `futures` concurrently on the current task and returns their outputs in
-/// order (no runtime dependency, so the suite runs under any executor).
-async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
-    let mut futures: Vec<_> = futures.into_iter().map(Some).collect();
-    let mut outputs: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (slot, out) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(fut) = slot {
-                match fut.as_mut().poll(cx) {
-                    Poll::Ready(v) => {
-                        *out = Some(v);
-                        *slot = None;
-                    }
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 /// Runs the whole [`TotpReplayStore`] conformance suite against `store`.

@@ -18,9 +18,8 @@
 use super::Result;
 use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
 use rand::RngCore as _;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
-use std::task::Poll;
+
+use futures_util::future::join_all;
 use time::{Duration, OffsetDateTime};
 
 #[expect(clippy::panic, reason = "a conformance suite fails by panicking")]
@@ -245,28 +244,4 @@ pub async fn refresh_store_conformance<S: RefreshTokenStore + ?Sized>(store: &S)
     if rotated != 1 {
         fail("concurrent rotation", &format!("{rotated} winners"));
     }
-}
-
-/// Polls all futures together on the current task.
-async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }

@@ -4,17 +4,41 @@
 //!   against raw `argon2` `hash_password` / `verify_password` with the same parameters; the
 //!   difference is NFKC normalisation, salt drawing and PHC parsing, small beside argon2's
 //!   19 MiB of memory work. `dummy_verify` is there to show it costs what `verify` costs.
+//! - `tokens`: `Signer::sign` and `Verifier::verify_at` for HS256, EdDSA and ES256 against raw
+//!   `jsonwebtoken::encode` / `decode` (rust_crypto provider, installed at start) with the same
+//!   claims, the same key material and comparable validation (`exp`, `nbf`, `iss`, `aud`,
+//!   30 s leeway). finsec adds header policy checks and duplicate-member detection.
+//! - `totp`: `Totp::verify_at` with a fresh memory replay store per iteration (accepted path,
+//!   store write included), with a wrong code (all three window steps computed, no store
+//!   write: the pure code check), and one `hotp` step for reference.
+//! - `api_keys`: `ParsedApiKey::parse` and `ApiKeys::verify_at` on the memory store, next to
+//!   raw SHA-256 of the bytes finsec hashes (domain, id and secret).
 #![expect(
     clippy::unwrap_used,
     reason = "benchmark setup and measured calls: any failure must abort the run"
 )]
 
 use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use finsec_auth::api_keys::format::crc32;
+use finsec_auth::api_keys::{
+    ApiKeyId, ApiKeyRecord, ApiKeyStore as _, ApiKeys, GeneratedKey, MemoryApiKeyStore,
+    ParsedApiKey,
+};
+use finsec_auth::mfa::{MemoryTotpReplayStore, MfaUserId, Totp, TotpParams, TotpSecret, hotp};
 use finsec_auth::passwords::{Password, PasswordHasher, PasswordPolicy};
+use finsec_auth::tokens::{Claims, Kid, Signer, SigningKey, Validation, Verifier};
+use finsec_rbac::PermissionPattern;
+use jsonwebtoken::jwk::AlgorithmParameters;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use time::{Duration, OffsetDateTime};
 
 fn bench_passwords(c: &mut Criterion) {
     let mut group = c.benchmark_group("passwords");
@@ -65,5 +89,259 @@ fn bench_passwords(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_passwords);
+/// Drives a future that never waits (the memory stores are ready at once).
+fn block_on<F: Future>(fut: F) -> F::Output {
+    let mut fut = pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = fut.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}
+
+const ISSUER: &str = "https://auth.example.com";
+const AUDIENCE: &str = "payments-api";
+const ED25519_PKCS8_PREFIX: [u8; 16] = [
+    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
+];
+const P256_PKCS8_PREFIX: [u8; 35] = [
+    0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+    0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27, 0x30, 0x25, 0x02, 0x01,
+    0x01, 0x04, 0x20,
+];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Extra {
+    role: String,
+    tenant: String,
+}
+
+fn der(prefix: &[u8], key: &[u8; 32]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(key);
+    out
+}
+
+fn bench_tokens(c: &mut Criterion) {
+    // jsonwebtoken's own encode/decode look up the process-wide provider; finsec does not.
+    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let mut group = c.benchmark_group("tokens");
+    let now = OffsetDateTime::now_utc();
+    let claims = Claims::new(
+        ISSUER,
+        "user-42",
+        AUDIENCE,
+        now,
+        Duration::hours(1),
+        Extra {
+            role: "trader".to_owned(),
+            tenant: "acme".to_owned(),
+        },
+    )
+    .with_jti("0f6c1b6e-8d7a-4f3e-9b2a-5c4d3e2f1a0b");
+    let validation = Validation::new(ISSUER, AUDIENCE);
+
+    let hs_secret = [0x11u8; 32];
+    let ed_seed = [0x22u8; 32];
+    let es_scalar = [0x33u8; 32];
+    let cases = [
+        (
+            "HS256",
+            SigningKey::hmac(
+                Kid::new("hs-1").unwrap(),
+                finsec_auth::tokens::Algorithm::Hs256,
+                &hs_secret,
+            )
+            .unwrap(),
+            jsonwebtoken::Algorithm::HS256,
+            EncodingKey::from_secret(&hs_secret),
+        ),
+        (
+            "EdDSA",
+            SigningKey::ed25519_from_seed(Kid::new("ed-1").unwrap(), &ed_seed),
+            jsonwebtoken::Algorithm::EdDSA,
+            EncodingKey::from_ed_der(&der(&ED25519_PKCS8_PREFIX, &ed_seed)),
+        ),
+        (
+            "ES256",
+            SigningKey::es256_from_scalar(Kid::new("es-1").unwrap(), &es_scalar).unwrap(),
+            jsonwebtoken::Algorithm::ES256,
+            EncodingKey::from_ec_der(&der(&P256_PKCS8_PREFIX, &es_scalar)),
+        ),
+    ];
+
+    for (name, key, raw_alg, raw_enc) in cases {
+        let vk = key.verification_key().unwrap();
+        let raw_dec = match vk.to_jwk().unwrap() {
+            None => DecodingKey::from_secret(&hs_secret),
+            Some(jwk) => match jwk.algorithm {
+                AlgorithmParameters::OctetKeyPair(p) => DecodingKey::from_ed_components(&p.x),
+                AlgorithmParameters::EllipticCurve(p) => {
+                    DecodingKey::from_ec_components(&p.x, &p.y)
+                }
+                _ => DecodingKey::from_ed_components(""),
+            }
+            .unwrap(),
+        };
+        let kid = key.kid().as_str().to_owned();
+        let verifier = Verifier::new([vk], validation.clone()).unwrap();
+        let signer = Signer::new(key);
+
+        let mut raw_header = Header::new(raw_alg);
+        raw_header.kid = Some(kid);
+        let mut raw_validation = jsonwebtoken::Validation::new(raw_alg);
+        raw_validation.leeway = 30;
+        raw_validation.validate_nbf = true;
+        raw_validation.set_issuer(&[ISSUER]);
+        raw_validation.set_audience(&[AUDIENCE]);
+        raw_validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+
+        let token = signer.sign(&claims).unwrap();
+        let raw_token = jsonwebtoken::encode(&raw_header, &claims, &raw_enc).unwrap();
+        // Each side accepts the other's token: same claims, same keys.
+        assert_eq!(
+            verifier.verify_at::<Extra>(&raw_token, now).unwrap(),
+            claims
+        );
+        assert_eq!(
+            jsonwebtoken::decode::<Claims<Extra>>(&token, &raw_dec, &raw_validation)
+                .unwrap()
+                .claims,
+            claims
+        );
+
+        group.bench_function(BenchmarkId::new("finsec_sign", name), |b| {
+            b.iter(|| signer.sign(black_box(&claims)).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("raw_jsonwebtoken_encode", name), |b| {
+            b.iter(|| jsonwebtoken::encode(&raw_header, black_box(&claims), &raw_enc).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("finsec_verify", name), |b| {
+            b.iter(|| verifier.verify_at::<Extra>(black_box(&token), now).unwrap())
+        });
+        group.bench_function(BenchmarkId::new("raw_jsonwebtoken_decode", name), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<Claims<Extra>>(
+                    black_box(&raw_token),
+                    &raw_dec,
+                    &raw_validation,
+                )
+                .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+fn bench_totp(c: &mut Criterion) {
+    let mut group = c.benchmark_group("totp");
+    let params = TotpParams::default();
+    let secret = TotpSecret::from_bytes(vec![0x5c; TotpSecret::GENERATED_LEN]).unwrap();
+    let totp = Totp::new(secret.clone(), params);
+    let now = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let step = params.step_at(now).unwrap();
+    let good = totp.code_at(now).unwrap().expose();
+    // A six-digit code that differs from the right one in every digit.
+    let bad: String = good
+        .bytes()
+        .map(|d| char::from(b'0' + (d - b'0' + 5) % 10))
+        .collect();
+    let user = MfaUserId::new("user-42").unwrap();
+    assert!(
+        block_on(totp.verify_at(&user, &bad, now, &MemoryTotpReplayStore::new()))
+            .unwrap()
+            .is_failure()
+    );
+
+    group.bench_function("finsec_verify_accepted_fresh_store", |b| {
+        b.iter_batched_ref(
+            MemoryTotpReplayStore::new,
+            |store| {
+                let outcome =
+                    block_on(totp.verify_at(&user, black_box(&good), now, store)).unwrap();
+                assert!(outcome.is_accepted());
+                outcome
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let store = MemoryTotpReplayStore::new();
+    group.bench_function("finsec_verify_wrong_code", |b| {
+        b.iter(|| block_on(totp.verify_at(&user, black_box(&bad), now, &store)).unwrap())
+    });
+    group.bench_function("finsec_hotp_one_step", |b| {
+        b.iter(|| {
+            hotp(
+                &secret,
+                params.algorithm(),
+                params.digits(),
+                black_box(step),
+            )
+            .unwrap()
+        })
+    });
+    group.finish();
+}
+
+fn bench_api_keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("api_keys");
+    let now = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+    let id = ApiKeyId::from_bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+    let secret = [0x42u8; 32];
+    let generated = GeneratedKey::from_parts(id, &secret);
+    let mut printable = format!("fsk_{id}_");
+    for b in secret {
+        printable.push_str(&format!("{b:02x}"));
+    }
+    let crc = crc32(printable.as_bytes());
+    printable.push_str(&format!("{crc:08x}"));
+
+    let store = MemoryApiKeyStore::new();
+    block_on(store.insert(&ApiKeyRecord {
+        id,
+        owner: "svc-settlement".to_owned(),
+        scopes: vec![PermissionPattern::new("orders:read").unwrap()],
+        secret_hash: generated.hash.clone(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+        replaced_by: None,
+        last_used_at: None,
+        use_count: 0,
+    }))
+    .unwrap();
+    let keys = ApiKeys::new(store);
+    let parsed = ParsedApiKey::parse(&printable).unwrap();
+    assert_eq!(parsed.hash(), &generated.hash);
+    assert_eq!(block_on(keys.verify_at(&printable, now)).unwrap().id(), id);
+
+    let mut hashed = b"finsec-api-key-v1\0".to_vec();
+    hashed.extend_from_slice(id.as_bytes());
+    hashed.extend_from_slice(&secret);
+    assert_eq!(
+        <[u8; 32]>::from(Sha256::digest(&hashed)),
+        *generated.hash.as_bytes()
+    );
+
+    group.bench_function("finsec_parse", |b| {
+        b.iter(|| ParsedApiKey::parse(black_box(&printable)).unwrap())
+    });
+    group.bench_function("finsec_verify_memory_store", |b| {
+        b.iter(|| block_on(keys.verify_at(black_box(&printable), now)).unwrap())
+    });
+    group.bench_function("raw_sha256_same_bytes", |b| {
+        b.iter(|| Sha256::digest(black_box(&hashed)))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_passwords,
+    bench_tokens,
+    bench_totp,
+    bench_api_keys
+);
 criterion_main!(benches);

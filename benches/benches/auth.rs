@@ -5,9 +5,13 @@
 //!   difference is NFKC normalisation, salt drawing and PHC parsing, small beside argon2's
 //!   19 MiB of memory work. `dummy_verify` is there to show it costs what `verify` costs.
 //! - `tokens`: `Signer::sign` and `Verifier::verify_at` for HS256, EdDSA and ES256 against raw
-//!   `jsonwebtoken::encode` / `decode` (rust_crypto provider, installed at start) with the same
-//!   claims, the same key material and comparable validation (`exp`, `nbf`, `iss`, `aud`,
-//!   30 s leeway). finsec adds header policy checks and duplicate-member detection.
+//!   `jsonwebtoken::encode` / `decode` (its `aws_lc_rs` provider, the workspace's one backend,
+//!   installed at start) with the same claims, the same key material and comparable
+//!   validation (`exp`, `nbf`, `iss`, `aud`, 30 s leeway). finsec adds header policy checks and
+//!   duplicate-member detection; it parses each key once, where jsonwebtoken parses the key
+//!   (and for ES256 checks the key pair) on every call. `raw_aws_lc_rs_sign` / `_verify` time
+//!   the bare signature over the same signing input with a key parsed once: the floor under
+//!   both, and the figure to read when the machine is loaded.
 //! - `totp`: `Totp::verify_at` with a fresh memory replay store per iteration (accepted path,
 //!   store write included), with a wrong code (all three window steps computed, no store
 //!   write: the pure code check), and one `hotp` step for reference.
@@ -126,7 +130,7 @@ fn der(prefix: &[u8], key: &[u8; 32]) -> Vec<u8> {
 
 fn bench_tokens(c: &mut Criterion) {
     // jsonwebtoken's own encode/decode look up the process-wide provider; finsec does not.
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
     let mut group = c.benchmark_group("tokens");
     let now = OffsetDateTime::now_utc();
     let claims = Claims::new(
@@ -171,6 +175,14 @@ fn bench_tokens(c: &mut Criterion) {
             EncodingKey::from_ec_der(&der(&P256_PKCS8_PREFIX, &es_scalar)),
         ),
     ];
+
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    let ed_pair = aws_lc_rs::signature::Ed25519KeyPair::from_seed_unchecked(&ed_seed).unwrap();
+    let es_pair = aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &der(&P256_PKCS8_PREFIX, &es_scalar),
+    )
+    .unwrap();
 
     for (name, key, raw_alg, raw_enc) in cases {
         let vk = key.verification_key().unwrap();
@@ -231,6 +243,54 @@ fn bench_tokens(c: &mut Criterion) {
                 .unwrap()
             })
         });
+
+        // The bare signature primitive on the same signing input, key parsed once.
+        let (input, _) = token.rsplit_once('.').unwrap();
+        let input = input.as_bytes();
+        let public: Option<(
+            &'static dyn aws_lc_rs::signature::VerificationAlgorithm,
+            Vec<u8>,
+        )> = match name {
+            "EdDSA" => {
+                use aws_lc_rs::signature::KeyPair as _;
+                Some((
+                    &aws_lc_rs::signature::ED25519,
+                    ed_pair.public_key().as_ref().to_vec(),
+                ))
+            }
+            "ES256" => {
+                use aws_lc_rs::signature::KeyPair as _;
+                Some((
+                    &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                    es_pair.public_key().as_ref().to_vec(),
+                ))
+            }
+            _ => None,
+        };
+        if let Some((alg, public)) = public {
+            let parsed = aws_lc_rs::signature::ParsedPublicKey::new(alg, public).unwrap();
+            let sig = if name == "EdDSA" {
+                ed_pair.sign(input).as_ref().to_vec()
+            } else {
+                es_pair.sign(&rng, input).unwrap().as_ref().to_vec()
+            };
+            group.bench_function(BenchmarkId::new("raw_aws_lc_rs_sign", name), |b| {
+                b.iter(|| {
+                    if name == "EdDSA" {
+                        ed_pair.sign(black_box(input)).as_ref().to_vec()
+                    } else {
+                        es_pair
+                            .sign(&rng, black_box(input))
+                            .unwrap()
+                            .as_ref()
+                            .to_vec()
+                    }
+                })
+            });
+            group.bench_function(BenchmarkId::new("raw_aws_lc_rs_verify", name), |b| {
+                b.iter(|| parsed.verify_sig(black_box(input), &sig).unwrap())
+            });
+        }
     }
     group.finish();
 }

@@ -2,7 +2,7 @@
 //!
 //! | module | what it holds |
 //! |---|---|
-//! | [`tokens`] | JWT issue/verify (HS256/384/512, EdDSA, ES256) on `jsonwebtoken`'s RustCrypto backend with strict defaults, `kid` rotation and JWKS, access/refresh pairs with reuse detection, `jti` revocation ([`tokens::RevocationStore`], [`tokens::RefreshTokenStore`]) |
+//! | [`tokens`] | JWT issue/verify (HS256/384/512, EdDSA, ES256) on aws-lc-rs (`jsonwebtoken`'s `aws_lc_rs` backend; keys parsed once, no process-wide provider needed) with strict defaults, `kid` rotation and JWKS, access/refresh pairs with reuse detection, `jti` revocation ([`tokens::RevocationStore`], [`tokens::RefreshTokenStore`]) |
 //! | [`passwords`] | argon2id PHC hashes (OWASP defaults), rehash detection, optional pepper, dummy verification for unknown users, NIST SP 800-63B rules, legacy bcrypt verification (feature `legacy-bcrypt`) |
 //! | [`mfa`] | RFC 6238 TOTP with replay protection ([`mfa::TotpReplayStore`]), pending enrollment, `otpauth://` URIs and QR codes (PNG, SVG), hashed single-use backup codes |
 //! | [`api_keys`] | printable keys (`fsk_` prefix, key id, 256-bit secret, CRC-32) stored as hashes, scopes, expiry, revocation, rotation with overlap, batched usage tracking ([`api_keys::ApiKeyStore`]) |

@@ -2,10 +2,11 @@
 //!
 //! This test binary installs a global provider whose every factory fails — the state a
 //! downstream application is in when it selects another provider, and the stand-in for the
-//! panicking fallback jsonwebtoken uses when cargo unifies `rust_crypto` with `aws_lc_rs`
-//! (a downstream crate enabling `aws_lc_rs`). jsonwebtoken's own `encode` then fails, while
-//! finsec's tokens keep signing and verifying, because they call the RustCrypto provider
-//! directly. It is its own test binary because the global can be set only once per process.
+//! panicking fallback jsonwebtoken uses when cargo unifies `aws_lc_rs` with `rust_crypto`
+//! (a downstream crate enabling `rust_crypto`). jsonwebtoken's own `encode` then fails, while
+//! finsec's tokens keep signing and verifying, because they use aws-lc-rs keys directly.
+//! It is its own test binary because the global can be set only once per process. The
+//! default-features case is `tokens_provider_defaults`.
 #![cfg(test)]
 
 use finsec_auth::tokens::{Claims, Kid, Signer, SigningKey, Validation, Verifier};

@@ -1,17 +1,25 @@
 //! Keys: each is bound to one algorithm and carries a `kid`.
+//!
+//! The cryptography is aws-lc-rs (the library behind jsonwebtoken's `aws_lc_rs` backend).
+//! Each key is parsed once, when it is created: the HMAC key schedule, the Ed25519 and P-256
+//! key pairs and the parsed public keys are kept, so signing and verifying a token only hash
+//! and sign.
 
 use super::{MAX_KID_LEN, Result, TokenError};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, ED25519, EcdsaKeyPair,
+    Ed25519KeyPair, KeyPair as _, ParsedPublicKey,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::jwk::{
     AlgorithmParameters, CommonParameters, EllipticCurve, EllipticCurveKeyParameters,
     EllipticCurveKeyType, Jwk, KeyAlgorithm, KeyOperations, OctetKeyPairParameters,
     OctetKeyPairType, PublicKeyUse,
 };
-use jsonwebtoken::{DecodingKey, EncodingKey};
 use rand::RngCore as _;
-use secrecy::{ExposeSecret as _, SecretSlice};
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -58,13 +66,12 @@ impl Algorithm {
         }
     }
 
-    fn backend(self) -> jsonwebtoken::Algorithm {
+    fn hmac_algorithm(self) -> Option<hmac::Algorithm> {
         match self {
-            Self::Hs256 => jsonwebtoken::Algorithm::HS256,
-            Self::Hs384 => jsonwebtoken::Algorithm::HS384,
-            Self::Hs512 => jsonwebtoken::Algorithm::HS512,
-            Self::EdDsa => jsonwebtoken::Algorithm::EdDSA,
-            Self::Es256 => jsonwebtoken::Algorithm::ES256,
+            Self::Hs256 => Some(hmac::HMAC_SHA256),
+            Self::Hs384 => Some(hmac::HMAC_SHA384),
+            Self::Hs512 => Some(hmac::HMAC_SHA512),
+            Self::EdDsa | Self::Es256 => None,
         }
     }
 }
@@ -86,18 +93,22 @@ impl Kid {
     /// # Errors
     /// [`TokenError::InvalidKid`] on an empty, too long or out-of-charset id.
     pub fn new(kid: &str) -> Result<Self> {
-        let ok = !kid.is_empty()
+        if Self::is_valid(kid) {
+            Ok(Self(kid.to_owned()))
+        } else {
+            Err(TokenError::InvalidKid)
+        }
+    }
+
+    /// Whether `kid` is a valid key id (the check of [`Kid::new`], without allocating).
+    pub(super) fn is_valid(kid: &str) -> bool {
+        !kid.is_empty()
             && kid.len() <= MAX_KID_LEN
             && kid
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
             && kid != "."
-            && kid != "..";
-        if ok {
-            Ok(Self(kid.to_owned()))
-        } else {
-            Err(TokenError::InvalidKid)
-        }
+            && kid != ".."
     }
 
     /// The id as a string.
@@ -113,21 +124,28 @@ impl fmt::Display for Kid {
     }
 }
 
-const ED25519_PKCS8_PREFIX: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 const P256_PKCS8_PREFIX: [u8; 35] = [
     0x30, 0x41, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
     0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x04, 0x27, 0x30, 0x25, 0x02, 0x01,
     0x01, 0x04, 0x20,
 ];
 
-/// A private signing key (zeroized on drop; `Debug` shows only `kid` and algorithm).
+/// A private signing key (`Debug` shows only `kid` and algorithm). The secret lives only
+/// inside aws-lc's key object, which wipes its memory when the key is dropped.
 pub struct SigningKey {
     kid: Kid,
     algorithm: Algorithm,
-    /// Raw secret for HMAC, PKCS#8 DER for EdDSA/ES256.
-    secret: SecretSlice<u8>,
+    key: PrivateKey,
+}
+
+/// A private key, parsed once.
+enum PrivateKey {
+    /// Boxed: aws-lc's HMAC context is over a kilobyte.
+    Hmac(Box<hmac::Key>),
+    Ed25519(Ed25519KeyPair),
+    Es256(EcdsaKeyPair),
+    /// The crypto library could not build the key (out of memory).
+    Unusable,
 }
 
 impl fmt::Debug for SigningKey {
@@ -173,10 +191,15 @@ impl SigningKey {
                 algorithm.hmac_len()
             )));
         }
+        let Some(hmac_algorithm) = algorithm.hmac_algorithm() else {
+            return Err(TokenError::InvalidKey(format!(
+                "{algorithm} is not an hmac algorithm"
+            )));
+        };
         Ok(Self {
             kid,
             algorithm,
-            secret: SecretSlice::from(secret.to_vec()),
+            key: PrivateKey::Hmac(Box::new(hmac::Key::new(hmac_algorithm, secret))),
         })
     }
 
@@ -189,13 +212,16 @@ impl SigningKey {
     /// An Ed25519 key from its 32-byte seed (RFC 8032 private key, JWK `d`).
     #[must_use]
     pub fn ed25519_from_seed(kid: Kid, seed: &[u8; 32]) -> Self {
-        let mut der = Vec::with_capacity(48);
-        der.extend_from_slice(&ED25519_PKCS8_PREFIX);
-        der.extend_from_slice(seed);
+        // Every 32-byte string is an Ed25519 seed: aws-lc fails here only if it cannot
+        // allocate, and then the key reports itself unusable instead of panicking.
+        let key = match Ed25519KeyPair::from_seed_unchecked(seed) {
+            Ok(pair) => PrivateKey::Ed25519(pair),
+            Err(_) => PrivateKey::Unusable,
+        };
         Self {
             kid,
             algorithm: Algorithm::EdDsa,
-            secret: SecretSlice::from(der),
+            key,
         }
     }
 
@@ -219,17 +245,18 @@ impl SigningKey {
     /// # Errors
     /// [`TokenError::InvalidKey`] if the scalar is zero or not below the group order.
     pub fn es256_from_scalar(kid: Kid, d: &[u8; 32]) -> Result<Self> {
-        let mut der = Vec::with_capacity(67);
-        der.extend_from_slice(&P256_PKCS8_PREFIX);
-        der.extend_from_slice(d);
-        let key = Self {
+        let mut der = Zeroizing::new([0u8; 67]);
+        let (prefix, rest) = der.split_at_mut(P256_PKCS8_PREFIX.len());
+        prefix.copy_from_slice(&P256_PKCS8_PREFIX);
+        rest.copy_from_slice(d);
+        // aws-lc refuses a zero scalar and one not below the group order.
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der.as_slice())
+            .map_err(|e| TokenError::InvalidKey(format!("p-256 private key: {e}")))?;
+        Ok(Self {
             kid,
             algorithm: Algorithm::Es256,
-            secret: SecretSlice::from(der),
-        };
-        // Validates the scalar.
-        key.verification_key()?;
-        Ok(key)
+            key: PrivateKey::Es256(pair),
+        })
     }
 
     /// The key id.
@@ -244,24 +271,31 @@ impl SigningKey {
         self.algorithm
     }
 
-    fn encoding_key(&self) -> EncodingKey {
-        let bytes = self.secret.expose_secret();
-        match self.algorithm {
-            Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
-                EncodingKey::from_secret(bytes)
+    /// Signs the JWS signing input held in `out`, then appends `.` and the base64url
+    /// signature to it (so the signature is encoded where it is made, without a copy).
+    pub(super) fn append_signature(&self, out: &mut String) -> Result<()> {
+        match &self.key {
+            PrivateKey::Hmac(key) => {
+                let tag = hmac::sign(key, out.as_bytes());
+                out.push('.');
+                URL_SAFE_NO_PAD.encode_string(tag, out);
             }
-            Algorithm::EdDsa => EncodingKey::from_ed_der(bytes),
-            Algorithm::Es256 => EncodingKey::from_ec_der(bytes),
+            PrivateKey::Ed25519(pair) => {
+                let signature = pair.sign(out.as_bytes());
+                out.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature, out);
+            }
+            PrivateKey::Es256(pair) => {
+                // aws-lc draws the ECDSA nonce itself; the generator argument is ignored.
+                let signature = pair
+                    .sign(&SystemRandom::new(), out.as_bytes())
+                    .map_err(|_| TokenError::Signing("p-256 signing failed".into()))?;
+                out.push('.');
+                URL_SAFE_NO_PAD.encode_string(signature, out);
+            }
+            PrivateKey::Unusable => return Err(TokenError::Signing("key is unusable".into())),
         }
-    }
-
-    pub(super) fn sign_raw(&self, message: &[u8]) -> Result<Vec<u8>> {
-        let key = self.encoding_key();
-        let signer = (DEFAULT_PROVIDER.signer_factory)(&self.algorithm.backend(), &key)
-            .map_err(|e| TokenError::Signing(e.to_string()))?;
-        signer
-            .try_sign(message)
-            .map_err(|e| TokenError::Signing(e.to_string()))
+        Ok(())
     }
 
     /// The matching verification key (for HMAC it holds the same secret).
@@ -269,29 +303,32 @@ impl SigningKey {
     /// # Errors
     /// [`TokenError::InvalidKey`] if the private key is unusable.
     pub fn verification_key(&self) -> Result<VerificationKey> {
-        let bytes = self.secret.expose_secret();
-        let utils = &DEFAULT_PROVIDER.key_utils;
-        let material = match self.algorithm {
-            Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512 => {
+        let material = match &self.key {
+            PrivateKey::Hmac(key) => {
                 return Ok(VerificationKey {
                     kid: self.kid.clone(),
                     algorithm: self.algorithm,
-                    key: DecodingKey::from_secret(bytes),
+                    key: PublicKey::Hmac(key.clone()),
                     public: None,
                 });
             }
-            Algorithm::EdDsa => {
-                let x = (utils.ed_pub_components_from_private_key)(bytes, &EllipticCurve::Ed25519)
-                    .map_err(|e| TokenError::InvalidKey(e.to_string()))?;
-                PublicMaterial::Ed25519 { x }
-            }
-            Algorithm::Es256 => {
-                let (_, x, y) = (utils.ec_pub_components_from_private_key)(
-                    bytes,
-                    jsonwebtoken::Algorithm::ES256,
-                )
-                .map_err(|e| TokenError::InvalidKey(e.to_string()))?;
-                PublicMaterial::P256 { x, y }
+            PrivateKey::Unusable => return Err(TokenError::InvalidKey("key is unusable".into())),
+            PrivateKey::Ed25519(pair) => PublicMaterial::Ed25519 {
+                x: pair.public_key().as_ref().to_vec(),
+            },
+            PrivateKey::Es256(pair) => {
+                let point = pair.public_key().as_ref();
+                match (point.first(), point.get(1..33), point.get(33..65)) {
+                    (Some(4), Some(x), Some(y)) if point.len() == 65 => PublicMaterial::P256 {
+                        x: x.to_vec(),
+                        y: y.to_vec(),
+                    },
+                    _ => {
+                        return Err(TokenError::InvalidKey(
+                            "p-256 public key is not an uncompressed point".into(),
+                        ));
+                    }
+                }
             }
         };
         VerificationKey::public(self.kid.clone(), material)
@@ -310,8 +347,16 @@ enum PublicMaterial {
 pub struct VerificationKey {
     kid: Kid,
     algorithm: Algorithm,
-    key: DecodingKey,
+    key: PublicKey,
     public: Option<PublicMaterial>,
+}
+
+/// A verification key, parsed once.
+#[derive(Clone)]
+enum PublicKey {
+    /// Boxed: aws-lc's HMAC context is over a kilobyte.
+    Hmac(Box<hmac::Key>),
+    Signature(ParsedPublicKey),
 }
 
 impl fmt::Debug for VerificationKey {
@@ -362,6 +407,7 @@ impl VerificationKey {
     }
 
     fn public(kid: Kid, material: PublicMaterial) -> Result<Self> {
+        // Points the backend cannot use are refused now rather than at verification.
         let (algorithm, key) = match &material {
             PublicMaterial::Ed25519 { x } => {
                 if x.len() != 32 {
@@ -369,11 +415,9 @@ impl VerificationKey {
                         "ed25519 key must be 32 bytes".into(),
                     ));
                 }
-                (
-                    Algorithm::EdDsa,
-                    DecodingKey::from_ed_components(&URL_SAFE_NO_PAD.encode(x))
-                        .map_err(|e| TokenError::InvalidKey(e.to_string()))?,
-                )
+                let key = ParsedPublicKey::new(&ED25519, x.as_slice())
+                    .map_err(|e| TokenError::InvalidKey(format!("ed25519 public key: {e}")))?;
+                (Algorithm::EdDsa, key)
             }
             PublicMaterial::P256 { x, y } => {
                 if x.len() != 32 || y.len() != 32 {
@@ -381,19 +425,16 @@ impl VerificationKey {
                         "p-256 coordinates must be 32 bytes".into(),
                     ));
                 }
-                (
-                    Algorithm::Es256,
-                    DecodingKey::from_ec_components(
-                        &URL_SAFE_NO_PAD.encode(x),
-                        &URL_SAFE_NO_PAD.encode(y),
-                    )
-                    .map_err(|e| TokenError::InvalidKey(e.to_string()))?,
-                )
+                let mut point = Vec::with_capacity(65);
+                point.push(4);
+                point.extend_from_slice(x);
+                point.extend_from_slice(y);
+                let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+                    .map_err(|e| TokenError::InvalidKey(format!("p-256 public key: {e}")))?;
+                (Algorithm::Es256, key)
             }
         };
-        // Reject points the backend cannot use now rather than at verification.
-        (DEFAULT_PROVIDER.verifier_factory)(&algorithm.backend(), &key)
-            .map_err(|e| TokenError::InvalidKey(e.to_string()))?;
+        let key = PublicKey::Signature(key);
         Ok(Self {
             kid,
             algorithm,
@@ -506,10 +547,11 @@ impl VerificationKey {
     /// # Errors
     /// [`TokenError::InvalidSignature`].
     pub fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> Result<()> {
-        let verifier = (DEFAULT_PROVIDER.verifier_factory)(&self.algorithm.backend(), &self.key)
-            .map_err(|_| TokenError::InvalidSignature)?;
-        verifier
-            .verify(message, &signature.to_vec())
-            .map_err(|_| TokenError::InvalidSignature)
+        match &self.key {
+            // Constant-time tag comparison.
+            PublicKey::Hmac(key) => hmac::verify(key, message, signature),
+            PublicKey::Signature(key) => key.verify_sig(message, signature),
+        }
+        .map_err(|_| TokenError::InvalidSignature)
     }
 }

@@ -2,15 +2,21 @@
 //!
 //! # Algorithms and the crypto backend
 //!
-//! HS256, HS384, HS512, EdDSA (Ed25519) and ES256. Signing and verification use
-//! `jsonwebtoken` 11's `rust_crypto` provider **directly**
-//! (`jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER`), never the process-wide provider
-//! that `jsonwebtoken::crypto::sign`/`verify`/`decode` look up. So this module needs no global
-//! setup and cannot hit jsonwebtoken's "could not determine the process-level
-//! CryptoProvider" panic: not when nothing was installed, and not when a downstream crate
-//! also enables `aws_lc_rs` (cargo unifies features, both backends are then compiled, and
-//! jsonwebtoken's own `decode`/`encode` would panic unless that crate calls
-//! `CryptoProvider::install_default`; this module is unaffected and keeps using RustCrypto).
+//! HS256, HS384, HS512, EdDSA (Ed25519) and ES256. The backend is aws-lc-rs, the one behind
+//! `jsonwebtoken` 11's `aws_lc_rs` feature, which is the only crypto feature this crate enables
+//! on jsonwebtoken (jsonwebtoken is used for its JWK types). RustCrypto's P-256 signs about
+//! ten times slower than aws-lc's; see the workspace README for the figures.
+//!
+//! Keys are parsed once, when created ([`SigningKey`], [`VerificationKey`]), and used through
+//! aws-lc-rs **directly**, never through the process-wide provider that
+//! `jsonwebtoken::encode`/`decode` look up. So this module needs no global setup and cannot
+//! hit jsonwebtoken's "could not determine the process-level CryptoProvider" panic: not when
+//! nothing was installed, not when an application installs a provider of its own, and not
+//! when a downstream crate also enables `rust_crypto` (cargo unifies features, both backends
+//! are then compiled, and jsonwebtoken's own `encode`/`decode` would panic unless that crate
+//! calls `CryptoProvider::install_default`; this module is unaffected). jsonwebtoken's
+//! default features (`use_pem`) add no backend, so a crate using it with defaults gets the
+//! aws-lc backend through this crate, and its own `encode`/`decode` work without setup.
 //!
 //! # Policy
 //!
@@ -102,6 +108,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Deref as _;
 use time::{Duration, OffsetDateTime};
 
 /// Default clock-skew leeway applied to `exp` and `nbf`.
@@ -325,7 +332,8 @@ impl VerifiedJws {
 /// Verifies tokens against a set of keys (several may be active, for rotation).
 #[derive(Debug, Clone)]
 pub struct Verifier {
-    keys: BTreeMap<Kid, VerificationKey>,
+    /// Keyed by the `kid` string, so a header's `kid` is looked up without allocating.
+    keys: BTreeMap<String, VerificationKey>,
     validation: Validation,
 }
 
@@ -340,9 +348,9 @@ impl Verifier {
     ) -> Result<Self> {
         let mut map = BTreeMap::new();
         for key in keys {
-            let kid = key.kid().clone();
+            let kid = key.kid().as_str().to_owned();
             if map.insert(kid.clone(), key).is_some() {
-                return Err(TokenError::DuplicateKid(kid.as_str().to_owned()));
+                return Err(TokenError::DuplicateKid(kid));
             }
         }
         Ok(Self {
@@ -405,38 +413,41 @@ impl Verifier {
             return Err(TokenError::Malformed("expected three segments"));
         };
         let header_bytes = b64(h64, "header is not base64url")?;
-        let header = json::parse_object(&header_bytes, "header")?;
-        let alg = match header.get("alg") {
-            Some(serde_json::Value::String(a)) => a.as_str(),
+        // One pass: duplicate members anywhere, object shape, and the members used below.
+        let header = json::parse_header(&header_bytes)?;
+        let alg = match &header.alg {
+            Some(json::StrValue::Str(a)) => a.deref(),
             _ => return Err(TokenError::Malformed("header alg missing or not a string")),
         };
         if alg.eq_ignore_ascii_case("none") {
             return Err(TokenError::AlgNone);
         }
-        for forbidden in ["jku", "x5u", "x5c", "jwk"] {
-            if header.contains_key(forbidden) {
-                return Err(TokenError::ForbiddenHeader(forbidden));
+        for (present, name) in header.key_members.iter().zip(json::KEY_MEMBERS) {
+            if *present {
+                return Err(TokenError::ForbiddenHeader(name));
             }
         }
-        if let Some(crit) = header.get("crit") {
+        if let Some(crit) = &header.crit {
             let name = match crit {
-                serde_json::Value::Array(items) => match items.first() {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(_) => return Err(TokenError::Malformed("crit entry not a string")),
-                    None => String::new(),
-                },
-                _ => return Err(TokenError::Malformed("crit is not an array")),
+                json::Crit::Array(Some(json::StrValue::Str(s))) => s.deref().to_owned(),
+                json::Crit::Array(Some(json::StrValue::NotString)) => {
+                    return Err(TokenError::Malformed("crit entry not a string"));
+                }
+                json::Crit::Array(None) => String::new(),
+                json::Crit::NotArray => return Err(TokenError::Malformed("crit is not an array")),
             };
             return Err(TokenError::UnsupportedCrit(name));
         }
-        let key = match header.get("kid") {
-            Some(serde_json::Value::String(kid)) => {
-                let kid = Kid::new(kid)?;
+        let key = match &header.kid {
+            Some(json::StrValue::Str(kid)) => {
+                if !Kid::is_valid(kid) {
+                    return Err(TokenError::InvalidKid);
+                }
                 self.keys
-                    .get(&kid)
-                    .ok_or_else(|| TokenError::UnknownKid(kid.as_str().to_owned()))?
+                    .get(kid.deref())
+                    .ok_or_else(|| TokenError::UnknownKid(kid.deref().to_owned()))?
             }
-            Some(_) => return Err(TokenError::InvalidKid),
+            Some(json::StrValue::NotString) => return Err(TokenError::InvalidKid),
             None => {
                 let mut all = self.keys.values();
                 match (all.next(), all.next()) {
@@ -462,7 +473,7 @@ impl Verifier {
         key.verify_bytes(signing_input.as_bytes(), &signature)?;
         let payload = b64(p64, "payload is not base64url")?;
         Ok(VerifiedJws {
-            kid: header.contains_key("kid").then(|| key.kid().clone()),
+            kid: header.kid.is_some().then(|| key.kid().clone()),
             algorithm: key.algorithm(),
             payload,
         })
@@ -498,13 +509,24 @@ impl Verifier {
 #[derive(Debug)]
 pub struct Signer {
     key: SigningKey,
+    /// The encoded header and its trailing dot, which are the same for every token.
+    header_b64: String,
 }
 
 impl Signer {
     /// A signer for `key`.
     #[must_use]
     pub fn new(key: SigningKey) -> Self {
-        Self { key }
+        // `{"alg","kid","typ"}` in this order; a `kid` is `[A-Za-z0-9._-]` and an algorithm
+        // name is alphanumeric, so neither needs JSON escaping.
+        let header = format!(
+            r#"{{"alg":"{}","kid":"{}","typ":"JWT"}}"#,
+            key.algorithm().as_str(),
+            key.kid().as_str()
+        );
+        let mut header_b64 = URL_SAFE_NO_PAD.encode(header);
+        header_b64.push('.');
+        Self { key, header_b64 }
     }
 
     /// The signing key's `kid`.
@@ -519,14 +541,16 @@ impl Signer {
     /// [`TokenError::InvalidClaims`] if the claims do not serialise to a JSON object,
     /// [`TokenError::Signing`] if the backend fails.
     pub fn sign<T: Serialize>(&self, claims: &Claims<T>) -> Result<String> {
-        let payload =
-            serde_json::to_vec(claims).map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
+        // An application type can name a member like a registered claim, or serialise a
+        // map with repeated keys: never sign a token a verifier would refuse. The check runs
+        // while the claims are written, not as a second parse.
+        let mut payload = Vec::with_capacity(256);
+        json::to_writer_no_duplicates(&mut payload, claims)?;
         if payload.first() != Some(&b'{') {
             return Err(TokenError::InvalidClaims(
                 "claims are not a json object".into(),
             ));
         }
-        json::check_no_duplicates(&payload, "payload")?;
         self.sign_payload(&payload)
     }
 
@@ -535,18 +559,13 @@ impl Signer {
     /// # Errors
     /// [`TokenError::Signing`] if the backend fails.
     pub fn sign_payload(&self, payload: &[u8]) -> Result<String> {
-        let header = serde_json::json!({
-            "alg": self.key.algorithm().as_str(),
-            "kid": self.key.kid().as_str(),
-            "typ": "JWT",
-        });
-        let header = serde_json::to_vec(&header).map_err(|e| TokenError::Signing(e.to_string()))?;
-        let mut out = URL_SAFE_NO_PAD.encode(header);
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(payload));
-        let sig = self.key.sign_raw(out.as_bytes())?;
-        out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        // Header, payload and a signature of at most 64 bytes, in one allocation.
+        let mut out = String::with_capacity(
+            self.header_b64.len() + payload.len().div_ceil(3).saturating_mul(4) + 1 + 86,
+        );
+        out.push_str(&self.header_b64);
+        URL_SAFE_NO_PAD.encode_string(payload, &mut out);
+        self.key.append_signature(&mut out)?;
         Ok(out)
     }
 }

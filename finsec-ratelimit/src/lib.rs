@@ -1,15 +1,36 @@
-//! Rate limiting for finsec, shared by every instance of an application.
-//!
-//! **Status: not built yet.** This crate is a placeholder in the workspace so that the
-//! layout, features and CI are in place; it exports nothing. It will hold:
-//!
-//! - GCRA (default), sliding-window and fixed-window algorithms, several quotas per key and a cost per request.
-//! - A `Decision` with remaining quota, `retry_after` and reset time for `Retry-After` and the IETF `RateLimit` headers.
-//! - An in-memory sharded store and a Redis store that decides atomically in one round trip with a server-side script and the server's clock.
-//! - Trusted-proxy client IP extraction, trading limits (messages per second, order-to-trade ratio) and a configurable behaviour when the backend fails.
-//!
-//! # Threat model
-//!
-//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
-//! section arrives with the code.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod algorithm;
+pub mod client_ip;
+pub mod decision;
+pub mod error;
+pub mod failure;
+pub mod headers;
+pub mod memory;
+pub mod policy;
+pub mod quota;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+pub mod store;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+#[cfg(feature = "tower")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tower")))]
+pub mod tower;
+pub mod trading;
+
+pub use client_ip::TrustedProxies;
+pub use decision::{Decision, QuotaDecision};
+pub use error::{Error, Result};
+pub use failure::{FailurePolicy, Outcome, RateLimiter};
+pub use headers::RateLimitHeaders;
+pub use memory::MemoryStore;
+pub use policy::{Identity, KeyKind, Policies, Policy};
+pub use quota::{Algorithm, Quota};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
+pub use store::{Check, RateLimitStore};

@@ -1,0 +1,215 @@
+//! The tower Layer: n requests pass with RateLimit headers, the next gets 429 with
+//! Retry-After, RateLimit-Policy and RateLimit; backend failures reach the hook.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers fail the test loudly"
+)]
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use finsec_ratelimit::failure::{FailurePolicy, RateLimiter};
+use finsec_ratelimit::policy::{Policy, Rule};
+use finsec_ratelimit::tower::{ClientIp, PeerAddr, RateLimitLayer};
+use finsec_ratelimit::{
+    Check, Decision, Error, Identity, KeyKind, MemoryStore, Quota, RateLimitStore, Result,
+    TrustedProxies,
+};
+use http::{Request, Response, StatusCode};
+use tower::{Layer, ServiceExt, service_fn};
+
+fn day_policy(limit: u32) -> Policy {
+    let quota = Quota::per_day(std::num::NonZeroU32::new(limit).unwrap())
+        .named("day")
+        .unwrap();
+    Policy::new("web", vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
+}
+
+fn request(peer: &str, xff: Option<&str>) -> Request<String> {
+    let mut b = Request::builder().uri("/orders");
+    if let Some(xff) = xff {
+        b = b.header("x-forwarded-for", xff);
+    }
+    let mut req = b.body(String::new()).unwrap();
+    req.extensions_mut()
+        .insert(PeerAddr(peer.parse::<IpAddr>().unwrap()));
+    req
+}
+
+#[tokio::test]
+async fn n_allowed_then_429_with_headers() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let inner = {
+        let calls = calls.clone();
+        service_fn(move |_req: Request<String>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, Infallible>(Response::new("ok".to_owned())) }
+        })
+    };
+    let limiter = RateLimiter::new(Arc::new(MemoryStore::new()), FailurePolicy::FailClosed);
+    let proxies = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+    let layer = RateLimitLayer::new(limiter, day_policy(3), ClientIp::new(proxies));
+    let svc = layer.layer(inner);
+    for i in 0..3u32 {
+        let resp = svc
+            .clone()
+            .oneshot(request("10.0.0.1", Some("6.6.6.6, 203.0.113.9")))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["ratelimit-policy"], r#""day";q=3;w=86400"#);
+        let rl = resp.headers()["ratelimit"].to_str().unwrap().to_owned();
+        assert!(rl.starts_with(&format!(r#""day";r={};t="#, 2 - i)), "{rl}");
+        assert!(resp.headers().get("retry-after").is_none());
+        assert_eq!(resp.body(), "ok");
+    }
+    let resp = svc
+        .clone()
+        .oneshot(request("10.0.0.1", Some("7.7.7.7, 203.0.113.9")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "28800");
+    assert_eq!(resp.headers()["ratelimit"], r#""day";r=0;t=28800"#);
+    assert_eq!(resp.headers()["ratelimit-policy"], r#""day";q=3;w=86400"#);
+    assert!(resp.body().is_empty());
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    // Another client behind the same proxy is not affected; a spoofed XFF from an untrusted
+    // peer is ignored, so that peer is limited by its own address.
+    let resp = svc
+        .clone()
+        .oneshot(request("10.0.0.1", Some("198.51.100.4")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = svc
+        .clone()
+        .oneshot(request("198.51.100.99", Some("203.0.113.9")))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn per_route_cost_and_custom_extractor() {
+    let inner = service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    });
+    let limiter = RateLimiter::new(Arc::new(MemoryStore::new()), FailurePolicy::FailClosed);
+    let quota = Quota::per_day(std::num::NonZeroU32::new(5).unwrap())
+        .named("subj")
+        .unwrap();
+    let policy = Policy::new("reports", vec![Rule::new(KeyKind::Subject, quota)]).unwrap();
+    let layer = RateLimitLayer::new(limiter, policy, |req: &Request<String>| {
+        req.headers()
+            .get("x-subject")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| Identity::new().with_subject(s))
+    })
+    .with_cost(|req: &Request<String>| if req.uri().path() == "/export" { 3 } else { 1 });
+    let svc = layer.layer(inner);
+    let req = |path: &str, subject: Option<&str>| {
+        let mut b = Request::builder().uri(path);
+        if let Some(s) = subject {
+            b = b.header("x-subject", s);
+        }
+        b.body(String::new()).unwrap()
+    };
+    assert_eq!(
+        svc.clone()
+            .oneshot(req("/export", Some("u1")))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        svc.clone()
+            .oneshot(req("/export", Some("u1")))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let ok = svc.clone().oneshot(req("/list", Some("u1"))).await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with(r#""subj";r=1;"#)
+    );
+    // No identity: not limited, no headers.
+    let free = svc.clone().oneshot(req("/export", None)).await.unwrap();
+    assert_eq!(free.status(), StatusCode::OK);
+    assert!(free.headers().get("ratelimit").is_none());
+    // A cost above the capacity is a configuration error: 500.
+    let layer = RateLimitLayer::new(
+        RateLimiter::new(Arc::new(MemoryStore::new()), FailurePolicy::FailClosed),
+        day_policy(2),
+        ClientIp::new(TrustedProxies::none()),
+    )
+    .with_cost(|_: &Request<String>| 9);
+    let svc = layer.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let resp = svc.oneshot(request("192.0.2.1", None)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+#[derive(Debug)]
+struct Down;
+
+#[async_trait]
+impl RateLimitStore for Down {
+    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+        check.validate()?;
+        Err(Error::Timeout {
+            backend: "down",
+            timeout: std::time::Duration::from_millis(50),
+        })
+    }
+    fn backend(&self) -> &'static str {
+        "down"
+    }
+}
+
+#[tokio::test]
+async fn backend_failures_reach_the_hook_and_follow_the_policy() {
+    for (policy, status) in [
+        (FailurePolicy::FailOpen, StatusCode::OK),
+        (FailurePolicy::FailClosed, StatusCode::TOO_MANY_REQUESTS),
+        (FailurePolicy::FallbackLocal, StatusCode::OK),
+    ] {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hook = {
+            let seen = seen.clone();
+            move |e: &Error| seen.lock().unwrap().push(e.to_string())
+        };
+        let layer = RateLimitLayer::new(
+            RateLimiter::new(Arc::new(Down), policy),
+            day_policy(2),
+            ClientIp::new(TrustedProxies::none()),
+        )
+        .on_error(hook);
+        let svc = layer.layer(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+        let mut req = request("192.0.2.1", None);
+        req.extensions_mut().remove::<PeerAddr>();
+        req.extensions_mut()
+            .insert("192.0.2.1:5000".parse::<SocketAddr>().unwrap());
+        let resp = svc.oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), status, "{policy:?}");
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{policy:?}");
+        assert!(seen[0].contains("did not answer"), "{}", seen[0]);
+        if policy == FailurePolicy::FailClosed {
+            assert_eq!(resp.headers()["retry-after"], "1");
+        }
+    }
+}

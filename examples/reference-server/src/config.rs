@@ -139,6 +139,18 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
+    /// Authentication: token lifetimes, issuer, audience, password pepper, Redis prefix.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthConfig,
+
+    /// Access control and order entry.
+    #[command(flatten)]
+    pub rbac: crate::rbac::RbacConfig,
+
+    /// Rate limits: policy file, trusted proxies, behaviour when Redis fails.
+    #[command(flatten)]
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
+
     /// The passphrase sealing the keyring, read from `FINSEC_MASTER_PASSPHRASE` only (a
     /// command line flag would show it in the process list). When absent, a generated
     /// master key file in the data directory seals the keyring.
@@ -157,6 +169,9 @@ impl Config {
             redis_url: None,
             keyring_file: None,
             log_format: LogFormat::Text,
+            auth: crate::auth::AuthConfig::default(),
+            rbac: crate::rbac::RbacConfig::default(),
+            rate_limits: crate::ratelimit::RateLimitConfig::default(),
             master_passphrase: None,
         }
     }
@@ -201,6 +216,9 @@ pub enum Command {
     /// Inspect and rotate the keyring.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Grant, revoke and list users' roles.
+    #[command(subcommand)]
+    Roles(crate::rbac::roles::RolesCommand),
 }
 
 /// Keyring operations for operators. They work on the same files as a running server and

@@ -57,6 +57,28 @@ pub enum ServerError {
         source: finsec_crypto::Error,
     },
 
+    /// The RBAC policy file does not load (the loader's error names the problem).
+    #[error("rbac policy {path}: {source}")]
+    Policy {
+        /// The policy file.
+        path: PathBuf,
+        /// The loader's error.
+        #[source]
+        source: finsec_rbac::Error,
+    },
+
+    /// The RBAC policy file is writable by others than its owner.
+    #[error(
+        "rbac policy {path} has permissions {mode:04o}; only its owner may write it \
+         (run `chmod go-w {path}`)"
+    )]
+    PolicyPermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+
     /// A finsec-crypto operation failed.
     #[error(transparent)]
     Crypto(#[from] finsec_crypto::Error),

@@ -339,11 +339,25 @@ async fn rewrap(
     let store = subject_key_store(&storage).await?;
     let keys = SubjectKeys::new(store, Arc::clone(&ring), pii.clone());
     let report = keys.rewrap_all(batch).await;
+    let sealed = match crate::auth::migrate(&storage).await {
+        Ok(()) => {
+            let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), pii.clone());
+            crate::auth::secrets::rewrap_sealed(&storage, &envelope).await
+        }
+        Err(e) => Err(e),
+    };
     storage.close().await;
     let report = report?;
+    let sealed = sealed?;
     print_report(out, &pii, primary, &report).map_err(stdout_error)?;
+    writeln!(
+        out,
+        "re-wrapped auth secrets (signing keys, TOTP secrets): {} of {}, {} failed",
+        sealed.rewrapped, sealed.scanned, sealed.failed
+    )
+    .map_err(stdout_error)?;
 
-    let retire_now = retire && report.is_complete();
+    let retire_now = retire && report.is_complete() && sealed.is_complete();
     file.update(|on_disk| {
         // Wrapping counts as use of the primary: keep the counters honest.
         ring.merge_counts_into(on_disk);
@@ -362,7 +376,7 @@ async fn rewrap(
         writeln!(
             out,
             "not retiring: {} failed, {} changed concurrently; fix the failures and run again",
-            report.failed.len(),
+            report.failed.len() + usize::try_from(sealed.failed).unwrap_or(usize::MAX),
             report.changed_concurrently
         )
         .map_err(stdout_error)?;

@@ -9,10 +9,12 @@
 //!
 //! 1. creates the data directory (mode `0700`) if it is missing;
 //! 2. loads the sealed keyring, or creates it with key `pii` (see [`keys`]);
-//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL) and
-//!    runs the migrations;
-//! 4. connects to Redis if configured and checks it answers `PING`;
-//! 5. binds the listening socket and logs `listening on http://ADDR`.
+//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL);
+//! 4. loads the RBAC policy file, created from finsec-rbac's preset on first start (see
+//!    [`rbac`]); a file that does not load stops start-up with the loader's error;
+//! 5. connects to Redis if configured and checks it answers `PING`;
+//! 6. runs the migrations;
+//! 7. binds the listening socket and logs `listening on http://ADDR`.
 //!
 //! On SIGTERM or Ctrl-C it stops accepting connections, lets requests in flight finish
 //! (for up to [`DRAIN_TIMEOUT`]), saves the keyring usage counters and exits.
@@ -31,6 +33,18 @@
 //! - **Browser-side attacks on API responses.** Every response (404s and errors included)
 //!   carries a deny-all CSP, `X-Frame-Options: DENY`, `nosniff`, HSTS, `no-referrer` and
 //!   `Cache-Control: no-store`.
+//! - **Stolen or forged credentials** (see [`auth`]): EdDSA access tokens with `jti`
+//!   revocation, rotating refresh tokens with reuse detection, TOTP with replay protection
+//!   shared across instances, API keys stored as hashes; passwords argon2id with a pepper
+//!   outside the database; one indistinguishable 401 for every refused credential.
+//! - **Unauthorized or unchecked orders** (see [`orders`], [`rbac`]): every order route is
+//!   checked against the RBAC policy with the user's roles read per request (API keys can
+//!   only narrow it); orders are validated field by field and notes sanitised; orders
+//!   above `--approval-notional` need a second person's approval (maker-checker).
+//! - **Password guessing and request floods** (see [`ratelimit`]): every request is limited
+//!   per client address, the authentication endpoints per address, login and
+//!   second-factor attempts per address and per account (unknown accounts alike), API
+//!   calls per principal; forwarding headers count only from `--trusted-proxy` peers.
 //! - **Log injection through request ids.** An incoming `X-Request-Id` is kept only if it
 //!   is at most 64 characters of `[A-Za-z0-9._-]`; anything else is replaced by a UUIDv7.
 //! - **Losing usage counters.** Key usage counts are merged into the keyring file under its
@@ -38,23 +52,30 @@
 //!
 //! What it does not defend against (yet):
 //!
-//! - **Anything needing authentication.** There are no authenticated routes; `/health`
-//!   and `/openapi.json` are public by design, and `/health` shows key names, their primary
-//!   versions and whether rotation is due (no key material). Admin operations are the
-//!   `keys` subcommands, run by whoever can read the data directory.
+//! - **Distributed password guessing.** The per-account login limit also slows the
+//!   account's owner down while someone guesses (a lockout an attacker can cause), and
+//!   with memory limits (no Redis) each instance counts on its own. `/health` and
+//!   `/openapi.json` are public by design, and `/health` shows
+//!   key names, their primary versions and whether rotation is due (no key material).
+//!   Admin operations are the `keys` and `roles` subcommands, run by whoever can read the
+//!   data directory.
 //! - **Transport security.** The server speaks plain HTTP; terminate TLS in front of it
 //!   (HSTS only takes effect over HTTPS).
-//! - **Slow clients and floods.** There is no header-read timeout or rate limit yet;
-//!   put the server behind a proxy that has them.
+//! - **Slow clients.** There is no header-read timeout; put the server behind a proxy
+//!   that has one. Rate limits count requests, not connections or bytes.
 //! - **A master key file next to the keyring.** Anyone who can read both files can open
 //!   the keyring; set `FINSEC_MASTER_PASSPHRASE` from a secrets manager in production.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod keys;
 pub mod openapi;
+pub mod orders;
+pub mod ratelimit;
+pub mod rbac;
 pub mod redis_backend;
 pub mod shutdown;
 pub mod state;
@@ -95,6 +116,7 @@ pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match cli.command {
         None | Some(Command::Serve) => run(cli.config).await,
         Some(Command::Keys(command)) => keys::run_command(&cli.config, &command, out).await,
+        Some(Command::Roles(command)) => rbac::roles::run_command(&cli.config, &command, out).await,
     }
 }
 
@@ -158,11 +180,19 @@ impl Server {
         storage: &Storage,
         keyring: Arc<finsec_crypto::Keyring>,
     ) -> Result<(AppState, Router, TcpListener, SocketAddr)> {
+        // First, so that a policy that does not load stops start-up before anything else.
+        let policy = rbac::load_or_create_policy(config.data_dir(), &config.rbac)?;
         let redis = match &config.redis_url {
             Some(url) => Some(Redis::connect(url).await?),
             None => None,
         };
-        let state = AppState::new(storage.clone(), redis, keyring).await?;
+        auth::migrate(storage).await?;
+        let auth =
+            Arc::new(auth::Auth::new(config, storage, redis.as_ref(), Arc::clone(&keyring)).await?);
+        let orders = orders::Orders::open(storage, policy, &config.rbac).await?;
+        let rate_limits = ratelimit::RateLimits::open(config, redis.as_ref()).await?;
+        let state =
+            AppState::new(storage.clone(), redis, keyring, auth, orders, rate_limits).await?;
         let app = build_app(state.clone())?;
         let listener =
             TcpListener::bind(config.listen)
@@ -232,6 +262,15 @@ impl Server {
             }
         };
 
+        // API key usage is recorded in batches; write the last one before closing.
+        if let Err(e) = state
+            .auth()
+            .api_keys()
+            .flush_usage_at(time::OffsetDateTime::now_utc())
+            .await
+        {
+            tracing::warn!(error = %e, "could not save api key usage");
+        }
         let saved = keyring_file.save_counters(state.keyring());
         match &saved {
             Ok(()) => tracing::info!("saved keyring usage counters"),

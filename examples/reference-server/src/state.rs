@@ -7,8 +7,11 @@ use finsec_crypto::subject::postgres::{self, PostgresSubjectKeyStore};
 use finsec_crypto::subject::sqlite::{self, SqliteSubjectKeyStore};
 use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
 
+use crate::auth::Auth;
 use crate::error::{Result, ServerError};
 use crate::keys::pii_key_name;
+use crate::orders::Orders;
+use crate::ratelimit::RateLimits;
 use crate::redis_backend::Redis;
 use crate::storage::Storage;
 
@@ -56,6 +59,9 @@ struct Inner {
     redis: Option<Redis>,
     keyring: Arc<Keyring>,
     subject_keys: ServerSubjectKeys,
+    auth: Arc<Auth>,
+    orders: Orders,
+    rate_limits: RateLimits,
 }
 
 impl fmt::Debug for AppState {
@@ -64,12 +70,17 @@ impl fmt::Debug for AppState {
             .field("storage", &self.inner.storage)
             .field("redis", &self.inner.redis)
             .field("subject_keys", &self.inner.subject_keys)
+            .field("auth", &self.inner.auth)
+            .field("orders", &self.inner.orders)
+            .field("rate_limits", &self.inner.rate_limits)
             .finish_non_exhaustive()
     }
 }
 
 impl AppState {
-    /// Builds the state: migrates the database and sets up the subject keys over it.
+    /// Builds the state: migrates the database and sets up the subject keys over it;
+    /// `auth` is the authentication set up over the same database (see [`Auth::new`]);
+    /// `rate_limits` the limiter (see [`RateLimits::open`]).
     ///
     /// # Errors
     /// [`ServerError::Storage`] if the migrations fail.
@@ -77,6 +88,9 @@ impl AppState {
         storage: Storage,
         redis: Option<Redis>,
         keyring: Arc<Keyring>,
+        auth: Arc<Auth>,
+        orders: Orders,
+        rate_limits: RateLimits,
     ) -> Result<Self> {
         let store = subject_key_store(&storage).await?;
         let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
@@ -86,6 +100,9 @@ impl AppState {
                 redis,
                 keyring,
                 subject_keys,
+                auth,
+                orders,
+                rate_limits,
             }),
         })
     }
@@ -103,6 +120,21 @@ impl AppState {
     /// The keyring loaded at start (its usage counters are saved at shutdown).
     pub fn keyring(&self) -> &Arc<Keyring> {
         &self.inner.keyring
+    }
+
+    /// Order entry (and the RBAC policy it checks).
+    pub fn orders(&self) -> &Orders {
+        &self.inner.orders
+    }
+
+    /// The rate limiter.
+    pub fn rate_limits(&self) -> &RateLimits {
+        &self.inner.rate_limits
+    }
+
+    /// Authentication: users, tokens, MFA and API keys.
+    pub fn auth(&self) -> &Arc<Auth> {
+        &self.inner.auth
     }
 
     /// The subject-key manager (for the GDPR endpoints).

@@ -1,9 +1,11 @@
 //! HTTP: the router, its middleware and its handlers.
 //!
 //! Layers, outermost first: security headers (so every response has them, 404s and
-//! errors included), request id, tracing span per request, then the routes.
+//! errors included), request id, tracing span per request, the global rate limit (see
+//! [`crate::ratelimit`]), then the routes, each behind its route rate limit.
 
 pub mod headers;
+pub mod json;
 pub mod request_id;
 pub mod routes;
 
@@ -51,11 +53,15 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health))
         .routes(routes!(routes::openapi_json))
+        .merge(crate::auth::routes::router())
+        .merge(crate::orders::routes::router())
 }
 
 /// The OpenAPI document of [`api_router`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api_router().into_openapi()
+    let mut api = api_router().into_openapi();
+    crate::ratelimit::document(&mut api);
+    api
 }
 
 /// Builds the application: routes, the 404 fallback and every middleware layer.
@@ -63,8 +69,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// # Errors
 /// [`ServerError::OpenApi`] if the OpenAPI document cannot be serialised.
 pub fn build_app(state: AppState) -> Result<Router> {
-    let (router, api) = api_router().split_for_parts();
+    let (router, mut api) = api_router().split_for_parts();
+    crate::ratelimit::document(&mut api);
     let json = api.to_json().map_err(ServerError::OpenApi)?;
+    let limits = state.rate_limits().clone();
+    let route_limit = middleware::from_fn_with_state(state.clone(), crate::ratelimit::route_limit);
     let state = HttpState {
         app: state,
         openapi: OpenApiJson(Arc::from(json)),
@@ -88,8 +97,13 @@ pub fn build_app(state: AppState) -> Result<Router> {
                 .latency_unit(LatencyUnit::Micros),
         );
     Ok(router
+        .route_layer(route_limit)
         .fallback(routes::not_found)
         .with_state(state)
+        .layer(middleware::from_fn_with_state(
+            limits,
+            crate::ratelimit::global_limit,
+        ))
         .layer(trace)
         .layer(middleware::from_fn(request_id::request_id))
         .layer(middleware::map_response(headers::security_headers)))

@@ -19,7 +19,7 @@ const REDIS_PASSWORD: &str = "redis-Pa55word-0b9e";
 
 /// The test server's URL with [`PG_PASSWORD`] added (unless it has a password already),
 /// bound to `db`'s schema. Returns the URL and the password it holds.
-fn server_pg_url(db: &PgTestDb) -> (String, String) {
+pub(crate) fn server_pg_url(db: &PgTestDb) -> (String, String) {
     let base = finsec_testkit::postgres_url();
     let (scheme, rest) = base.split_once("://").unwrap();
     let (url, password) = match rest.split_once('@') {

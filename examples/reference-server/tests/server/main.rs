@@ -5,8 +5,11 @@
 #![cfg(test)]
 #![cfg(unix)]
 
+mod auth;
 mod backends;
 mod http;
 mod keys;
 mod lifecycle;
+mod orders;
+mod ratelimit;
 mod support;

@@ -30,7 +30,10 @@ const LISTENING: &str = "listening on http://";
 
 /// Environment variables of the server that must not leak in from the environment the
 /// tests run in.
-const SERVER_VARS: [&str; 8] = [
+const SERVER_VARS: [&str; 11] = [
+    "FINSEC_RATE_LIMITS",
+    "FINSEC_TRUSTED_PROXIES",
+    "FINSEC_RATE_LIMIT_FAILURE",
     "FINSEC_MASTER_PASSPHRASE",
     "FINSEC_LISTEN",
     "FINSEC_DATA_DIR",
@@ -40,6 +43,13 @@ const SERVER_VARS: [&str; 8] = [
     "FINSEC_LOG_FORMAT",
     "RUST_LOG",
 ];
+
+/// Rate limits far above what tests send, given to every server through
+/// `FINSEC_RATE_LIMITS`; a test of the limits passes its own `--rate-limits` file instead.
+pub(crate) const RELAXED_RATE_LIMITS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/server/rate-limits-relaxed.toml"
+);
 
 /// A fresh temporary directory; the server's data directory is `data` inside it, so the
 /// server creates it (and chooses its mode) itself.
@@ -118,6 +128,7 @@ impl Launch {
         command
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            .env("FINSEC_RATE_LIMITS", RELAXED_RATE_LIMITS)
             .args(leading)
             .arg("--data-dir")
             .arg(data.path())
@@ -196,6 +207,29 @@ impl Launch {
         let stderr = read_all(child.stderr.take().unwrap());
         let status = wait_until(&mut child, COMMAND_TIMEOUT).unwrap_or_else(|| {
             panic!("`keys {}` ran for over {COMMAND_TIMEOUT:?}", args.join(" "))
+        });
+        Finished {
+            status,
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+
+    /// Runs `roles <args>` to completion.
+    ///
+    /// # Panics
+    /// If it runs longer than [`COMMAND_TIMEOUT`].
+    pub(crate) fn roles(&self, data: &DataDir, args: &[&str]) -> Finished {
+        let mut leading = vec!["roles"];
+        leading.extend_from_slice(args);
+        let mut child = self.command(data, &leading).spawn().unwrap();
+        let stdout = read_all(child.stdout.take().unwrap());
+        let stderr = read_all(child.stderr.take().unwrap());
+        let status = wait_until(&mut child, COMMAND_TIMEOUT).unwrap_or_else(|| {
+            panic!(
+                "`roles {}` ran for over {COMMAND_TIMEOUT:?}",
+                args.join(" ")
+            )
         });
         Finished {
             status,

@@ -1,0 +1,334 @@
+//! The [`Principal`] extractor: who sent the request, authenticated by a bearer access
+//! token or an API key.
+//!
+//! Every failure (no credential, a malformed, expired, revoked or forged one, an unknown
+//! user) is the same 401 response: `WWW-Authenticate: Bearer realm="finsec"` (with
+//! `, error="invalid_token"` when a credential was presented) and the body
+//! `{"error":"unauthorized"}`. The real reason is logged at debug level, never the
+//! credential.
+
+use std::fmt;
+
+use axum::Json;
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use finsec_auth::api_keys::ApiKeyId;
+use finsec_rbac::PermissionPattern;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::state::AppState;
+
+/// The header an API key may come in (besides `Authorization: Bearer fsk_…`).
+pub const API_KEY_HEADER: &str = "x-api-key";
+
+/// The `WWW-Authenticate` value when no credential was presented.
+pub const CHALLENGE: &str = "Bearer realm=\"finsec\"";
+
+/// The `WWW-Authenticate` value when a credential was presented and refused.
+pub const CHALLENGE_INVALID: &str = "Bearer realm=\"finsec\", error=\"invalid_token\"";
+
+/// The claims the server adds to access tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Always [`AccessClaims::TYPE`].
+    pub typ: String,
+}
+
+impl AccessClaims {
+    /// The `typ` of access tokens.
+    pub const TYPE: &'static str = "access";
+
+    /// The claims of a new access token.
+    pub fn new() -> Self {
+        Self {
+            typ: Self::TYPE.to_owned(),
+        }
+    }
+}
+
+impl Default for AccessClaims {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How the request was authenticated.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Via {
+    /// A bearer access token.
+    Bearer {
+        /// The token's `jti` (what logout revokes).
+        jti: String,
+        /// When the token expires.
+        expires_at: OffsetDateTime,
+    },
+    /// An API key.
+    ApiKey {
+        /// The key's id.
+        key_id: ApiKeyId,
+        /// The permission patterns the key is limited to.
+        scopes: Vec<PermissionPattern>,
+    },
+}
+
+impl fmt::Debug for Via {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer { jti, expires_at } => f
+                .debug_struct("Bearer")
+                .field("jti", jti)
+                .field("expires_at", expires_at)
+                .finish(),
+            Self::ApiKey { key_id, scopes } => f
+                .debug_struct("ApiKey")
+                .field("key_id", &key_id.to_string())
+                .field(
+                    "scopes",
+                    &scopes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                )
+                .finish(),
+        }
+    }
+}
+
+/// An authenticated user (extract it in a handler to require authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The user's id.
+    pub user_id: Uuid,
+    /// The user's name.
+    pub username: String,
+    /// How the request was authenticated.
+    pub via: Via,
+}
+
+impl Principal {
+    /// The API key's scopes, if the request came with an API key (`None`: a session,
+    /// limited by the policy only).
+    pub fn scopes(&self) -> Option<&[PermissionPattern]> {
+        match &self.via {
+            Via::Bearer { .. } => None,
+            Via::ApiKey { scopes, .. } => Some(scopes),
+        }
+    }
+
+    /// Whether the request came with a bearer access token.
+    pub fn is_bearer(&self) -> bool {
+        matches!(self.via, Via::Bearer { .. })
+    }
+}
+
+/// Why a [`Principal`] could not be extracted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRejection {
+    /// Not authenticated (the uniform 401).
+    Unauthorized {
+        /// Whether a credential was presented.
+        presented: bool,
+    },
+    /// A backend failed while checking the credential (500, logged).
+    Unavailable,
+}
+
+/// The body of every 401 from a protected endpoint.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Unauthorized {
+    /// Always `unauthorized`.
+    pub error: String,
+}
+
+/// The uniform 401 response.
+pub fn unauthorized(presented: bool) -> Response {
+    let challenge = if presented {
+        CHALLENGE_INVALID
+    } else {
+        CHALLENGE
+    };
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(challenge),
+        )],
+        Json(Unauthorized {
+            error: "unauthorized".to_owned(),
+        }),
+    )
+        .into_response()
+}
+
+/// The 500 response for a backend failure (details are in the log).
+pub fn unavailable() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(serde_json::json!({ "error": "internal" })),
+    )
+        .into_response()
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized { presented } => unauthorized(presented),
+            Self::Unavailable => unavailable(),
+        }
+    }
+}
+
+/// A credential found in the request (`Debug` redacts it).
+enum Credential {
+    Bearer(String),
+    ApiKey(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Bearer(_) => "Bearer([REDACTED])",
+            Self::ApiKey(_) => "ApiKey([REDACTED])",
+        })
+    }
+}
+
+/// Finds the credential: `Authorization: Bearer …` (an `fsk_` value is an API key) or
+/// `X-API-Key`. `Err(())` when one is presented but unusable (two credentials, another
+/// scheme, not text); `Ok(None)` when there is none.
+fn credential(headers: &HeaderMap) -> Result<Option<Credential>, &'static str> {
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let mut api_key = headers.get_all(API_KEY_HEADER).iter();
+    let (auth, key) = (authorization.next(), api_key.next());
+    if authorization.next().is_some() || api_key.next().is_some() {
+        return Err("repeated credential header");
+    }
+    match (auth, key) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err("both Authorization and X-API-Key"),
+        (None, Some(value)) => {
+            let value = value.to_str().map_err(|_| "X-API-Key is not text")?.trim();
+            Ok(Some(Credential::ApiKey(value.to_owned())))
+        }
+        (Some(value), None) => {
+            let value = value.to_str().map_err(|_| "Authorization is not text")?;
+            let (scheme, token) = value.split_once(' ').ok_or("Authorization has no scheme")?;
+            if !scheme.eq_ignore_ascii_case("bearer") {
+                return Err("Authorization scheme is not Bearer");
+            }
+            let token = token.trim();
+            if token.starts_with(finsec_auth::api_keys::format::PREFIX) {
+                Ok(Some(Credential::ApiKey(token.to_owned())))
+            } else {
+                Ok(Some(Credential::Bearer(token.to_owned())))
+            }
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Self>() {
+            return Ok(principal.clone());
+        }
+        let state = AppState::from_ref(state);
+        let principal = authenticate(&state, &parts.headers, OffsetDateTime::now_utc()).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+/// Authenticates the request headers at `now`.
+///
+/// # Errors
+/// [`AuthRejection`] (the reason is logged at debug level).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    now: OffsetDateTime,
+) -> Result<Principal, AuthRejection> {
+    let refuse = |reason: &dyn fmt::Display| {
+        tracing::debug!(reason = %reason, "credential refused");
+        AuthRejection::Unauthorized { presented: true }
+    };
+    let credential = match credential(headers) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            tracing::debug!("no credential");
+            return Err(AuthRejection::Unauthorized { presented: false });
+        }
+        Err(reason) => return Err(refuse(&reason)),
+    };
+    let auth = state.auth();
+    let (user_id, via) = match credential {
+        Credential::Bearer(token) => {
+            let claims = match auth
+                .tokens()
+                .verify_access_at::<AccessClaims>(&token, now)
+                .await
+            {
+                Ok(claims) => claims,
+                Err(finsec_auth::TokenError::Store(e)) => {
+                    tracing::error!(error = %e, "token store failed");
+                    return Err(AuthRejection::Unavailable);
+                }
+                Err(e) => return Err(refuse(&e)),
+            };
+            if claims.extra.typ != AccessClaims::TYPE {
+                return Err(refuse(&"not an access token"));
+            }
+            let (Some(sub), Some(jti), Some(exp)) = (&claims.sub, &claims.jti, claims.exp) else {
+                return Err(refuse(&"access token without sub, jti or exp"));
+            };
+            let user_id = Uuid::parse_str(sub).map_err(|_| refuse(&"sub is not a user id"))?;
+            let expires_at = OffsetDateTime::from_unix_timestamp(exp)
+                .map_err(|_| refuse(&"exp out of range"))?;
+            (
+                user_id,
+                Via::Bearer {
+                    jti: jti.clone(),
+                    expires_at,
+                },
+            )
+        }
+        Credential::ApiKey(key) => {
+            let verified = match auth.api_keys().verify_at(&key, now).await {
+                Ok(v) => v,
+                Err(finsec_auth::api_keys::ApiKeyError::Rejected(r)) => return Err(refuse(&r)),
+                Err(e) => {
+                    tracing::error!(error = %e, "api key store failed");
+                    return Err(AuthRejection::Unavailable);
+                }
+            };
+            let user_id = Uuid::parse_str(verified.owner())
+                .map_err(|_| refuse(&"api key owner is not a user id"))?;
+            (
+                user_id,
+                Via::ApiKey {
+                    key_id: verified.id(),
+                    scopes: verified.scopes().to_vec(),
+                },
+            )
+        }
+    };
+    let user = match crate::auth::users::find_by_id(auth.storage(), user_id).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return Err(refuse(&"user does not exist")),
+        Err(e) => {
+            tracing::error!(error = %e, "user lookup failed");
+            return Err(AuthRejection::Unavailable);
+        }
+    };
+    Ok(Principal {
+        user_id,
+        username: user.username,
+        via,
+    })
+}

@@ -1,0 +1,356 @@
+//! Authentication: users, passwords, JWT sessions, TOTP second factor and API keys, built
+//! on finsec-auth.
+//!
+//! - Passwords follow finsec-auth's [`PasswordPolicy`] (NIST SP 800-63B) and are hashed
+//!   with argon2id and a pepper kept out of the database (see [`secrets::load_pepper`]).
+//!   Legacy bcrypt hashes are accepted and replaced on the next successful login.
+//! - Sessions are an EdDSA access JWT and an opaque refresh token (finsec-auth
+//!   [`TokenService`]: rotation, reuse detection, `jti` revocation). The signing keys live
+//!   in the database, envelope-encrypted with the keyring's `pii` key, so every instance
+//!   on the same database and keyring signs and verifies with the same keys.
+//! - A user with confirmed TOTP gets a short-lived `mfa_token` from a password login,
+//!   signed for a distinct audience so it is never an access token (and the reverse).
+//! - API keys (`fsk_…`) carry finsec-rbac permission patterns as scopes.
+//! - [`extract::Principal`] is the extractor every protected route uses.
+//!
+//! Token revocation, refresh families and TOTP replay state live in the database, or in
+//! Redis when `--redis-url` is given (shared by every instance).
+
+pub mod extract;
+pub mod routes;
+pub mod secrets;
+pub mod users;
+
+#[cfg(test)]
+pub mod testing;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use finsec_auth::api_keys::{ApiKeyStore, ApiKeys};
+use finsec_auth::mfa::{BackupCodeKey, BackupCodeStore, TotpReplayStore};
+use finsec_auth::passwords::{Argon2Params, PasswordHasher, PasswordPolicy};
+use finsec_auth::tokens::{
+    RefreshTokenStore, RevocationStore, Signer, TokenService, Validation, Verifier,
+};
+use finsec_crypto::{Envelope, Keyring};
+use time::Duration;
+
+use crate::config::Config;
+use crate::error::{Result, ServerError};
+use crate::keys::pii_key_name;
+use crate::redis_backend::Redis;
+use crate::storage::Storage;
+
+/// How long an `mfa_token` is valid.
+pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
+
+/// How many second-factor attempts one `mfa_token` allows (five wrong codes end it).
+pub const MFA_MAX_FAILURES: i64 = 5;
+
+/// The issuer shown in authenticator apps.
+pub const TOTP_ISSUER: &str = "finsec";
+
+/// Authentication settings.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// Access-token lifetime in seconds.
+    #[arg(
+        long,
+        env = "FINSEC_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u32).range(1..=86_400),
+        global = true
+    )]
+    pub access_token_ttl_secs: u32,
+
+    /// Refresh-token lifetime in days.
+    #[arg(
+        long,
+        env = "FINSEC_REFRESH_TOKEN_TTL_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=365),
+        global = true
+    )]
+    pub refresh_token_ttl_days: u32,
+
+    /// The `iss` of issued tokens.
+    #[arg(
+        long,
+        env = "FINSEC_JWT_ISSUER",
+        default_value = "finsec-reference-server",
+        global = true
+    )]
+    pub jwt_issuer: String,
+
+    /// The `aud` of access tokens (`mfa_token`s use this with `:mfa` appended).
+    #[arg(
+        long,
+        env = "FINSEC_JWT_AUDIENCE",
+        default_value = "finsec-api",
+        global = true
+    )]
+    pub jwt_audience: String,
+
+    /// File holding the password pepper (16 to 64 bytes, mode 0600); default
+    /// `pepper.key` in the data directory, generated on first start.
+    #[arg(long, env = "FINSEC_PASSWORD_PEPPER_FILE", global = true)]
+    pub password_pepper_file: Option<PathBuf>,
+
+    /// Prefix of every Redis key the server writes.
+    #[arg(
+        long,
+        env = "FINSEC_REDIS_PREFIX",
+        default_value = "finsec:",
+        global = true
+    )]
+    pub redis_prefix: String,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_days: 30,
+            jwt_issuer: "finsec-reference-server".to_owned(),
+            jwt_audience: "finsec-api".to_owned(),
+            password_pepper_file: None,
+            redis_prefix: "finsec:".to_owned(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The pepper file: the configured one or `pepper.key` in the data directory.
+    pub fn pepper_path(&self, config: &Config) -> PathBuf {
+        self.password_pepper_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir().join("pepper.key"))
+    }
+
+    /// The access-token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::seconds(i64::from(self.access_token_ttl_secs))
+    }
+
+    /// The refresh-token lifetime.
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::days(i64::from(self.refresh_token_ttl_days))
+    }
+}
+
+fn storage_err(
+    storage: &Storage,
+    target: &str,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> ServerError {
+    ServerError::Storage {
+        backend: storage.backend().as_str(),
+        target: target.to_owned(),
+        source: Box::new(source),
+    }
+}
+
+/// The SQLite migrator of the server's authentication tables (versions 90401–90499), with
+/// `ignore_missing` set so the other migrations in `_sqlx_migrations` are not an error.
+pub fn sqlite_migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations/auth/sqlite");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// The PostgreSQL migrator (see [`sqlite_migrator`]).
+pub fn postgres_migrator() -> sqlx::migrate::Migrator {
+    let mut migrator = sqlx::migrate!("./migrations/auth/postgres");
+    migrator.set_ignore_missing(true);
+    migrator
+}
+
+/// Creates or updates the finsec-auth store tables and the server's `server_users`,
+/// `server_mfa_secrets`, `server_mfa_challenges`, `server_jwt_keys` and `server_secrets`.
+///
+/// # Errors
+/// [`ServerError::Storage`] if a migration fails.
+pub async fn migrate(storage: &Storage) -> Result<()> {
+    match storage {
+        Storage::Sqlite(pool) => {
+            finsec_auth::tokens::sqlite::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth token migrations", e))?;
+            finsec_auth::mfa::sqlite::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth mfa migrations", e))?;
+            finsec_auth::api_keys::sqlite::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth api key migrations", e))?;
+            sqlite_migrator()
+                .run(pool)
+                .await
+                .map_err(|e| storage_err(storage, "auth migrations", e))
+        }
+        Storage::Postgres(pool) => {
+            finsec_auth::tokens::postgres::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth token migrations", e))?;
+            finsec_auth::mfa::postgres::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth mfa migrations", e))?;
+            finsec_auth::api_keys::postgres::migrate(pool)
+                .await
+                .map_err(|e| storage_err(storage, "finsec-auth api key migrations", e))?;
+            postgres_migrator()
+                .run(pool)
+                .await
+                .map_err(|e| storage_err(storage, "auth migrations", e))
+        }
+    }
+}
+
+/// The stores behind token revocation, refresh families and TOTP replay.
+type SharedStores = (
+    Arc<dyn RevocationStore>,
+    Arc<dyn RefreshTokenStore>,
+    Arc<dyn TotpReplayStore>,
+);
+
+fn shared_stores(storage: &Storage, redis: Option<&Redis>, prefix: &str) -> SharedStores {
+    use finsec_auth::mfa::{postgres as mfa_pg, redis as mfa_redis, sqlite as mfa_sqlite};
+    use finsec_auth::tokens::{postgres as tok_pg, redis as tok_redis, sqlite as tok_sqlite};
+    if let Some(redis) = redis {
+        let conn = redis.connection();
+        return (
+            Arc::new(tok_redis::RedisRevocationStore::new(conn.clone(), prefix)),
+            Arc::new(tok_redis::RedisRefreshTokenStore::new(conn.clone(), prefix)),
+            Arc::new(mfa_redis::RedisTotpReplayStore::new(conn, prefix)),
+        );
+    }
+    match storage {
+        Storage::Sqlite(pool) => (
+            Arc::new(tok_sqlite::SqliteRevocationStore::new(pool.clone())),
+            Arc::new(tok_sqlite::SqliteRefreshTokenStore::new(pool.clone())),
+            Arc::new(mfa_sqlite::SqliteTotpReplayStore::new(pool.clone())),
+        ),
+        Storage::Postgres(pool) => (
+            Arc::new(tok_pg::PostgresRevocationStore::new(pool.clone())),
+            Arc::new(tok_pg::PostgresRefreshTokenStore::new(pool.clone())),
+            Arc::new(mfa_pg::PgTotpReplayStore::new(pool.clone())),
+        ),
+    }
+}
+
+/// Everything the authentication endpoints and the [`extract::Principal`] extractor use.
+pub struct Auth {
+    storage: Storage,
+    hasher: PasswordHasher,
+    policy: PasswordPolicy,
+    tokens: TokenService,
+    mfa_signer: Signer,
+    mfa_verifier: Verifier,
+    api_keys: ApiKeys<Arc<dyn ApiKeyStore>>,
+    replay: Arc<dyn TotpReplayStore>,
+    backup_codes: Arc<dyn BackupCodeStore>,
+    backup_key: BackupCodeKey,
+    envelope: Envelope<Arc<Keyring>>,
+    access_ttl: Duration,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Auth")
+            .field("storage", &self.storage)
+            .field("tokens", &self.tokens)
+            .field("access_ttl", &self.access_ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Auth {
+    /// Sets up authentication on a migrated database (see [`migrate`]): loads or creates
+    /// the pepper, the JWT signing key and the backup-code key, and opens the stores.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] for a bad pepper file or settings; [`ServerError::Storage`]
+    /// if the database fails; [`ServerError::Crypto`] if a stored key does not decrypt.
+    pub async fn new(
+        config: &Config,
+        storage: &Storage,
+        redis: Option<&Redis>,
+        keyring: Arc<Keyring>,
+    ) -> Result<Self> {
+        let auth = &config.auth;
+        if auth.jwt_issuer.is_empty() || auth.jwt_audience.is_empty() {
+            return Err(ServerError::Config(
+                "--jwt-issuer and --jwt-audience must not be empty".to_owned(),
+            ));
+        }
+        let pepper = secrets::load_pepper(&auth.pepper_path(config))?;
+        let hasher = PasswordHasher::new(Argon2Params::default(), Some(pepper))
+            .map_err(|e| ServerError::Config(format!("password hasher: {e}")))?;
+        let envelope = Envelope::new(Arc::clone(&keyring), pii_key_name()?);
+        let now = time::OffsetDateTime::now_utc();
+        let keys = secrets::signing_keys(storage, &envelope, now).await?;
+        let token_err = |e: finsec_auth::TokenError| ServerError::Config(format!("jwt keys: {e}"));
+        let verification = keys.verification_keys().to_vec();
+        let access_validation = Validation::new(&auth.jwt_issuer, &auth.jwt_audience);
+        let mfa_validation =
+            Validation::new(&auth.jwt_issuer, format!("{}:mfa", auth.jwt_audience));
+        let verifier = Verifier::new(verification.clone(), access_validation).map_err(token_err)?;
+        let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
+        let (revocations, refresh, replay) = shared_stores(storage, redis, &auth.redis_prefix);
+        let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)
+            .with_ttls(auth.access_ttl(), auth.refresh_ttl());
+        let (api_store, backup_codes): (Arc<dyn ApiKeyStore>, Arc<dyn BackupCodeStore>) =
+            match storage {
+                Storage::Sqlite(pool) => (
+                    Arc::new(finsec_auth::api_keys::sqlite::SqliteApiKeyStore::new(
+                        pool.clone(),
+                    )),
+                    Arc::new(finsec_auth::mfa::sqlite::SqliteBackupCodeStore::new(
+                        pool.clone(),
+                    )),
+                ),
+                Storage::Postgres(pool) => (
+                    Arc::new(finsec_auth::api_keys::postgres::PgApiKeyStore::new(
+                        pool.clone(),
+                    )),
+                    Arc::new(finsec_auth::mfa::postgres::PgBackupCodeStore::new(
+                        pool.clone(),
+                    )),
+                ),
+            };
+        let backup_key = BackupCodeKey::new(
+            *secrets::server_secret(storage, &envelope, "backup_code_key", now).await?,
+        );
+        Ok(Self {
+            storage: storage.clone(),
+            hasher,
+            policy: PasswordPolicy::default(),
+            tokens,
+            mfa_signer: Signer::new(keys.current()),
+            mfa_verifier,
+            api_keys: ApiKeys::new(api_store),
+            replay,
+            backup_codes,
+            backup_key,
+            envelope,
+            access_ttl: auth.access_ttl(),
+        })
+    }
+
+    /// The database.
+    pub fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
+    /// The token service (access and refresh tokens).
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// The API keys.
+    pub fn api_keys(&self) -> &ApiKeys<Arc<dyn ApiKeyStore>> {
+        &self.api_keys
+    }
+}

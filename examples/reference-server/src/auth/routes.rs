@@ -1,0 +1,1140 @@
+//! The authentication endpoints: registration, login, the second factor, refresh, logout,
+//! MFA enrollment, API keys and `/me`. Each is registered with `utoipa_axum::routes!`.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+
+use axum::extract::{FromRef, Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use finsec_auth::api_keys::{ApiKeyId, NewApiKey};
+use finsec_auth::mfa::{
+    BackupCodes, Confirmation, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret,
+    redeem_backup_code,
+};
+use finsec_auth::passwords::{Password, PasswordError, Verification};
+use finsec_auth::tokens::{Claims, TokenError, TokenPair};
+use finsec_crypto::envelope::aad_for;
+use finsec_rbac::PermissionPattern;
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::extract::{AccessClaims, Principal, Unauthorized, Via, unauthorized, unavailable};
+use super::users::{self, Username};
+use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
+use crate::http::json::Json;
+use crate::ratelimit::{LoginLimit, RateLimited};
+use crate::state::AppState;
+
+/// The authentication routes.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AppState: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(mfa_verify))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
+        .routes(routes!(mfa_enroll))
+        .routes(routes!(mfa_confirm))
+        .routes(routes!(create_api_key, list_api_keys))
+        .routes(routes!(delete_api_key))
+        .routes(routes!(me))
+}
+
+/// An error answer of the authentication endpoints.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Wrong credentials at login or second factor (one answer for every reason).
+    BadCredentials,
+    /// The uniform 401 of protected endpoints.
+    Unauthorized,
+    /// The request is well-formed but refused (422), with the reason.
+    Invalid(String),
+    /// A conflict with the current state (409), with the reason.
+    Conflict(String),
+    /// The operation is not allowed with this credential (403).
+    Forbidden(String),
+    /// Nothing of the caller's with that id (404).
+    NotFound,
+    /// A backend failed (500; the detail is logged).
+    Internal,
+}
+
+/// An error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable code: `invalid_credentials`, `invalid_request`, `conflict`, `forbidden`,
+    /// `not_found`, `internal`.
+    pub error: String,
+    /// What is wrong, when it helps the caller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+fn body(status: StatusCode, error: &str, message: Option<String>) -> Response {
+    (
+        status,
+        Json(ErrorBody {
+            error: error.to_owned(),
+            message,
+        }),
+    )
+        .into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadCredentials => {
+                let mut response = body(StatusCode::UNAUTHORIZED, "invalid_credentials", None);
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(super::extract::CHALLENGE),
+                );
+                response
+            }
+            Self::Unauthorized => unauthorized(true),
+            Self::Invalid(m) => body(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", Some(m)),
+            Self::Conflict(m) => body(StatusCode::CONFLICT, "conflict", Some(m)),
+            Self::Forbidden(m) => body(StatusCode::FORBIDDEN, "forbidden", Some(m)),
+            Self::NotFound => body(StatusCode::NOT_FOUND, "not_found", None),
+            Self::Internal => unavailable(),
+        }
+    }
+}
+
+fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "{what} failed");
+    ApiError::Internal
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+/// `Debug` for bodies holding passwords, tokens, codes or keys: the type name only.
+macro_rules! redacted_debug {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($ty), " { [REDACTED] }"))
+            }
+        }
+    )+};
+}
+
+redacted_debug!(
+    Credentials,
+    TokenResponse,
+    MfaRequired,
+    LoginResponse,
+    MfaVerifyRequest,
+    RefreshRequest,
+    LogoutRequest,
+    Enrollment,
+    CodeRequest,
+    BackupCodesResponse,
+    CreatedApiKey,
+);
+
+/// A username and password.
+#[derive(Deserialize, ToSchema)]
+pub struct Credentials {
+    /// The username.
+    pub username: String,
+    /// The password.
+    pub password: String,
+}
+
+/// A registered user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    /// The user's id.
+    pub id: String,
+    /// The name as registered (NFKC).
+    pub username: String,
+}
+
+/// An OAuth2-style token response.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The access JWT.
+    pub access_token: String,
+    /// The opaque refresh token.
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// A second factor is needed: send a code with the `mfa_token` to `/auth/mfa/verify`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaRequired {
+    /// Always `true`.
+    pub mfa_required: bool,
+    /// The short-lived token naming this login attempt.
+    pub mfa_token: String,
+}
+
+/// What `/auth/login` answers.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginResponse {
+    /// Logged in.
+    Tokens(TokenResponse),
+    /// A second factor is needed.
+    Mfa(MfaRequired),
+}
+
+/// A second-factor code for a login attempt.
+#[derive(Deserialize, ToSchema)]
+pub struct MfaVerifyRequest {
+    /// The `mfa_token` from `/auth/login`.
+    pub mfa_token: String,
+    /// A TOTP code or a backup code.
+    pub code: String,
+}
+
+/// A refresh token.
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    /// The refresh token.
+    pub refresh_token: String,
+}
+
+/// What `/auth/logout` may receive.
+#[derive(Deserialize, ToSchema, Default)]
+pub struct LogoutRequest {
+    /// The session's refresh token, whose family is revoked too.
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+}
+
+/// A pending TOTP enrollment.
+#[derive(Serialize, ToSchema)]
+pub struct Enrollment {
+    /// The `otpauth://` URI for an authenticator app.
+    pub otpauth_uri: String,
+    /// The same as a QR code (PNG, base64).
+    pub qr_png_base64: String,
+}
+
+/// A TOTP code.
+#[derive(Deserialize, ToSchema)]
+pub struct CodeRequest {
+    /// The code.
+    pub code: String,
+}
+
+/// The backup codes, shown once.
+#[derive(Serialize, ToSchema)]
+pub struct BackupCodesResponse {
+    /// Ten single-use codes.
+    pub backup_codes: Vec<String>,
+}
+
+/// A new API key.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewApiKeyRequest {
+    /// A name for the key (1 to 64 characters).
+    pub name: String,
+    /// finsec-rbac permission patterns the key is limited to.
+    pub scopes: Vec<String>,
+    /// Days until the key expires (1 to 3650); none: it does not expire.
+    #[serde(default)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// An API key, without its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyInfo {
+    /// The key id (hex).
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its scopes.
+    pub scopes: Vec<String>,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// When it expires (RFC 3339), if it does.
+    pub expires_at: Option<String>,
+}
+
+/// A newly created API key: `key` is shown only this once.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The printable key (`fsk_…`).
+    pub key: String,
+    /// The key without its secret.
+    #[serde(flatten)]
+    pub info: ApiKeyInfo,
+}
+
+/// The API keys of the caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Active keys (not revoked).
+    pub keys: Vec<ApiKeyInfo>,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// A bearer access token.
+    Bearer,
+    /// An API key.
+    ApiKey,
+}
+
+/// The caller.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// The user's id.
+    pub id: String,
+    /// The user's name.
+    pub username: String,
+    /// Whether a TOTP second factor is confirmed.
+    pub mfa_enabled: bool,
+    /// How the request was authenticated.
+    pub auth: AuthMethod,
+    /// The API key's scopes (API keys only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.unix_timestamp().to_string())
+}
+
+fn tokens_response(pair: &TokenPair, now: OffsetDateTime) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(TokenResponse {
+            access_token: pair.access_token.expose_secret().to_owned(),
+            refresh_token: pair.refresh_token.expose_secret().to_owned(),
+            token_type: "Bearer".to_owned(),
+            expires_in: (pair.access_expires_at - now).whole_seconds().max(0),
+        }),
+    )
+        .into_response()
+}
+
+/// The `jti` of an access token this server just issued (its payload is read without
+/// verification: the token comes from the token service, not the client).
+fn issued_jti(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("jti")?.as_str().map(str::to_owned)
+}
+
+/// Records the new access token's refresh family (for logout) and answers with the pair.
+async fn session_response(
+    auth: &Auth,
+    pair: &TokenPair,
+    now: OffsetDateTime,
+) -> ApiResult<Response> {
+    let jti = issued_jti(pair.access_token.expose_secret())
+        .ok_or_else(|| internal("token issue", &"issued access token has no jti"))?;
+    users::insert_session(
+        auth.storage(),
+        &jti,
+        &pair.family,
+        now,
+        pair.access_expires_at,
+    )
+    .await
+    .map_err(|e| internal("session insert", &e))?;
+    Ok(tokens_response(pair, now))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| internal("password hashing task", &e))
+}
+
+fn require_bearer(principal: &Principal) -> ApiResult<()> {
+    if principal.is_bearer() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this operation needs a session (bearer access token), not an API key".to_owned(),
+        ))
+    }
+}
+
+/// Registers a user.
+#[utoipa::path(
+    post,
+    path = "/auth/register",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Registered", body = Registered),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 422, description = "The username or password breaks the rules", body = ErrorBody),
+    )
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    Json(request): Json<Credentials>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    let auth = Arc::clone(state.auth());
+    let name = Username::parse(&request.username).map_err(ApiError::Invalid)?;
+    let password = Password::new(request.password);
+    let new = auth
+        .policy
+        .check(&password)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let hasher_auth = Arc::clone(&auth);
+    let hash = blocking(move || hasher_auth.hasher.hash(&new))
+        .await?
+        .map_err(|e| internal("password hashing", &e))?;
+    let id = Uuid::now_v7();
+    let now = OffsetDateTime::now_utc();
+    if !users::insert_user(auth.storage(), id, &name, &hash, now)
+        .await
+        .map_err(|e| internal("user insert", &e))?
+    {
+        return Err(ApiError::Conflict("username is taken".to_owned()));
+    }
+    tracing::info!(user_id = %id, "user registered");
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            id: id.to_string(),
+            username: name.as_str().to_owned(),
+        }),
+    ))
+}
+
+/// Checks a username and password; `Err(BadCredentials)` for an unknown user or a wrong
+/// password alike (an unknown user still costs one hash verification).
+async fn check_password(
+    auth: &Arc<Auth>,
+    username: &str,
+    password: String,
+) -> ApiResult<users::User> {
+    let password = Password::new(password);
+    let user = match Username::parse(username) {
+        Ok(name) => users::find_by_name(auth.storage(), name.key())
+            .await
+            .map_err(|e| internal("user lookup", &e))?,
+        Err(_) => None,
+    };
+    let hasher_auth = Arc::clone(auth);
+    let Some(user) = user else {
+        blocking(move || {
+            let _ = hasher_auth.hasher.dummy_verify(&password);
+        })
+        .await?;
+        tracing::debug!("login refused: unknown user");
+        return Err(ApiError::BadCredentials);
+    };
+    let stored = user.password_hash.clone();
+    let (outcome, rehash) =
+        blocking(move || hasher_auth.hasher.verify_and_rehash(&password, &stored))
+            .await?
+            .map_err(|e: PasswordError| internal("password verification", &e))?;
+    match outcome {
+        Verification::Mismatch => {
+            tracing::debug!(user_id = %user.id, "login refused: wrong password");
+            Err(ApiError::BadCredentials)
+        }
+        Verification::Verified { .. } => {
+            if let Some(hash) = rehash {
+                users::update_password_hash(
+                    auth.storage(),
+                    user.id,
+                    &hash,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .map_err(|e| internal("password rehash", &e))?;
+                tracing::info!(user_id = %user.id, "password hash upgraded");
+            }
+            Ok(user)
+        }
+    }
+}
+
+/// The claims of an `mfa_token`.
+#[derive(Debug, Serialize, Deserialize)]
+struct MfaClaims {
+    typ: String,
+}
+
+const MFA_TYPE: &str = "mfa";
+
+/// Logs in with a username and password.
+#[utoipa::path(
+    post,
+    path = "/auth/login",
+    tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Tokens, or `mfa_required` with an `mfa_token`", body = LoginResponse),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = RateLimited),
+    )
+)]
+pub async fn login(
+    State(state): State<AppState>,
+    limit: LoginLimit,
+    Json(request): Json<Credentials>,
+) -> ApiResult<Response> {
+    // Every attempt is charged, before any verification, per client address and per
+    // case-folded username (known or not).
+    if let Err(denied) = limit.check_login(&request.username).await {
+        return Ok(denied);
+    }
+    let auth = Arc::clone(state.auth());
+    let user = check_password(&auth, &request.username, request.password).await?;
+    let now = OffsetDateTime::now_utc();
+    if user.mfa_enabled {
+        let challenge = Uuid::now_v7().simple().to_string();
+        users::insert_challenge(
+            auth.storage(),
+            &challenge,
+            user.id,
+            now,
+            now + MFA_TOKEN_TTL,
+        )
+        .await
+        .map_err(|e| internal("mfa challenge insert", &e))?;
+        let v = auth.mfa_verifier.validation();
+        let claims = Claims::new(
+            v.issuer(),
+            user.id.to_string(),
+            v.audience(),
+            now,
+            MFA_TOKEN_TTL,
+            MfaClaims {
+                typ: MFA_TYPE.to_owned(),
+            },
+        )
+        .with_jti(challenge);
+        let token = auth
+            .mfa_signer
+            .sign(&claims)
+            .map_err(|e| internal("mfa token signing", &e))?;
+        return Ok((
+            StatusCode::OK,
+            [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+            Json(MfaRequired {
+                mfa_required: true,
+                mfa_token: token,
+            }),
+        )
+            .into_response());
+    }
+    let pair = auth
+        .tokens()
+        .issue_pair_at(&user.id.to_string(), AccessClaims::new(), now)
+        .await
+        .map_err(|e| internal("token issue", &e))?;
+    tracing::info!(user_id = %user.id, "logged in");
+    session_response(&auth, &pair, now).await
+}
+
+fn decrypt_secret(auth: &Auth, user: Uuid, sealed: &str) -> ApiResult<TotpSecret> {
+    let plain = Zeroizing::new(
+        auth.envelope
+            .decrypt_str(
+                sealed,
+                &aad_for("server_mfa_secrets", "secret", &user.to_string()),
+            )
+            .map_err(|e| internal("totp secret decryption", &e))?,
+    );
+    TotpSecret::from_bytes(plain.to_vec()).map_err(|e| internal("totp secret", &e))
+}
+
+fn mfa_user(user: Uuid) -> ApiResult<MfaUserId> {
+    MfaUserId::new(user.to_string()).map_err(|e| internal("mfa user id", &e))
+}
+
+/// Completes a login with a TOTP code or a backup code.
+#[utoipa::path(
+    post,
+    path = "/auth/mfa/verify",
+    tag = "auth",
+    request_body = MfaVerifyRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 401, description = "Wrong, replayed or used code, or an unusable mfa_token", body = ErrorBody),
+        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = RateLimited),
+    )
+)]
+pub async fn mfa_verify(
+    State(state): State<AppState>,
+    limit: LoginLimit,
+    Json(request): Json<MfaVerifyRequest>,
+) -> ApiResult<Response> {
+    let auth = Arc::clone(state.auth());
+    let now = OffsetDateTime::now_utc();
+    let claims = match auth
+        .mfa_verifier
+        .verify_at::<MfaClaims>(&request.mfa_token, now)
+    {
+        Ok(c) if c.extra.typ == MFA_TYPE => c,
+        Ok(_) => return Err(ApiError::BadCredentials),
+        Err(e) => {
+            tracing::debug!(reason = %e, "mfa token refused");
+            return Err(ApiError::BadCredentials);
+        }
+    };
+    let (Some(sub), Some(challenge)) = (claims.sub.as_deref(), claims.jti.as_deref()) else {
+        return Err(ApiError::BadCredentials);
+    };
+    let user_id = Uuid::parse_str(sub).map_err(|_| ApiError::BadCredentials)?;
+    let storage = auth.storage();
+    // Every code guess is charged to the token's account and the client address (the
+    // `login` policy, shared with password attempts), besides the per-token limit below.
+    if let Err(denied) = limit.check_user(storage, user_id).await {
+        return Ok(denied);
+    }
+    // Counted before the code is checked: at most MFA_MAX_FAILURES attempts per token,
+    // across instances and concurrent requests.
+    if !users::challenge_attempt(storage, challenge, user_id, now, MFA_MAX_FAILURES)
+        .await
+        .map_err(|e| internal("mfa challenge", &e))?
+    {
+        tracing::debug!("mfa token used, expired or out of attempts");
+        return Err(ApiError::BadCredentials);
+    }
+    let Some((sealed, true)) = users::secret(storage, user_id)
+        .await
+        .map_err(|e| internal("totp secret lookup", &e))?
+    else {
+        return Err(ApiError::BadCredentials);
+    };
+    let who = mfa_user(user_id)?;
+    let code = request.code.trim();
+    let accepted = if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) {
+        let totp = Totp::new(
+            decrypt_secret(&auth, user_id, &sealed)?,
+            TotpParams::default(),
+        );
+        let outcome = totp
+            .verify_at(&who, code, now, &*auth.replay)
+            .await
+            .map_err(|e| internal("totp replay store", &e))?;
+        tracing::debug!(?outcome, "totp checked");
+        outcome.is_accepted()
+    } else {
+        let outcome = redeem_backup_code(&auth.backup_key, &who, code, &*auth.backup_codes)
+            .await
+            .map_err(|e| internal("backup code store", &e))?;
+        tracing::debug!(?outcome, "backup code checked");
+        outcome.is_accepted()
+    };
+    if !accepted {
+        return Err(ApiError::BadCredentials);
+    }
+    if !users::challenge_use(storage, challenge)
+        .await
+        .map_err(|e| internal("mfa challenge use", &e))?
+    {
+        return Err(ApiError::BadCredentials);
+    }
+    let pair = auth
+        .tokens()
+        .issue_pair_at(&user_id.to_string(), AccessClaims::new(), now)
+        .await
+        .map_err(|e| internal("token issue", &e))?;
+    tracing::info!(user_id = %user_id, "logged in with a second factor");
+    session_response(&auth, &pair, now).await
+}
+
+/// Exchanges a refresh token for a new pair (the old one is spent; using it again revokes
+/// every token of its family).
+#[utoipa::path(
+    post,
+    path = "/auth/refresh",
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new pair", body = TokenResponse),
+        (status = 401, description = "Unknown, expired, reused or revoked refresh token", body = Unauthorized),
+    )
+)]
+pub async fn refresh(
+    State(state): State<AppState>,
+    Json(request): Json<RefreshRequest>,
+) -> ApiResult<Response> {
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let token = SecretString::from(request.refresh_token);
+    match auth
+        .tokens()
+        .refresh_at(&token, AccessClaims::new(), now)
+        .await
+    {
+        Ok(pair) => session_response(auth, &pair, now).await,
+        Err(TokenError::Store(e)) => Err(internal("refresh store", &e)),
+        Err(e) => {
+            if matches!(e, TokenError::RefreshReused { .. }) {
+                tracing::warn!("refresh token reused; its family is revoked");
+            }
+            tracing::debug!(reason = %e, "refresh refused");
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+/// Ends the session: revokes the access token and, when given, the refresh token's family.
+#[utoipa::path(
+    post,
+    path = "/auth/logout",
+    tag = "auth",
+    request_body(content = Option<LogoutRequest>, description = "Optional refresh token"),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn logout(
+    State(state): State<AppState>,
+    principal: Principal,
+    request: Option<Json<LogoutRequest>>,
+) -> ApiResult<StatusCode> {
+    let Via::Bearer { jti, expires_at } = &principal.via else {
+        return Err(ApiError::Forbidden("logout needs a session".to_owned()));
+    };
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let claims = Claims {
+        iss: None,
+        sub: Some(principal.user_id.to_string()),
+        aud: None,
+        exp: Some(expires_at.unix_timestamp()),
+        nbf: None,
+        iat: None,
+        jti: Some(jti.clone()),
+        extra: (),
+    };
+    auth.tokens()
+        .revoke(&claims)
+        .await
+        .map_err(|e| internal("token revocation", &e))?;
+    if let Some(family) = users::session_family(auth.storage(), jti)
+        .await
+        .map_err(|e| internal("session lookup", &e))?
+    {
+        auth.tokens()
+            .revoke_family(&family)
+            .await
+            .map_err(|e| internal("refresh family revocation", &e))?;
+    }
+    if let Some(Json(LogoutRequest {
+        refresh_token: Some(token),
+    })) = request
+    {
+        // Spending the refresh token names its family; the new pair is revoked with it.
+        match auth
+            .tokens()
+            .refresh_at(&SecretString::from(token), AccessClaims::new(), now)
+            .await
+        {
+            Ok(pair) => auth
+                .tokens()
+                .revoke_family(&pair.family)
+                .await
+                .map_err(|e| internal("refresh family revocation", &e))?,
+            Err(e) => tracing::debug!(reason = %e, "logout: refresh token not usable"),
+        }
+    }
+    tracing::info!(user_id = %principal.user_id, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a TOTP enrollment (replacing an unconfirmed one).
+#[utoipa::path(
+    post,
+    path = "/mfa/enroll",
+    tag = "auth",
+    responses(
+        (status = 200, description = "Scan the QR code, then confirm with a code", body = Enrollment),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 409, description = "A second factor is already confirmed", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mfa_enroll(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Response> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let pending = PendingEnrollment::begin(
+        mfa_user(principal.user_id)?,
+        TOTP_ISSUER,
+        &principal.username,
+    )
+    .map_err(|e| internal("totp enrollment", &e))?;
+    let sealed = auth
+        .envelope
+        .encrypt_to_string(
+            pending.secret().expose_secret(),
+            &aad_for(
+                "server_mfa_secrets",
+                "secret",
+                &principal.user_id.to_string(),
+            ),
+        )
+        .map_err(|e| internal("totp secret encryption", &e))?;
+    if !users::put_pending_secret(auth.storage(), principal.user_id, &sealed, now)
+        .await
+        .map_err(|e| internal("totp secret insert", &e))?
+    {
+        return Err(ApiError::Conflict(
+            "a second factor is already enabled".to_owned(),
+        ));
+    }
+    let png = pending.qr_png().map_err(|e| internal("qr code", &e))?;
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(Enrollment {
+            otpauth_uri: pending.otpauth_uri().expose_secret().to_owned(),
+            qr_png_base64: base64::engine::general_purpose::STANDARD.encode(png.as_slice()),
+        }),
+    )
+        .into_response())
+}
+
+/// Confirms the pending TOTP enrollment with a code and returns the backup codes, once.
+#[utoipa::path(
+    post,
+    path = "/mfa/confirm",
+    tag = "auth",
+    request_body = CodeRequest,
+    responses(
+        (status = 200, description = "Enabled; the backup codes are shown only now", body = BackupCodesResponse),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 409, description = "No pending enrollment", body = ErrorBody),
+        (status = 422, description = "The code is wrong", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mfa_confirm(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<CodeRequest>,
+) -> ApiResult<Response> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let Some((sealed, false)) = users::secret(auth.storage(), principal.user_id)
+        .await
+        .map_err(|e| internal("totp secret lookup", &e))?
+    else {
+        return Err(ApiError::Conflict("no pending enrollment".to_owned()));
+    };
+    let who = mfa_user(principal.user_id)?;
+    let secret = decrypt_secret(auth, principal.user_id, &sealed)?;
+    let pending = PendingEnrollment::resume(
+        who.clone(),
+        TOTP_ISSUER,
+        &principal.username,
+        secret,
+        TotpParams::default(),
+    )
+    .map_err(|e| internal("totp enrollment", &e))?;
+    match pending
+        .confirm_at(request.code.trim(), now, &*auth.replay)
+        .await
+        .map_err(|e| internal("totp replay store", &e))?
+    {
+        Confirmation::Confirmed(_) => {}
+        _ => return Err(ApiError::Invalid("the code is not valid".to_owned())),
+    }
+    let codes = BackupCodes::generate(&auth.backup_key, &who)
+        .map_err(|e| internal("backup codes", &e))?
+        .store(&who, &*auth.backup_codes)
+        .await
+        .map_err(|e| internal("backup code store", &e))?;
+    if !users::confirm_mfa(auth.storage(), principal.user_id, now)
+        .await
+        .map_err(|e| internal("mfa confirmation", &e))?
+    {
+        return Err(ApiError::Conflict("no pending enrollment".to_owned()));
+    }
+    tracing::info!(user_id = %principal.user_id, "second factor enabled");
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(BackupCodesResponse {
+            backup_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
+        }),
+    )
+        .into_response())
+}
+
+fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKeyInfo {
+    ApiKeyInfo {
+        id: record.id.to_string(),
+        name,
+        scopes: record.scopes.iter().map(ToString::to_string).collect(),
+        created_at: rfc3339(record.created_at),
+        expires_at: record.expires_at.map(rfc3339),
+    }
+}
+
+/// Creates an API key for the caller (a session is required: an API key cannot create
+/// API keys).
+#[utoipa::path(
+    post,
+    path = "/api-keys",
+    tag = "auth",
+    request_body = NewApiKeyRequest,
+    responses(
+        (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 422, description = "A bad name, scope or expiry", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_api_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(request): Json<NewApiKeyRequest>,
+) -> ApiResult<Response> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let name = request.name.trim().to_owned();
+    let chars = name.chars().count();
+    if !(1..=64).contains(&chars) || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(
+            "name must be 1 to 64 characters, without control characters".to_owned(),
+        ));
+    }
+    if request.scopes.is_empty() {
+        return Err(ApiError::Invalid("scopes must not be empty".to_owned()));
+    }
+    let scopes = request
+        .scopes
+        .iter()
+        .map(|s| {
+            PermissionPattern::new(s).map_err(|e| ApiError::Invalid(format!("scope {s:?}: {e}")))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let mut new = NewApiKey::new(principal.user_id.to_string(), scopes);
+    if let Some(days) = request.expires_in_days {
+        if !(1..=3650).contains(&days) {
+            return Err(ApiError::Invalid(
+                "expires_in_days must be 1 to 3650".to_owned(),
+            ));
+        }
+        new = new.expires_at(now + Duration::days(i64::from(days)));
+    }
+    let issued = auth
+        .api_keys()
+        .issue_at(new, now)
+        .await
+        .map_err(|e| internal("api key issue", &e))?;
+    users::insert_key_name(
+        auth.storage(),
+        &issued.record.id.to_string(),
+        principal.user_id,
+        &name,
+        now,
+    )
+    .await
+    .map_err(|e| internal("api key name insert", &e))?;
+    tracing::info!(user_id = %principal.user_id, key_id = %issued.record.id, "api key created");
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(CreatedApiKey {
+            key: issued.printable.expose_secret().to_owned(),
+            info: key_info(&issued.record, name),
+        }),
+    )
+        .into_response())
+}
+
+/// Lists the caller's active API keys (no secrets).
+#[utoipa::path(
+    get,
+    path = "/api-keys",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's keys", body = ApiKeyList),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<ApiKeyList>> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let records = auth
+        .api_keys()
+        .store()
+        .list_for_owner(&principal.user_id.to_string())
+        .await
+        .map_err(|e| internal("api key list", &e))?;
+    let names = users::key_names(auth.storage(), principal.user_id)
+        .await
+        .map_err(|e| internal("api key names", &e))?;
+    let keys = records
+        .iter()
+        .filter(|r| r.revoked_at.is_none_or(|at| at > now))
+        .map(|r| {
+            let id = r.id.to_string();
+            let name = names
+                .iter()
+                .find(|(k, _)| *k == id)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default();
+            key_info(r, name)
+        })
+        .collect();
+    Ok(Json(ApiKeyList { keys }))
+}
+
+/// Revokes one of the caller's API keys.
+#[utoipa::path(
+    delete,
+    path = "/api-keys/{id}",
+    tag = "auth",
+    params(("id" = String, Path, description = "The key id (hex)")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 404, description = "The caller has no such key", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_api_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let id = ApiKeyId::from_str(&id).map_err(|_| ApiError::NotFound)?;
+    let record = auth
+        .api_keys()
+        .store()
+        .get(&id)
+        .await
+        .map_err(|e| internal("api key lookup", &e))?
+        .ok_or(ApiError::NotFound)?;
+    if record.owner != principal.user_id.to_string() || record.revoked_at.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    auth.api_keys()
+        .revoke_at(&id, now)
+        .await
+        .map_err(|e| internal("api key revocation", &e))?;
+    tracing::info!(user_id = %principal.user_id, key_id = %id, "api key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller: a bearer access token or an API key.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "Not authenticated", body = Unauthorized),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
+    let user = users::find_by_id(state.auth().storage(), principal.user_id)
+        .await
+        .map_err(|e| internal("user lookup", &e))?
+        .ok_or(ApiError::Unauthorized)?;
+    let (auth, scopes) = match &principal.via {
+        Via::Bearer { .. } => (AuthMethod::Bearer, None),
+        Via::ApiKey { scopes, .. } => (
+            AuthMethod::ApiKey,
+            Some(scopes.iter().map(ToString::to_string).collect()),
+        ),
+    };
+    Ok(Json(Me {
+        id: user.id.to_string(),
+        username: user.username,
+        mfa_enabled: user.mfa_enabled,
+        auth,
+        scopes,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_with_secrets_debug_redacted() {
+        let credentials: Credentials =
+            serde_json::from_str(r#"{"username":"alice","password":"hunter2-hunter2"}"#).unwrap();
+        let tokens = TokenResponse {
+            access_token: "eyJ.access.sig".to_owned(),
+            refresh_token: "refresh-secret".to_owned(),
+            token_type: "Bearer".to_owned(),
+            expires_in: 900,
+        };
+        let verify: MfaVerifyRequest =
+            serde_json::from_str(r#"{"mfa_token":"eyJ.mfa.sig","code":"123456"}"#).unwrap();
+        let created = CreatedApiKey {
+            key: "fsk_0123_secret".to_owned(),
+            info: ApiKeyInfo {
+                id: "0123".to_owned(),
+                name: "bot".to_owned(),
+                scopes: vec![],
+                created_at: String::new(),
+                expires_at: None,
+            },
+        };
+        let codes = BackupCodesResponse {
+            backup_codes: vec!["ABCD-EFGH-JKLM".to_owned()],
+        };
+        let text = format!("{credentials:?} {tokens:?} {verify:?} {created:?} {codes:?}");
+        for secret in ["hunter2", "eyJ", "refresh-secret", "123456", "fsk_", "ABCD"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn login_failures_are_one_answer() {
+        let a = ApiError::BadCredentials.into_response();
+        assert_eq!(a.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            a.headers()[header::WWW_AUTHENTICATE],
+            super::super::extract::CHALLENGE
+        );
+    }
+}

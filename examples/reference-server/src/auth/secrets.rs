@@ -1,0 +1,392 @@
+//! The secrets authentication needs: the password pepper (a file, never the database),
+//! the JWT signing keys and the backup-code key (in the database, envelope-encrypted with
+//! the keyring's `pii` key).
+
+use std::fs::File;
+use std::io::Read as _;
+use std::path::Path;
+use std::sync::Arc;
+
+use finsec_auth::passwords::Pepper;
+use finsec_auth::tokens::{Kid, SigningKey, VerificationKey};
+use finsec_crypto::envelope::aad_for;
+use finsec_crypto::{Envelope, Keyring};
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use zeroize::Zeroizing;
+
+use crate::error::{Result, ServerError};
+use crate::keys::create_file_atomically;
+use crate::storage::Storage;
+
+/// The id recorded in password hashes for the pepper.
+pub const PEPPER_ID: &str = "p1";
+
+/// The `kid` of the first signing key (fixed, so instances starting together on an empty
+/// database agree on one key).
+pub const FIRST_KID: &str = "ed25519-1";
+
+/// Reads the pepper file, creating it (32 random bytes, mode `0600`) if it does not exist.
+/// A file others than its owner may read or write is refused.
+///
+/// # Errors
+/// [`ServerError::Config`] naming the file and the problem (never its content);
+/// [`ServerError::Io`].
+pub fn load_pepper(path: &Path) -> Result<Pepper> {
+    if !path.exists() {
+        let bytes = Zeroizing::new(finsec_crypto::random_array::<32>()?);
+        if create_file_atomically(path, bytes.as_slice())? {
+            tracing::warn!(
+                path = %path.display(),
+                "created a random password pepper file; keep it out of database backups"
+            );
+        }
+    }
+    let file = File::open(path).map_err(|e| ServerError::io("cannot open", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ServerError::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(ServerError::Config(format!(
+            "password pepper path {} is not a regular file",
+            path.display()
+        )));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            return Err(ServerError::Config(format!(
+                "password pepper file {} has permissions {mode:04o}; it must be accessible \
+                 by its owner only (run `chmod 600 {}`)",
+                path.display(),
+                path.display()
+            )));
+        }
+    }
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(Pepper::MAX_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ServerError::io("cannot read", path, e))?;
+    Pepper::new(PEPPER_ID, bytes.to_vec()).map_err(|e| {
+        ServerError::Config(format!(
+            "password pepper file {}: {e} (it must hold {} to {} bytes)",
+            path.display(),
+            Pepper::MIN_LEN,
+            Pepper::MAX_LEN
+        ))
+    })
+}
+
+fn db_err(storage: &Storage, e: sqlx::Error) -> ServerError {
+    ServerError::Storage {
+        backend: storage.backend().as_str(),
+        target: "auth keys".to_owned(),
+        source: Box::new(e),
+    }
+}
+
+fn seed_from(bytes: &[u8], what: &str) -> Result<Zeroizing<[u8; 32]>> {
+    let array: [u8; 32] = bytes.try_into().map_err(|_| {
+        ServerError::Config(format!("{what} in the database does not hold 32 bytes"))
+    })?;
+    Ok(Zeroizing::new(array))
+}
+
+/// The signing keys in use (`Debug` shows no key material).
+pub struct SigningKeys {
+    current_kid: Kid,
+    current_seed: Zeroizing<[u8; 32]>,
+    verification: Vec<VerificationKey>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys")
+            .field("current_kid", &self.current_kid)
+            .field("keys", &self.verification.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningKeys {
+    /// The newest non-retired key: new tokens are signed with it.
+    pub fn current(&self) -> SigningKey {
+        SigningKey::ed25519_from_seed(self.current_kid.clone(), &self.current_seed)
+    }
+
+    /// The public keys of every non-retired key: tokens signed by any of them verify.
+    pub fn verification_keys(&self) -> &[VerificationKey] {
+        &self.verification
+    }
+}
+
+/// Loads the non-retired Ed25519 signing keys, creating the first one if there is none.
+///
+/// # Errors
+/// [`ServerError::Storage`], or [`ServerError::Crypto`] if a key does not decrypt with
+/// the keyring.
+pub async fn signing_keys(
+    storage: &Storage,
+    envelope: &Envelope<Arc<Keyring>>,
+    now: OffsetDateTime,
+) -> Result<SigningKeys> {
+    let seed = Zeroizing::new(finsec_crypto::random_array::<32>()?);
+    let sealed = envelope.encrypt_to_string(
+        seed.as_slice(),
+        &aad_for("server_jwt_keys", "seed", FIRST_KID),
+    )?;
+    let insert = "INSERT INTO server_jwt_keys (kid, seed, created_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (kid) DO NOTHING";
+    let select = "SELECT kid, seed FROM server_jwt_keys WHERE retired_at IS NULL \
+                  ORDER BY created_at, kid";
+    let rows: Vec<(String, String)> = match storage {
+        Storage::Sqlite(pool) => {
+            sqlx::query(insert)
+                .bind(FIRST_KID)
+                .bind(&sealed)
+                .bind(now.unix_timestamp())
+                .execute(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?;
+            sqlx::query(select)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        }
+        Storage::Postgres(pool) => {
+            sqlx::query(insert)
+                .bind(FIRST_KID)
+                .bind(&sealed)
+                .bind(now.unix_timestamp())
+                .execute(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?;
+            sqlx::query(select)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        }
+    };
+    let mut verification = Vec::with_capacity(rows.len());
+    let mut current = None;
+    for (kid, sealed) in rows {
+        let plain = Zeroizing::new(
+            envelope.decrypt_str(&sealed, &aad_for("server_jwt_keys", "seed", &kid))?,
+        );
+        let seed = seed_from(&plain, "a jwt signing key")?;
+        let kid =
+            Kid::new(&kid).map_err(|e| ServerError::Config(format!("jwt signing key id: {e}")))?;
+        let key = SigningKey::ed25519_from_seed(kid.clone(), &seed);
+        verification.push(
+            key.verification_key()
+                .map_err(|e| ServerError::Config(format!("jwt signing key: {e}")))?,
+        );
+        current = Some((kid, seed));
+    }
+    let (current_kid, current_seed) = current
+        .ok_or_else(|| ServerError::Config("no jwt signing key in the database".to_owned()))?;
+    Ok(SigningKeys {
+        current_kid,
+        current_seed,
+        verification,
+    })
+}
+
+/// A 32-byte server secret named `name`, created on first use (the first instance to
+/// write it wins; the others read its value).
+///
+/// # Errors
+/// [`ServerError::Storage`], or [`ServerError::Crypto`] if it does not decrypt.
+pub async fn server_secret(
+    storage: &Storage,
+    envelope: &Envelope<Arc<Keyring>>,
+    name: &str,
+    now: OffsetDateTime,
+) -> Result<Zeroizing<[u8; 32]>> {
+    let aad = aad_for("server_secrets", "value", name);
+    let fresh = Zeroizing::new(finsec_crypto::random_array::<32>()?);
+    let sealed = envelope.encrypt_to_string(fresh.as_slice(), &aad)?;
+    let insert = "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                  ON CONFLICT (name) DO NOTHING";
+    let select = "SELECT value FROM server_secrets WHERE name = $1";
+    let stored: String = match storage {
+        Storage::Sqlite(pool) => {
+            sqlx::query(insert)
+                .bind(name)
+                .bind(&sealed)
+                .bind(now.unix_timestamp())
+                .execute(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?;
+            sqlx::query_scalar(select)
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?
+        }
+        Storage::Postgres(pool) => {
+            sqlx::query(insert)
+                .bind(name)
+                .bind(&sealed)
+                .bind(now.unix_timestamp())
+                .execute(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?;
+            sqlx::query_scalar(select)
+                .bind(name)
+                .fetch_one(pool)
+                .await
+                .map_err(|e| db_err(storage, e))?
+        }
+    };
+    let plain = Zeroizing::new(envelope.decrypt_str(&stored, &aad)?);
+    seed_from(&plain, "a server secret")
+}
+
+/// What [`rewrap_sealed`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SealedRewrap {
+    /// Sealed values looked at.
+    pub scanned: u64,
+    /// Values re-wrapped under the primary `pii` version.
+    pub rewrapped: u64,
+    /// Values that could not be re-wrapped (their errors are logged), or that changed
+    /// underneath the run.
+    pub failed: u64,
+}
+
+impl SealedRewrap {
+    /// Whether every value is now wrapped under the primary version.
+    pub fn is_complete(&self) -> bool {
+        self.failed == 0
+    }
+}
+
+/// The sealed columns of the authentication tables: (table, key column, sealed column).
+const SEALED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("server_jwt_keys", "kid", "seed"),
+    ("server_secrets", "name", "value"),
+    ("server_mfa_secrets", "user_id", "secret"),
+];
+
+/// Re-wraps every sealed value of the authentication tables (JWT signing keys, server
+/// secrets, TOTP secrets) under the primary version of the envelope's key, so older
+/// versions can be retired. Each row is replaced only if it still holds the value read.
+///
+/// # Errors
+/// [`ServerError::Storage`] if reading fails; a row that cannot be re-wrapped is counted
+/// in [`SealedRewrap::failed`].
+pub async fn rewrap_sealed(
+    storage: &Storage,
+    envelope: &Envelope<Arc<Keyring>>,
+) -> Result<SealedRewrap> {
+    let mut report = SealedRewrap::default();
+    for (table, key, column) in SEALED_COLUMNS {
+        // The key column is read as text (a UUID in PostgreSQL).
+        let select = match storage {
+            Storage::Sqlite(_) => format!("SELECT {key}, {column} FROM {table}"),
+            Storage::Postgres(_) => format!("SELECT {key}::text, {column} FROM {table}"),
+        };
+        let update = match storage {
+            Storage::Sqlite(_) => {
+                format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND {column} = $3")
+            }
+            Storage::Postgres(_) => {
+                format!("UPDATE {table} SET {column} = $1 WHERE {key}::text = $2 AND {column} = $3")
+            }
+        };
+        let rows: Vec<(String, String)> = match storage {
+            Storage::Sqlite(pool) => sqlx::query_as(&select).fetch_all(pool).await,
+            Storage::Postgres(pool) => sqlx::query_as(&select).fetch_all(pool).await,
+        }
+        .map_err(|e| db_err(storage, e))?;
+        for (id, sealed) in rows {
+            report.scanned += 1;
+            let new = match envelope.rewrap_str(&sealed) {
+                Ok(finsec_crypto::Rewrap::Unchanged) => continue,
+                Ok(finsec_crypto::Rewrap::Rewrapped(new)) => new,
+                Err(e) => {
+                    tracing::error!(table, row = %id, error = %e, "cannot re-wrap");
+                    report.failed += 1;
+                    continue;
+                }
+            };
+            let done = match storage {
+                Storage::Sqlite(pool) => sqlx::query(&update)
+                    .bind(&new)
+                    .bind(&id)
+                    .bind(&sealed)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()),
+                Storage::Postgres(pool) => sqlx::query(&update)
+                    .bind(&new)
+                    .bind(&id)
+                    .bind(&sealed)
+                    .execute(pool)
+                    .await
+                    .map(|r| r.rows_affected()),
+            }
+            .map_err(|e| db_err(storage, e))?;
+            if done == 1 {
+                report.rewrapped += 1;
+            } else {
+                report.failed += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    use super::*;
+
+    #[test]
+    fn pepper_file_is_generated_private_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pepper.key");
+        load_pepper(&path).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), 32);
+        let first = std::fs::read(&path).unwrap();
+        // Loading again reads the same file, never replaces it.
+        load_pepper(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), first);
+
+        for mode in [0o640, 0o604, 0o660] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = load_pepper(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("chmod 600") && err.contains(&format!("{mode:04o}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn pepper_of_a_wrong_size_is_refused_without_showing_it() {
+        let dir = tempfile::tempdir().unwrap();
+        for content in [&b"short-pepper"[..], &[b'x'; 65][..]] {
+            let path = dir.path().join(format!("pepper-{}", content.len()));
+            create_file_atomically(&path, content).unwrap();
+            let err = load_pepper(&path).unwrap_err().to_string();
+            assert!(err.contains("16 to 64 bytes"), "{err}");
+            assert!(
+                !err.contains("short-pepper") && !err.contains("xxxx"),
+                "{err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! A JSON extractor whose rejections are JSON too.
+//!
+//! axum's own [`axum::Json`] answers a body it cannot use (malformed JSON, a missing or wrong
+//! `Content-Type`, a missing field, a field of the wrong type, a body too large) with plain
+//! text. [`Json`] is the same extractor with the same statuses (400, 413, 415, 422), but the
+//! body is `{"error":"invalid_body","message":"..."}`, like every other error of the API. As
+//! a response it is [`axum::Json`].
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, OptionalFromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use utoipa::ToSchema;
+
+/// A JSON body (extractor) or a JSON response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+/// The body of a refused request body.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct InvalidBody {
+    /// Always `invalid_body`.
+    pub error: String,
+    /// What is wrong with the body (axum's explanation).
+    pub message: String,
+}
+
+/// Why a [`Json`] body was refused: axum's rejection, answered as JSON with axum's status.
+#[derive(Debug)]
+pub struct BodyRejection {
+    status: StatusCode,
+    message: String,
+}
+
+impl BodyRejection {
+    /// The status of the answer (400, 413, 415 or 422).
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// What is wrong with the body.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<JsonRejection> for BodyRejection {
+    fn from(rejection: JsonRejection) -> Self {
+        Self {
+            status: rejection.status(),
+            message: rejection.body_text(),
+        }
+    }
+}
+
+impl IntoResponse for BodyRejection {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(InvalidBody {
+                error: "invalid_body".to_owned(),
+                message: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = BodyRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) =
+            <axum::Json<T> as FromRequest<S>>::from_request(request, state).await?;
+        Ok(Self(value))
+    }
+}
+
+/// `Option<Json<T>>`: `None` without a `Content-Type`; a JSON rejection otherwise, as for
+/// [`axum::Json`].
+impl<T, S> OptionalFromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = BodyRejection;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let value = <axum::Json<T> as OptionalFromRequest<S>>::from_request(request, state).await?;
+        Ok(value.map(|axum::Json(v)| Self(v)))
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Named {
+        #[expect(dead_code, reason = "only deserialised")]
+        name: String,
+    }
+
+    async fn extract(content_type: Option<&str>, body: &str) -> Result<Json<Named>, BodyRejection> {
+        let mut builder = Request::builder().method("POST").uri("/");
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        let request = builder.body(Body::from(body.to_owned())).unwrap();
+        <Json<Named> as FromRequest<()>>::from_request(request, &()).await
+    }
+
+    #[tokio::test]
+    async fn every_rejection_keeps_axums_status() {
+        let json = Some("application/json");
+        assert!(extract(json, r#"{"name":"x"}"#).await.is_ok());
+        for (content_type, body, status) in [
+            (json, "{not json", StatusCode::BAD_REQUEST),
+            (None, r#"{"name":"x"}"#, StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            (
+                Some("text/plain"),
+                r#"{"name":"x"}"#,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ),
+            (json, "{}", StatusCode::UNPROCESSABLE_ENTITY),
+            (json, r#"{"name":7}"#, StatusCode::UNPROCESSABLE_ENTITY),
+        ] {
+            let rejection = extract(content_type, body).await.unwrap_err();
+            assert_eq!(rejection.status(), status, "{body}");
+            assert!(!rejection.message().is_empty());
+            let response = rejection.into_response();
+            assert_eq!(response.status(), status);
+            assert_eq!(response.headers()["content-type"], "application/json");
+        }
+    }
+}

@@ -1,0 +1,788 @@
+//! Order entry: validated, RBAC-guarded orders with maker-checker approval of large ones.
+//!
+//! # Placing an order (`POST /orders`)
+//!
+//! In this order, so that nothing is revealed to a caller who may not trade:
+//!
+//! 1. the caller's roles are read from `server_user_roles` (every request: a grant or a
+//!    revocation applies at once) and the policy must allow [`TRADE_EXECUTE`]; a request
+//!    made with an API key also needs a key scope matching it. Otherwise 403 with the
+//!    decision's reason code and deciding rule ([`Denial`]); the full explanation and the
+//!    audit record are logged at info level;
+//! 2. the body is checked (see [`body`]): 400 if it is not JSON, 422 listing every field
+//!    error otherwise; notes are cleaned and sanitised;
+//! 3. the notional (quantity x limit price) is compared with `--approval-notional`. A
+//!    **market order has no price, so its notional is unknown: it always goes through
+//!    approval**. The server has no price feed to estimate it, and letting an order with
+//!    an unbounded notional skip the four-eyes check would make the threshold pointless;
+//! 4. at or below the threshold the order is stored `accepted` (201). Above it the policy
+//!    is asked about [`ORDERS_EXECUTE_LARGE`]: allowed outright (admin's `*`) stores it
+//!    `accepted` (201); "approval required" opens a finsec-rbac approval request whose
+//!    subject is the order id and stores the order `pending_approval` (202, with the
+//!    approval id); anything else is 403.
+//!
+//! # Approving (`POST /orders/{id}/approve`)
+//!
+//! The approver needs [`ORDERS_APPROVE`] (and a matching scope with an API key). finsec-rbac
+//! refuses the initiator (403, `self_approval`), a principal without the approver
+//! permission (403), an expired request (409, `approval_expired`; the order becomes
+//! `expired`) and a used one. When the quorum the policy's rule sets is reached, the
+//! initiator's request is authorized with the approval (which uses it up, atomically) under
+//! the initiator's roles *at that moment*: if they may still trade, the order becomes
+//! `accepted`, otherwise `rejected`.
+//!
+//! IP conditions in the policy are evaluated with the TCP peer's address where the server
+//! decides ([`TRADE_EXECUTE`] and [`ORDERS_READ`], and the first check of
+//! [`ORDERS_APPROVE`]). finsec-rbac's approval steps decide without an address (the
+//! approver permission when an approval is recorded, [`ORDERS_EXECUTE_LARGE`] when it is
+//! used), and the initiator is not connected when the quorum is reached, so an IP
+//! condition on [`ORDERS_APPROVE`], [`ORDERS_EXECUTE_LARGE`] or [`TRADE_EXECUTE`] makes
+//! large orders fail closed: refused approvals, or orders `rejected` at completion.
+//!
+//! # Reading (`GET /orders/{id}`, `GET /orders`)
+//!
+//! An order is readable when the policy allows [`ORDERS_READ`] on a resource owned by the
+//! order's owner: the preset's trader rule (`resource.owner == principal.id`) gives traders
+//! their own orders, admin's `*` gives every order. Anyone else gets 404 whether or not the
+//! order exists. `GET /orders` lists the caller's own orders (newest first, at most
+//! [`store::LIST_LIMIT`]) and is 403 for a caller who may not read their own orders.
+//!
+//! # Threat model
+//!
+//! Defends against: privilege escalation by role (policy checked per request, roles read
+//! per request, API-key scopes can only narrow); a single person moving a large amount
+//! (maker-checker, self-approval refused, approvals expire and are single-use); stored XSS
+//! through notes (finsec-validate's `notes` sanitiser); order enumeration (404 for orders
+//! the caller may not read, ids are UUIDv7 and not sequential); oversized or malformed
+//! bodies (64 KiB limit, every field validated, numbers as decimal text only); leaking
+//! policy internals (denials carry only the reason code and the rule's role and index).
+//!
+//! Does not defend against: an administrator placing large orders alone (admin's `*` is a
+//! plain allow; see [`crate::rbac::generated_policy`]); market risk (no price bands or
+//! position limits); a compromised database (rows are not signed; record decisions in an
+//! audit log).
+
+pub mod body;
+pub mod routes;
+pub mod store;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use finsec_rbac::approval::postgres::{self as approval_pg, PgApprovalStore};
+use finsec_rbac::approval::sqlite::{self as approval_sqlite, SqliteApprovalStore};
+use finsec_rbac::approval::{self, ApprovalStatus};
+use finsec_rbac::{
+    ApprovalId, ApprovalStore, Permission, Policy, Principal, Reason, Request, Resource,
+};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::{Result as ServerResult, ServerError};
+use crate::rbac::roles::RoleStore;
+use crate::rbac::{
+    Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ, RbacConfig,
+    TRADE_EXECUTE, log_decision, permission,
+};
+use crate::storage::Storage;
+use body::{BodyError, BodyRules, CheckedOrder};
+use store::{NewOrderRow, Order, OrderStatus, OrderStore};
+
+/// The largest `POST /orders` body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// One field error in a 400/415/422 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldErrorBody {
+    /// The JSON field (`""` for the body as a whole).
+    #[schema(example = "quantity")]
+    pub path: String,
+    /// A stable machine-readable code.
+    #[schema(example = "not_positive")]
+    pub code: String,
+    /// What is wrong, for people (never echoing the input).
+    #[schema(example = "quantity must be greater than zero")]
+    pub message: String,
+}
+
+/// The body of a 400, 415 or 422 response: every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct ErrorList {
+    /// The problems, in the order the fields were checked.
+    pub errors: Vec<FieldErrorBody>,
+}
+
+impl ErrorList {
+    fn one(code: &str, message: impl Into<String>) -> Self {
+        Self {
+            errors: vec![FieldErrorBody {
+                path: String::new(),
+                code: code.to_owned(),
+                message: message.into(),
+            }],
+        }
+    }
+}
+
+/// The body of a 403 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Forbidden {
+    /// Always `forbidden`.
+    #[schema(example = "forbidden")]
+    pub error: String,
+    /// Why, and the deciding rule.
+    #[serde(flatten)]
+    pub denial: Denial,
+}
+
+/// The body of a 404, 409 or 500 response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Problem {
+    /// A stable code: `not_found`, `not_pending`, `approval_expired`, `approval_used`,
+    /// `approval_refused`, `internal`.
+    pub error: String,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// Why an order operation failed; each maps to one HTTP status.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum OrderError {
+    /// The body is not JSON (400).
+    Malformed(String),
+    /// The body is not declared as JSON (415).
+    UnsupportedMediaType,
+    /// The body is larger than [`MAX_BODY_BYTES`] (413).
+    TooLarge,
+    /// Field errors (422).
+    Invalid(finsec_validate::ValidationErrors),
+    /// Refused by the policy or the API key's scopes (403).
+    Forbidden(Denial),
+    /// No such order, or the caller may not see it (404).
+    NotFound,
+    /// The order is not in a state that allows the operation (409).
+    Conflict {
+        /// The stable code.
+        code: &'static str,
+        /// What happened.
+        message: String,
+    },
+    /// A database or approval-store failure (500; the detail is logged, not sent).
+    Internal(String),
+}
+
+impl fmt::Display for OrderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(m) => write!(f, "malformed body: {m}"),
+            Self::UnsupportedMediaType => f.write_str("body is not application/json"),
+            Self::TooLarge => write!(f, "body is larger than {MAX_BODY_BYTES} bytes"),
+            Self::Invalid(e) => write!(f, "{e}"),
+            Self::Forbidden(d) => write!(f, "forbidden: {}", d.reason),
+            Self::NotFound => f.write_str("not found"),
+            Self::Conflict { code, message } => write!(f, "{code}: {message}"),
+            Self::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for OrderError {}
+
+impl From<sqlx::Error> for OrderError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl From<ServerError> for OrderError {
+    fn from(e: ServerError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+impl IntoResponse for OrderError {
+    fn into_response(self) -> Response {
+        let problem = |status: StatusCode, code: &str, message: String| {
+            (
+                status,
+                Json(Problem {
+                    error: code.to_owned(),
+                    message,
+                }),
+            )
+                .into_response()
+        };
+        match self {
+            Self::Malformed(message) => (
+                StatusCode::BAD_REQUEST,
+                Json(ErrorList::one("malformed_json", message)),
+            )
+                .into_response(),
+            Self::UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Json(ErrorList::one(
+                    "content_type",
+                    "the body must be sent with Content-Type: application/json",
+                )),
+            )
+                .into_response(),
+            Self::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Json(ErrorList::one(
+                    "too_large",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                )),
+            )
+                .into_response(),
+            Self::Invalid(errors) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(ErrorList {
+                    errors: errors
+                        .errors
+                        .into_iter()
+                        .map(|e| FieldErrorBody {
+                            path: e.path,
+                            code: e.code.into_owned(),
+                            message: e.message,
+                        })
+                        .collect(),
+                }),
+            )
+                .into_response(),
+            Self::Forbidden(denial) => (
+                StatusCode::FORBIDDEN,
+                Json(Forbidden {
+                    error: "forbidden".to_owned(),
+                    denial,
+                }),
+            )
+                .into_response(),
+            Self::NotFound => problem(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such order".to_owned(),
+            ),
+            Self::Conflict { code, message } => problem(StatusCode::CONFLICT, code, message),
+            Self::Internal(detail) => {
+                tracing::error!(error = %detail, "order operation failed");
+                problem(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the operation failed; see the server log".to_owned(),
+                )
+            }
+        }
+    }
+}
+
+impl From<BodyError> for OrderError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Syntax(message) => Self::Malformed(message),
+            BodyError::Invalid(errors) => Self::Invalid(errors),
+        }
+    }
+}
+
+/// A result of this module.
+pub type Result<T, E = OrderError> = std::result::Result<T, E>;
+
+/// The outcome of an approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Approved {
+    /// The order after the approval (`accepted` once the quorum is reached).
+    pub order: Order,
+    /// Distinct approvals recorded so far.
+    pub approvals: usize,
+    /// How many the policy's rule requires.
+    pub quorum: u8,
+}
+
+/// The permissions the service checks, parsed once.
+#[derive(Debug, Clone)]
+struct Permissions {
+    execute: Permission,
+    large: Permission,
+    approve: Permission,
+    read: Permission,
+}
+
+/// Order entry on the server's database, policy and approval store.
+#[derive(Clone)]
+pub struct Orders {
+    access: Access,
+    approvals: Arc<dyn ApprovalStore>,
+    orders: OrderStore,
+    roles: RoleStore,
+    rules: Arc<BodyRules>,
+    approval_notional: Decimal,
+    permissions: Arc<Permissions>,
+}
+
+impl fmt::Debug for Orders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Orders")
+            .field("access", &self.access)
+            .field("approvals", &self.approvals)
+            .field("approval_notional", &self.approval_notional)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The finsec-rbac approval store on `storage` (its migrations run first).
+///
+/// # Errors
+/// [`ServerError::Storage`] if the migrations fail.
+pub async fn approval_store(storage: &Storage) -> ServerResult<Arc<dyn ApprovalStore>> {
+    let migrate_err = |backend: &'static str| {
+        move |source: finsec_rbac::Error| ServerError::Storage {
+            backend,
+            target: "finsec-rbac migrations".to_owned(),
+            source: Box::new(source),
+        }
+    };
+    Ok(match storage {
+        Storage::Sqlite(pool) => {
+            approval_sqlite::migrate(pool)
+                .await
+                .map_err(migrate_err("sqlite"))?;
+            Arc::new(SqliteApprovalStore::new(pool.clone()))
+        }
+        Storage::Postgres(pool) => {
+            approval_pg::migrate(pool)
+                .await
+                .map_err(migrate_err("postgres"))?;
+            Arc::new(PgApprovalStore::new(pool.clone()))
+        }
+    })
+}
+
+impl Orders {
+    /// Sets order entry up on a database whose authentication tables exist (see
+    /// [`crate::auth::migrate`]): runs the finsec-rbac approval migrations and this
+    /// module's, records the default role for new users, and checks orders against
+    /// `policy` with the threshold in `config`.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] if a migration or the default-role update fails.
+    pub async fn open(
+        storage: &Storage,
+        policy: Policy,
+        config: &RbacConfig,
+    ) -> ServerResult<Self> {
+        let approvals = approval_store(storage).await?;
+        crate::rbac::migrate::run(storage).await?;
+        let default_role = config.default_role()?;
+        RoleStore::new(storage.clone())
+            .set_default_role(&default_role)
+            .await
+            .map_err(|source| ServerError::Storage {
+                backend: storage.backend().as_str(),
+                target: "server_role_settings".to_owned(),
+                source: Box::new(source),
+            })?;
+        Self::new(
+            Access::new(policy),
+            approvals,
+            storage.clone(),
+            config.approval_notional,
+        )
+    }
+
+    /// Order entry with `access`, the approval store `approvals`, orders and roles in
+    /// `storage`, and the approval threshold `approval_notional`.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] if the built-in rules or permissions do not parse (never
+    /// in practice; unit tests build them).
+    pub fn new(
+        access: Access,
+        approvals: Arc<dyn ApprovalStore>,
+        storage: Storage,
+        approval_notional: Decimal,
+    ) -> ServerResult<Self> {
+        let rules = BodyRules::server_default().map_err(ServerError::Config)?;
+        Ok(Self {
+            access,
+            approvals,
+            orders: OrderStore::new(storage.clone()),
+            roles: RoleStore::new(storage),
+            rules: Arc::new(rules),
+            approval_notional,
+            permissions: Arc::new(Permissions {
+                execute: permission(TRADE_EXECUTE)?,
+                large: permission(ORDERS_EXECUTE_LARGE)?,
+                approve: permission(ORDERS_APPROVE)?,
+                read: permission(ORDERS_READ)?,
+            }),
+        })
+    }
+
+    /// The access checks.
+    pub fn access(&self) -> &Access {
+        &self.access
+    }
+
+    /// The user's principal: its id and its roles as stored right now.
+    async fn principal(&self, user_id: &str) -> Result<Principal> {
+        let roles = self.roles.roles_of(user_id).await?;
+        let principal =
+            Principal::new(user_id).map_err(|e| OrderError::Internal(format!("user id: {e}")))?;
+        Ok(roles.into_iter().fold(principal, Principal::with_role))
+    }
+
+    /// Whether an order needs a second person's approval: above the threshold, or with no
+    /// price to compute a notional from (market orders), or so large the product overflows.
+    pub fn needs_approval(&self, checked: &CheckedOrder) -> bool {
+        let Some(price) = checked.order.kind.limit_price() else {
+            return true;
+        };
+        checked
+            .order
+            .quantity
+            .value()
+            .checked_mul(price.value())
+            .is_none_or(|notional| notional > self.approval_notional)
+    }
+
+    /// Places an order for `actor` from the request body at `now`. `body` is the body, or
+    /// why it could not be read (wrong media type, too large); that error is returned only
+    /// after authorization, so a caller who may not trade learns nothing from it.
+    ///
+    /// # Errors
+    /// See the [module docs](self): 403, 400, 413, 415, 422, or an internal error.
+    pub async fn place_at(
+        &self,
+        actor: &Actor,
+        body: Result<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<Order> {
+        let principal = self.principal(actor.user_id()).await?;
+        self.access
+            .check(actor, &principal, &self.permissions.execute, None)
+            .map_err(OrderError::Forbidden)?;
+        let checked = self.rules.check(body?)?;
+        let id = new_order_id(now);
+        let (status, approval_id) = if self.needs_approval(&checked) {
+            self.open_approval(actor, &principal, &id, now).await?
+        } else {
+            (OrderStatus::Accepted, None)
+        };
+        let order = &checked.order;
+        let row = NewOrderRow {
+            id,
+            owner: actor.user_id().to_owned(),
+            account_id: order.account_id.to_string(),
+            symbol: order.symbol.to_string(),
+            side: order.side.as_str(),
+            order_type: order.kind.order_type().as_str(),
+            quantity: order.quantity.to_string(),
+            limit_price: order.kind.limit_price().map(|p| p.to_string()),
+            notes: checked.notes.map(finsec_validate::SafeHtml::into_string),
+            status,
+            approval_id,
+            created_at: now,
+        };
+        let stored = self.orders.insert(&row).await?;
+        tracing::info!(
+            order = %stored.id,
+            user = %actor.user_id(),
+            status = stored.status.as_str(),
+            "order placed"
+        );
+        Ok(stored)
+    }
+
+    /// For an order above the threshold: accepted if the policy allows large orders
+    /// outright, pending with a new approval request if it requires approval, else 403.
+    async fn open_approval(
+        &self,
+        actor: &Actor,
+        principal: &Principal,
+        id: &Uuid,
+        now: OffsetDateTime,
+    ) -> Result<(OrderStatus, Option<String>)> {
+        let policy = self.access.policy();
+        let large = &self.permissions.large;
+        let decision = self.access.decide(actor, principal, large, None);
+        log_decision(actor, large, &decision, true);
+        if decision.is_allowed() {
+            return Ok((OrderStatus::Accepted, None));
+        }
+        if !matches!(decision.reason(), Reason::ApprovalRequired(_)) {
+            return Err(OrderError::Forbidden(Denial::from_decision(&decision)));
+        }
+        let mut request = Request::new(principal, large);
+        if let Some(ip) = actor.ip() {
+            request = request.from_ip(ip);
+        }
+        let opened = approval::request_approval_at(
+            &policy,
+            self.approvals.as_ref(),
+            &request,
+            &subject(id),
+            now,
+        )
+        .await
+        .map_err(|e| OrderError::Internal(format!("opening an approval request: {e}")))?;
+        tracing::info!(
+            order = %id,
+            approval = %opened.id,
+            quorum = opened.quorum,
+            expires_at = %opened.expires_at,
+            "order needs approval"
+        );
+        Ok((OrderStatus::PendingApproval, Some(opened.id.to_string())))
+    }
+
+    /// Records `actor`'s approval of order `id` at `now`; completes the order when the
+    /// quorum is reached.
+    ///
+    /// # Errors
+    /// See the [module docs](self): 403, 404, 409, or an internal error.
+    pub async fn approve_at(
+        &self,
+        actor: &Actor,
+        id: &str,
+        now: OffsetDateTime,
+    ) -> Result<Approved> {
+        let principal = self.principal(actor.user_id()).await?;
+        self.access
+            .check(actor, &principal, &self.permissions.approve, None)
+            .map_err(OrderError::Forbidden)?;
+        let id = parse_order_id(id)?;
+        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        if order.status != OrderStatus::PendingApproval {
+            return Err(OrderError::Conflict {
+                code: "not_pending",
+                message: format!(
+                    "the order is {}, not waiting for approval",
+                    order.status.as_str()
+                ),
+            });
+        }
+        let approval_id = order
+            .approval_id
+            .as_deref()
+            .map(ApprovalId::parse)
+            .transpose()
+            .map_err(|e| OrderError::Internal(format!("stored approval id: {e}")))?
+            .ok_or_else(|| OrderError::Internal("pending order without approval".to_owned()))?;
+        let policy = self.access.policy();
+        let status = match approval::approve_at(
+            &policy,
+            self.approvals.as_ref(),
+            &approval_id,
+            &principal,
+            now,
+        )
+        .await
+        {
+            Ok(status) => status,
+            Err(e) => return Err(self.approval_refused(&id, e, now).await),
+        };
+        tracing::info!(
+            order = %id,
+            approval = %approval_id,
+            approver = %actor.user_id(),
+            approvals = status.approvals,
+            quorum = status.quorum,
+            "order approval recorded"
+        );
+        if status.is_complete() {
+            self.complete(&order, &id, &approval_id, now).await?;
+        }
+        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        Ok(approved(order, status))
+    }
+
+    /// Maps a refused approval to the response, marking the order expired if its window
+    /// closed.
+    async fn approval_refused(
+        &self,
+        id: &Uuid,
+        error: finsec_rbac::Error,
+        now: OffsetDateTime,
+    ) -> OrderError {
+        let denial = |reason: &str| {
+            OrderError::Forbidden(Denial {
+                reason: reason.to_owned(),
+                rule: None,
+            })
+        };
+        match error {
+            finsec_rbac::Error::SelfApproval { .. } => denial("self_approval"),
+            finsec_rbac::Error::NotAnApprover { .. } => denial("not_an_approver"),
+            finsec_rbac::Error::ApprovalExpired { .. } => {
+                if let Err(e) = self
+                    .orders
+                    .transition(id, OrderStatus::PendingApproval, OrderStatus::Expired, now)
+                    .await
+                {
+                    return e.into();
+                }
+                OrderError::Conflict {
+                    code: "approval_expired",
+                    message: "the approval window of this order has closed".to_owned(),
+                }
+            }
+            finsec_rbac::Error::ApprovalConsumed { .. } => OrderError::Conflict {
+                code: "approval_used",
+                message: "this order's approval was already used".to_owned(),
+            },
+            other => OrderError::Internal(format!("recording an approval: {other}")),
+        }
+    }
+
+    /// With the quorum reached: authorizes the initiator's large order with the approval
+    /// (using it up) under the initiator's current roles, then accepts or rejects it.
+    async fn complete(
+        &self,
+        order: &Order,
+        id: &Uuid,
+        approval_id: &ApprovalId,
+        now: OffsetDateTime,
+    ) -> Result<()> {
+        let policy = self.access.policy();
+        let initiator = self.principal(&order.owner).await?;
+        let actor = Actor::user(order.owner.clone());
+        let execute = &self.permissions.execute;
+        let may_trade = self.access.decide(&actor, &initiator, execute, None);
+        log_decision(&actor, execute, &may_trade, true);
+        let decision = if may_trade.is_allowed() {
+            let large = &self.permissions.large;
+            let decision = approval::authorize_with_approval_at(
+                &policy,
+                self.approvals.as_ref(),
+                &Request::new(&initiator, large),
+                &subject(id),
+                approval_id,
+                now,
+            )
+            .await;
+            log_decision(&actor, large, &decision, true);
+            decision
+        } else {
+            may_trade
+        };
+        let to = match decision.reason() {
+            _ if decision.is_allowed() => OrderStatus::Accepted,
+            Reason::NoRuleMatched | Reason::DeniedByRule(_) | Reason::UnknownRole(_) => {
+                OrderStatus::Rejected
+            }
+            Reason::Internal(detail) => {
+                return Err(OrderError::Internal(format!(
+                    "authorizing an approved order: {detail}"
+                )));
+            }
+            // Used by a concurrent approval that completed first, or expired this instant:
+            // the order's state says which.
+            _ => {
+                let current = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
+                if current.status != OrderStatus::PendingApproval {
+                    return Ok(());
+                }
+                let used = self
+                    .approvals
+                    .get(approval_id)
+                    .await
+                    .map_err(|e| OrderError::Internal(format!("reading an approval: {e}")))?
+                    .is_some_and(|record| record.consumed_at.is_some());
+                return Err(if used {
+                    OrderError::Conflict {
+                        code: "approval_used",
+                        message: "another approval completed this order at the same moment"
+                            .to_owned(),
+                    }
+                } else {
+                    OrderError::Conflict {
+                        code: "approval_refused",
+                        message: "the approval could not be used for this order".to_owned(),
+                    }
+                });
+            }
+        };
+        self.orders
+            .transition(id, OrderStatus::PendingApproval, to, now)
+            .await?;
+        tracing::info!(order = %id, status = to.as_str(), "order approval completed");
+        Ok(())
+    }
+
+    /// The order `id` if `actor` may read it; [`OrderError::NotFound`] otherwise, whether
+    /// or not it exists.
+    ///
+    /// # Errors
+    /// 403 if an API key lacks the `orders:read` scope, 404, or an internal error.
+    pub async fn get(&self, actor: &Actor, id: &str) -> Result<Order> {
+        let read = &self.permissions.read;
+        if !actor.scope_allows(read) {
+            return Err(OrderError::Forbidden(Denial::scope()));
+        }
+        let Ok(id) = parse_order_id(id) else {
+            return Err(OrderError::NotFound);
+        };
+        let principal = self.principal(actor.user_id()).await?;
+        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        let resource = owned_by(&order.owner)?;
+        self.access
+            .check(actor, &principal, read, Some(&resource))
+            .map_err(|_| OrderError::NotFound)?;
+        Ok(order)
+    }
+
+    /// `actor`'s own orders, newest first.
+    ///
+    /// # Errors
+    /// 403 if the policy does not let `actor` read their own orders (or an API key lacks
+    /// the scope), or an internal error.
+    pub async fn list(&self, actor: &Actor) -> Result<Vec<Order>> {
+        let principal = self.principal(actor.user_id()).await?;
+        let resource = owned_by(actor.user_id())?;
+        self.access
+            .check(actor, &principal, &self.permissions.read, Some(&resource))
+            .map_err(OrderError::Forbidden)?;
+        Ok(self.orders.list_by_owner(actor.user_id()).await?)
+    }
+}
+
+fn approved(order: Order, status: ApprovalStatus) -> Approved {
+    Approved {
+        order,
+        approvals: status.approvals,
+        quorum: status.quorum,
+    }
+}
+
+fn owned_by(owner: &str) -> Result<Resource> {
+    Resource::new()
+        .with_owner(owner)
+        .map_err(|e| OrderError::Internal(format!("order owner: {e}")))
+}
+
+/// What an approval request is bound to: the order id.
+fn subject(id: &Uuid) -> String {
+    format!("order:{}", id.hyphenated())
+}
+
+/// A UUIDv7 for an order placed at `now`.
+pub fn new_order_id(now: OffsetDateTime) -> Uuid {
+    let nanos = now.unix_timestamp_nanos();
+    let seconds = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0);
+    let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
+    Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, subsec))
+}
+
+/// Parses an order id from a path; anything that is not a UUID is "not found".
+fn parse_order_id(text: &str) -> Result<Uuid> {
+    Uuid::try_parse(text).map_err(|_| OrderError::NotFound)
+}

@@ -1,0 +1,202 @@
+//! The order endpoints. Each is registered with `utoipa_axum::routes!`, so the OpenAPI
+//! document lists exactly the routes served.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::body::NewOrder;
+use super::store::{Order, OrderStatus};
+use super::{Approved, ErrorList, Forbidden, MAX_BODY_BYTES, OrderError, Problem};
+use crate::auth::extract::{AuthRejection, Principal};
+use crate::rbac::Actor;
+use crate::state::AppState;
+
+/// The order routes, with a [`MAX_BODY_BYTES`] body limit.
+pub fn router<S>() -> OpenApiRouter<S>
+where
+    S: Clone + Send + Sync + 'static,
+    AppState: FromRef<S>,
+{
+    OpenApiRouter::new()
+        .routes(routes!(place_order, list_orders))
+        .routes(routes!(get_order))
+        .routes(routes!(approve_order))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The authenticated user ([`Principal`]: a 401 otherwise), with its API key's scopes and
+/// the TCP peer's address.
+impl<S> FromRequestParts<S> for Actor
+where
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let actor = Actor::from_principal(&principal);
+        // The TCP peer, never a forwarded-for header (which the client controls).
+        Ok(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(addr)) => actor.from_ip(addr.ip()),
+            None => actor,
+        })
+    }
+}
+
+/// Whether the request declares a JSON body (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
+    let value = HeaderValue::from_str(&format!("/orders/{}", order.id))
+        .unwrap_or_else(|_| HeaderValue::from_static("/orders"));
+    [(header::LOCATION, value)]
+}
+
+/// Places an order.
+///
+/// The body is validated field by field (every problem is reported at once); notes are
+/// sanitised. Orders above the approval threshold, and all market orders, wait for a
+/// second person's approval (202); others are accepted (201).
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    request_body(content = NewOrder, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Accepted", body = Order,
+            headers(("location" = String, description = "The order's URL"))),
+        (status = 202, description = "Stored, waiting for approval (see `approval_id`)", body = Order,
+            headers(("location" = String, description = "The order's URL"))),
+        (status = 400, description = "The body is not JSON", body = ErrorList),
+        (status = 401, description = "Not authenticated"),
+        (status = 403, description = "Not allowed to trade (or the API key lacks the scope)", body = Forbidden),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorList),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorList),
+        (status = 422, description = "Every field error", body = ErrorList),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn place_order(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, OrderError> {
+    let body = if is_json(&headers) {
+        body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                OrderError::TooLarge
+            } else {
+                OrderError::Malformed(rejection.body_text())
+            }
+        })
+    } else {
+        Err(OrderError::UnsupportedMediaType)
+    };
+    let bytes;
+    let body = match body {
+        Ok(b) => {
+            bytes = b;
+            Ok(bytes.as_ref())
+        }
+        Err(e) => Err(e),
+    };
+    let order = state
+        .orders()
+        .place_at(&actor, body, OffsetDateTime::now_utc())
+        .await?;
+    let status = if order.status == OrderStatus::PendingApproval {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, location(&order), Json(order)).into_response())
+}
+
+/// Lists the caller's own orders, newest first (at most 500).
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    responses(
+        (status = 200, description = "The caller's orders", body = [Order]),
+        (status = 401, description = "Not authenticated"),
+        (status = 403, description = "Not allowed to read orders", body = Forbidden),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn list_orders(
+    State(state): State<AppState>,
+    actor: Actor,
+) -> Result<Json<Vec<Order>>, OrderError> {
+    Ok(Json(state.orders().list(&actor).await?))
+}
+
+/// Reads an order: its owner, or a role that may read every order.
+#[utoipa::path(
+    get,
+    path = "/orders/{id}",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "The order", body = Order),
+        (status = 401, description = "Not authenticated"),
+        (status = 403, description = "The API key lacks the orders:read scope", body = Forbidden),
+        (status = 404, description = "No such order, or not readable by the caller", body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn get_order(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Order>, OrderError> {
+    Ok(Json(state.orders().get(&actor, &id).await?))
+}
+
+/// Approves an order waiting for approval. The initiator cannot approve their own order;
+/// when the policy's quorum is reached the order is accepted (or rejected, if its initiator
+/// may no longer trade).
+#[utoipa::path(
+    post,
+    path = "/orders/{id}/approve",
+    tag = "orders",
+    params(("id" = String, Path, description = "The order id")),
+    responses(
+        (status = 200, description = "Approval recorded", body = Approved),
+        (status = 401, description = "Not authenticated"),
+        (status = 403, description = "Not an approver, or the initiator", body = Forbidden),
+        (status = 404, description = "No such order", body = Problem),
+        (status = 409, description = "Not waiting for approval, or the approval expired", body = Problem),
+    ),
+    security(("bearer" = []), ("api_key" = []))
+)]
+pub async fn approve_order(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(id): Path<String>,
+) -> Result<Json<Approved>, OrderError> {
+    Ok(Json(
+        state
+            .orders()
+            .approve_at(&actor, &id, OffsetDateTime::now_utc())
+            .await?,
+    ))
+}

@@ -1,0 +1,874 @@
+//! Authentication over real HTTP against the real binary: registration, login, the TOTP
+//! second factor and backup codes, refresh rotation and reuse detection, logout, API keys,
+//! the uniform 401, and the same core flow on PostgreSQL + Redis with two instances.
+#![cfg(test)]
+
+use base64::Engine as _;
+use finsec_auth::mfa::{Totp, TotpParams, TotpSecret};
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, WWW_AUTHENTICATE};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+use crate::backends::server_pg_url;
+use crate::support::{DataDir, Launch, Server};
+
+const PASSWORD: &str = "correct horse battery staple 42";
+
+/// A response's status, headers and JSON body (`Null` when empty).
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> Reply {
+    let mut request = server.client().request(method, server.url(path));
+    if let Some((name, value)) = auth {
+        request = request.header(name, value);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn post(server: &Server, path: &str, bearer: Option<&str>, body: Value) -> Reply {
+    let auth = bearer.map(|t| format!("Bearer {t}"));
+    send(
+        server,
+        reqwest::Method::POST,
+        path,
+        auth.as_deref().map(|a| ("authorization", a)),
+        Some(body),
+    )
+    .await
+}
+
+async fn get_with(server: &Server, path: &str, header: Option<(&str, &str)>) -> Reply {
+    send(server, reqwest::Method::GET, path, header, None).await
+}
+
+async fn me(server: &Server, bearer: &str) -> Reply {
+    let value = format!("Bearer {bearer}");
+    get_with(server, "/me", Some(("authorization", &value))).await
+}
+
+async fn register(server: &Server, username: &str) -> Value {
+    let reply = post(
+        server,
+        "/auth/register",
+        None,
+        json!({"username": username, "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    reply.body
+}
+
+async fn login(server: &Server, username: &str, password: &str) -> Reply {
+    post(
+        server,
+        "/auth/login",
+        None,
+        json!({"username": username, "password": password}),
+    )
+    .await
+}
+
+/// Logs in (no second factor) and returns the token response.
+async fn login_tokens(server: &Server, username: &str) -> Value {
+    let reply = login(server, username, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["token_type"], "Bearer");
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    reply.body
+}
+
+/// Logs in a user with a second factor and returns the `mfa_token`.
+async fn login_mfa(server: &Server, username: &str) -> String {
+    let reply = login(server, username, PASSWORD).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body["mfa_required"], true, "{}", reply.body);
+    assert!(reply.body.get("access_token").is_none());
+    reply.body["mfa_token"].as_str().unwrap().to_owned()
+}
+
+async fn verify(server: &Server, mfa_token: &str, code: &str) -> Reply {
+    post(
+        server,
+        "/auth/mfa/verify",
+        None,
+        json!({"mfa_token": mfa_token, "code": code}),
+    )
+    .await
+}
+
+/// The TOTP of an `otpauth://` URI.
+fn totp_of(uri: &str) -> Totp {
+    let query = uri.split_once('?').unwrap().1;
+    let secret = query
+        .split('&')
+        .find_map(|p| p.strip_prefix("secret="))
+        .unwrap();
+    Totp::new(
+        TotpSecret::from_base32(secret).unwrap(),
+        TotpParams::default(),
+    )
+}
+
+/// The code for `offset_steps` time steps from now.
+fn code(totp: &Totp, offset_steps: i64) -> String {
+    let at = OffsetDateTime::now_utc() + time::Duration::seconds(30 * offset_steps);
+    totp.code_at(at).unwrap().expose()
+}
+
+/// Enrolls and confirms TOTP for the session `access`; returns the TOTP and backup codes.
+async fn enable_mfa(server: &Server, access: &str) -> (Totp, Vec<String>, String) {
+    let enrolled = post(server, "/mfa/enroll", Some(access), json!({})).await;
+    assert_eq!(enrolled.status, StatusCode::OK, "{}", enrolled.body);
+    let uri = enrolled.body["otpauth_uri"].as_str().unwrap().to_owned();
+    assert!(uri.starts_with("otpauth://totp/"), "{uri}");
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(enrolled.body["qr_png_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"));
+    let totp = totp_of(&uri);
+    let wrong = post(
+        server,
+        "/mfa/confirm",
+        Some(access),
+        json!({"code": "12345678"}),
+    )
+    .await;
+    assert_eq!(
+        wrong.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        wrong.body
+    );
+    let confirmed = post(
+        server,
+        "/mfa/confirm",
+        Some(access),
+        json!({"code": code(&totp, 0)}),
+    )
+    .await;
+    assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
+    let backup: Vec<String> = confirmed.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(backup.len(), 10);
+    let secret = uri
+        .split_once("secret=")
+        .unwrap()
+        .1
+        .split('&')
+        .next()
+        .unwrap()
+        .to_owned();
+    (totp, backup, secret)
+}
+
+/// Asserts the uniform 401 of protected endpoints.
+fn assert_unauthorized(reply: &Reply, presented: bool, what: &str) {
+    assert_eq!(
+        reply.status,
+        StatusCode::UNAUTHORIZED,
+        "{what}: {}",
+        reply.body
+    );
+    assert_eq!(reply.body, json!({"error": "unauthorized"}), "{what}");
+    let expected = if presented {
+        "Bearer realm=\"finsec\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"finsec\""
+    };
+    assert_eq!(reply.headers[WWW_AUTHENTICATE], expected, "{what}");
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+#[tokio::test]
+async fn full_flow_on_sqlite() {
+    let data = DataDir::new();
+    let server = Launch::new().env("RUST_LOG", "debug").start(&data);
+    let mut secrets: Vec<String> = vec![PASSWORD.to_owned()];
+
+    // Registration rules.
+    let alice = register(&server, "Alice.W").await;
+    assert_eq!(alice["username"], "Alice.W");
+    let taken = post(
+        &server,
+        "/auth/register",
+        None,
+        json!({"username": "alice.w", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    let weak = post(
+        &server,
+        "/auth/register",
+        None,
+        json!({"username": "bob", "password": "short"}),
+    )
+    .await;
+    assert_eq!(
+        weak.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        weak.body
+    );
+    assert!(
+        weak.body["message"].as_str().unwrap().contains("12"),
+        "{}",
+        weak.body
+    );
+    let bad_name = post(
+        &server,
+        "/auth/register",
+        None,
+        json!({"username": "a b", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(bad_name.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Unknown user and wrong password look the same.
+    let unknown = login(&server, "nobody", PASSWORD).await;
+    let wrong = login(&server, "alice.w", "wrong password entirely").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unknown.status, wrong.status);
+    assert_eq!(unknown.body, wrong.body);
+    assert_eq!(
+        unknown.headers[WWW_AUTHENTICATE],
+        wrong.headers[WWW_AUTHENTICATE]
+    );
+
+    // Login (case-insensitive name) and /me.
+    let tokens = login_tokens(&server, "ALICE.W").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    secrets.extend([access.clone(), refresh.clone()]);
+    assert!(tokens["expires_in"].as_i64().unwrap() > 800);
+    let who = me(&server, &access).await;
+    assert_eq!(who.status, StatusCode::OK, "{}", who.body);
+    assert_eq!(who.body["id"], alice["id"]);
+    assert_eq!(who.body["auth"], "bearer");
+    assert_eq!(who.body["mfa_enabled"], false);
+
+    // Refresh rotation and reuse detection.
+    let rotated = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let refresh2 = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    secrets.push(refresh2.clone());
+    let reused = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": refresh}),
+    )
+    .await;
+    assert_unauthorized(&reused, true, "reused refresh token");
+    let family_gone = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": refresh2}),
+    )
+    .await;
+    assert_unauthorized(&family_gone, true, "refresh after reuse");
+
+    // MFA enrollment.
+    let (totp, backup, secret) = enable_mfa(&server, &access).await;
+    secrets.push(secret);
+    secrets.extend(backup.iter().cloned());
+    assert_eq!(me(&server, &access).await.body["mfa_enabled"], true);
+
+    // A password login now needs the second factor; the code confirming enrollment is spent.
+    let mfa_token = login_mfa(&server, "alice.w").await;
+    secrets.push(mfa_token.clone());
+    let next = code(&totp, 1);
+    let ok = verify(&server, &mfa_token, &next).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    let access2 = ok.body["access_token"].as_str().unwrap().to_owned();
+    secrets.push(access2.clone());
+    assert_eq!(me(&server, &access2).await.status, StatusCode::OK);
+    // The token is used up, and the code cannot be replayed on a new login.
+    assert_eq!(
+        verify(&server, &mfa_token, &next).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let mfa_token2 = login_mfa(&server, "alice.w").await;
+    let replay = verify(&server, &mfa_token2, &next).await;
+    assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.body);
+    assert_eq!(replay.body, json!({"error": "invalid_credentials"}));
+    // A backup code works once.
+    let backup_ok = verify(&server, &mfa_token2, &backup[0]).await;
+    assert_eq!(backup_ok.status, StatusCode::OK, "{}", backup_ok.body);
+    let mfa_token3 = login_mfa(&server, "alice.w").await;
+    assert_eq!(
+        verify(&server, &mfa_token3, &backup[0]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        verify(&server, &mfa_token3, &backup[1]).await.status,
+        StatusCode::OK
+    );
+    // Five wrong codes end an mfa_token, even for a right code afterwards.
+    let doomed = login_mfa(&server, "alice.w").await;
+    for _ in 0..5 {
+        assert_eq!(
+            verify(&server, &doomed, "12345678").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        verify(&server, &doomed, &backup[2]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // backup[2] was not spent by that refusal.
+    let fresh = login_mfa(&server, "alice.w").await;
+    assert_eq!(
+        verify(&server, &fresh, &backup[2]).await.status,
+        StatusCode::OK
+    );
+
+    // An mfa_token is not an access token, nor the reverse.
+    assert_unauthorized(&me(&server, &mfa_token3).await, true, "mfa_token as access");
+    assert_eq!(
+        verify(&server, &access2, &backup[3]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // API keys.
+    let created = post(
+        &server,
+        "/api-keys",
+        Some(&access2),
+        json!({"name": "ci bot", "scopes": ["orders:read", "orders:*"], "expires_in_days": 30}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let key_id = created.body["id"].as_str().unwrap().to_owned();
+    secrets.push(key.clone());
+    assert!(key.starts_with("fsk_"));
+    let bad_scope = post(
+        &server,
+        "/api-keys",
+        Some(&access2),
+        json!({"name": "bad", "scopes": ["Not A Pattern!"]}),
+    )
+    .await;
+    assert_eq!(
+        bad_scope.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_scope.body
+    );
+    let listed = get_with(
+        &server,
+        "/api-keys",
+        Some(("authorization", &format!("Bearer {access2}"))),
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(
+        listed.body["keys"].as_array().unwrap().len(),
+        1,
+        "{}",
+        listed.body
+    );
+    assert_eq!(listed.body["keys"][0]["name"], "ci bot");
+    assert!(!listed.body.to_string().contains(&key));
+    let via_header = get_with(&server, "/me", Some(("x-api-key", &key))).await;
+    assert_eq!(via_header.status, StatusCode::OK, "{}", via_header.body);
+    assert_eq!(via_header.body["auth"], "api_key");
+    assert_eq!(
+        via_header.body["scopes"],
+        json!(["orders:read", "orders:*"])
+    );
+    assert_eq!(me(&server, &key).await.body["auth"], "api_key");
+    // An API key cannot mint API keys.
+    let minted = post(
+        &server,
+        "/api-keys",
+        Some(&key),
+        json!({"name": "x", "scopes": ["a:b"]}),
+    )
+    .await;
+    assert_eq!(minted.status, StatusCode::FORBIDDEN, "{}", minted.body);
+    // Another user cannot delete it.
+    register(&server, "mallory").await;
+    let mallory = login_tokens(&server, "mallory").await;
+    let mallory_access = mallory["access_token"].as_str().unwrap();
+    let delete = |token: String| {
+        let server = &server;
+        let path = format!("/api-keys/{key_id}");
+        async move {
+            send(
+                server,
+                reqwest::Method::DELETE,
+                &path,
+                Some(("authorization", &format!("Bearer {token}"))),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        delete(mallory_access.to_owned()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(delete(access2.clone()).await.status, StatusCode::NO_CONTENT);
+    assert_unauthorized(
+        &get_with(&server, "/me", Some(("x-api-key", &key))).await,
+        true,
+        "revoked api key",
+    );
+
+    // Logout revokes the access token and the refresh family.
+    let session = login_mfa(&server, "alice.w").await;
+    let pair = verify(&server, &session, &backup[4]).await.body;
+    let (a3, r3) = (
+        pair["access_token"].as_str().unwrap().to_owned(),
+        pair["refresh_token"].as_str().unwrap().to_owned(),
+    );
+    let out = post(
+        &server,
+        "/auth/logout",
+        Some(&a3),
+        json!({"refresh_token": r3}),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT, "{}", out.body);
+    assert_unauthorized(&me(&server, &a3).await, true, "after logout");
+    assert_unauthorized(
+        &post(&server, "/auth/refresh", None, json!({"refresh_token": r3})).await,
+        true,
+        "refresh after logout",
+    );
+
+    // Every bad credential gets the same answer.
+    let no_auth = get_with(&server, "/me", None).await;
+    assert_unauthorized(&no_auth, false, "no credential");
+    let (header, payload, signature) = {
+        let mut parts = access2.split('.');
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&payload)
+            .unwrap(),
+    )
+    .unwrap();
+    let mut changed = claims.clone();
+    changed["sub"] = json!("0190a000-0000-7000-8000-000000000000");
+    let tampered = format!(
+        "{header}.{}.{signature}",
+        b64url(changed.to_string().as_bytes())
+    );
+    let alg_none = format!("{}.{payload}.", b64url(br#"{"alg":"none","typ":"JWT"}"#));
+    let forged_key = finsec_auth::tokens::SigningKey::generate_ed25519(
+        finsec_auth::tokens::Kid::new("ed25519-1").unwrap(),
+    );
+    let forged = finsec_auth::tokens::Signer::new(forged_key)
+        .sign_payload(claims.to_string().as_bytes())
+        .unwrap();
+    let mut expired_claims = claims.clone();
+    expired_claims["exp"] = json!(OffsetDateTime::now_utc().unix_timestamp() - 3600);
+    let expired_forged = format!(
+        "{header}.{}.{signature}",
+        b64url(expired_claims.to_string().as_bytes())
+    );
+    for (what, token) in [
+        ("tampered", tampered.as_str()),
+        ("alg none", alg_none.as_str()),
+        ("forged", forged.as_str()),
+        ("expired", expired_forged.as_str()),
+        ("garbage", "not-a-token"),
+        ("mfa token", mfa_token.as_str()),
+        ("bad api key", "fsk_0000000000000000_00"),
+    ] {
+        assert_unauthorized(&me(&server, token).await, true, what);
+    }
+    assert_unauthorized(
+        &get_with(
+            &server,
+            "/me",
+            Some(("authorization", "Basic YWxpY2U6eA==")),
+        )
+        .await,
+        true,
+        "basic auth",
+    );
+
+    // No secret reached the log, even at debug level.
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    for secret in &secrets {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a secret is in the log output:\n{logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pepper_file_permissions() {
+    // A pepper file others may read is refused, like the master key file.
+    let data = DataDir::new();
+    std::fs::create_dir_all(data.path()).unwrap();
+    let pepper = data.path().join("custom-pepper");
+    std::fs::write(&pepper, [7u8; 32]).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let launch = Launch::new().args(["--password-pepper-file", pepper.to_str().unwrap()]);
+    let failure = launch.try_start(&data).unwrap_err();
+    assert!(failure.output.contains("chmod 600"), "{}", failure.output);
+    std::fs::set_permissions(&pepper, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = launch.start(&data);
+    register(&server, "carol").await;
+    login_tokens(&server, "carol").await;
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+
+    // The generated default pepper is 0600.
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    let mode = std::fs::metadata(data.path().join("pepper.key"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    server.terminate();
+}
+
+#[tokio::test]
+async fn openapi_lists_every_auth_route_with_security_schemes() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    let doc = server.get_json("/openapi.json", 200).await;
+    for (path, method) in [
+        ("/auth/register", "post"),
+        ("/auth/login", "post"),
+        ("/auth/mfa/verify", "post"),
+        ("/auth/refresh", "post"),
+        ("/auth/logout", "post"),
+        ("/mfa/enroll", "post"),
+        ("/mfa/confirm", "post"),
+        ("/api-keys", "post"),
+        ("/api-keys", "get"),
+        ("/api-keys/{id}", "delete"),
+        ("/me", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} missing"
+        );
+    }
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(schemes["bearer"]["scheme"], "bearer", "{schemes}");
+    assert_eq!(schemes["api_key"]["in"], "header", "{schemes}");
+    assert_eq!(
+        doc["paths"]["/me"]["get"]["security"],
+        json!([{"bearer": []}, {"api_key": []}])
+    );
+    server.terminate();
+}
+
+#[tokio::test]
+async fn postgres_and_redis_shared_by_two_instances() {
+    let db = finsec_testkit::postgres().await;
+    let redis = finsec_testkit::redis().await;
+    let (url, _) = server_pg_url(&db);
+    let redis_url = finsec_testkit::redis_url();
+    let launch = Launch::new().args([
+        "--postgres-url",
+        url.as_str(),
+        "--redis-url",
+        redis_url.as_str(),
+        "--redis-prefix",
+        redis.prefix.as_str(),
+    ]);
+    // Both instances open the same keyring (a copy of A's data directory) and database.
+    let data_a = DataDir::new();
+    let a = launch.start(&data_a);
+    let data_b = DataDir::new();
+    std::fs::create_dir_all(data_b.path()).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(data_b.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    for file in ["keyring.sealed", "master.key", "pepper.key"] {
+        let from = data_a.path().join(file);
+        if from.exists() {
+            std::fs::copy(&from, data_b.path().join(file)).unwrap();
+        }
+    }
+    for entry in std::fs::read_dir(data_a.path()).unwrap() {
+        let entry = entry.unwrap();
+        let to = data_b.path().join(entry.file_name());
+        if entry.file_type().unwrap().is_file() && !to.exists() {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    let b = launch.start(&data_b);
+
+    register(&a, "dave").await;
+    let tokens = login_tokens(&b, "dave").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    // B's token verifies on A (same signing key from the database).
+    assert_eq!(me(&a, &access).await.status, StatusCode::OK);
+    let (totp, backup, _) = enable_mfa(&a, &access).await;
+
+    // A TOTP code accepted on A is refused on B.
+    let on_a = login_mfa(&a, "dave").await;
+    let on_b = login_mfa(&b, "dave").await;
+    let next = code(&totp, 1);
+    let accepted = verify(&a, &on_a, &next).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    assert_eq!(
+        verify(&b, &on_b, &next).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    // Wrong codes counted on B end the mfa_token on A too.
+    for _ in 0..5 {
+        assert_eq!(
+            verify(&b, &on_b, "12345678").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        verify(&a, &on_b, &backup[0]).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // A token revoked on A is refused on B.
+    let session = accepted.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&b, &session).await.status, StatusCode::OK);
+    let out = post(&a, "/auth/logout", Some(&session), json!({})).await;
+    assert_eq!(out.status, StatusCode::NO_CONTENT);
+    assert_unauthorized(
+        &me(&b, &session).await,
+        true,
+        "revoked on the other instance",
+    );
+    // Logout without the refresh token revoked its family too.
+    let logged_out = accepted.body["refresh_token"].as_str().unwrap().to_owned();
+    assert_unauthorized(
+        &post(
+            &b,
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": logged_out}),
+        )
+        .await,
+        true,
+        "refresh of a logged-out session",
+    );
+
+    // Refresh reuse detected across instances.
+    let again = login_mfa(&a, "dave").await;
+    let accepted = verify(&a, &again, &backup[3]).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.body);
+    let refresh = accepted.body["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = post(&b, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let reused = post(&a, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_unauthorized(&reused, true, "reuse on the other instance");
+
+    // API keys on PostgreSQL: created on A, used on B, revoked on B, refused on A.
+    let fresh = login_mfa(&b, "dave").await;
+    let pair = verify(&b, &fresh, &backup[1]).await;
+    assert_eq!(pair.status, StatusCode::OK, "{}", pair.body);
+    let session = pair.body["access_token"].as_str().unwrap().to_owned();
+    let created = post(
+        &a,
+        "/api-keys",
+        Some(&session),
+        json!({"name": "pg key", "scopes": ["orders:read"]}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let key = created.body["key"].as_str().unwrap().to_owned();
+    let on_b = get_with(&b, "/me", Some(("x-api-key", &key))).await;
+    assert_eq!(on_b.status, StatusCode::OK, "{}", on_b.body);
+    assert_eq!(on_b.body["scopes"], json!(["orders:read"]));
+    let listed = get_with(
+        &b,
+        "/api-keys",
+        Some(("authorization", &format!("Bearer {session}"))),
+    )
+    .await;
+    assert_eq!(listed.body["keys"][0]["name"], "pg key", "{}", listed.body);
+    let deleted = send(
+        &b,
+        reqwest::Method::DELETE,
+        &format!("/api-keys/{}", created.body["id"].as_str().unwrap()),
+        Some(("authorization", &format!("Bearer {session}"))),
+        None,
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_unauthorized(
+        &get_with(&a, "/me", Some(("x-api-key", &key))).await,
+        true,
+        "api key revoked on the other instance",
+    );
+
+    // Revocation state went to Redis under the prefix, not only to Postgres.
+    let mut conn = redis.conn.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", redis.prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "nothing under {} in redis", redis.prefix);
+
+    let (status_a, logs_a) = a.terminate();
+    let (status_b, logs_b) = b.terminate();
+    assert!(status_a.success(), "{logs_a}");
+    assert!(status_b.success(), "{logs_b}");
+    redis.cleanup().await;
+}
+
+/// Signs an access token with the server's own key (read from its database and keyring,
+/// as an attacker holding both could), valid from `iat` for `ttl`.
+async fn sign_with_server_key(
+    data: &DataDir,
+    pool: &sqlx::SqlitePool,
+    sub: &str,
+    iat: OffsetDateTime,
+    ttl: time::Duration,
+) -> String {
+    use clap::Parser as _;
+    use finsec_crypto::envelope::aad_for;
+    let cli = finsec_reference_server::Cli::parse_from([
+        "finsec-reference-server",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let keyring = finsec_reference_server::keys::KeyringFile::for_server(&cli.config)
+        .unwrap()
+        .load()
+        .unwrap();
+    let envelope = finsec_crypto::Envelope::new(
+        std::sync::Arc::new(keyring),
+        finsec_crypto::KeyName::new("pii").unwrap(),
+    );
+    let (kid, sealed): (String, String) =
+        sqlx::query_as("SELECT kid, seed FROM server_jwt_keys WHERE retired_at IS NULL")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let seed: [u8; 32] = envelope
+        .decrypt_str(&sealed, &aad_for("server_jwt_keys", "seed", &kid))
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let key = finsec_auth::tokens::SigningKey::ed25519_from_seed(
+        finsec_auth::tokens::Kid::new(&kid).unwrap(),
+        &seed,
+    );
+    let claims = finsec_auth::Claims::new(
+        "finsec-reference-server",
+        sub,
+        "finsec-api",
+        iat,
+        ttl,
+        json!({"typ": "access"}),
+    )
+    .with_jti(uuid::Uuid::now_v7().to_string());
+    finsec_auth::tokens::Signer::new(key).sign(&claims).unwrap()
+}
+
+#[tokio::test]
+async fn expired_tokens_and_legacy_bcrypt_hashes() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    let erin = register(&server, "erin").await;
+    let id = erin["id"].as_str().unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap();
+
+    // A token signed with the real key is accepted while valid and refused once expired
+    // (past the 30 s leeway), with the same 401 as any other bad credential.
+    let now = OffsetDateTime::now_utc();
+    let valid = sign_with_server_key(&data, &pool, id, now, time::Duration::minutes(5)).await;
+    assert_eq!(me(&server, &valid).await.status, StatusCode::OK);
+    let expired = sign_with_server_key(
+        &data,
+        &pool,
+        id,
+        now - time::Duration::hours(2),
+        time::Duration::hours(1),
+    )
+    .await;
+    assert_unauthorized(&me(&server, &expired).await, true, "expired");
+
+    // An imported bcrypt hash verifies and is replaced by argon2id on login.
+    let legacy = bcrypt::hash(PASSWORD, 4).unwrap();
+    sqlx::query("UPDATE server_users SET password_hash = $1 WHERE id = $2")
+        .bind(&legacy)
+        .bind(id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        login(&server, "erin", "not the password at all")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    login_tokens(&server, "erin").await;
+    let stored: String = sqlx::query_scalar("SELECT password_hash FROM server_users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(stored.starts_with("$argon2id$"), "{stored}");
+    // The pepper is not in the database.
+    let pepper = std::fs::read(data.path().join("pepper.key")).unwrap();
+    assert_eq!(pepper.len(), 32);
+    login_tokens(&server, "erin").await;
+    pool.close().await;
+    server.terminate();
+}

@@ -1,0 +1,591 @@
+//! Order entry over HTTP against the real binary: users registered and logged in through
+//! `/auth`, roles granted with the `roles` subcommand (while the server runs), orders
+//! placed, read and approved; the policy file's life cycle; the OpenAPI document.
+#![cfg(test)]
+
+use std::fs;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::support::{DataDir, Launch, Server};
+
+const PASSWORD: &str = "order entry passphrase 5c2e91";
+
+/// A logged-in user: id and access token.
+struct User {
+    id: String,
+    token: String,
+}
+
+async fn register_and_login(server: &Server, name: &str) -> User {
+    let credentials = json!({ "username": name, "password": PASSWORD });
+    let response = server
+        .client()
+        .post(server.url("/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED, "register {name}");
+    let registered: Value = response.json().await.unwrap();
+    let response = server
+        .client()
+        .post(server.url("/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "login {name}");
+    let tokens: Value = response.json().await.unwrap();
+    User {
+        id: registered["id"].as_str().unwrap().to_owned(),
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Sends `method path` with `token` and an optional JSON body; returns status and JSON.
+async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    auth: (&str, &str),
+    body: Option<&Value>,
+) -> (StatusCode, Value) {
+    let mut request = server
+        .client()
+        .request(method, server.url(path))
+        .header(auth.0, auth.1);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn bearer(user: &User) -> (&'static str, String) {
+    ("authorization", format!("Bearer {}", user.token))
+}
+
+async fn post(server: &Server, user: &User, path: &str, body: &Value) -> (StatusCode, Value) {
+    let (name, value) = bearer(user);
+    call(
+        server,
+        reqwest::Method::POST,
+        path,
+        (name, &value),
+        Some(body),
+    )
+    .await
+}
+
+async fn get(server: &Server, user: &User, path: &str) -> (StatusCode, Value) {
+    let (name, value) = bearer(user);
+    call(server, reqwest::Method::GET, path, (name, &value), None).await
+}
+
+fn limit(quantity: &str, price: &str) -> Value {
+    json!({
+        "symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": quantity,
+        "limit_price": price, "account_id": "ACC-1",
+    })
+}
+
+fn grant(launch: &Launch, data: &DataDir, user: &str, role: &str) {
+    let out = launch.roles(data, &["grant", user, role]).success();
+    assert_eq!(out.trim(), format!("granted {role} to {user}"));
+}
+
+/// `(path, code)` of every error in a 400/415/422 body.
+fn error_codes(body: &Value) -> Vec<(String, String)> {
+    body["errors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{body}"))
+        .iter()
+        .map(|e| {
+            assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{e}");
+            (
+                e["path"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn order_entry_over_http() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    let alice = register_and_login(&server, "alice").await;
+    let bob = register_and_login(&server, "bob").await;
+    let vera = register_and_login(&server, "vera").await;
+    let root = register_and_login(&server, "root").await;
+
+    // New users are viewers; a viewer may not trade.
+    let listed = launch.roles(&data, &["list", "vera"]).success();
+    assert_eq!(listed.trim(), "viewer");
+    let (status, body) = post(&server, &vera, "/orders", &limit("1", "1.00")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "forbidden", "reason": "no_rule_matched"})
+    );
+
+    // Grants made while the server runs apply to the next request.
+    grant(&launch, &data, "alice", "trader");
+    grant(&launch, &data, "bob", "trader");
+    grant(&launch, &data, "root", "admin");
+    let (status, body) = post(&server, &alice, "/orders", &limit("100", "187.25")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "accepted");
+    assert_eq!(body["owner"], alice.id.as_str());
+    assert_eq!(body["symbol"], "AAPL");
+    assert_eq!(body["quantity"], "100");
+    assert_eq!(body["limit_price"], "187.25");
+    let small_id = body["id"].as_str().unwrap().to_owned();
+
+    // Every field error at once.
+    let bad = json!({
+        "symbol": "aapl$", "side": "hold", "order_type": "limit", "quantity": "-5",
+        "limit_price": "10.005", "account_id": "ACC-1",
+    });
+    let (status, body) = post(&server, &alice, "/orders", &bad).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let codes = error_codes(&body);
+    let expected: Vec<(String, String)> = [
+        ("symbol", "lowercase"),
+        ("side", "unknown_side"),
+        ("quantity", "not_positive"),
+        ("limit_price", "tick_size"),
+    ]
+    .iter()
+    .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+    .collect();
+    assert_eq!(codes, expected, "{body}");
+    // Wrong JSON types and unknown fields are field errors too; text that is not JSON is
+    // a 400; a body not declared as JSON is a 415.
+    let (status, body) = post(
+        &server,
+        &alice,
+        "/orders",
+        &json!({"symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": 5,
+                "limit_price": "1.00", "account_id": "A", "price": "1"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        error_codes(&body),
+        [
+            ("quantity".to_owned(), "type".to_owned()),
+            ("price".to_owned(), "unknown_field".to_owned())
+        ]
+    );
+    let response = server
+        .client()
+        .post(server.url("/orders"))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .header("content-type", "application/json")
+        .body("{\"symbol\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        error_codes(&body),
+        [(String::new(), "malformed_json".to_owned())]
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1"),
+        "{body}"
+    );
+    let response = server
+        .client()
+        .post(server.url("/orders"))
+        .header("authorization", format!("Bearer {}", alice.token))
+        .body(limit("1", "1.00").to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let mut huge = limit("1", "1.00");
+    huge["notes"] = json!("x".repeat(70 * 1024));
+    let (status, body) = post(&server, &alice, "/orders", &huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(
+        error_codes(&body),
+        [(String::new(), "too_large".to_owned())]
+    );
+
+    // Notes are sanitised before they are stored.
+    let mut with_notes = limit("5", "10.00");
+    with_notes["notes"] = json!(
+        "<p onclick=\"steal()\">Hedge<script>alert(1)</script><img src=x onerror=alert(2)></p>"
+    );
+    let (status, body) = post(&server, &alice, "/orders", &with_notes).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["notes"], "<p>Hedge</p>");
+    let notes_id = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = get(&server, &alice, &format!("/orders/{notes_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["notes"], "<p>Hedge</p>");
+
+    // Someone else's order does not exist for bob; admin reads it.
+    let (status, body) = get(&server, &bob, &format!("/orders/{small_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, unknown) = get(
+        &server,
+        &bob,
+        "/orders/019abcde-0000-7000-8000-000000000000",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body, unknown);
+    let (status, body) = get(&server, &root, &format!("/orders/{small_id}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], small_id.as_str());
+    let (status, body) = get(&server, &alice, "/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 2, "{body}");
+    let (status, body) = get(&server, &bob, "/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([]));
+
+    // A large order waits for a second trader.
+    let (status, body) = post(&server, &alice, "/orders", &limit("20000", "100.00")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "pending_approval");
+    assert_eq!(body["approval_id"].as_str().unwrap().len(), 32);
+    let large_id = body["id"].as_str().unwrap().to_owned();
+    let approve = format!("/orders/{large_id}/approve");
+    let (status, body) = post(&server, &alice, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "forbidden", "reason": "self_approval"})
+    );
+    let (status, body) = post(&server, &vera, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, body) = post(&server, &bob, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "accepted");
+    assert_eq!(
+        (body["approvals"].as_u64(), body["quorum"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (status, body) = post(&server, &bob, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "not_pending");
+    let (_, body) = get(&server, &alice, &format!("/orders/{large_id}")).await;
+    assert_eq!(body["status"], "accepted");
+
+    // An API key scoped to orders:read cannot trade, but reads.
+    let (status, key) = post(
+        &server,
+        &alice,
+        "/api-keys",
+        &json!({"name": "reader", "scopes": ["orders:read"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/orders",
+        ("x-api-key", &key),
+        Some(&limit("1", "1.00")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(
+        body,
+        json!({"error": "forbidden", "reason": "api_key_scope"})
+    );
+    let (status, body) = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/orders/{small_id}"),
+        ("x-api-key", &key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // No credential: 401 before anything else.
+    let response = server
+        .client()
+        .post(server.url("/orders"))
+        .json(&limit("1", "1.00"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // Revoking applies at once too.
+    let out = launch
+        .roles(&data, &["revoke", "alice", "trader"])
+        .success();
+    assert_eq!(out.trim(), "revoked trader from alice");
+    let (status, _) = post(&server, &alice, "/orders", &limit("1", "1.00")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    // Decisions are logged with their explanation; credentials never are.
+    assert!(logs.contains("authorization decision"), "{logs}");
+    assert!(
+        logs.contains("denied: no rule matched (default deny)"),
+        "{logs}"
+    );
+    assert!(logs.contains("allowed by rule 0 of role"), "{logs}");
+    for secret in [&alice.token, &bob.token, &key, &PASSWORD.to_owned()] {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a credential is in the logs"
+        );
+    }
+}
+
+#[tokio::test]
+async fn roles_subcommand_checks_users_and_the_policy() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+
+    // Before the first start there is no policy to check against.
+    let early = launch.roles(&data, &["list", "alice"]);
+    assert!(!early.status.success(), "{early:#?}");
+    assert!(early.stderr.contains("no rbac policy at"), "{early:#?}");
+
+    let server = launch.start(&data);
+    register_and_login(&server, "alice").await;
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+
+    let refused = launch.roles(&data, &["grant", "alice", "superuser"]);
+    assert!(!refused.status.success(), "{refused:#?}");
+    assert!(
+        refused
+            .stderr
+            .contains("role superuser is not defined in the rbac policy"),
+        "{refused:#?}"
+    );
+    let invalid = launch.roles(&data, &["grant", "alice", "Not A Role"]);
+    assert!(!invalid.status.success(), "{invalid:#?}");
+    let nobody = launch.roles(&data, &["grant", "nobody", "trader"]);
+    assert!(!nobody.status.success(), "{nobody:#?}");
+    assert!(
+        nobody.stderr.contains("no user named \"nobody\""),
+        "{nobody:#?}"
+    );
+
+    grant(&launch, &data, "alice", "trader");
+    // Usernames are matched case-insensitively, as at login.
+    let again = launch.roles(&data, &["grant", "ALICE", "trader"]).success();
+    assert_eq!(again.trim(), "ALICE already has trader");
+    let listed = launch.roles(&data, &["list", "alice"]).success();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), ["trader", "viewer"]);
+    launch
+        .roles(&data, &["revoke", "alice", "viewer"])
+        .success();
+    let listed = launch.roles(&data, &["list", "alice"]).success();
+    assert_eq!(listed.trim(), "trader");
+    let absent = launch
+        .roles(&data, &["revoke", "alice", "viewer"])
+        .success();
+    assert_eq!(absent.trim(), "alice does not have viewer");
+
+    // A role the operator later removes from the policy is listed as denying everything.
+    let policy = data.path().join("rbac.toml");
+    let text = fs::read_to_string(&policy).unwrap();
+    fs::write(&policy, text.replace("[roles.trader]", "[roles.dealer]")).unwrap();
+    assert!(
+        !fs::read_to_string(&policy)
+            .unwrap()
+            .contains("roles.trader")
+    );
+    let listed = launch.roles(&data, &["list", "alice"]).success();
+    assert_eq!(
+        listed.trim(),
+        "trader (not defined in the policy: denies everything)"
+    );
+}
+
+#[tokio::test]
+async fn the_policy_file_is_generated_once_and_a_bad_one_stops_start_up() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let (status, _) = launch.start(&data).terminate();
+    assert!(status.success());
+    let path = data.path().join("rbac.toml");
+    let generated = fs::read_to_string(&path).unwrap();
+    assert!(generated.contains("orders:execute_large"), "{generated}");
+    assert!(
+        generated.contains("approver = \"orders:approve\""),
+        "{generated}"
+    );
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // A malformed permission: the loader's message names the role, rule and field.
+    fs::write(
+        &path,
+        "[roles.viewer]\nrules = [{ effect = \"allow\", permissions = [\"orders*\"] }]\n",
+    )
+    .unwrap();
+    let failure = launch.try_start(&data).unwrap_err();
+    assert!(failure.status.is_some_and(|s| !s.success()), "{failure}");
+    assert!(
+        failure
+            .output
+            .contains("role \"viewer\" rule 0 field `permissions[0]`"),
+        "{failure}"
+    );
+    assert!(failure.output.contains("rbac.toml"), "{failure}");
+    // The file is not replaced by the preset.
+    assert!(fs::read_to_string(&path).unwrap().contains("orders*"));
+
+    // A syntax error names the line.
+    fs::write(&path, "[roles.viewer\n").unwrap();
+    let failure = launch.try_start(&data).unwrap_err();
+    assert!(
+        failure.output.contains("policy toml does not parse"),
+        "{failure}"
+    );
+    assert!(failure.output.contains("line 1"), "{failure}");
+
+    // A default role the policy lacks.
+    fs::write(&path, "[roles.trader]\nrules = []\n").unwrap();
+    let failure = launch.try_start(&data).unwrap_err();
+    assert!(
+        failure
+            .output
+            .contains("--default-role viewer is not defined"),
+        "{failure}"
+    );
+    let started = Launch::new()
+        .args(["--default-role", "trader"])
+        .start(&data);
+    let (status, _) = started.terminate();
+    assert!(status.success());
+
+    // A missing --rbac-policy file, and one others may write.
+    let elsewhere = data.path().join("policies").join("site.yaml");
+    let failure = Launch::new()
+        .args(["--rbac-policy", elsewhere.to_str().unwrap()])
+        .try_start(&data)
+        .unwrap_err();
+    assert!(failure.output.contains("does not exist"), "{failure}");
+    fs::create_dir_all(elsewhere.parent().unwrap()).unwrap();
+    fs::write(&elsewhere, "roles:\n  viewer:\n    rules: []\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let failure = Launch::new()
+        .args(["--rbac-policy", elsewhere.to_str().unwrap()])
+        .try_start(&data)
+        .unwrap_err();
+    assert!(failure.output.contains("chmod go-w"), "{failure}");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(&elsewhere, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let started = Launch::new()
+        .args(["--rbac-policy", elsewhere.to_str().unwrap()])
+        .start(&data);
+    let (status, logs) = started.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("loaded the rbac policy"), "{logs}");
+}
+
+#[tokio::test]
+async fn openapi_lists_the_order_routes() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    let doc = server.get_json("/openapi.json", 200).await;
+    let paths = &doc["paths"];
+    for (path, method) in [
+        ("/orders", "post"),
+        ("/orders", "get"),
+        ("/orders/{id}", "get"),
+        ("/orders/{id}/approve", "post"),
+    ] {
+        assert!(paths[path][method].is_object(), "{method} {path} missing");
+        assert_eq!(paths[path][method]["tags"][0], "orders");
+    }
+    let post = &paths["/orders"]["post"];
+    for code in ["201", "202", "400", "401", "403", "413", "415", "422"] {
+        assert!(post["responses"][code].is_object(), "POST /orders {code}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    for schema in [
+        "Order",
+        "NewOrder",
+        "OrderStatus",
+        "ErrorList",
+        "Forbidden",
+        "Approved",
+    ] {
+        assert!(schemas[schema].is_object(), "schema {schema} missing");
+    }
+    let statuses = &schemas["OrderStatus"]["enum"];
+    assert_eq!(
+        statuses,
+        &json!(["accepted", "pending_approval", "rejected", "expired"])
+    );
+}
+
+/// The PostgreSQL URL of the test server, bound to `db`'s schema.
+fn pg_url(db: &finsec_testkit::PgTestDb) -> String {
+    let base = finsec_testkit::postgres_url();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options[search_path]={}", db.schema())
+}
+
+#[tokio::test]
+async fn maker_checker_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let data = DataDir::new();
+    let url = pg_url(&db);
+    let launch = Launch::new().args(["--postgres-url", url.as_str()]);
+    let server = launch.start(&data);
+    let alice = register_and_login(&server, "alice").await;
+    let bob = register_and_login(&server, "bob").await;
+    grant(&launch, &data, "alice", "trader");
+    grant(&launch, &data, "bob", "trader");
+
+    let (status, body) = post(&server, &alice, "/orders", &limit("20000", "100.00")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let approve = format!("/orders/{id}/approve");
+    let (status, _) = post(&server, &alice, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = post(&server, &bob, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["order"]["status"], "accepted");
+    let (status, _) = get(&server, &bob, &format!("/orders/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The rows are in the test schema, not in SQLite.
+    let stored: Vec<(String, String)> =
+        sqlx::query_as("SELECT id::text, status FROM server_orders")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored, [(id, "accepted".to_owned())]);
+    assert!(!data.path().join("finsec.db").exists());
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    db.cleanup().await;
+}

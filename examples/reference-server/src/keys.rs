@@ -212,26 +212,12 @@ fn passphrase_seal(config: &Config) -> Option<SealKey> {
 /// [`ServerError::MasterKeyPermissions`], [`ServerError::MasterKeyLength`],
 /// [`ServerError::Io`].
 pub fn read_master_key(path: &Path) -> Result<Key256> {
-    let mut file = File::open(path).map_err(|e| ServerError::io("cannot open", path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ServerError::io("cannot inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(ServerError::Config(format!(
-            "master key path {} is not a regular file",
-            path.display()
-        )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(ServerError::MasterKeyPermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+    let (mut file, meta) = open_regular_file(path, "master key")?;
+    if let Some(mode) = mode_with(&meta, 0o077) {
+        return Err(ServerError::MasterKeyPermissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
     if meta.len() != 32 {
         return Err(ServerError::MasterKeyLength {
@@ -243,6 +229,42 @@ pub fn read_master_key(path: &Path) -> Result<Key256> {
     file.read_exact(bytes.as_mut_slice())
         .map_err(|e| ServerError::io("cannot read", path, e))?;
     Ok(Key256::from_bytes(*bytes))
+}
+
+/// Opens `path` for reading and checks that it is a regular file (`what` names it in the
+/// error).
+///
+/// # Errors
+/// [`ServerError::Io`] if it cannot be opened or inspected; [`ServerError::Config`] if it is
+/// not a regular file.
+pub fn open_regular_file(path: &Path, what: &str) -> Result<(File, fs::Metadata)> {
+    let file = File::open(path).map_err(|e| ServerError::io("cannot open", path, e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| ServerError::io("cannot inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(ServerError::Config(format!(
+            "{what} path {} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok((file, meta))
+}
+
+/// The file's permission bits if any of `forbidden` (for example `0o077`: any access by
+/// group or others) is set; `None` otherwise, and always on platforms without Unix modes.
+pub fn mode_with(meta: &fs::Metadata, forbidden: u32) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & forbidden != 0 {
+            return Some(mode);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (meta, forbidden);
+    None
 }
 
 /// Writes a new file atomically and without replacing an existing one: the bytes go to a
@@ -478,17 +500,12 @@ fn stdout_error(e: io::Error) -> ServerError {
 pub fn ensure_data_dir(dir: &Path) -> Result<()> {
     match fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt as _;
-                let mode = meta.permissions().mode() & 0o7777;
-                if mode & 0o077 != 0 {
-                    tracing::warn!(
-                        path = %dir.display(),
-                        mode = format_args!("{mode:04o}"),
-                        "the data directory is accessible to other users; chmod 700 it"
-                    );
-                }
+            if let Some(mode) = mode_with(&meta, 0o077) {
+                tracing::warn!(
+                    path = %dir.display(),
+                    mode = format_args!("{mode:04o}"),
+                    "the data directory is accessible to other users; chmod 700 it"
+                );
             }
             Ok(())
         }

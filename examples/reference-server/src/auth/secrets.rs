@@ -2,7 +2,6 @@
 //! the JWT signing keys and the backup-code key (in the database, envelope-encrypted with
 //! the keyring's `pii` key).
 
-use std::fs::File;
 use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +15,7 @@ use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::{Result, ServerError};
-use crate::keys::create_file_atomically;
+use crate::keys::{create_file_atomically, mode_with, open_regular_file};
 use crate::storage::Storage;
 
 /// The id recorded in password hashes for the pepper.
@@ -42,28 +41,14 @@ pub fn load_pepper(path: &Path) -> Result<Pepper> {
             );
         }
     }
-    let file = File::open(path).map_err(|e| ServerError::io("cannot open", path, e))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| ServerError::io("cannot inspect", path, e))?;
-    if !meta.is_file() {
+    let (file, meta) = open_regular_file(path, "password pepper")?;
+    if let Some(mode) = mode_with(&meta, 0o077) {
         return Err(ServerError::Config(format!(
-            "password pepper path {} is not a regular file",
+            "password pepper file {} has permissions {mode:04o}; it must be accessible \
+             by its owner only (run `chmod 600 {}`)",
+            path.display(),
             path.display()
         )));
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = meta.permissions().mode() & 0o7777;
-        if mode & 0o077 != 0 {
-            return Err(ServerError::Config(format!(
-                "password pepper file {} has permissions {mode:04o}; it must be accessible \
-                 by its owner only (run `chmod 600 {}`)",
-                path.display(),
-                path.display()
-            )));
-        }
     }
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(Pepper::MAX_LEN as u64 + 1)

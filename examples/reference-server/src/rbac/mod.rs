@@ -46,7 +46,6 @@ pub mod migrate;
 pub mod roles;
 
 use std::fmt;
-use std::fs;
 use std::io::Read as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -63,7 +62,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{Result, ServerError};
-use crate::keys::create_file_atomically;
+use crate::keys::{create_file_atomically, mode_with, open_regular_file};
 
 /// The name of the policy file inside the data directory (unless overridden).
 pub const POLICY_FILE: &str = "rbac.toml";
@@ -236,23 +235,12 @@ pub fn generated_policy() -> Result<String> {
 /// [`ServerError::Io`] if the file cannot be read; [`ServerError::PolicyPermissions`] if
 /// others may write it; [`ServerError::Policy`] with the loader's error if it does not load.
 pub fn load_policy(path: &Path) -> Result<Policy> {
-    let mut file =
-        fs::File::open(path).map_err(|e| ServerError::io("cannot open rbac policy", path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = file
-            .metadata()
-            .map_err(|e| ServerError::io("cannot inspect rbac policy", path, e))?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if mode & 0o022 != 0 {
-            return Err(ServerError::PolicyPermissions {
-                path: path.to_owned(),
-                mode,
-            });
-        }
+    let (mut file, meta) = open_regular_file(path, "rbac policy")?;
+    if let Some(mode) = mode_with(&meta, 0o022) {
+        return Err(ServerError::PolicyPermissions {
+            path: path.to_owned(),
+            mode,
+        });
     }
     // One byte over the limit is enough for the loader to refuse the document by size.
     let limit = u64::try_from(MAX_POLICY_BYTES).unwrap_or(u64::MAX);
@@ -545,6 +533,8 @@ pub fn permission(name: &str) -> Result<Permission> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     fn principal(id: &str, roles: &[&str]) -> Principal {

@@ -7,7 +7,9 @@
 //! - `keys_10k`: 10,000 keys checked round-robin (`governor`: its keyed limiter over
 //!   `DashMap`, with `String` keys as finsec's are strings).
 //! - `two_threads_*`: the same, with two threads hammering at once (`iter_custom`: each
-//!   thread makes `iters` checks, the time reported is the wall time divided by `iters`).
+//!   thread makes `iters` checks, the time reported is the wall time divided by `iters`). With
+//!   one key, `governor_keyed` is again the like-for-like comparison and `governor` (direct)
+//!   the reference.
 //!
 //! Each scenario runs with two quotas: `allowed`, so large that every check is allowed
 //! (the writing path), and `api`, 10 per second with a burst of 20, so nearly every check is
@@ -59,7 +61,7 @@ fn quotas(name: &str) -> (Quota, governor::Quota) {
 }
 
 /// Polls the async check once: the memory store answers without waiting.
-fn check_async(store: &MemoryStore, check: Check<'_>) -> bool {
+fn check_async(store: &MemoryStore, check: Check<'_, '_>) -> bool {
     let mut future = pin!(store.check(check));
     match future
         .as_mut()
@@ -152,6 +154,17 @@ fn scenario(group: &mut BenchmarkGroup<'_, WallTime>, quota_name: &str) {
             })
         });
     });
+    let keyed = RateLimiter::keyed(gquota);
+    group.bench_function(
+        format!("{quota_name}/two_threads_single_key/governor_keyed"),
+        |b| {
+            b.iter_custom(|iters| {
+                two_threads(iters, &|_, _| {
+                    black_box(keyed.check_key(&key).is_ok());
+                })
+            });
+        },
+    );
     let direct = RateLimiter::direct(gquota);
     group.bench_function(
         format!("{quota_name}/two_threads_single_key/governor"),

@@ -187,7 +187,7 @@ fn bench_redis(c: &mut Criterion) {
     });
 
     group.throughput(Throughput::Elements(100));
-    let batch: Vec<Check<'_>> = keys.iter().map(|k| Check::new(k, &two)).collect();
+    let batch: Vec<Check<'_, '_>> = keys.iter().map(|k| Check::new(k, &two)).collect();
     group.bench_function("check_batch_100", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, |_| async {

@@ -75,6 +75,19 @@ pub fn evaluate(quota: &Quota, state: Option<QuotaState>, now: i64, cost: u32) -
     }
 }
 
+/// The instant (µs since the Unix epoch) from which `state`, stored for `quota`, equals no state
+/// at all, so a store may drop it without changing any decision: GCRA's theoretical arrival
+/// time, the end of the fixed window, or the end of the window after the sliding window's
+/// current one. It is what an allowed evaluation's `ttl_us` adds to the time it was made at.
+pub(crate) fn expires_at(quota: &Quota, state: QuotaState) -> i64 {
+    let period = span(quota.period_micros());
+    match state {
+        QuotaState::Gcra { tat } => tat,
+        QuotaState::FixedWindow { start, .. } => start.saturating_add(period),
+        QuotaState::SlidingWindow { start, .. } => start.saturating_add(period.saturating_mul(2)),
+    }
+}
+
 fn span(us: u64) -> i64 {
     // Spans are bounded by MAX_SPAN_MICROS (2^53) at quota construction.
     i64::try_from(us).unwrap_or(i64::MAX)
@@ -438,5 +451,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_stored_state_expires_when_its_ttl_says() {
+        let mut runs = 0;
+        for alg in [
+            Algorithm::Gcra,
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+        ] {
+            let quota = Quota::per_second(n(4))
+                .with_burst(n(6))
+                .unwrap()
+                .with_algorithm(alg)
+                .unwrap();
+            let mut state = None;
+            let mut now: i64 = 1_700_000_000_123_456;
+            for step in 0..500_i64 {
+                let e = evaluate(&quota, state, now, 1);
+                if e.allowed {
+                    let ttl = i64::try_from(e.ttl_us).unwrap();
+                    assert_eq!(expires_at(&quota, e.next), now + ttl, "{alg} step {step}");
+                    state = Some(e.next);
+                    runs += 1;
+                }
+                now += (step * 7_919) % 400_000;
+            }
+        }
+        assert!(runs > 300, "{runs}");
     }
 }

@@ -77,22 +77,24 @@ pub enum Source {
 /// A fail-open decision allows and names no quota (nothing is known about the remaining
 /// quota, so the `RateLimit` header is left out); a fail-closed decision denies every quota
 /// with the configured `retry_after`.
+///
+/// Like its [`Decision`], it borrows the check's quotas (`'q`).
 #[derive(Debug)]
-pub struct Outcome {
-    decision: Decision,
+pub struct Outcome<'q> {
+    decision: Decision<'q>,
     source: Source,
     backend_error: Option<Error>,
     fallback_error: Option<Error>,
 }
 
-impl Outcome {
+impl<'q> Outcome<'q> {
     /// The decision to act on.
-    pub fn decision(&self) -> &Decision {
+    pub fn decision(&self) -> &Decision<'q> {
         &self.decision
     }
 
     /// The decision, consuming the outcome.
-    pub fn into_decision(self) -> Decision {
+    pub fn into_decision(self) -> Decision<'q> {
         self.decision
     }
 
@@ -124,13 +126,13 @@ impl Outcome {
 
 /// The outcome of one key of a policy.
 #[derive(Debug)]
-pub struct KeyOutcome {
+pub struct KeyOutcome<'q> {
     kind: KeyKind,
     key: String,
-    outcome: Outcome,
+    outcome: Outcome<'q>,
 }
 
-impl KeyOutcome {
+impl<'q> KeyOutcome<'q> {
     /// What the key counts per.
     pub fn kind(&self) -> &KeyKind {
         &self.kind
@@ -142,19 +144,19 @@ impl KeyOutcome {
     }
 
     /// The outcome for this key.
-    pub fn outcome(&self) -> &Outcome {
+    pub fn outcome(&self) -> &Outcome<'q> {
         &self.outcome
     }
 }
 
-/// The answer of [`RateLimiter::check_policy`].
+/// The answer of [`RateLimiter::check_policy`], borrowing the policy's quotas (`'q`).
 #[derive(Debug)]
-pub struct PolicyOutcome {
-    decision: Decision,
-    keys: Vec<KeyOutcome>,
+pub struct PolicyOutcome<'q> {
+    decision: Decision<'q>,
+    keys: Vec<KeyOutcome<'q>>,
 }
 
-impl PolicyOutcome {
+impl<'q> PolicyOutcome<'q> {
     /// Whether every key checked allowed the request.
     pub fn allowed(&self) -> bool {
         self.decision.allowed()
@@ -162,12 +164,12 @@ impl PolicyOutcome {
 
     /// One decision over every quota checked (the keys up to and including the first denial),
     /// for the response headers.
-    pub fn decision(&self) -> &Decision {
+    pub fn decision(&self) -> &Decision<'q> {
         &self.decision
     }
 
     /// Each key checked, in order; checking stopped after the first denial.
-    pub fn keys(&self) -> &[KeyOutcome] {
+    pub fn keys(&self) -> &[KeyOutcome<'q>] {
         &self.keys
     }
 
@@ -258,12 +260,12 @@ impl RateLimiter {
     /// # Errors
     /// A validation error ([`Check::validate`]) or any error of the primary store that is not
     /// a backend failure. Backend failures are not errors here: they are in the [`Outcome`].
-    pub async fn check(&self, check: Check<'_>) -> Result<Outcome> {
+    pub async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Outcome<'q>> {
         check.validate()?;
         self.decide(check).await
     }
 
-    async fn decide(&self, check: Check<'_>) -> Result<Outcome> {
+    async fn decide<'q>(&self, check: Check<'_, 'q>) -> Result<Outcome<'q>> {
         let backend_error = match self.primary.check(check).await {
             Ok(decision) => {
                 return Ok(Outcome {
@@ -307,12 +309,12 @@ impl RateLimiter {
         })
     }
 
-    fn fail_closed(&self, quotas: &[Quota]) -> Decision {
+    fn fail_closed<'q>(&self, quotas: &'q [Quota]) -> Decision<'q> {
         let wait = u64::try_from(self.fail_closed_retry_after.as_micros()).unwrap_or(u64::MAX);
         Decision::from_quotas(
             quotas
                 .iter()
-                .map(|q| QuotaDecision::from_parts(q.clone(), false, 0, wait, wait))
+                .map(|q| QuotaDecision::from_parts(q, false, 0, wait, wait))
                 .collect(),
         )
     }
@@ -325,12 +327,12 @@ impl RateLimiter {
     /// [`Error::Config`] if `identity` lacks a kind the policy counts per; a validation error
     /// of any key (checked for all keys before anything is consumed); or a non-backend error
     /// of a store.
-    pub async fn check_policy(
+    pub async fn check_policy<'q>(
         &self,
-        policy: &Policy,
+        policy: &'q Policy,
         identity: &Identity,
         cost: u32,
-    ) -> Result<PolicyOutcome> {
+    ) -> Result<PolicyOutcome<'q>> {
         let mut planned = Vec::with_capacity(policy.groups().len());
         for group in policy.groups() {
             let key = policy.key(group, identity)?;

@@ -62,14 +62,9 @@ pub struct RateLimitHeaders {
 
 impl RateLimitHeaders {
     /// The header values for `decision`.
-    pub fn from_decision(decision: &Decision) -> Self {
-        let quotas: Vec<Quota> = decision
-            .quotas()
-            .iter()
-            .map(|q| q.quota().clone())
-            .collect();
+    pub fn from_decision(decision: &Decision<'_>) -> Self {
         Self {
-            policy: rate_limit_policy(&quotas),
+            policy: policy_of(decision.quotas().iter().map(QuotaDecision::quota)),
             rate_limit: rate_limit(decision),
             retry_after: retry_after(decision),
         }
@@ -90,6 +85,10 @@ impl RateLimitHeaders {
 /// The `RateLimit-Policy` value describing `quotas`; `None` for no quotas (the field is a
 /// non-empty list).
 pub fn rate_limit_policy(quotas: &[Quota]) -> Option<String> {
+    policy_of(quotas.iter())
+}
+
+fn policy_of<'a>(quotas: impl Iterator<Item = &'a Quota>) -> Option<String> {
     let mut out = String::new();
     for quota in quotas {
         if !out.is_empty() {
@@ -110,7 +109,7 @@ pub fn rate_limit_policy(quotas: &[Quota]) -> Option<String> {
 
 /// The `RateLimit` value for `decision`: one item per quota; `None` if it has no quota (for
 /// example a fail-open decision, which has no figures to report).
-pub fn rate_limit(decision: &Decision) -> Option<String> {
+pub fn rate_limit(decision: &Decision<'_>) -> Option<String> {
     let mut out = String::new();
     for q in decision.quotas() {
         if !out.is_empty() {
@@ -124,7 +123,7 @@ pub fn rate_limit(decision: &Decision) -> Option<String> {
 
 /// The `RateLimit` value for the [tightest](Decision::tightest) quota alone, for responses
 /// that should stay small.
-pub fn rate_limit_tightest(decision: &Decision) -> Option<String> {
+pub fn rate_limit_tightest(decision: &Decision<'_>) -> Option<String> {
     let q = decision.tightest()?;
     let mut out = String::new();
     push_sf_string(&mut out, q.quota().name());
@@ -133,7 +132,7 @@ pub fn rate_limit_tightest(decision: &Decision) -> Option<String> {
 }
 
 /// The `Retry-After` value (delta-seconds) when `decision` denies; `None` when it allows.
-pub fn retry_after(decision: &Decision) -> Option<String> {
+pub fn retry_after(decision: &Decision<'_>) -> Option<String> {
     if decision.allowed() {
         return None;
     }
@@ -149,7 +148,7 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 
 /// `t` for one quota: seconds (rounded up) until it allows the request if it denied, or until
 /// it is fully available again / its window ends if it allowed.
-fn effective_window(q: &QuotaDecision) -> u64 {
+fn effective_window(q: &QuotaDecision<'_>) -> u64 {
     if q.allowed() {
         ceil_secs(q.reset_after())
     } else {

@@ -4,6 +4,7 @@
 
 pub mod algorithm;
 pub mod client_ip;
+mod clock;
 pub mod decision;
 pub mod error;
 pub mod failure;

@@ -3,33 +3,38 @@
 //! # Layout
 //!
 //! A [`MemoryStore`] is a fixed array of shards, each a [`Mutex`] around a hash table of
-//! entries. A key is hashed once with a randomly keyed SipHash (keys are chosen by clients,
-//! so the hash must resist collision flooding); the hash picks the shard and indexes that
-//! shard's table, and the table is searched by `&str`, so a check of a known key allocates
-//! nothing but its [`Decision`]. The default shard count is the next power of two at or above
-//! four times the available cores, and at least [`MIN_DEFAULT_SHARDS`]; two checks contend only
-//! when their keys fall in the same shard.
+//! entries. A key is hashed once with a randomly keyed SipHash (keys are chosen by clients, so
+//! the hash must resist collision flooding); the hash picks the shard and indexes that shard's
+//! table, and the table is searched by `&str`, so a check of a known key allocates nothing
+//! (its [`Decision`] borrows the check's quotas). The default shard count is the next power of
+//! two at or above four times the available cores, and at least [`MIN_DEFAULT_SHARDS`]; two
+//! checks contend only when their keys fall in the same shard. More shards than that would
+//! spread the keys over more memory, so fewer of the lines a check touches would be found in
+//! the CPU's caches.
 //!
 //! An entry holds one [`QuotaState`] per quota that has counted against the key, identified by
 //! the quota's full parameters (name, algorithm, limit, period, burst: exactly what
-//! [`Quota::storage_id`] spells out), so a changed quota starts from fresh state. Every quota
-//! of a check is evaluated under the shard's lock with [`evaluate`], and the new states are
-//! written only if all of them allow the request; a multi-quota check is therefore atomic, and a
-//! denied request (or a request of cost 0) writes nothing.
+//! [`Quota::storage_id`] spells out), so a changed quota starts from fresh state. Each shard
+//! keeps the distinct quotas it has seen once, and a state names its quota by its index there:
+//! a check compares its quotas with that short list, then finds each state by an integer.
+//! Every quota of a check is evaluated under the shard's lock with [`evaluate`], and the new
+//! states are written only if all of them allow the request; a multi-quota check is therefore
+//! atomic, and a denied request (or a request of cost 0) writes nothing.
 //!
 //! # Expiry and sweeping
 //!
-//! Each evaluation says how long its state stays meaningful (`ttl_us`: the end of the fixed
-//! window, the end of the window after the current sliding window, or GCRA's theoretical
-//! arrival time). An entry remembers, for each quota and for itself, the instant its state
-//! becomes equal to no state at all; past that instant the entry can be dropped without
-//! changing any decision. Entries are removed by sweeps:
+//! A state stays meaningful until an instant it determines with its quota: the end of the
+//! fixed window, the end of the window after the current sliding window, or GCRA's theoretical
+//! arrival time. Past that instant it equals no state at all, and once every state of an entry
+//! has reached it the entry can be dropped without changing any decision. Entries are removed
+//! by sweeps:
 //!
 //! - **Incrementally, as checks are made.** Every [`SWEEP_EVERY`]-th check landing in a
 //!   shard looks at the next shard in a round-robin order shared by all shards; if that shard
 //!   has not been swept for [`SWEEP_INTERVAL`] (by the checks' own clock), it is swept: every
 //!   expired entry is removed, and if the table is then less than a quarter full it is shrunk to
-//!   twice its length, so the memory goes back to the allocator. No lock is held while another
+//!   twice its length, so the memory goes back to the allocator; the quotas no state
+//!   names any more are dropped from the shard's list. No lock is held while another
 //!   shard is swept, so sweeping cannot deadlock, and the shared cursor is touched only on one
 //!   check in [`SWEEP_EVERY`], so it is not a point of contention.
 //! - **On demand**, with [`MemoryStore::sweep_at`] / [`MemoryStore::sweep`], which sweep and
@@ -50,11 +55,11 @@
 //! thousand. When checks stop, nothing is swept until they resume or
 //! [`sweep`](MemoryStore::sweep) is called.
 //!
-//! Each entry costs its table slot (about 150 bytes, holding one quota's state inline; each
-//! further quota of the key adds about 80 bytes on the heap; the tables keep at
-//! least an eighth of their slots free and are shrunk when less than a quarter full) plus the
-//! key's own allocation: measured, one million keys of one quota take about 290 MiB at their
-//! peak, under 300 bytes per key.
+//! Each entry costs its table slot (72 bytes, holding one quota's state and, inline, a key of
+//! up to 22 bytes; a longer key adds its own allocation, each further quota of the key 40
+//! bytes on the heap; the tables keep at least an eighth of their slots free and are shrunk
+//! when less than a quarter full): measured, one million keys of one quota take about 165 MiB
+//! at their peak, under 175 bytes per key.
 //!
 //! Nothing bounds the number of *live* keys other than the quotas' lengths: a quota of one
 //! request per day keeps a state for a day. Keys are per client (IP address, account), so
@@ -62,25 +67,31 @@
 //!
 //! # Time
 //!
-//! [`RateLimitStore::check`] reads the system clock. [`MemoryStore::check_at`] (a
-//! [`SystemTime`]) and [`MemoryStore::check_at_micros`] (microseconds since the Unix epoch)
-//! take the time as a parameter; both are synchronous, so they can be called without an async
-//! runtime. Times before the epoch or after [`MAX_TIME_MICROS`] are refused with
+//! [`RateLimitStore::check`], [`MemoryStore::check_now`] and [`MemoryStore::sweep`] read the
+//! store's clock: the system clock's time in microseconds, read from the CPU's cycle counter
+//! (through `quanta`; the OS monotonic clock where no invariant counter exists) plus an offset
+//! that is taken from the system clock again every second. It costs a few nanoseconds where
+//! the system clock costs a call into the kernel's vDSO, stays within the counter's drift over
+//! one second (parts per million) of the system clock, and follows a step of the system clock
+//! within a second. [`MemoryStore::check_at`] (a [`SystemTime`]) and
+//! [`MemoryStore::check_at_micros`] (microseconds since the Unix epoch) take the time as a
+//! parameter; all of these are synchronous, so they can be called without an async runtime. Times before the epoch or after [`MAX_TIME_MICROS`] are refused with
 //! [`Error::InvalidTime`]. The store tolerates a clock that steps backwards: every algorithm
 //! then decides as if no time had passed since the latest state.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use hashbrown::HashTable;
+use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
-use crate::algorithm::{Evaluation, QuotaState, evaluate};
+use crate::algorithm::{Evaluation, QuotaState, evaluate, expires_at};
+use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::error::{Error, Result};
 use crate::quota::Quota;
@@ -99,7 +110,7 @@ pub const SWEEP_EVERY: u32 = 64;
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The fewest shards [`MemoryStore::new`] makes, whatever the number of cores.
-pub const MIN_DEFAULT_SHARDS: usize = 64;
+pub const MIN_DEFAULT_SHARDS: usize = 16;
 
 /// The most shards a store may have.
 pub const MAX_SHARDS: usize = 1 << 16;
@@ -111,28 +122,199 @@ const MIN_SHRINK_CAPACITY: usize = 64;
 const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 
 /// The state of one quota of one key.
+#[derive(Clone, Copy)]
 struct Slot {
-    quota: Quota,
+    /// The quota's index in the shard's [`Registry`].
+    quota: u32,
     state: QuotaState,
-    /// From this instant (µs since the epoch) the state equals no state.
-    expires_at: i64,
 }
 
-/// Everything stored for one key.
+/// Everything stored for one key: 72 bytes in the table, plus the key's own allocation if it
+/// is longer than [`INLINE_KEY`] bytes.
 struct Entry {
-    /// The key's hash, kept so the table can grow and shrink without rehashing keys.
-    hash: u64,
-    key: Box<str>,
-    /// The latest `expires_at` of the slots: from then on the entry can be dropped.
-    expires_at: i64,
+    key: StoredKey,
     slots: SmallVec<[Slot; 1]>,
+}
+
+/// The longest key held inside its entry.
+const INLINE_KEY: usize = 22;
+
+/// A key as stored: inside the entry when short (an address or an account number behind a
+/// short prefix), so finding it reads no second allocation; otherwise on the heap.
+enum StoredKey {
+    Inline { len: u8, bytes: [u8; INLINE_KEY] },
+    Heap(Box<str>),
+}
+
+impl StoredKey {
+    fn new(key: &str) -> Self {
+        match u8::try_from(key.len()) {
+            Ok(len) if key.len() <= INLINE_KEY => {
+                let mut bytes = [0; INLINE_KEY];
+                for (to, from) in bytes.iter_mut().zip(key.as_bytes()) {
+                    *to = *from;
+                }
+                Self::Inline { len, bytes }
+            }
+            _ => Self::Heap(Box::from(key)),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Self::Inline { len, bytes } => bytes.get(..usize::from(*len)).unwrap_or(bytes),
+            Self::Heap(key) => key.as_bytes(),
+        }
+    }
 }
 
 /// The evaluations of one check's quotas (usually one to three).
 type Evaluations = SmallVec<[Evaluation; 4]>;
 
+/// Per quota of a check: its index in the registry and where its state is in the entry.
+type Found = SmallVec<[(Option<u32>, Option<usize>); 4]>;
+
+/// The distinct quotas whose states a shard holds. A slot names its quota by index here, so a
+/// stored state costs 40 bytes instead of a copy of its quota, and finding a check's quota in an
+/// entry compares two integers.
+///
+/// A registry of up to [`REGISTRY_SCAN`] quotas is searched by scanning it (the usual case: an
+/// application has a handful of quotas); a larger one also keeps a hash index, so a store fed
+/// many distinct quotas (per-tenant limits, say) still finds each in constant time. Quotas no
+/// state refers to any more are dropped by the sweep.
+#[derive(Default)]
+struct Registry {
+    quotas: Vec<Quota>,
+    /// Indexes into `quotas` by the quota's hash; built once `quotas` outgrows [`REGISTRY_SCAN`].
+    index: HashTable<u32>,
+}
+
+/// The most quotas a [`Registry`] holds before it keeps a hash index.
+const REGISTRY_SCAN: usize = 16;
+
+impl Registry {
+    fn find(&self, quota: &Quota, hasher: &RandomState) -> Option<u32> {
+        if self.quotas.len() <= REGISTRY_SCAN {
+            let index = self.quotas.iter().position(|q| q == quota)?;
+            return u32::try_from(index).ok();
+        }
+        self.index
+            .find(hasher.hash_one(quota), |&i| self.get(i) == Some(quota))
+            .copied()
+    }
+
+    fn get(&self, id: u32) -> Option<&Quota> {
+        self.quotas.get(usize::try_from(id).ok()?)
+    }
+
+    /// Adds a quota not yet registered; its index.
+    fn insert(&mut self, quota: &Quota, hasher: &RandomState) -> u32 {
+        // A shard would need four billion distinct quotas to overflow, and each holds a state.
+        let id = u32::try_from(self.quotas.len()).unwrap_or(u32::MAX);
+        self.quotas.push(quota.clone());
+        if self.quotas.len() > REGISTRY_SCAN {
+            if self.index.is_empty() {
+                self.rebuild_index(hasher);
+            } else {
+                let quotas = &self.quotas;
+                self.index.insert_unique(hasher.hash_one(quota), id, |&i| {
+                    index_hash(quotas, i, hasher)
+                });
+            }
+        }
+        id
+    }
+
+    fn rebuild_index(&mut self, hasher: &RandomState) {
+        self.index.clear();
+        if self.quotas.len() <= REGISTRY_SCAN {
+            self.index.shrink_to(0, |_| 0);
+            return;
+        }
+        let quotas = &self.quotas;
+        for (i, quota) in quotas.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            self.index.insert_unique(hasher.hash_one(quota), id, |&i| {
+                index_hash(quotas, i, hasher)
+            });
+        }
+    }
+
+    /// From when the slot's state equals no state (`i64::MIN`, so at once, if the slot names
+    /// no quota, which the store never lets happen).
+    fn expires_at(&self, slot: &Slot) -> i64 {
+        self.get(slot.quota)
+            .map_or(i64::MIN, |quota| expires_at(quota, slot.state))
+    }
+
+    /// Drops the quotas no entry of `table` refers to any more, renumbering the slots.
+    fn collect(&mut self, table: &mut HashTable<Entry>, hasher: &RandomState) {
+        let mut used = vec![false; self.quotas.len()];
+        for slot in table.iter().flat_map(|e| &e.slots) {
+            if let Some(u) = usize::try_from(slot.quota)
+                .ok()
+                .and_then(|i| used.get_mut(i))
+            {
+                *u = true;
+            }
+        }
+        if used.iter().all(|&u| u) {
+            return;
+        }
+        // The new index of each quota that stays.
+        let mut next = 0_u32;
+        let renumber: Vec<u32> = used
+            .iter()
+            .map(|&u| {
+                let id = next;
+                next += u32::from(u);
+                id
+            })
+            .collect();
+        let mut used = used.into_iter();
+        self.quotas.retain(|_| used.next().unwrap_or(false));
+        for slot in table.iter_mut().flat_map(|e| &mut e.slots) {
+            if let Some(&id) = usize::try_from(slot.quota)
+                .ok()
+                .and_then(|i| renumber.get(i))
+            {
+                slot.quota = id;
+            }
+        }
+        self.quotas.shrink_to(self.quotas.len().max(4));
+        self.rebuild_index(hasher);
+    }
+}
+
+fn index_hash(quotas: &[Quota], id: u32, hasher: &RandomState) -> u64 {
+    usize::try_from(id)
+        .ok()
+        .and_then(|i| quotas.get(i))
+        .map_or(0, |q| hasher.hash_one(q))
+}
+
+/// A key hashed as its bytes alone, in one write (a `str`'s own `Hash` adds a terminator byte
+/// in a second write, needed only when several values are hashed together).
+struct KeyBytes<'a>(&'a [u8]);
+
+impl Hash for KeyBytes<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write(self.0);
+    }
+}
+
+fn hash_key(hasher: &RandomState, key: &[u8]) -> u64 {
+    hasher.hash_one(KeyBytes(key))
+}
+
+/// The hash of a stored entry's key, for the table to move it when it grows or shrinks.
+fn hash_entry(hasher: &RandomState, entry: &Entry) -> u64 {
+    hash_key(hasher, entry.key.as_bytes())
+}
+
 struct ShardMap {
     table: HashTable<Entry>,
+    registry: Registry,
     /// Checks that landed in this shard, modulo [`SWEEP_EVERY`].
     ops: u32,
 }
@@ -172,6 +354,7 @@ pub struct MemoryStore {
     hasher: RandomState,
     /// The next shard the incremental sweep considers.
     cursor: AtomicUsize,
+    clock: Clock,
 }
 
 impl fmt::Debug for MemoryStore {
@@ -205,6 +388,7 @@ impl MemoryStore {
             .map(|_| Shard {
                 map: Mutex::new(ShardMap {
                     table: HashTable::new(),
+                    registry: Registry::default(),
                     ops: 0,
                 }),
                 swept_at: AtomicI64::new(i64::MIN),
@@ -215,6 +399,7 @@ impl MemoryStore {
             mask: count - 1,
             hasher: RandomState::new(),
             cursor: AtomicUsize::new(0),
+            clock: Clock::new(),
         }
     }
 
@@ -223,12 +408,13 @@ impl MemoryStore {
         self.shards.len()
     }
 
-    /// Decides `check` at the system clock's current time.
+    /// Decides `check` now, by the store's clock (the system clock's time, read from a cycle
+    /// counter: see the [module documentation](self#time)).
     ///
     /// # Errors
     /// As [`check_at_micros`](Self::check_at_micros).
-    pub fn check_now(&self, check: Check<'_>) -> Result<Decision> {
-        self.check_at(check, SystemTime::now())
+    pub fn check_now<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
+        self.check_at_micros(check, self.clock.now_micros())
     }
 
     /// Decides `check` at `now`.
@@ -236,7 +422,7 @@ impl MemoryStore {
     /// # Errors
     /// A validation error from [`Check::validate`], or [`Error::InvalidTime`] if `now` is
     /// before the Unix epoch or after [`MAX_TIME_MICROS`].
-    pub fn check_at(&self, check: Check<'_>, now: SystemTime) -> Result<Decision> {
+    pub fn check_at<'q>(&self, check: Check<'_, 'q>, now: SystemTime) -> Result<Decision<'q>> {
         self.check_at_micros(check, micros_since_epoch(now)?)
     }
 
@@ -245,10 +431,10 @@ impl MemoryStore {
     /// # Errors
     /// A validation error from [`Check::validate`] (returned unchanged), or
     /// [`Error::InvalidTime`] if `now` is outside `0..=`[`MAX_TIME_MICROS`].
-    pub fn check_at_micros(&self, check: Check<'_>, now: i64) -> Result<Decision> {
+    pub fn check_at_micros<'q>(&self, check: Check<'_, 'q>, now: i64) -> Result<Decision<'q>> {
         check.validate()?;
         let now = valid_time(now)?;
-        let hash = self.hasher.hash_one(check.key);
+        let hash = hash_key(&self.hasher, check.key.as_bytes());
         let index = self.shard_index(hash);
         let Some(shard) = self.shards.get(index) else {
             // Unreachable: the index is masked to the number of shards.
@@ -256,21 +442,27 @@ impl MemoryStore {
                 reason: "the key maps to no shard",
             });
         };
+        if let [quota] = check.quotas {
+            // One quota, the usual case: no list of evaluations to gather.
+            let (evaluation, sweep_next) = {
+                let mut map = lock(&shard.map);
+                let evaluation = map.decide_one(&self.hasher, hash, &check, quota, now);
+                (evaluation, map.count_check())
+            };
+            if sweep_next {
+                self.sweep_next(now);
+            }
+            return Ok(Decision::from_evaluation(quota, &evaluation));
+        }
         let mut evaluations = Evaluations::new();
         let sweep_next = {
             let mut map = lock(&shard.map);
-            map.decide(hash, &check, now, &mut evaluations);
-            map.ops += 1;
-            let sweep_next = map.ops >= SWEEP_EVERY;
-            if sweep_next {
-                map.ops = 0;
-            }
-            sweep_next
+            map.decide(&self.hasher, hash, &check, now, &mut evaluations);
+            map.count_check()
         };
         if sweep_next {
             self.sweep_next(now);
         }
-        // Built after the lock is released: it allocates.
         Ok(Decision::from_evaluations(check.quotas, &evaluations))
     }
 
@@ -288,16 +480,16 @@ impl MemoryStore {
         self.shards
             .iter()
             .map(|shard| {
-                let removed = lock(&shard.map).sweep(now);
+                let removed = lock(&shard.map).sweep(now, &self.hasher);
                 shard.swept_at.fetch_max(now, Ordering::Relaxed);
                 removed
             })
             .sum()
     }
 
-    /// [`sweep_at`](Self::sweep_at) the system clock's current time.
+    /// [`sweep_at`](Self::sweep_at) the store clock's current time.
     pub fn sweep(&self) -> usize {
-        self.sweep_at(SystemTime::now())
+        self.sweep_at_micros(self.clock.now_micros().clamp(0, MAX_TIME_MICROS))
     }
 
     /// The number of keys held, expired or not (each shard is locked in turn, so under
@@ -347,107 +539,205 @@ impl MemoryStore {
         if now < due {
             return;
         }
-        lock(&shard.map).sweep(now);
+        lock(&shard.map).sweep(now, &self.hasher);
         shard.swept_at.fetch_max(now, Ordering::Relaxed);
     }
 }
 
 impl ShardMap {
+    /// Counts a check that landed here; whether the next shard is now due for a sweep.
+    fn count_check(&mut self) -> bool {
+        self.ops += 1;
+        let due = self.ops >= SWEEP_EVERY;
+        if due {
+            self.ops = 0;
+        }
+        due
+    }
+
+    /// [`decide`](Self::decide) for a check of the single quota `quota`.
+    fn decide_one(
+        &mut self,
+        hasher: &RandomState,
+        hash: u64,
+        check: &Check<'_, '_>,
+        quota: &Quota,
+        now: i64,
+    ) -> Evaluation {
+        let key = check.key;
+        let cost = check.cost;
+        let registry = &mut self.registry;
+        match self
+            .table
+            .find_mut(hash, |e| e.key.as_bytes() == key.as_bytes())
+        {
+            Some(entry) => {
+                let id = registry.find(quota, hasher);
+                let index = id.and_then(|id| entry.slots.iter().position(|s| s.quota == id));
+                let only = entry.slots.len() == 1;
+                let slot = index.and_then(|i| entry.slots.get_mut(i));
+                let evaluation = evaluate(quota, slot.as_ref().map(|s| s.state), now, cost);
+                if cost > 0 && evaluation.allowed {
+                    match slot {
+                        // The entry holds no other quota's state to drop when expired.
+                        Some(slot) if only => slot.state = evaluation.next,
+                        _ => entry.write(
+                            registry,
+                            hasher,
+                            std::slice::from_ref(quota),
+                            std::slice::from_ref(&evaluation),
+                            &[(id, index)],
+                            now,
+                        ),
+                    }
+                }
+                evaluation
+            }
+            None => {
+                let evaluation = evaluate(quota, None, now, cost);
+                if cost > 0 && evaluation.allowed {
+                    let mut entry = Entry {
+                        key: StoredKey::new(key),
+                        slots: SmallVec::new(),
+                    };
+                    entry.write(
+                        registry,
+                        hasher,
+                        std::slice::from_ref(quota),
+                        std::slice::from_ref(&evaluation),
+                        &[],
+                        now,
+                    );
+                    self.table
+                        .insert_unique(hash, entry, |e| hash_entry(hasher, e));
+                }
+                evaluation
+            }
+        }
+    }
+
     /// Evaluates every quota of `check` for its key into `evaluations` and writes the new
     /// states if all allow.
-    fn decide(&mut self, hash: u64, check: &Check<'_>, now: i64, evaluations: &mut Evaluations) {
+    fn decide(
+        &mut self,
+        hasher: &RandomState,
+        hash: u64,
+        check: &Check<'_, '_>,
+        now: i64,
+        evaluations: &mut Evaluations,
+    ) {
         let key = check.key;
         let quotas = check.quotas;
         let cost = check.cost;
-        match self.table.find_mut(hash, |e| &*e.key == key) {
+        let registry = &mut self.registry;
+        match self
+            .table
+            .find_mut(hash, |e| e.key.as_bytes() == key.as_bytes())
+        {
             Some(entry) => {
-                // Where each quota's state is in the entry, found once.
-                let mut found: SmallVec<[Option<usize>; 4]> = SmallVec::new();
+                let mut found = Found::new();
                 for quota in quotas {
-                    let index = entry.slots.iter().position(|s| s.quota == *quota);
+                    let id = registry.find(quota, hasher);
+                    let index = id.and_then(|id| entry.slots.iter().position(|s| s.quota == id));
                     let state = index
                         .and_then(|i| entry.slots.get(i))
                         .map(|slot| slot.state);
-                    found.push(index);
+                    found.push((id, index));
                     evaluations.push(evaluate(quota, state, now, cost));
                 }
                 if cost > 0 && evaluations.iter().all(|e| e.allowed) {
-                    entry.write(quotas, evaluations, &found, now);
+                    entry.write(registry, hasher, quotas, evaluations, &found, now);
                 }
             }
             None => {
                 evaluations.extend(quotas.iter().map(|q| evaluate(q, None, now, cost)));
                 if cost > 0 && evaluations.iter().all(|e| e.allowed) {
                     let mut entry = Entry {
-                        hash,
-                        key: Box::from(key),
-                        expires_at: now,
+                        key: StoredKey::new(key),
                         slots: SmallVec::with_capacity(quotas.len()),
                     };
-                    entry.write(quotas, evaluations, &[], now);
-                    self.table.insert_unique(hash, entry, |e| e.hash);
+                    entry.write(registry, hasher, quotas, evaluations, &[], now);
+                    self.table
+                        .insert_unique(hash, entry, |e| hash_entry(hasher, e));
                 }
             }
         }
     }
 
-    /// Removes the entries expired at `now`, then shrinks the table if it is mostly empty.
-    fn sweep(&mut self, now: i64) -> usize {
+    /// Removes the entries expired at `now`, shrinks the table if it is mostly empty and drops
+    /// the quotas no state refers to any more. Returns how many entries were removed.
+    fn sweep(&mut self, now: i64, hasher: &RandomState) -> usize {
         let before = self.table.len();
-        self.table.retain(|e| e.expires_at > now);
+        let registry = &self.registry;
+        let mut states_dropped = false;
+        // An entry goes when all its states have expired; one that stays loses its expired
+        // states, so the quotas only they named can be dropped too.
+        self.table.retain(|e| {
+            let held = e.slots.len();
+            e.slots.retain(|slot| registry.expires_at(slot) > now);
+            states_dropped |= e.slots.len() < held;
+            !e.slots.is_empty()
+        });
         let len = self.table.len();
         let capacity = self.table.capacity();
         if capacity > MIN_SHRINK_CAPACITY && len < capacity / 4 {
-            self.table.shrink_to(len.saturating_mul(2), |e| e.hash);
+            self.table
+                .shrink_to(len.saturating_mul(2), |e| hash_entry(hasher, e));
+        }
+        if states_dropped {
+            self.registry.collect(&mut self.table, hasher);
         }
         before - len
     }
 }
 
 impl Entry {
-    /// Stores the allowed evaluations' states (`found[i]` is where quota `i`'s state already
-    /// is, if anywhere), drops the states of other quotas that have expired, and moves the
-    /// entry's expiry to its latest slot's.
+    /// Stores the allowed evaluations' states (`found[i]` is quota `i`'s registry index and
+    /// the index of its slot in this entry, where known), and drops the states of other quotas
+    /// that have expired.
     fn write(
         &mut self,
+        registry: &mut Registry,
+        hasher: &RandomState,
         quotas: &[Quota],
         evaluations: &[Evaluation],
-        found: &[Option<usize>],
+        found: &[(Option<u32>, Option<usize>)],
         now: i64,
     ) {
         for (i, (quota, evaluation)) in quotas.iter().zip(evaluations).enumerate() {
-            let expires_at = now.saturating_add(i64::try_from(evaluation.ttl_us).unwrap_or(0));
-            let slot = found
-                .get(i)
-                .copied()
-                .flatten()
-                .and_then(|index| self.slots.get_mut(index));
-            match slot {
-                Some(slot) => {
-                    slot.state = evaluation.next;
-                    slot.expires_at = expires_at;
+            let (id, index) = found.get(i).copied().unwrap_or((None, None));
+            match index.and_then(|index| self.slots.get_mut(index)) {
+                Some(slot) => slot.state = evaluation.next,
+                None => {
+                    let quota = match id {
+                        Some(id) => id,
+                        // Not registered when the check began (no earlier quota of this check
+                        // can have registered it: a check's quotas are distinct).
+                        None => registry
+                            .find(quota, hasher)
+                            .unwrap_or_else(|| registry.insert(quota, hasher)),
+                    };
+                    self.slots.push(Slot {
+                        quota,
+                        state: evaluation.next,
+                    });
                 }
-                None => self.slots.push(Slot {
-                    quota: quota.clone(),
-                    state: evaluation.next,
-                    expires_at,
-                }),
             }
         }
         if quotas.len() < self.slots.len() {
             // The entry also holds other quotas' states: drop those that have expired. Every
             // state just written lasts beyond `now` (an allowed request of positive cost
             // always has a positive ttl), so they stay.
-            self.slots.retain(|s| s.expires_at > now);
+            self.slots.retain(|s| registry.expires_at(s) > now);
         }
-        self.expires_at = self.slots.iter().map(|s| s.expires_at).max().unwrap_or(now);
     }
 }
 
 fn lock(map: &Mutex<ShardMap>) -> MutexGuard<'_, ShardMap> {
     // A panic while the lock is held cannot leave a shard half-written: states are written
-    // only after every evaluation, by plain assignments. So a poisoned lock is still usable.
-    map.lock().unwrap_or_else(PoisonError::into_inner)
+    // only after every evaluation, by plain assignments. So the lock (which does not poison)
+    // is simply released by the unwinding guard.
+    map.lock()
 }
 
 fn valid_time(now: i64) -> Result<i64> {
@@ -477,16 +767,16 @@ fn micros_since_epoch(now: SystemTime) -> Result<i64> {
 
 #[async_trait]
 impl RateLimitStore for MemoryStore {
-    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         self.check_now(check)
     }
 
     /// Decides every check at one reading of the clock, in order.
-    async fn check_batch(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>> {
+    async fn check_batch<'q>(&self, checks: &[Check<'_, 'q>]) -> Result<Vec<Decision<'q>>> {
         for c in checks {
             c.validate()?;
         }
-        let now = micros_since_epoch(SystemTime::now())?;
+        let now = valid_time(self.clock.now_micros())?;
         checks
             .iter()
             .map(|c| self.check_at_micros(*c, now))
@@ -680,6 +970,129 @@ mod tests {
             tight.reset_after(),
             Duration::from_micros(60_000_000 - 50_000)
         );
+    }
+
+    #[test]
+    fn many_distinct_quotas_are_found_by_index_and_dropped_when_unused() {
+        let store = MemoryStore::with_shards(1);
+        let count = 3 * REGISTRY_SCAN;
+        // Quotas with different lengths, so each expires at its own time.
+        let quotas: Vec<Quota> = (0..count)
+            .map(|i| {
+                Quota::new(n(1), Duration::from_secs(1 + i as u64))
+                    .unwrap()
+                    .named(&format!("q{i}"))
+                    .unwrap()
+            })
+            .collect();
+        for (i, quota) in quotas.iter().enumerate() {
+            let one = std::slice::from_ref(quota);
+            assert!(
+                store
+                    .check_at_micros(Check::new("shared", one), T0)
+                    .unwrap()
+                    .allowed()
+            );
+            assert!(
+                store
+                    .check_at_micros(Check::new(&format!("own{i}"), one), T0)
+                    .unwrap()
+                    .allowed()
+            );
+        }
+        assert_eq!(lock(&store.shards[0].map).registry.quotas.len(), count);
+        // Every state is found again: each quota (limit 1) now denies on both keys.
+        for quota in &quotas {
+            let one = std::slice::from_ref(quota);
+            assert!(
+                !store
+                    .check_at_micros(Check::new("shared", one), T0)
+                    .unwrap()
+                    .allowed()
+            );
+        }
+        // Past the first half's periods: their states go, and so do those quotas, and the
+        // remaining states are renumbered without being mixed up.
+        let later = T0 + (count as i64 / 2) * 1_000_000;
+        let removed = store.sweep_at_micros(later);
+        assert_eq!(removed, count / 2);
+        assert_eq!(lock(&store.shards[0].map).registry.quotas.len(), count / 2);
+        for (i, quota) in quotas.iter().enumerate() {
+            let one = std::slice::from_ref(quota);
+            let fresh = i < count / 2;
+            let shared = store
+                .check_at_micros(Check::new("shared", one), later)
+                .unwrap();
+            assert_eq!(shared.allowed(), fresh, "quota {i} on the shared key");
+            let own = store
+                .check_at_micros(Check::new(&format!("own{i}"), one), later)
+                .unwrap();
+            assert_eq!(own.allowed(), fresh, "quota {i} on its own key");
+        }
+    }
+
+    #[test]
+    fn short_and_long_keys_are_told_apart_by_every_byte() {
+        let store = MemoryStore::with_shards(1);
+        let q = [Quota::per_minute(n(1))];
+        let keys = [
+            "k".to_owned(),
+            "a".repeat(INLINE_KEY - 1),
+            "a".repeat(INLINE_KEY),
+            "a".repeat(INLINE_KEY + 1),
+            format!("{}b", "a".repeat(INLINE_KEY - 1)),
+            format!("{}b", "a".repeat(INLINE_KEY)),
+            format!("{}b", "a".repeat(200)),
+            format!("{}c", "a".repeat(200)),
+        ];
+        for key in &keys {
+            let first = store.check_at_micros(Check::new(key, &q), T0).unwrap();
+            assert!(first.allowed(), "{key}");
+        }
+        assert_eq!(store.len(), keys.len());
+        for key in &keys {
+            let again = store.check_at_micros(Check::new(key, &q), T0).unwrap();
+            assert!(!again.allowed(), "{key}");
+        }
+        // Growing the table rehashes the stored keys, inline or not.
+        for i in 0..1_000 {
+            store
+                .check_at_micros(Check::new(&format!("filler{i}"), &q), T0)
+                .unwrap();
+        }
+        for key in &keys {
+            let again = store.check_at_micros(Check::new(key, &q), T0).unwrap();
+            assert!(!again.allowed(), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_decision_outlives_the_key_it_was_made_for() {
+        let store = MemoryStore::new();
+        let quotas = [Quota::per_second(n(2))];
+        let decision = {
+            let key = format!("ip:{}", "203.0.113.9");
+            store
+                .check_at_micros(Check::new(&key, &quotas), T0)
+                .unwrap()
+        };
+        assert!(std::ptr::eq(decision.quotas()[0].quota(), &quotas[0]));
+        assert_eq!(decision.remaining(), 1);
+    }
+
+    #[test]
+    fn the_store_clock_is_the_system_time() {
+        let store = MemoryStore::new();
+        let quotas = [Quota::per_day(n(1))
+            .with_algorithm(Algorithm::FixedWindow)
+            .unwrap()];
+        let before = SystemTime::now();
+        let decision = store.check_now(Check::new("k", &quotas)).unwrap();
+        // The fixed window ends at the next midnight UTC, by the system clock.
+        let since = before.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let to_midnight = 86_400 - since % 86_400;
+        let reset = decision.quotas()[0].reset_after().as_secs();
+        assert!(reset.abs_diff(to_midnight) <= 2, "{reset} vs {to_midnight}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Quotas: how many requests a key may make in how much time, and by which algorithm.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -96,16 +97,41 @@ pub struct Quota {
     limit: u32,
     period_us: u64,
     burst: u32,
+    /// `period_us / limit` rounded up, kept so no check divides for it (it follows from the
+    /// two, so comparisons and hashes are unchanged by it).
+    emission_us: u64,
     name: QuotaName,
 }
 
 /// A validated quota name held inline (at most [`MAX_NAME_LEN`] ASCII bytes), so copying a
 /// [`Quota`] is a plain memory copy: no allocation, no shared reference count.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 struct QuotaName {
     len: u8,
     /// The name's bytes, then zeros (so derived comparisons and hashes see only the name).
     bytes: [u8; MAX_NAME_LEN],
+}
+
+impl PartialEq for QuotaName {
+    /// Compares the whole buffers (the bytes past the name are zeros) without a call to
+    /// `memcmp`: quotas are compared on every check of the in-memory store.
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && self
+                .bytes
+                .iter()
+                .zip(&other.bytes)
+                .fold(0, |diff, (a, b)| diff | (a ^ b))
+                == 0
+    }
+}
+
+impl Hash for QuotaName {
+    /// Hashes what [`PartialEq`] compares: the length and the whole buffer.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.len.hash(state);
+        self.bytes.hash(state);
+    }
 }
 
 impl QuotaName {
@@ -173,6 +199,7 @@ impl Quota {
             limit,
             period_us,
             burst: limit,
+            emission_us: period_us.div_ceil(u64::from(limit)),
         };
         quota.check_spans()?;
         Ok(quota)
@@ -208,6 +235,7 @@ impl Quota {
             limit,
             period_us,
             burst: limit,
+            emission_us: period_us.div_ceil(u64::from(limit)),
         }
     }
 
@@ -325,7 +353,7 @@ impl Quota {
     /// microsecond (so the rate enforced is never above the one configured; GCRA enforces at
     /// most one request per microsecond).
     pub fn emission_interval_micros(&self) -> u64 {
-        self.period_us.div_ceil(u64::from(self.limit))
+        self.emission_us
     }
 
     /// GCRA's tolerance: how far ahead of now the theoretical arrival time may run

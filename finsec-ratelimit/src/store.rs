@@ -12,19 +12,22 @@ use crate::quota::Quota;
 pub const MAX_KEY_LEN: usize = 256;
 
 /// One rate-limit check: a key, the quotas that apply to it, and the request's cost.
+///
+/// The key (`'k`) and the quotas (`'q`) are borrowed separately: the [`Decision`] a store
+/// answers with borrows the quotas only, so it may outlive a key built for the check.
 #[derive(Debug, Clone, Copy)]
-pub struct Check<'a> {
+pub struct Check<'k, 'q> {
     /// Who is being limited, for example `ip:203.0.113.9` or `account:42`.
-    pub key: &'a str,
+    pub key: &'k str,
     /// Every quota that applies; the request is allowed only if all allow it.
-    pub quotas: &'a [Quota],
+    pub quotas: &'q [Quota],
     /// What the request costs (usually 1). A cost of 0 asks without consuming.
     pub cost: u32,
 }
 
-impl<'a> Check<'a> {
+impl<'k, 'q> Check<'k, 'q> {
     /// A check of cost 1.
-    pub fn new(key: &'a str, quotas: &'a [Quota]) -> Self {
+    pub fn new(key: &'k str, quotas: &'q [Quota]) -> Self {
         Self {
             key,
             quotas,
@@ -47,24 +50,42 @@ impl<'a> Check<'a> {
     /// [`Error::CostExceedsCapacity`].
     pub fn validate(&self) -> Result<()> {
         validate_key(self.key)?;
-        if self.quotas.is_empty() {
-            return Err(Error::NoQuotas);
-        }
-        if let Some(q) = first_duplicate(self.quotas) {
-            return Err(Error::DuplicateQuota {
-                name: q.name().to_owned(),
-            });
-        }
-        for q in self.quotas {
-            if u64::from(self.cost) > q.capacity() {
-                return Err(Error::CostExceedsCapacity {
-                    quota: q.name().to_owned(),
-                    cost: self.cost,
-                    capacity: q.capacity(),
-                });
+        match self.quotas {
+            [] => return Err(Error::NoQuotas),
+            // Every quota's capacity is at least 1.
+            [_] if self.cost <= 1 => return Ok(()),
+            [_] => {}
+            quotas => {
+                if let Some(q) = first_duplicate(quotas) {
+                    return Err(duplicate_quota(q));
+                }
             }
         }
-        Ok(())
+        match self
+            .quotas
+            .iter()
+            .find(|q| u64::from(self.cost) > q.capacity())
+        {
+            Some(q) => Err(cost_exceeds_capacity(q, self.cost)),
+            None => Ok(()),
+        }
+    }
+}
+
+// The errors are built out of line, keeping the check's hot path short.
+#[cold]
+fn duplicate_quota(q: &Quota) -> Error {
+    Error::DuplicateQuota {
+        name: q.name().to_owned(),
+    }
+}
+
+#[cold]
+fn cost_exceeds_capacity(q: &Quota, cost: u32) -> Error {
+    Error::CostExceedsCapacity {
+        quota: q.name().to_owned(),
+        cost,
+        capacity: q.capacity(),
     }
 }
 
@@ -92,25 +113,41 @@ fn has_suspect_byte(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
     const SPACES: u64 = u64::from_ne_bytes([0x20; 8]);
-    let chunks = bytes.chunks_exact(8);
-    let tail = chunks.remainder();
-    let words = chunks.map(|c| {
-        let mut word = [0; 8];
-        word.copy_from_slice(c);
-        u64::from_ne_bytes(word)
-    });
-    for x in words {
-        // A byte at or above 0x80 has its high bit set, and 0x7f gets it by adding one (the
-        // only carry out of a byte comes from 0xff, already flagged). A byte below 0x20 sets
-        // the high bit of `(x - 0x20…) & !x` in its own lane or a higher one, so some lane is
-        // flagged exactly when some byte is below 0x20.
+    // A byte at or above 0x80 has its high bit set, and 0x7f gets it by adding one (the only
+    // carry out of a byte comes from 0xff, already flagged). A byte below 0x20 sets the high
+    // bit of `(x - 0x20…) & !x` in its own lane or a higher one, so some lane is flagged
+    // exactly when some byte is below 0x20.
+    let suspect = |x: u64| {
         let high = (x | x.wrapping_add(ONES)) & HIGH;
         let low = x.wrapping_sub(SPACES) & !x & HIGH;
-        if high | low != 0 {
-            return true;
+        high | low != 0
+    };
+    let word = |chunk: &[u8]| match <[u8; 8]>::try_from(chunk) {
+        Ok(word) => u64::from_ne_bytes(word),
+        Err(_) => {
+            // Spaces (never suspect) fill a chunk shorter than a word.
+            let mut word = [b' '; 8];
+            for (to, from) in word.iter_mut().zip(chunk) {
+                *to = *from;
+            }
+            u64::from_ne_bytes(word)
         }
+    };
+    let chunks = bytes.chunks_exact(8);
+    let tail = chunks.remainder();
+    if chunks.map(word).any(suspect) {
+        return true;
     }
-    tail.iter().any(|&b| !(0x20..0x7f).contains(&b))
+    if tail.is_empty() {
+        return false;
+    }
+    // The tail is checked as the key's last eight bytes (overlapping bytes already checked)
+    // when the key has that many, so no byte is looked at alone.
+    let last = bytes
+        .len()
+        .checked_sub(8)
+        .and_then(|from| bytes.get(from..));
+    suspect(word(last.unwrap_or(tail)))
 }
 
 /// Checks a key on its own (see [`Check::validate`]).
@@ -151,7 +188,7 @@ pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// A validation error from [`Check::validate`], or a backend error
     /// ([`Error::is_backend`]) when the store could not decide.
-    async fn check(&self, check: Check<'_>) -> Result<Decision>;
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>>;
 
     /// Decides several checks, in order, as if [`check`](Self::check) had been called for each
     /// in turn; a backend may do it in one round trip. One invalid check fails the whole batch
@@ -159,7 +196,7 @@ pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
     ///
     /// # Errors
     /// As [`check`](Self::check).
-    async fn check_batch(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>> {
+    async fn check_batch<'q>(&self, checks: &[Check<'_, 'q>]) -> Result<Vec<Decision<'q>>> {
         for c in checks {
             c.validate()?;
         }

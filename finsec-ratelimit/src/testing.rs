@@ -177,7 +177,7 @@ impl<S: RateLimitStore + ?Sized + 'static> Suite<S> {
         key
     }
 
-    async fn check(&self, key: &str, quotas: &[Quota], cost: u32) -> Decision {
+    async fn check<'q>(&self, key: &str, quotas: &'q [Quota], cost: u32) -> Decision<'q> {
         self.store
             .check(Check::new(key, quotas).with_cost(cost))
             .await
@@ -440,7 +440,7 @@ impl<S: RateLimitStore + ?Sized + 'static> Suite<S> {
         let one = [q.clone()];
         let dup = [q.clone(), same_name];
         let big = [q.clone(), small];
-        let invalid: [(Check<'_>, ErrorKind); 6] = [
+        let invalid: [(Check<'_, '_>, ErrorKind); 6] = [
             (Check::new("", &one), |e| {
                 matches!(e, Error::InvalidKey { .. })
             }),
@@ -523,7 +523,7 @@ impl<S: RateLimitStore + ?Sized + 'static> Suite<S> {
                 .collect()
         };
         let batch_keys = keys("batch");
-        let batch: Vec<Check<'_>> = plan
+        let batch: Vec<Check<'_, '_>> = plan
             .iter()
             .zip(&batch_keys)
             .map(|((_, quotas, cost, _), key)| Check::new(key, quotas).with_cost(*cost))
@@ -539,7 +539,7 @@ impl<S: RateLimitStore + ?Sized + 'static> Suite<S> {
         {
             assert_eq!(b.allowed(), *expected, "batch step {i}");
             assert_eq!(s.allowed(), *expected, "sequential step {i}");
-            let figures = |d: &Decision| -> Vec<(String, bool, u64)> {
+            let figures = |d: &Decision<'_>| -> Vec<(String, bool, u64)> {
                 d.quotas()
                     .iter()
                     .map(|q| (q.quota().name().to_owned(), q.allowed(), q.remaining()))

@@ -154,7 +154,7 @@ impl OrderToTradeRatio {
     }
 
     /// The count a counter's decision implies.
-    fn count(&self, decision: &Decision) -> u64 {
+    fn count(&self, decision: &Decision<'_>) -> u64 {
         self.capacity.saturating_sub(decision.remaining())
     }
 

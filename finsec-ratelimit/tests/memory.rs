@@ -49,7 +49,7 @@ const KEYS: usize = 1_000_000;
 /// checks of a single other key sweep them all within the bound the module documents
 /// (`2 × shards × SWEEP_EVERY` checks), the tables shrink back to almost nothing, and the
 /// process's resident memory returns to within 48 MiB of where it started (the peak is
-/// about 290 MiB; what stays is freed key allocations the allocator keeps for reuse).
+/// about 165 MiB; what may stay is freed memory the allocator keeps for reuse).
 #[test]
 fn a_million_expired_keys_are_swept_and_memory_returns() {
     const T0: i64 = 1_700_000_000_000_000;

@@ -48,7 +48,7 @@ impl AtTime {
 
 #[async_trait]
 impl RateLimitStore for AtTime {
-    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         self.store
             .check_at_micros(check, self.now.load(Ordering::SeqCst))
     }
@@ -65,7 +65,7 @@ struct Down {
 
 #[async_trait]
 impl RateLimitStore for Down {
-    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         check.validate()?;
         self.calls.fetch_add(1, Ordering::SeqCst);
         Err(Error::Backend {

@@ -166,7 +166,7 @@ struct Down;
 
 #[async_trait]
 impl RateLimitStore for Down {
-    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         check.validate()?;
         Err(Error::Timeout {
             backend: "down",

@@ -82,6 +82,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request, State};
@@ -328,7 +329,7 @@ impl RateLimits {
     /// # Errors
     /// The 500 response when the check itself is impossible (a store error that is not a
     /// backend failure; logged at error level).
-    async fn check(&self, policy: &Policy, identity: &Identity) -> Result<Decision, Response> {
+    async fn check(&self, policy: &Policy, identity: &Identity) -> Result<Recorded, Response> {
         match self.inner.limiter.check_policy(policy, identity, 1).await {
             Ok(outcome) => {
                 for error in outcome.backend_errors() {
@@ -339,7 +340,7 @@ impl RateLimits {
                         "rate-limit backend failed; the failure policy decided"
                     );
                 }
-                Ok(outcome.decision().clone())
+                Ok(Recorded::of(outcome.decision()))
             }
             Err(error) => {
                 tracing::error!(policy = policy.name(), error = %error, "rate-limit check failed");
@@ -349,19 +350,57 @@ impl RateLimits {
     }
 }
 
+/// What the response needs from one decision (a decision borrows its policy's quotas, so the
+/// figures are taken when it is made).
+#[derive(Debug, Clone)]
+struct Recorded {
+    allowed: bool,
+    /// When denied, the longest wait.
+    retry_after: Option<Duration>,
+    /// How tight its tightest quota is (see [`tightness`]).
+    tightness: Option<Tightness>,
+    /// `RateLimit-Policy` and `RateLimit` for its tightest quota.
+    policy: Option<String>,
+    rate_limit: Option<String>,
+}
+
+impl Recorded {
+    fn of(decision: &Decision<'_>) -> Self {
+        Self {
+            allowed: decision.allowed(),
+            retry_after: decision.retry_after(),
+            tightness: tightness(decision),
+            policy: decision
+                .tightest()
+                .and_then(|q| headers::rate_limit_policy(std::slice::from_ref(q.quota()))),
+            rate_limit: headers::rate_limit_tightest(decision),
+        }
+    }
+
+    fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// The `Retry-After` value when denied.
+    fn retry_after_header(&self) -> Option<String> {
+        (!self.allowed)
+            .then(|| headers::retry_after_secs(self.retry_after.unwrap_or_default()).to_string())
+    }
+}
+
 /// The decisions taken for one request, for its response headers.
 #[derive(Debug, Clone, Default)]
-struct Record(Arc<Mutex<Vec<Decision>>>);
+struct Record(Arc<Mutex<Vec<Recorded>>>);
 
 impl Record {
-    fn push(&self, decision: Decision) {
+    fn push(&self, decision: Recorded) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(decision);
     }
 
-    fn take(&self) -> Vec<Decision> {
+    fn take(&self) -> Vec<Recorded> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
@@ -383,8 +422,8 @@ pub struct RateLimited {
 }
 
 /// The 429 answer for a denying `decision` (the headers are added by [`global_limit`]).
-fn too_many(decision: &Decision) -> Response {
-    let wait = decision.retry_after().unwrap_or_default();
+fn too_many(decision: &Recorded) -> Response {
+    let wait = decision.retry_after.unwrap_or_default();
     (
         StatusCode::TOO_MANY_REQUESTS,
         Json(RateLimited {
@@ -395,8 +434,11 @@ fn too_many(decision: &Decision) -> Response {
         .into_response()
 }
 
+/// How tight a quota answer is; the smallest is the tightest.
+type Tightness = (bool, u64, std::cmp::Reverse<Duration>);
+
 /// Orders quota answers: a denying one first, then fewest remaining, then longest wait.
-fn tightness(decision: &Decision) -> Option<(bool, u64, std::cmp::Reverse<std::time::Duration>)> {
+fn tightness(decision: &Decision<'_>) -> Option<Tightness> {
     decision.tightest().map(|q| {
         (
             q.allowed(),
@@ -408,25 +450,22 @@ fn tightness(decision: &Decision) -> Option<(bool, u64, std::cmp::Reverse<std::t
 
 /// Sets `Retry-After` (if a decision denied), `RateLimit-Policy` and `RateLimit` (for the
 /// tightest quota of all decisions).
-fn set_headers(response: &mut Response, decisions: &[Decision]) {
+fn set_headers(response: &mut Response, decisions: &[Recorded]) {
     let mut values: Vec<(&'static str, String)> = Vec::with_capacity(3);
     if let Some(tightest) = decisions
         .iter()
-        .filter_map(|d| tightness(d).map(|t| (t, d)))
+        .filter_map(|d| d.tightness.map(|t| (t, d)))
         .min_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, d)| d)
     {
-        let policy = tightest
-            .tightest()
-            .and_then(|q| headers::rate_limit_policy(std::slice::from_ref(q.quota())));
-        if let Some(policy) = policy {
-            values.push((headers::RATE_LIMIT_POLICY, policy));
+        if let Some(policy) = &tightest.policy {
+            values.push((headers::RATE_LIMIT_POLICY, policy.clone()));
         }
-        if let Some(limit) = headers::rate_limit_tightest(tightest) {
-            values.push((headers::RATE_LIMIT, limit));
+        if let Some(limit) = &tightest.rate_limit {
+            values.push((headers::RATE_LIMIT, limit.clone()));
         }
     }
-    if let Some(retry) = decisions.iter().find_map(headers::retry_after) {
+    if let Some(retry) = decisions.iter().find_map(Recorded::retry_after_header) {
         values.push((headers::RETRY_AFTER, retry));
     }
     let map = response.headers_mut();
@@ -823,9 +862,14 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(decision.allowed(), allowed, "{mode:?}");
-            assert_eq!(decision.quotas().len(), quotas, "{mode:?}");
+            // A decision names a quota exactly when it has a tightest one.
+            assert_eq!(
+                usize::from(decision.tightness.is_some()),
+                quotas,
+                "{mode:?}"
+            );
             if !allowed {
-                assert_eq!(headers::retry_after(&decision).as_deref(), Some("1"));
+                assert_eq!(decision.retry_after_header().as_deref(), Some("1"));
             }
             let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
             assert!(text.contains("WARN"), "{mode:?}: {text}");

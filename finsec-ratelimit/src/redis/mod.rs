@@ -224,7 +224,10 @@ where
     ///
     /// # Errors
     /// As [`check`](RateLimitStore::check).
-    pub async fn check_with_server_time(&self, check: Check<'_>) -> Result<(Decision, SystemTime)> {
+    pub async fn check_with_server_time<'q>(
+        &self,
+        check: Check<'_, 'q>,
+    ) -> Result<(Decision<'q>, SystemTime)> {
         check.validate()?;
         let cmd = self.evalsha(&check);
         let mut replies = self.bounded(self.run(std::slice::from_ref(&cmd))).await?;
@@ -257,7 +260,7 @@ where
     }
 
     /// `EVALSHA <sha> <n> <key per quota> <cost> (<algorithm> <limit> <period> <burst>)*`.
-    fn evalsha(&self, check: &Check<'_>) -> Cmd {
+    fn evalsha(&self, check: &Check<'_, '_>) -> Cmd {
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(check.quotas.len());
         for quota in check.quotas {
@@ -278,7 +281,7 @@ where
         cmd
     }
 
-    async fn batch(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>> {
+    async fn batch<'q>(&self, checks: &[Check<'_, 'q>]) -> Result<Vec<Decision<'q>>> {
         let cmds: Vec<Cmd> = checks.iter().map(|c| self.evalsha(c)).collect();
         let replies = self.run(&cmds).await?;
         checks
@@ -365,7 +368,7 @@ impl<C> RateLimitStore for RedisStore<C>
 where
     C: ConnectionLike + Clone + Send + Sync + 'static,
 {
-    async fn check(&self, check: Check<'_>) -> Result<Decision> {
+    async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         self.check_with_server_time(check).await.map(|(d, _)| d)
     }
 
@@ -373,7 +376,7 @@ where
     /// in order. One invalid check fails the batch before anything is sent. If Redis fails
     /// part-way (an error answer, a timeout), the checks before the failure may have been
     /// counted.
-    async fn check_batch(&self, checks: &[Check<'_>]) -> Result<Vec<Decision>> {
+    async fn check_batch<'q>(&self, checks: &[Check<'_, 'q>]) -> Result<Vec<Decision<'q>>> {
         for c in checks {
             c.validate()?;
         }
@@ -425,7 +428,7 @@ fn reply_int(value: &Value) -> Result<u64> {
 }
 
 /// Turns the script's reply into a [`Decision`] and the server time it was made at.
-fn parse_reply(reply: Value, quotas: &[Quota]) -> Result<(Decision, SystemTime)> {
+fn parse_reply(reply: Value, quotas: &[Quota]) -> Result<(Decision<'_>, SystemTime)> {
     let Value::Array(items) = reply else {
         return Err(protocol(format!(
             "the script answered {reply:?} where an array was expected"
@@ -467,11 +470,7 @@ fn parse_reply(reply: Value, quotas: &[Quota]) -> Result<(Decision, SystemTime)>
                 }
             };
             Ok(QuotaDecision::from_parts(
-                quota.clone(),
-                allowed,
-                remaining,
-                retry,
-                reset,
+                quota, allowed, remaining, retry, reset,
             ))
         })
         .collect::<Result<Vec<_>>>()?;

@@ -596,16 +596,12 @@ impl ShardMap {
             None => {
                 let evaluation = evaluate(quota, None, now, cost);
                 if cost > 0 && evaluation.allowed {
-                    let mut entry = Entry {
-                        key: StoredKey::new(key),
-                        slots: SmallVec::new(),
-                    };
-                    entry.write(
+                    let entry = Entry::new(
                         registry,
                         hasher,
+                        key,
                         std::slice::from_ref(quota),
                         std::slice::from_ref(&evaluation),
-                        &[],
                         now,
                     );
                     self.table
@@ -652,11 +648,7 @@ impl ShardMap {
             None => {
                 evaluations.extend(quotas.iter().map(|q| evaluate(q, None, now, cost)));
                 if cost > 0 && evaluations.iter().all(|e| e.allowed) {
-                    let mut entry = Entry {
-                        key: StoredKey::new(key),
-                        slots: SmallVec::with_capacity(quotas.len()),
-                    };
-                    entry.write(registry, hasher, quotas, evaluations, &[], now);
+                    let entry = Entry::new(registry, hasher, key, quotas, evaluations, now);
                     self.table
                         .insert_unique(hash, entry, |e| hash_entry(hasher, e));
                 }
@@ -692,6 +684,23 @@ impl ShardMap {
 }
 
 impl Entry {
+    /// A new key's entry holding the allowed evaluations' states.
+    fn new(
+        registry: &mut Registry,
+        hasher: &RandomState,
+        key: &str,
+        quotas: &[Quota],
+        evaluations: &[Evaluation],
+        now: i64,
+    ) -> Self {
+        let mut entry = Self {
+            key: StoredKey::new(key),
+            slots: SmallVec::with_capacity(quotas.len()),
+        };
+        entry.write(registry, hasher, quotas, evaluations, &[], now);
+        entry
+    }
+
     /// Stores the allowed evaluations' states (`found[i]` is quota `i`'s registry index and
     /// the index of its slot in this entry, where known), and drops the states of other quotas
     /// that have expired.

@@ -129,7 +129,9 @@ impl NumberError {
     }
 }
 
-/// Parses strict decimal text (`-?[0-9]+(\.[0-9]+)?`) without rounding.
+/// Parses strict decimal text (`-?[0-9]+(\.[0-9]+)?`) without rounding. Leading zeros are
+/// accepted (`007.5` is 7.5, as in FIX `float` fields) and not kept: the value displays as
+/// `7.5`.
 ///
 /// # Errors
 ///

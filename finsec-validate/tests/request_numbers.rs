@@ -166,7 +166,19 @@ proptest! {
     #[test]
     fn numeric_looking_strings_never_panic(s in "[-+0-9.eE_ ]{0,70}") {
         if let Ok(p) = s.parse::<Price>() {
-            prop_assert_eq!(p.to_string(), s);
+            // Displayed as given, less redundant leading zeros (`01.50` shows as `1.50`).
+            let (int, rest) = s.split_at(s.find('.').unwrap_or(s.len()));
+            let int = int.trim_start_matches('0');
+            let canonical = format!("{}{rest}", if int.is_empty() { "0" } else { int });
+            prop_assert_eq!(p.to_string(), canonical);
+            prop_assert_eq!(p.to_string().parse::<Price>().unwrap(), p);
         }
+    }
+
+    #[test]
+    fn leading_zeros_are_accepted_and_dropped_on_display(zeros in 1usize..5) {
+        let text = format!("{}1.50", "0".repeat(zeros));
+        let p: Price = text.parse().unwrap();
+        prop_assert_eq!(p.to_string(), "1.50");
     }
 }

@@ -433,7 +433,11 @@ impl MemoryStore {
     /// [`Error::InvalidTime`] if `now` is outside `0..=`[`MAX_TIME_MICROS`].
     pub fn check_at_micros<'q>(&self, check: Check<'_, 'q>, now: i64) -> Result<Decision<'q>> {
         check.validate()?;
-        let now = valid_time(now)?;
+        self.decide_valid(check, valid_time(now)?)
+    }
+
+    /// Decides a check already validated, at a time already in range.
+    fn decide_valid<'q>(&self, check: Check<'_, 'q>, now: i64) -> Result<Decision<'q>> {
         let hash = hash_key(&self.hasher, check.key.as_bytes());
         let index = self.shard_index(hash);
         let Some(shard) = self.shards.get(index) else {
@@ -786,10 +790,7 @@ impl RateLimitStore for MemoryStore {
             c.validate()?;
         }
         let now = valid_time(self.clock.now_micros())?;
-        checks
-            .iter()
-            .map(|c| self.check_at_micros(*c, now))
-            .collect()
+        checks.iter().map(|c| self.decide_valid(*c, now)).collect()
     }
 
     fn backend(&self) -> &'static str {

@@ -52,8 +52,6 @@ impl<'k, 'q> Check<'k, 'q> {
         validate_key(self.key)?;
         match self.quotas {
             [] => return Err(Error::NoQuotas),
-            // Every quota's capacity is at least 1.
-            [_] if self.cost <= 1 => return Ok(()),
             [_] => {}
             quotas => {
                 if let Some(q) = first_duplicate(quotas) {

@@ -67,6 +67,7 @@ pub struct Evaluation {
 ///
 /// The caller has checked `0 < cost <= quota.capacity()`; a cost of 0 is allowed and changes
 /// nothing.
+#[inline]
 pub fn evaluate(quota: &Quota, state: Option<QuotaState>, now: i64, cost: u32) -> Evaluation {
     match quota.algorithm() {
         Algorithm::Gcra => gcra(quota, state, now, cost),
@@ -97,6 +98,7 @@ fn nonneg(us: i64) -> u64 {
     u64::try_from(us).unwrap_or(0)
 }
 
+#[inline]
 fn gcra(quota: &Quota, state: Option<QuotaState>, now: i64, cost: u32) -> Evaluation {
     let t = span(quota.emission_interval_micros());
     let tau = span(quota.tolerance_micros());
@@ -140,10 +142,13 @@ fn window_start(now: i64, period: i64) -> i64 {
 fn fixed(quota: &Quota, state: Option<QuotaState>, now: i64, cost: u32) -> Evaluation {
     let period = span(quota.period_micros());
     let limit = u64::from(quota.limit());
-    let start = window_start(now, period);
-    let count = match state {
-        Some(QuotaState::FixedWindow { start: s, count }) if s == start => count,
-        _ => 0,
+    // A state of a window later than `now`'s (the clock stepped back, or a concurrent check
+    // read it later) is still the current window: counts are never forgotten by going back.
+    let (start, count) = match state {
+        Some(QuotaState::FixedWindow { start: s, count }) if s >= window_start(now, period) => {
+            (s, count)
+        }
+        _ => (window_start(now, period), 0),
     };
     let reset = nonneg(start + period - now);
     let before = limit.saturating_sub(count);
@@ -196,17 +201,19 @@ fn sliding(quota: &Quota, state: Option<QuotaState>, now: i64, cost: u32) -> Eva
     let period = span(period_us);
     let limit = u64::from(quota.limit());
     let cost = u64::from(cost);
-    let start = window_start(now, period);
-    let (previous, current) = match state {
+    let now_start = window_start(now, period);
+    // As for the fixed window, a state of a later window than `now`'s is the current one (and
+    // `now` counts as its start: its previous window weighs in fully).
+    let (start, previous, current) = match state {
         Some(QuotaState::SlidingWindow {
             start: s,
             previous,
             current,
-        }) if s == start => (previous, current),
+        }) if s >= now_start => (s, previous, current),
         Some(QuotaState::SlidingWindow {
             start: s, current, ..
-        }) if s == start - period => (current, 0),
-        _ => (0, 0),
+        }) if s == now_start - period => (now_start, current, 0),
+        _ => (now_start, 0, 0),
     };
     let elapsed = nonneg(now - start);
     let weighted = mul_div_ceil(previous, period_us - elapsed, period_us);
@@ -286,6 +293,41 @@ mod tests {
     }
 
     const T0: i64 = 1_700_000_000_000_000;
+
+    /// A check made with an earlier time than the stored state's (the clock stepped back, or
+    /// a concurrent check read the clock later and wrote first) never forgets what was counted:
+    /// for every algorithm it is decided as if no time had passed since the state, and the
+    /// durations it reports are measured from its own time.
+    #[test]
+    fn an_earlier_time_than_the_state_forgets_nothing() {
+        for alg in [
+            Algorithm::Gcra,
+            Algorithm::FixedWindow,
+            Algorithm::SlidingWindow,
+        ] {
+            let q = Quota::per_second(n(2)).with_algorithm(alg).unwrap();
+            // Fill the window that starts at T0 + 1 s, then check 100 ms before it, in the
+            // window before.
+            let later = T0 + 1_000_000;
+            let first = evaluate(&q, None, later, 1);
+            let second = evaluate(&q, Some(first.next), later, 1);
+            assert!(first.allowed && second.allowed, "{alg}");
+            let earlier = later - 100_000;
+            let e = evaluate(&q, Some(second.next), earlier, 1);
+            assert!(!e.allowed, "{alg}: allowed after stepping back");
+            assert_eq!(e.remaining_before, 0, "{alg}");
+            assert_eq!(e.next, second.next, "{alg}: a denial changes nothing");
+            // Retrying when told, by the earlier clock, is allowed.
+            let retry = i64::try_from(e.retry_after_us).unwrap();
+            let d = evaluate(&q, Some(second.next), earlier + retry, 1);
+            assert!(d.allowed, "{alg}: retry after {retry} µs still denied");
+            assert_eq!(
+                expires_at(&q, second.next),
+                earlier + i64::try_from(e.ttl_us).unwrap(),
+                "{alg}: ttl"
+            );
+        }
+    }
 
     #[test]
     fn gcra_burst_then_rate() {

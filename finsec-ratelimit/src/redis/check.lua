@@ -130,7 +130,11 @@ local function fixed(i, key, limit, period)
     if not s then error(corrupt(i, 'not a fixed window')) end
     s, c = stored_int(s, i), stored_int(c, i)
     if c > limit then error(corrupt(i, 'count above the limit')) end
-    if s == start then count = c end
+    -- A later window than now's (the clock stepped back) is still the current one.
+    if s >= start then
+      start = s
+      count = c
+    end
   end
   local reset = start + period - now
   local before = math.max(limit - count, 0)
@@ -150,13 +154,15 @@ local function sliding(i, key, limit, period)
     if not s then error(corrupt(i, 'not a sliding window')) end
     s, p, c = stored_int(s, i), stored_int(p, i), stored_int(c, i)
     if p > limit or c > limit then error(corrupt(i, 'count above the limit')) end
-    if s == start then
+    if s >= start then
+      -- As for the fixed window: a later window than now's is still the current one.
+      start = s
       previous, current = p, c
     elseif s == start - period then
       previous, current = c, 0
     end
   end
-  local elapsed = now - start
+  local elapsed = math.max(now - start, 0)
   local weighted = mul_div_ceil(previous, period - elapsed, period)
   local used = weighted + current
   local window_end = start + period - now

@@ -2,24 +2,37 @@
 //!
 //! # Layout
 //!
-//! A [`MemoryStore`] is a fixed array of shards, each a [`Mutex`] around a hash table of
-//! entries. A key is hashed once with a randomly keyed SipHash (keys are chosen by clients, so
-//! the hash must resist collision flooding); the hash picks the shard and indexes that shard's
-//! table, and the table is searched by `&str`, so a check of a known key allocates nothing
-//! (its [`Decision`] borrows the check's quotas). The default shard count is the next power of
-//! two at or above four times the available cores, and at least [`MIN_DEFAULT_SHARDS`]; two
-//! checks contend only when their keys fall in the same shard. More shards than that would
-//! spread the keys over more memory, so fewer of the lines a check touches would be found in
-//! the CPU's caches.
+//! A [`MemoryStore`] is a fixed array of shards, each a reader-writer lock around a hash table
+//! of entries. A key is hashed once with a randomly keyed SipHash (keys are chosen by clients,
+//! so the hash must resist collision flooding); the hash picks the shard and indexes that
+//! shard's table, and the table is searched by `&str`, so a check of a known key allocates
+//! nothing (its [`Decision`] borrows the check's quotas). The default shard count is the next
+//! power of two at or above four times the available cores, and at least
+//! [`MIN_DEFAULT_SHARDS`]. More shards than that would spread the keys over more memory, so
+//! fewer of the lines a check touches would be found in the CPU's caches.
 //!
 //! An entry holds one [`QuotaState`] per quota that has counted against the key, identified by
 //! the quota's full parameters (name, algorithm, limit, period, burst: exactly what
 //! [`Quota::storage_id`] spells out), so a changed quota starts from fresh state. Each shard
 //! keeps the distinct quotas it has seen once, and a state names its quota by its index there:
 //! a check compares its quotas with that short list, then finds each state by an integer.
-//! Every quota of a check is evaluated under the shard's lock with [`evaluate`], and the new
-//! states are written only if all of them allow the request; a multi-quota check is therefore
-//! atomic, and a denied request (or a request of cost 0) writes nothing.
+//!
+//! # Concurrency
+//!
+//! A check of one quota (the usual case) of a key that already holds a state for it takes the
+//! shard's lock *shared*, so checks of one shard, even of one key, run side by side. The state
+//! itself is held in atomics: GCRA's is one word (the theoretical arrival time), replaced by a
+//! compare-and-swap; a window's is two or three words behind a sequence number, read as a whole
+//! between two equal even readings of the number and replaced by whoever first moves the
+//! number from the even value it read to odd. Either way a check evaluates the state it read
+//! with [`evaluate`] and writes only if that state is still the stored one, deciding again
+//! otherwise; so concurrent checks of one key count exactly as if made one after the other. A
+//! denied request (or a request of cost 0) writes nothing and takes effect as read.
+//!
+//! The other checks take the lock *exclusively*: those that store a state the key has no
+//! place for yet (a new key, or a quota new to the key), and checks of several quotas, which
+//! evaluate every quota and write the new states only if all allow, so they are atomic. Sweeps
+//! take it exclusively too.
 //!
 //! # Expiry and sweeping
 //!
@@ -29,37 +42,36 @@
 //! has reached it the entry can be dropped without changing any decision. Entries are removed
 //! by sweeps:
 //!
-//! - **Incrementally, as checks are made.** Every [`SWEEP_EVERY`]-th check landing in a
-//!   shard looks at the next shard in a round-robin order shared by all shards; if that shard
-//!   has not been swept for [`SWEEP_INTERVAL`] (by the checks' own clock), it is swept: every
-//!   expired entry is removed, and if the table is then less than a quarter full it is shrunk to
-//!   twice its length, so the memory goes back to the allocator; the quotas no state
-//!   names any more are dropped from the shard's list. No lock is held while another
-//!   shard is swept, so sweeping cannot deadlock, and the shared cursor is touched only on one
-//!   check in [`SWEEP_EVERY`], so it is not a point of contention.
+//! - **Incrementally, as checks are made.** The store keeps a schedule by the checks' own
+//!   clock: one shard, the next in round-robin order, is due every `SWEEP_INTERVAL / shards`
+//!   ([`SWEEP_INTERVAL`]), so every shard once per interval. Every check, allowed or denied,
+//!   compares its time with the next visit's (one load of a value written only at each visit)
+//!   and, once its own shard's lock is released, makes the visit if it is due: every expired
+//!   entry of that shard is removed, and if the table is then less than a quarter full it is
+//!   shrunk to twice its length, so the memory goes back to the allocator; the quotas no state
+//!   names any more are dropped from the shard's list. Of several checks that find a visit
+//!   due, one makes it. After a pause in checks the schedule resumes at most one interval
+//!   behind, so the visits missed are made once: the next `shards` checks sweep every shard.
+//!   A check more than an interval before the schedule (the clock stepped back) starts it again
+//!   from its own time.
 //! - **On demand**, with [`MemoryStore::sweep_at`] / [`MemoryStore::sweep`], which sweep and
 //!   shrink every shard at once (for example from a periodic task when traffic may stop
 //!   entirely).
 //!
 //! # Memory bound
 //!
-//! The incremental sweep sweeps a shard at most once per [`SWEEP_INTERVAL`], so its cost is
-//! at most one visit per entry per interval, however the traffic is spread, and a sweep of one
-//! shard holds up only the checks of that shard. The cursor moves one shard every
-//! [`SWEEP_EVERY`] checks landing in any one shard, so a full round of the cursor takes at most
-//! `2 × shards × SWEEP_EVERY` checks (the worst case being checks spread evenly over the
-//! shards). An entry is therefore removed at most one [`SWEEP_INTERVAL`] plus two rounds after
-//! it expired, and while checks keep arriving the store holds at most the keys whose state is
-//! still meaningful plus the keys that expired within that time: under a flood of `F` new keys
-//! per second whose longest quota state lasts `τ`, about `F × (τ + 1 s)` entries plus a few
-//! thousand. When checks stop, nothing is swept until they resume or
-//! [`sweep`](MemoryStore::sweep) is called.
+//! While checks keep arriving, each shard is swept once per [`SWEEP_INTERVAL`], so an entry is
+//! removed at most one interval after it expired, and a sweep of one shard holds up only the
+//! checks of that shard. The store therefore holds at most the keys whose state is still
+//! meaningful plus those that expired within the last interval: under a flood of `F` new keys
+//! per second whose longest quota state lasts `τ`, about `F × (τ + 1 s)` entries. When checks
+//! stop, nothing is swept until they resume or [`sweep`](MemoryStore::sweep) is called.
 //!
-//! Each entry costs its table slot (72 bytes, holding one quota's state and, inline, a key of
-//! up to 22 bytes; a longer key adds its own allocation, each further quota of the key 40
+//! Each entry costs its table slot (64 bytes, holding one quota's state and, inline, a key of
+//! up to 22 bytes; a longer key adds its own allocation, each further quota of the key 32
 //! bytes on the heap; the tables keep at least an eighth of their slots free and are shrunk
-//! when less than a quarter full): measured, one million keys of one quota take about 165 MiB
-//! at their peak, under 175 bytes per key.
+//! when less than a quarter full): measured, one million keys of one quota take about 135 MiB
+//! at their peak, under 145 bytes per key.
 //!
 //! Nothing bounds the number of *live* keys other than the quotas' lengths: a quota of one
 //! request per day keeps a state for a day. Keys are per client (IP address, account), so
@@ -82,19 +94,19 @@
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use hashbrown::HashTable;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use smallvec::SmallVec;
 
 use crate::algorithm::{Evaluation, QuotaState, evaluate, expires_at};
 use crate::clock::Clock;
 use crate::decision::Decision;
 use crate::error::{Error, Result};
-use crate::quota::Quota;
+use crate::quota::{Algorithm, Quota};
 use crate::store::{Check, RateLimitStore};
 
 /// The latest time the store accepts, in microseconds since the Unix epoch (2^62 µs, about
@@ -102,11 +114,8 @@ use crate::store::{Check, RateLimitStore};
 /// overflow.
 pub const MAX_TIME_MICROS: i64 = 1 << 62;
 
-/// Every this many checks landing in a shard, the next shard in the round-robin order is
-/// considered for sweeping.
-pub const SWEEP_EVERY: u32 = 64;
-
-/// The incremental sweep visits a shard at most this often (measured by the checks' clock).
+/// The incremental sweep visits every shard once in this time, by the checks' clock (one shard
+/// every `SWEEP_INTERVAL / shards`).
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The fewest shards [`MemoryStore::new`] makes, whatever the number of cores.
@@ -121,16 +130,164 @@ const MIN_SHRINK_CAPACITY: usize = 64;
 
 const SWEEP_INTERVAL_MICROS: i64 = 1_000_000;
 
-/// The state of one quota of one key.
-#[derive(Clone, Copy)]
+/// The state of one quota of one key, held so that checks sharing the shard's lock can read
+/// and replace it: GCRA's state is one word, replaced by compare-and-swap
+/// ([`Slot::decide_gcra`]); a window's is two or three, behind a sequence number
+/// ([`Slot::read`] and [`Slot::replace`]).
 struct Slot {
-    /// The quota's index in the shard's [`Registry`].
+    /// The quota's index in the shard's [`Registry`] (changed only under the exclusive lock).
     quota: u32,
-    state: QuotaState,
+    /// Even while `words` hold a complete state, odd while a check is writing them.
+    seq: AtomicU32,
+    /// The state, as [`encode`] lays it out for the quota's algorithm.
+    words: [AtomicU64; 3],
 }
 
-/// Everything stored for one key: 72 bytes in the table, plus the key's own allocation if it
-/// is longer than [`INLINE_KEY`] bytes.
+/// A [`QuotaState`] as three words; which algorithm's it is comes from the slot's quota.
+type Words = [u64; 3];
+
+fn encode(state: QuotaState) -> Words {
+    match state {
+        QuotaState::Gcra { tat } => [tat.cast_unsigned(), 0, 0],
+        QuotaState::FixedWindow { start, count } => [start.cast_unsigned(), count, 0],
+        QuotaState::SlidingWindow {
+            start,
+            previous,
+            current,
+        } => [start.cast_unsigned(), previous, current],
+    }
+}
+
+fn decode(algorithm: Algorithm, [first, second, third]: Words) -> QuotaState {
+    let start = first.cast_signed();
+    match algorithm {
+        Algorithm::Gcra => QuotaState::Gcra { tat: start },
+        Algorithm::FixedWindow => QuotaState::FixedWindow {
+            start,
+            count: second,
+        },
+        Algorithm::SlidingWindow => QuotaState::SlidingWindow {
+            start,
+            previous: second,
+            current: third,
+        },
+    }
+}
+
+/// Spins this many times waiting for a slot being written before yielding the thread (a
+/// write takes a few nanoseconds, unless its thread was preempted in the middle of it).
+const SPINS_BEFORE_YIELD: u32 = 64;
+
+impl Slot {
+    fn new(quota: u32, state: QuotaState) -> Self {
+        Self {
+            quota,
+            seq: AtomicU32::new(0),
+            words: encode(state).map(AtomicU64::new),
+        }
+    }
+
+    /// The state, read by a check that holds the shard's lock exclusively (so no other check
+    /// is writing it).
+    fn state(&self, algorithm: Algorithm) -> QuotaState {
+        decode(
+            algorithm,
+            self.words.each_ref().map(|w| w.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Stores `state`, by a check that holds the shard's lock exclusively.
+    fn set(&mut self, state: QuotaState) {
+        for (word, value) in self.words.iter_mut().zip(encode(state)) {
+            *word.get_mut() = value;
+        }
+    }
+
+    /// A check of the GCRA quota `quota`, whose state this is, under the shared lock. The
+    /// state is one word (the theoretical arrival time), replaced by compare-and-swap; as every
+    /// allowed request of positive cost moves it forward, a swap that succeeds replaced
+    /// exactly the state the decision was made from.
+    fn decide_gcra(&self, quota: &Quota, now: i64, cost: u32) -> Evaluation {
+        let [tat, ..] = &self.words;
+        let mut seen = tat.load(Ordering::Acquire);
+        loop {
+            let state = QuotaState::Gcra {
+                tat: seen.cast_signed(),
+            };
+            let evaluation = evaluate(quota, Some(state), now, cost);
+            if cost == 0 || !evaluation.allowed {
+                return evaluation;
+            }
+            let [next, ..] = encode(evaluation.next);
+            match tat.compare_exchange_weak(seen, next, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return evaluation,
+                Err(current) => seen = current,
+            }
+        }
+    }
+
+    /// A complete state and the sequence number it was read at, under the shared lock: the
+    /// words are read between two readings of an even, unchanged sequence number, so they
+    /// come from one write.
+    fn read(&self) -> (u32, Words) {
+        let mut spins = 0;
+        loop {
+            let seq = self.seq.load(Ordering::Acquire);
+            if seq & 1 == 0 {
+                let words = self.words.each_ref().map(|w| w.load(Ordering::Relaxed));
+                // Orders the loads above before the second reading: if one of them saw a
+                // write, that reading sees the odd number the write began with.
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == seq {
+                    return (seq, words);
+                }
+            }
+            if spins < SPINS_BEFORE_YIELD {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Replaces the state `seen`, read at `seq`, with `next`, under the shared lock; false,
+    /// writing nothing, if another check has written the slot since (the caller then reads
+    /// and decides again). The decision made from `seen` thus takes effect only if `seen`
+    /// is still the state, which is what makes concurrent checks of one key exact.
+    fn replace(&self, seq: u32, seen: &Words, next: &Words) -> bool {
+        if self
+            .seq
+            .compare_exchange(
+                seq,
+                seq.wrapping_add(1),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        // The slot is now this check's to write. Its words are `seen` unless 2^31 writes
+        // brought the sequence number back round to `seq` in between; compare, to be exact
+        // even then.
+        let unchanged = self.words.each_ref().map(|w| w.load(Ordering::Relaxed)) == *seen;
+        if unchanged {
+            // Keeps the odd number ahead of the new words for readers (see `read`).
+            fence(Ordering::Release);
+            for (word, &value) in self.words.iter().zip(next) {
+                word.store(value, Ordering::Relaxed);
+            }
+        }
+        self.seq.store(seq.wrapping_add(2), Ordering::Release);
+        unchanged
+    }
+}
+
+/// Everything stored for one key: 64 bytes in the table, plus the key's own allocation if it
+/// is longer than [`INLINE_KEY`] bytes. Aligned so each entry has a cache line of its own:
+/// checks of two keys whose entries lie side by side never contend for one line.
+#[repr(align(64))]
 struct Entry {
     key: StoredKey,
     slots: SmallVec<[Slot; 1]>,
@@ -175,7 +332,7 @@ type Evaluations = SmallVec<[Evaluation; 4]>;
 type Found = SmallVec<[(Option<u32>, Option<usize>); 4]>;
 
 /// The distinct quotas whose states a shard holds. A slot names its quota by index here, so a
-/// stored state costs 40 bytes instead of a copy of its quota, and finding a check's quota in an
+/// stored state costs 32 bytes instead of a copy of its quota, and finding a check's quota in an
 /// entry compares two integers.
 ///
 /// A registry of up to [`REGISTRY_SCAN`] quotas is searched by scanning it (the usual case: an
@@ -193,6 +350,7 @@ struct Registry {
 const REGISTRY_SCAN: usize = 16;
 
 impl Registry {
+    #[inline]
     fn find(&self, quota: &Quota, hasher: &RandomState) -> Option<u32> {
         if self.quotas.len() <= REGISTRY_SCAN {
             let index = self.quotas.iter().position(|q| q == quota)?;
@@ -243,8 +401,9 @@ impl Registry {
     /// From when the slot's state equals no state (`i64::MIN`, so at once, if the slot names
     /// no quota, which the store never lets happen).
     fn expires_at(&self, slot: &Slot) -> i64 {
-        self.get(slot.quota)
-            .map_or(i64::MIN, |quota| expires_at(quota, slot.state))
+        self.get(slot.quota).map_or(i64::MIN, |quota| {
+            expires_at(quota, slot.state(quota.algorithm()))
+        })
     }
 
     /// Drops the quotas no entry of `table` refers to any more, renumbering the slots.
@@ -315,16 +474,12 @@ fn hash_entry(hasher: &RandomState, entry: &Entry) -> u64 {
 struct ShardMap {
     table: HashTable<Entry>,
     registry: Registry,
-    /// Checks that landed in this shard, modulo [`SWEEP_EVERY`].
-    ops: u32,
 }
 
 /// One shard, aligned so two shards never share a cache line.
 #[repr(align(128))]
 struct Shard {
-    map: Mutex<ShardMap>,
-    /// When this shard was last swept (µs since the epoch), readable without the lock.
-    swept_at: AtomicI64,
+    map: RwLock<ShardMap>,
 }
 
 /// A sharded in-memory [`RateLimitStore`] for a single process.
@@ -352,8 +507,13 @@ pub struct MemoryStore {
     /// `shards.len() - 1` (the length is a power of two).
     mask: usize,
     hasher: RandomState,
-    /// The next shard the incremental sweep considers.
+    /// The next shard the incremental sweep visits.
     cursor: AtomicUsize,
+    /// When (µs since the epoch, by the checks' clock) the incremental sweep next visits a
+    /// shard. Every check reads it; it is written once per visit.
+    sweep_due: AtomicI64,
+    /// `SWEEP_INTERVAL / shards`, in µs (at least 1).
+    sweep_step: i64,
     clock: Clock,
 }
 
@@ -386,12 +546,10 @@ impl MemoryStore {
         let count = shards.clamp(1, MAX_SHARDS).next_power_of_two();
         let shards = (0..count)
             .map(|_| Shard {
-                map: Mutex::new(ShardMap {
+                map: RwLock::new(ShardMap {
                     table: HashTable::new(),
                     registry: Registry::default(),
-                    ops: 0,
                 }),
-                swept_at: AtomicI64::new(i64::MIN),
             })
             .collect::<Box<[Shard]>>();
         Self {
@@ -399,6 +557,8 @@ impl MemoryStore {
             mask: count - 1,
             hasher: RandomState::new(),
             cursor: AtomicUsize::new(0),
+            sweep_due: AtomicI64::new(i64::MIN),
+            sweep_step: (SWEEP_INTERVAL_MICROS / i64::try_from(count).unwrap_or(i64::MAX)).max(1),
             clock: Clock::new(),
         }
     }
@@ -447,26 +607,19 @@ impl MemoryStore {
             });
         };
         if let [quota] = check.quotas {
-            // One quota, the usual case: no list of evaluations to gather.
-            let (evaluation, sweep_next) = {
-                let mut map = lock(&shard.map);
-                let evaluation = map.decide_one(&self.hasher, hash, &check, quota, now);
-                (evaluation, map.count_check())
+            // One quota, the usual case: decided under the shared lock unless a new state
+            // must be stored, and with no list of evaluations to gather.
+            let shared = shared(&shard.map).decide_shared(&self.hasher, hash, &check, quota, now);
+            let evaluation = match shared {
+                Some(evaluation) => evaluation,
+                None => exclusive(&shard.map).decide_one(&self.hasher, hash, &check, quota, now),
             };
-            if sweep_next {
-                self.sweep_next(now);
-            }
+            self.sweep_if_due(now);
             return Ok(Decision::from_evaluation(quota, &evaluation));
         }
         let mut evaluations = Evaluations::new();
-        let sweep_next = {
-            let mut map = lock(&shard.map);
-            map.decide(&self.hasher, hash, &check, now, &mut evaluations);
-            map.count_check()
-        };
-        if sweep_next {
-            self.sweep_next(now);
-        }
+        exclusive(&shard.map).decide(&self.hasher, hash, &check, now, &mut evaluations);
+        self.sweep_if_due(now);
         Ok(Decision::from_evaluations(check.quotas, &evaluations))
     }
 
@@ -483,11 +636,7 @@ impl MemoryStore {
     pub fn sweep_at_micros(&self, now: i64) -> usize {
         self.shards
             .iter()
-            .map(|shard| {
-                let removed = lock(&shard.map).sweep(now, &self.hasher);
-                shard.swept_at.fetch_max(now, Ordering::Relaxed);
-                removed
-            })
+            .map(|shard| exclusive(&shard.map).sweep(now, &self.hasher))
             .sum()
     }
 
@@ -499,7 +648,7 @@ impl MemoryStore {
     /// The number of keys held, expired or not (each shard is locked in turn, so under
     /// concurrent checks the figure is approximate).
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(&s.map).table.len()).sum()
+        self.shards.iter().map(|s| shared(&s.map).table.len()).sum()
     }
 
     /// Whether no key is held.
@@ -512,7 +661,7 @@ impl MemoryStore {
     pub fn capacity(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| lock(&s.map).table.capacity())
+            .map(|s| shared(&s.map).table.capacity())
             .sum()
     }
 
@@ -520,7 +669,7 @@ impl MemoryStore {
     pub fn table_bytes(&self) -> usize {
         self.shards
             .iter()
-            .map(|s| lock(&s.map).table.allocation_size())
+            .map(|s| shared(&s.map).table.allocation_size())
             .sum()
     }
 
@@ -530,33 +679,83 @@ impl MemoryStore {
         (hash >> 32) as usize & self.mask
     }
 
-    /// The incremental sweep: the next shard in round-robin order, if not swept recently.
-    fn sweep_next(&self, now: i64) {
-        let index = self.cursor.fetch_add(1, Ordering::Relaxed) & self.mask;
-        let Some(shard) = self.shards.get(index) else {
-            return;
+    /// The incremental sweep, made by the checks themselves (after releasing their shard's
+    /// lock): if a visit is due at `now`, visits the next shard.
+    fn sweep_if_due(&self, now: i64) {
+        let due = self.sweep_due.load(Ordering::Relaxed);
+        // A schedule more than an interval ahead of this check means the clock stepped back
+        // (or the caller's times did): it is started again from `now`.
+        if now >= due || due.saturating_sub(now) > SWEEP_INTERVAL_MICROS {
+            self.sweep_next(due, now);
+        }
+    }
+
+    /// Moves the schedule on by one step and sweeps the next shard in round-robin order.
+    /// After a pause the schedule resumes at most one interval behind `now`, so the missed
+    /// visits are made once (the next `shards` checks sweep every shard), not repeatedly.
+    #[cold]
+    fn sweep_next(&self, due: i64, now: i64) {
+        let from = if due > now {
+            now
+        } else {
+            due.max(now.saturating_sub(SWEEP_INTERVAL_MICROS))
         };
-        let due = shard
-            .swept_at
-            .load(Ordering::Relaxed)
-            .saturating_add(SWEEP_INTERVAL_MICROS);
-        if now < due {
+        let next = from.saturating_add(self.sweep_step);
+        // Of several checks that find the same visit due, one makes it.
+        if self
+            .sweep_due
+            .compare_exchange(due, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
             return;
         }
-        lock(&shard.map).sweep(now, &self.hasher);
-        shard.swept_at.fetch_max(now, Ordering::Relaxed);
+        let index = self.cursor.fetch_add(1, Ordering::Relaxed) & self.mask;
+        if let Some(shard) = self.shards.get(index) {
+            exclusive(&shard.map).sweep(now, &self.hasher);
+        }
     }
 }
 
 impl ShardMap {
-    /// Counts a check that landed here; whether the next shard is now due for a sweep.
-    fn count_check(&mut self) -> bool {
-        self.ops += 1;
-        let due = self.ops >= SWEEP_EVERY;
-        if due {
-            self.ops = 0;
+    /// A check of the single quota `quota`, under the shared lock: its evaluation, or `None`
+    /// if the check would store a state the key has no slot for yet (a new key, or a quota
+    /// new to the key), which needs the lock exclusively ([`decide_one`](Self::decide_one)).
+    fn decide_shared(
+        &self,
+        hasher: &RandomState,
+        hash: u64,
+        check: &Check<'_, '_>,
+        quota: &Quota,
+        now: i64,
+    ) -> Option<Evaluation> {
+        let key = check.key.as_bytes();
+        let cost = check.cost;
+        let slot = self
+            .table
+            .find(hash, |e| e.key.as_bytes() == key)
+            .and_then(|entry| {
+                let id = self.registry.find(quota, hasher)?;
+                entry.slots.iter().find(|s| s.quota == id)
+            });
+        let Some(slot) = slot else {
+            let evaluation = evaluate(quota, None, now, cost);
+            return (cost == 0 || !evaluation.allowed).then_some(evaluation);
+        };
+        let algorithm = quota.algorithm();
+        if algorithm == Algorithm::Gcra {
+            return Some(slot.decide_gcra(quota, now, cost));
         }
-        due
+        loop {
+            let (seq, words) = slot.read();
+            let evaluation = evaluate(quota, Some(decode(algorithm, words)), now, cost);
+            // A denial (or a request of cost 0) writes nothing, so it takes effect as read.
+            if cost == 0
+                || !evaluation.allowed
+                || slot.replace(seq, &words, &encode(evaluation.next))
+            {
+                return Some(evaluation);
+            }
+        }
     }
 
     /// [`decide`](Self::decide) for a check of the single quota `quota`.
@@ -580,11 +779,12 @@ impl ShardMap {
                 let index = id.and_then(|id| entry.slots.iter().position(|s| s.quota == id));
                 let only = entry.slots.len() == 1;
                 let slot = index.and_then(|i| entry.slots.get_mut(i));
-                let evaluation = evaluate(quota, slot.as_ref().map(|s| s.state), now, cost);
+                let state = slot.as_ref().map(|s| s.state(quota.algorithm()));
+                let evaluation = evaluate(quota, state, now, cost);
                 if cost > 0 && evaluation.allowed {
                     match slot {
                         // The entry holds no other quota's state to drop when expired.
-                        Some(slot) if only => slot.state = evaluation.next,
+                        Some(slot) if only => slot.set(evaluation.next),
                         _ => entry.write(
                             registry,
                             hasher,
@@ -641,7 +841,7 @@ impl ShardMap {
                     let index = id.and_then(|id| entry.slots.iter().position(|s| s.quota == id));
                     let state = index
                         .and_then(|i| entry.slots.get(i))
-                        .map(|slot| slot.state);
+                        .map(|slot| slot.state(quota.algorithm()));
                     found.push((id, index));
                     evaluations.push(evaluate(quota, state, now, cost));
                 }
@@ -720,7 +920,7 @@ impl Entry {
         for (i, (quota, evaluation)) in quotas.iter().zip(evaluations).enumerate() {
             let (id, index) = found.get(i).copied().unwrap_or((None, None));
             match index.and_then(|index| self.slots.get_mut(index)) {
-                Some(slot) => slot.state = evaluation.next,
+                Some(slot) => slot.set(evaluation.next),
                 None => {
                     let quota = match id {
                         Some(id) => id,
@@ -730,10 +930,7 @@ impl Entry {
                             .find(quota, hasher)
                             .unwrap_or_else(|| registry.insert(quota, hasher)),
                     };
-                    self.slots.push(Slot {
-                        quota,
-                        state: evaluation.next,
-                    });
+                    self.slots.push(Slot::new(quota, evaluation.next));
                 }
             }
         }
@@ -746,11 +943,19 @@ impl Entry {
     }
 }
 
-fn lock(map: &Mutex<ShardMap>) -> MutexGuard<'_, ShardMap> {
-    // A panic while the lock is held cannot leave a shard half-written: states are written
-    // only after every evaluation, by plain assignments. So the lock (which does not poison)
-    // is simply released by the unwinding guard.
-    map.lock()
+// A panic while a lock is held cannot leave a shard half-written: states are written only
+// after every evaluation, by assignments that cannot panic. So the lock (which does not
+// poison) is simply released by the unwinding guard.
+
+/// The shard's lock, shared: checks of states the shard already holds.
+fn shared(map: &RwLock<ShardMap>) -> RwLockReadGuard<'_, ShardMap> {
+    map.read()
+}
+
+/// The shard's lock, exclusive: checks that add a key or a state, checks of several quotas,
+/// and sweeps.
+fn exclusive(map: &RwLock<ShardMap>) -> RwLockWriteGuard<'_, ShardMap> {
+    map.write()
 }
 
 fn valid_time(now: i64) -> Result<i64> {
@@ -809,6 +1014,92 @@ mod tests {
 
     fn n(v: u32) -> NonZeroU32 {
         NonZeroU32::new(v).unwrap()
+    }
+
+    #[test]
+    fn an_entry_of_one_quota_fits_a_cache_line() {
+        assert_eq!(size_of::<Slot>(), 32);
+        assert_eq!(size_of::<Entry>(), 64);
+    }
+
+    const ALGORITHMS: [Algorithm; 3] = [
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingWindow,
+    ];
+
+    /// Runs `requests` checks of `key` on each of `times.len()` threads at once, thread `t`
+    /// at `times[t]`, request `i` costing `cost(i)`; the total cost allowed.
+    fn hammer(
+        store: &MemoryStore,
+        quotas: &[Quota],
+        times: &[i64],
+        requests: u32,
+        cost: fn(u32) -> u32,
+    ) -> u64 {
+        let barrier = std::sync::Barrier::new(times.len());
+        std::thread::scope(|s| {
+            let threads: Vec<_> = times
+                .iter()
+                .map(|&now| {
+                    let barrier = &barrier;
+                    s.spawn(move || {
+                        barrier.wait();
+                        (0..requests)
+                            .map(|i| {
+                                let check = Check::new("k", quotas).with_cost(cost(i));
+                                let d = store.check_at_micros(check, now).unwrap();
+                                if d.allowed() { u64::from(cost(i)) } else { 0 }
+                            })
+                            .sum::<u64>()
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).sum()
+        })
+    }
+
+    /// Threads checking one key at one instant, through the shared lock (the key's state
+    /// exists before they start), with costs of 1 and 2 mixed: the costs allowed add up to
+    /// exactly the quota, for every algorithm.
+    #[test]
+    fn threads_on_one_key_count_exactly() {
+        for alg in ALGORITHMS {
+            let quotas = [Quota::per_minute(n(10_001)).with_algorithm(alg).unwrap()];
+            let store = MemoryStore::with_shards(1);
+            let first = store.check_at_micros(Check::new("k", &quotas), T0).unwrap();
+            assert!(first.allowed());
+            let allowed = 1 + hammer(&store, &quotas, &[T0; 4], 20_000, |i| 1 + i % 2);
+            assert_eq!(allowed, 10_001, "{alg}");
+            let left = store
+                .check_at_micros(Check::new("k", &quotas).with_cost(0), T0)
+                .unwrap();
+            assert_eq!(left.remaining(), 0, "{alg}");
+        }
+    }
+
+    /// Threads checking one key on both sides of a window boundary, 1 µs apart: the later
+    /// window's count is never reset by a check that read the earlier time, so no more is
+    /// allowed than the two windows (fixed), or the one sliding window, hold.
+    #[test]
+    fn threads_straddling_a_window_boundary_count_exactly() {
+        // T0 is a whole second, so a window boundary of every one-second quota.
+        let times = [T0 - 1, T0, T0 - 1, T0];
+        for alg in ALGORITHMS {
+            let quotas = [Quota::per_second(n(500)).with_algorithm(alg).unwrap()];
+            let store = MemoryStore::with_shards(1);
+            let allowed = hammer(&store, &quotas, &times, 5_000, |_| 1);
+            match alg {
+                Algorithm::FixedWindow => {
+                    assert!((500..=1_000).contains(&allowed), "{alg}: {allowed}");
+                }
+                _ => assert_eq!(allowed, 500, "{alg}"),
+            }
+            let after = store
+                .check_at_micros(Check::new("k", &quotas).with_cost(0), T0)
+                .unwrap();
+            assert_eq!(after.remaining(), 0, "{alg}");
+        }
     }
 
     #[test]
@@ -931,23 +1222,79 @@ mod tests {
     }
 
     #[test]
-    fn incremental_sweep_visits_every_shard() {
+    fn incremental_sweep_catches_up_after_a_pause_then_keeps_pace() {
         let store = MemoryStore::with_shards(8);
+        let step = SWEEP_INTERVAL_MICROS / 8;
+        assert_eq!(store.sweep_step, step);
         let q = [Quota::per_second(n(1))];
-        for i in 0..1_000 {
-            store
-                .check_at_micros(Check::new(&format!("k{i}"), &q), T0)
-                .unwrap();
-        }
+        let fill = |now: i64| {
+            for i in 0..1_000 {
+                let d = store
+                    .check_at_micros(Check::new(&format!("k{i}"), &q), now)
+                    .unwrap();
+                assert!(d.allowed());
+            }
+        };
+        fill(T0);
         assert_eq!(store.len(), 1_000);
-        // Only one key keeps being checked after the others expired.
+        // After a pause, the next eight checks (of one key, as many shards) sweep everything
+        // that expired meanwhile.
         let later = T0 + 10_000_000;
-        for i in 0..(8 * SWEEP_EVERY as i64) {
+        for _ in 0..8 {
             store
-                .check_at_micros(Check::new("busy", &q), later + i * 1_000_000)
+                .check_at_micros(Check::new("busy", &q), later)
                 .unwrap();
         }
         assert_eq!(store.len(), 1);
+        // Then one shard per step: with checks at a steady pace (mostly denied: they drive the
+        // sweep too), keys that expire are all gone one interval after they expired, and not
+        // before.
+        fill(later);
+        assert_eq!(store.len(), 1_001);
+        let mut now = later;
+        let mut denied = 0;
+        while now < later + 2 * SWEEP_INTERVAL_MICROS {
+            now += step;
+            let d = store.check_at_micros(Check::new("busy", &q), now).unwrap();
+            denied += usize::from(!d.allowed());
+            if now < later + SWEEP_INTERVAL_MICROS {
+                assert_eq!(store.len(), 1_001, "swept before expiry at {now}");
+            }
+        }
+        assert!(denied > 8, "{denied}");
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_does_not_stop_the_sweep() {
+        let store = MemoryStore::with_shards(1);
+        let q = [Quota::per_second(n(1))];
+        let hour = 3_600_000_000;
+        store
+            .check_at_micros(Check::new("ahead", &q), T0 + hour)
+            .unwrap();
+        // The clock steps back an hour; the sweep schedule follows it.
+        store.check_at_micros(Check::new("k", &q), T0).unwrap();
+        assert_eq!(store.len(), 2);
+        store
+            .check_at_micros(Check::new("busy", &q), T0 + 2_000_000)
+            .unwrap();
+        // "k" expired at T0 + 1 s and is gone; "ahead" lasts until an hour later.
+        assert_eq!(store.len(), 2);
+        assert_eq!(
+            store
+                .check_at_micros(Check::new("k", &q), T0 + 2_000_000)
+                .unwrap()
+                .remaining(),
+            0
+        );
+        assert_eq!(store.len(), 3);
+        assert!(
+            !store
+                .check_at_micros(Check::new("ahead", &q), T0 + hour)
+                .unwrap()
+                .allowed()
+        );
     }
 
     #[test]
@@ -1010,7 +1357,7 @@ mod tests {
                     .allowed()
             );
         }
-        assert_eq!(lock(&store.shards[0].map).registry.quotas.len(), count);
+        assert_eq!(shared(&store.shards[0].map).registry.quotas.len(), count);
         // Every state is found again: each quota (limit 1) now denies on both keys.
         for quota in &quotas {
             let one = std::slice::from_ref(quota);
@@ -1026,7 +1373,10 @@ mod tests {
         let later = T0 + (count as i64 / 2) * 1_000_000;
         let removed = store.sweep_at_micros(later);
         assert_eq!(removed, count / 2);
-        assert_eq!(lock(&store.shards[0].map).registry.quotas.len(), count / 2);
+        assert_eq!(
+            shared(&store.shards[0].map).registry.quotas.len(),
+            count / 2
+        );
         for (i, quota) in quotas.iter().enumerate() {
             let one = std::slice::from_ref(quota);
             let fresh = i < count / 2;

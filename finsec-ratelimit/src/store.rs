@@ -48,6 +48,7 @@ impl<'k, 'q> Check<'k, 'q> {
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::NoQuotas`], [`Error::DuplicateQuota`] or
     /// [`Error::CostExceedsCapacity`].
+    #[inline]
     pub fn validate(&self) -> Result<()> {
         validate_key(self.key)?;
         match self.quotas {
@@ -107,6 +108,7 @@ fn first_duplicate(quotas: &[Quota]) -> Option<&Quota> {
 }
 
 /// Whether any byte is below 0x20 or at or above 0x7f, eight bytes at a time.
+#[inline]
 fn has_suspect_byte(bytes: &[u8]) -> bool {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -152,6 +154,7 @@ fn has_suspect_byte(bytes: &[u8]) -> bool {
 ///
 /// # Errors
 /// [`Error::InvalidKey`] naming what is wrong.
+#[inline]
 pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidKey {

@@ -300,11 +300,7 @@ mod tests {
     /// durations it reports are measured from its own time.
     #[test]
     fn an_earlier_time_than_the_state_forgets_nothing() {
-        for alg in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
-        ] {
+        for alg in Algorithm::ALL {
             let q = Quota::per_second(n(2)).with_algorithm(alg).unwrap();
             // Fill the window that starts at T0 + 1 s, then check 100 ms before it, in the
             // window before.
@@ -446,11 +442,7 @@ mod tests {
 
     #[test]
     fn denied_changes_nothing() {
-        for alg in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
-        ] {
+        for alg in Algorithm::ALL {
             let q = Quota::per_minute(n(1)).with_algorithm(alg).unwrap();
             let first = evaluate(&q, None, T0, 1);
             assert!(first.allowed, "{alg}");
@@ -465,11 +457,7 @@ mod tests {
     fn retry_after_is_when_it_becomes_allowed() {
         // For every algorithm, at now + retry_after the request is allowed and one µs earlier
         // it is not.
-        for alg in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
-        ] {
+        for alg in Algorithm::ALL {
             let q = Quota::per_second(n(5)).with_algorithm(alg).unwrap();
             let mut state = None;
             let mut now = T0 + 123_457;
@@ -498,11 +486,7 @@ mod tests {
     #[test]
     fn a_stored_state_expires_when_its_ttl_says() {
         let mut runs = 0;
-        for alg in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
-        ] {
+        for alg in Algorithm::ALL {
             let quota = Quota::per_second(n(4))
                 .with_burst(n(6))
                 .unwrap()

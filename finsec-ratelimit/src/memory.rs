@@ -1022,12 +1022,6 @@ mod tests {
         assert_eq!(size_of::<Entry>(), 64);
     }
 
-    const ALGORITHMS: [Algorithm; 3] = [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
-    ];
-
     /// Runs `requests` checks of `key` on each of `times.len()` threads at once, thread `t`
     /// at `times[t]`, request `i` costing `cost(i)`; the total cost allowed.
     fn hammer(
@@ -1059,22 +1053,25 @@ mod tests {
         })
     }
 
+    /// What is left of key "k"'s quotas at `now` (a check of cost 0 counts nothing).
+    fn remaining_at(store: &MemoryStore, quotas: &[Quota], now: i64) -> u64 {
+        let check = Check::new("k", quotas).with_cost(0);
+        store.check_at_micros(check, now).unwrap().remaining()
+    }
+
     /// Threads checking one key at one instant, through the shared lock (the key's state
     /// exists before they start), with costs of 1 and 2 mixed: the costs allowed add up to
     /// exactly the quota, for every algorithm.
     #[test]
     fn threads_on_one_key_count_exactly() {
-        for alg in ALGORITHMS {
+        for alg in Algorithm::ALL {
             let quotas = [Quota::per_minute(n(10_001)).with_algorithm(alg).unwrap()];
             let store = MemoryStore::with_shards(1);
             let first = store.check_at_micros(Check::new("k", &quotas), T0).unwrap();
             assert!(first.allowed());
             let allowed = 1 + hammer(&store, &quotas, &[T0; 4], 20_000, |i| 1 + i % 2);
             assert_eq!(allowed, 10_001, "{alg}");
-            let left = store
-                .check_at_micros(Check::new("k", &quotas).with_cost(0), T0)
-                .unwrap();
-            assert_eq!(left.remaining(), 0, "{alg}");
+            assert_eq!(remaining_at(&store, &quotas, T0), 0, "{alg}");
         }
     }
 
@@ -1085,7 +1082,7 @@ mod tests {
     fn threads_straddling_a_window_boundary_count_exactly() {
         // T0 is a whole second, so a window boundary of every one-second quota.
         let times = [T0 - 1, T0, T0 - 1, T0];
-        for alg in ALGORITHMS {
+        for alg in Algorithm::ALL {
             let quotas = [Quota::per_second(n(500)).with_algorithm(alg).unwrap()];
             let store = MemoryStore::with_shards(1);
             let allowed = hammer(&store, &quotas, &times, 5_000, |_| 1);
@@ -1095,10 +1092,7 @@ mod tests {
                 }
                 _ => assert_eq!(allowed, 500, "{alg}"),
             }
-            let after = store
-                .check_at_micros(Check::new("k", &quotas).with_cost(0), T0)
-                .unwrap();
-            assert_eq!(after.remaining(), 0, "{alg}");
+            assert_eq!(remaining_at(&store, &quotas, T0), 0, "{alg}");
         }
     }
 
@@ -1202,11 +1196,7 @@ mod tests {
 
     #[test]
     fn sweeping_does_not_change_decisions() {
-        for alg in [
-            Algorithm::Gcra,
-            Algorithm::FixedWindow,
-            Algorithm::SlidingWindow,
-        ] {
+        for alg in Algorithm::ALL {
             let q = [Quota::per_second(n(3)).with_algorithm(alg).unwrap()];
             let swept = MemoryStore::with_shards(2);
             let kept = MemoryStore::with_shards(2);

@@ -43,6 +43,9 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// Every algorithm: GCRA, then the fixed and the sliding window.
+    pub const ALL: [Self; 3] = [Self::Gcra, Self::FixedWindow, Self::SlidingWindow];
+
     /// A short lowercase name: `gcra`, `sliding_window`, `fixed_window`.
     pub fn as_str(self) -> &'static str {
         match self {

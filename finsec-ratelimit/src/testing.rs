@@ -50,12 +50,8 @@ use crate::store::{Check, MAX_KEY_LEN, RateLimitStore};
 /// [`MAX_KEY_LEN`]).
 pub const MAX_NAMESPACE_LEN: usize = 160;
 
-/// Every algorithm, in a fixed order.
-pub const ALGORITHMS: [Algorithm; 3] = [
-    Algorithm::Gcra,
-    Algorithm::FixedWindow,
-    Algorithm::SlidingWindow,
-];
+/// Every algorithm, in a fixed order ([`Algorithm::ALL`]).
+pub const ALGORITHMS: [Algorithm; 3] = Algorithm::ALL;
 
 /// The names of every case, in the order [`Suite::run_all`] runs them (each is a method of
 /// [`Suite`] and a test written by [`rate_limit_store_tests!`](crate::rate_limit_store_tests)).

@@ -406,11 +406,7 @@ proptest! {
 /// properties to mean something: a fixed, deterministic run through the same code.
 #[test]
 fn the_model_run_sees_denials_for_every_algorithm() {
-    for algorithm in [
-        Algorithm::Gcra,
-        Algorithm::FixedWindow,
-        Algorithm::SlidingWindow,
-    ] {
+    for algorithm in Algorithm::ALL {
         let spec = QuotaSpec {
             algorithm,
             limit: 3,

@@ -14,12 +14,6 @@ use finsec_ratelimit::{Algorithm, Check, Decision, Error, Quota, RateLimitStore}
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-const ALGORITHMS: [Algorithm; 3] = [
-    Algorithm::Gcra,
-    Algorithm::SlidingWindow,
-    Algorithm::FixedWindow,
-];
-
 fn n(v: u32) -> NonZeroU32 {
     NonZeroU32::new(v).unwrap()
 }
@@ -339,7 +333,7 @@ async fn concurrent_checks_allow_exactly_the_quota() {
     let t = finsec_testkit::redis().await;
     let stores = [store(&t)];
     let mut conn = t.conn.clone();
-    for algorithm in ALGORITHMS {
+    for algorithm in Algorithm::ALL {
         let from = server_time(&mut conn).await;
         let allowed = hammer(&stores, &format!("one:{algorithm}"), &daily(algorithm)).await;
         let to = server_time(&mut conn).await;
@@ -358,7 +352,7 @@ async fn two_connections_allow_exactly_the_quota() {
         RedisStore::new(other.conn.clone(), &t.prefix).unwrap(),
     ];
     let mut conn = t.conn.clone();
-    for algorithm in ALGORITHMS {
+    for algorithm in Algorithm::ALL {
         let from = server_time(&mut conn).await;
         let allowed = hammer(&stores, &format!("two:{algorithm}"), &daily(algorithm)).await;
         let to = server_time(&mut conn).await;
@@ -392,7 +386,7 @@ async fn two_processes_allow_exactly_the_quota() {
     let t = finsec_testkit::redis().await;
     let mut conn = t.conn.clone();
     let exe = std::env::current_exe().unwrap();
-    for algorithm in ALGORITHMS {
+    for algorithm in Algorithm::ALL {
         let prefix = format!("{}{algorithm}:", t.prefix);
         let from = server_time(&mut conn).await;
         let children: Vec<_> = (0..2)

@@ -74,6 +74,7 @@ pub mod http;
 pub mod keys;
 pub mod openapi;
 pub mod orders;
+pub mod problem;
 pub mod ratelimit;
 pub mod rbac;
 pub mod redis_backend;

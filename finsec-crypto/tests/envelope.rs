@@ -756,3 +756,72 @@ proptest! {
         let _ = env.rewrap(&input);
     }
 }
+
+#[test]
+fn move_to_own_key_moves_a_value_between_keys_without_its_aad() {
+    let provider = TestProvider::with_keys(&["pii", "other"]);
+    let shared = Envelope::new(&provider, name("pii"));
+    let own = Envelope::new(&provider, name("other"));
+    let aad = aad_for("server_secrets", "value", "backup-codes");
+    let ct = shared.encrypt(b"server secret", &aad).unwrap();
+    let (old_header, old_len) = Header::parse(&ct).unwrap();
+
+    let Rewrap::Rewrapped(moved) = own.move_to_own_key(&ct).unwrap() else {
+        panic!("expected the value to move to `other`");
+    };
+    let (new_header, new_len) = Header::parse(&moved).unwrap();
+    assert_eq!(new_header.kek().name, name("other"));
+    assert_eq!(new_header.kek().version, 1);
+    assert_eq!(new_header.nonce(), old_header.nonce());
+    // The data part is untouched; only the data key moved.
+    assert_eq!(&moved[new_len..], &ct[old_len..]);
+    // Either envelope decrypts it (the header names the key), with the original AAD only.
+    assert_eq!(own.decrypt(&moved, &aad).unwrap(), b"server secret");
+    assert_eq!(shared.decrypt(&moved, &aad).unwrap(), b"server secret");
+    assert!(own.decrypt(&moved, b"another row").is_err());
+    assert_eq!(own.move_to_own_key(&moved).unwrap(), Rewrap::Unchanged);
+    // `rewrap` keeps a value under the key its header names.
+    assert_eq!(shared.rewrap(&ct).unwrap(), Rewrap::Unchanged);
+
+    // After a rotation of the target key, a value already under it moves to the new primary.
+    provider.rotate(&name("other"));
+    let Rewrap::Rewrapped(v2) = own.move_to_own_key(&moved).unwrap() else {
+        panic!("expected a rewrap to version 2");
+    };
+    assert_eq!(Header::parse(&v2).unwrap().0.kek().version, 2);
+    assert_eq!(own.decrypt(&v2, &aad).unwrap(), b"server secret");
+
+    // A target key the provider does not have is an error, and so is a tampered wrapped key.
+    let missing = Envelope::new(&provider, name("missing"));
+    assert!(matches!(
+        missing.move_to_own_key(&ct),
+        Err(Error::UnknownKey { .. })
+    ));
+    let wrapped = old_header.wrapped_dek().as_bytes();
+    let at = ct
+        .windows(wrapped.len())
+        .position(|w| w == wrapped)
+        .unwrap();
+    let mut bad = ct.clone();
+    bad[at + wrapped.len() / 2] ^= 1;
+    assert!(own.move_to_own_key(&bad).is_err());
+}
+
+#[test]
+fn move_to_own_key_str_moves_the_text_form() {
+    let provider = TestProvider::with_keys(&["pii", "other"]);
+    let shared = Envelope::new(&provider, name("pii"));
+    let own = Envelope::new(&provider, name("other"));
+    let aad = aad_for("server_jwt_keys", "seed", "ed25519-1");
+    let text = shared.encrypt_to_string(b"seed", &aad).unwrap();
+    let Rewrap::Rewrapped(moved) = own.move_to_own_key_str(&text).unwrap() else {
+        panic!("expected the text to move");
+    };
+    assert_eq!(own.decrypt_str(&moved, &aad).unwrap(), b"seed");
+    assert_eq!(own.move_to_own_key_str(&moved).unwrap(), Rewrap::Unchanged);
+    assert!(matches!(own.move_to_own_key_str(""), Err(Error::Empty)));
+    assert!(matches!(
+        own.move_to_own_key_str("not base64!"),
+        Err(Error::Base64(_))
+    ));
+}

@@ -11,8 +11,12 @@
 //!   anyone but its owner. Anyone who can read both files can read the keyring, so this
 //!   mode suits development and single-host setups only; the server logs a warning.
 //!
-//! On first start the keyring is created with one key, [`PII_KEY`] (version 1), which
-//! wraps the per-data-subject keys. Changes to the file go through
+//! On first start the keyring is created with two keys (version 1 each): [`PII_KEY`], which
+//! wraps the per-data-subject keys (personal data), and [`SECRETS_KEY`], which wraps the
+//! server's own secrets (JWT signing seeds, TOTP secrets, the backup-code key). An older
+//! keyring that has only `pii` gets `server-secrets` added at start; secrets it wrapped under
+//! `pii` still decrypt (the ciphertext names its key) and `keys rewrap` moves them to
+//! `server-secrets`. Changes to the file go through
 //! [`Keyring::update_sealed`], which holds a lock, so an operator's `keys rotate` and a
 //! server saving its usage counters at shutdown never undo each other.
 //!
@@ -36,8 +40,17 @@ use crate::error::{Result, ServerError};
 use crate::state::subject_key_store;
 use crate::storage::Storage;
 
-/// The key that wraps subject keys.
+/// The key that wraps subject keys: personal data, and only personal data.
 pub const PII_KEY: &str = "pii";
+
+/// The key that wraps the server's own secrets: JWT signing seeds, TOTP secrets and the
+/// backup-code key. Kept apart from [`PII_KEY`] so that the two are rotated, retired and
+/// (with a KMS) access-controlled on their own, and so that crypto-shredding or handing
+/// personal-data keys to a processor never touches the keys that sign sessions.
+pub const SECRETS_KEY: &str = "server-secrets";
+
+/// The keys every keyring of the server holds.
+pub const REQUIRED_KEYS: [&str; 2] = [PII_KEY, SECRETS_KEY];
 
 /// The [`PII_KEY`] name.
 ///
@@ -45,6 +58,21 @@ pub const PII_KEY: &str = "pii";
 /// Never in practice: the constant is a valid key name.
 pub fn pii_key_name() -> Result<KeyName> {
     Ok(KeyName::new(PII_KEY)?)
+}
+
+/// The [`SECRETS_KEY`] name.
+///
+/// # Errors
+/// Never in practice: the constant is a valid key name.
+pub fn secrets_key_name() -> Result<KeyName> {
+    Ok(KeyName::new(SECRETS_KEY)?)
+}
+
+fn required_key_names() -> Result<Vec<KeyName>> {
+    REQUIRED_KEYS
+        .iter()
+        .map(|name| Ok(KeyName::new(*name)?))
+        .collect()
 }
 
 /// What seals the keyring, and where it is.
@@ -130,35 +158,44 @@ impl KeyringFile {
         Ok(Self { path, seal })
     }
 
-    /// Loads the keyring, or creates it with key [`PII_KEY`] if the file does not exist. A
-    /// keyring without [`PII_KEY`] (shared with another application) gets one added.
+    /// Loads the keyring, or creates it with the keys [`REQUIRED_KEYS`] if the file does not
+    /// exist. A keyring that lacks one of them (an older keyring, or one shared with another
+    /// application) gets it added, under the file's lock.
     ///
     /// # Errors
     /// [`ServerError::Keyring`] if the file cannot be read, opened (wrong passphrase or
     /// master key) or written.
     pub fn load_or_create(&self) -> Result<Keyring> {
-        let pii = pii_key_name()?;
+        let required = required_key_names()?;
         if !self.path.exists() {
             let ring = Keyring::new();
-            ring.create_key(&pii).map_err(|e| self.error(e))?;
+            for name in &required {
+                ring.create_key(name).map_err(|e| self.error(e))?;
+            }
             let sealed = ring.seal(&self.seal).map_err(|e| self.error(e))?;
             if create_file_atomically(&self.path, &sealed)? {
-                tracing::info!(path = %self.path.display(), key = PII_KEY, "created the keyring");
+                tracing::info!(path = %self.path.display(), keys = ?REQUIRED_KEYS, "created the keyring");
                 return Ok(ring);
             }
             // Another instance created it at the same moment: use theirs.
         }
         let ring = self.load()?;
-        if ring.contains(&pii) {
+        if required.iter().all(|name| ring.contains(name)) {
             return Ok(ring);
         }
-        self.update(|on_disk| {
-            if !on_disk.contains(&pii) {
-                on_disk.create_key(&pii)?;
+        let added = self.update(|on_disk| {
+            let mut added = Vec::new();
+            for name in &required {
+                if !on_disk.contains(name) {
+                    on_disk.create_key(name)?;
+                    added.push(name.to_string());
+                }
             }
-            Ok(())
+            Ok(added)
         })?;
-        tracing::info!(path = %self.path.display(), key = PII_KEY, "added a key to the keyring");
+        if !added.is_empty() {
+            tracing::info!(path = %self.path.display(), keys = ?added, "added keys to the keyring");
+        }
         self.load()
     }
 
@@ -355,15 +392,24 @@ async fn rewrap(
     out: &mut dyn Write,
 ) -> Result<()> {
     let pii = pii_key_name()?;
+    let secrets = secrets_key_name()?;
+    // An older keyring may lack the secrets key: add it first, so secrets can move to it.
+    file.update(|on_disk| {
+        if !on_disk.contains(&secrets) {
+            on_disk.create_key(&secrets)?;
+        }
+        Ok(())
+    })?;
     let ring = Arc::new(file.load()?);
     let primary = finsec_crypto::KeyProvider::primary_version(ring.as_ref(), &pii)?;
+    let secrets_primary = finsec_crypto::KeyProvider::primary_version(ring.as_ref(), &secrets)?;
     let storage = Storage::open(config).await?;
     let store = subject_key_store(&storage).await?;
     let keys = SubjectKeys::new(store, Arc::clone(&ring), pii.clone());
     let report = keys.rewrap_all(batch).await;
     let sealed = match crate::auth::migrate(&storage).await {
         Ok(()) => {
-            let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), pii.clone());
+            let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), secrets.clone());
             crate::auth::secrets::rewrap_sealed(&storage, &envelope).await
         }
         Err(e) => Err(e),
@@ -374,7 +420,8 @@ async fn rewrap(
     print_report(out, &pii, primary, &report).map_err(stdout_error)?;
     writeln!(
         out,
-        "re-wrapped auth secrets (signing keys, TOTP secrets): {} of {}, {} failed",
+        "re-wrapped server secrets (signing keys, TOTP secrets) under {secrets} version \
+         {secrets_primary}: {} of {}, {} failed",
         sealed.rewrapped, sealed.scanned, sealed.failed
     )
     .map_err(stdout_error)?;
@@ -385,13 +432,15 @@ async fn rewrap(
         ring.merge_counts_into(on_disk);
         if retire_now {
             on_disk.retire_below(&pii, primary)?;
+            on_disk.retire_below(&secrets, secrets_primary)?;
         }
         Ok(())
     })?;
     if retire_now {
         writeln!(
             out,
-            "retired {pii} versions below {primary}: they no longer decrypt"
+            "retired {pii} versions below {primary} and {secrets} versions below \
+             {secrets_primary}: they no longer decrypt"
         )
         .map_err(stdout_error)?;
     } else if retire {

@@ -8,7 +8,8 @@
 //! What the server does at start, in order:
 //!
 //! 1. creates the data directory (mode `0700`) if it is missing;
-//! 2. loads the sealed keyring, or creates it with key `pii` (see [`keys`]);
+//! 2. loads the sealed keyring, or creates it with the keys `pii` and `server-secrets`
+//!    (see [`keys`]);
 //! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL);
 //! 4. loads the RBAC policy file, created from finsec-rbac's preset on first start (see
 //!    [`rbac`]); a file that does not load stops start-up with the loader's error;
@@ -27,7 +28,8 @@
 //!   passphrase key or a random master key); the data directory is `0700` and a generated
 //!   `master.key` is `0600`, and the server refuses to start if that file is readable or
 //!   writable by others. Subject keys in the database are stored only wrapped by the `pii`
-//!   KEK.
+//!   KEK; the server's own secrets (JWT seeds, TOTP secrets, the backup-code key) by a KEK
+//!   of their own, `server-secrets`, so either is rotated or retired without the other.
 //! - **Leaking credentials.** Database and Redis URLs are secret types: `Debug` and the logs
 //!   show them with the password removed; error messages at start do the same.
 //! - **Browser-side attacks on API responses.** Every response (404s and errors included)

@@ -269,15 +269,49 @@ impl<P: KeyProvider> Envelope<P> {
     /// [`Error::UnknownKey`] if the provider has no key of the header's name;
     /// [`Error::KeyUsageExhausted`] or [`Error::Random`] from wrapping.
     pub fn rewrap(&self, ciphertext: &[u8]) -> Result<Rewrap> {
+        let (header, _) = parse(ciphertext)?;
+        let name = header.kek().name.clone();
+        self.rewrap_under(ciphertext, &name)
+    }
+
+    /// Re-wraps the ciphertext's data key under the current primary version of **this
+    /// envelope's** KEK ([`key_name`](Self::key_name)), whichever KEK its header names: moves
+    /// a value from one key to another (for example from a key shared with other data to a
+    /// key of its own) without decrypting the data part or needing its associated data.
+    ///
+    /// Returns [`Rewrap::Unchanged`] if the header already names the primary version of this
+    /// envelope's key. As with [`rewrap`](Self::rewrap), only the wrapped data key is
+    /// authenticated here; the data part is authenticated when the result is decrypted.
+    ///
+    /// # Errors
+    /// As [`rewrap`](Self::rewrap); [`Error::UnknownKey`] also if the provider has no key of
+    /// this envelope's name.
+    pub fn move_to_own_key(&self, ciphertext: &[u8]) -> Result<Rewrap> {
+        let name = self.key.clone();
+        self.rewrap_under(ciphertext, &name)
+    }
+
+    /// [`move_to_own_key`](Self::move_to_own_key) for the text form made by
+    /// [`encrypt_to_string`](Self::encrypt_to_string).
+    ///
+    /// # Errors
+    /// [`Error::Empty`] for an empty string; [`Error::Base64`] if it is not canonical
+    /// base64url without padding; otherwise as [`move_to_own_key`](Self::move_to_own_key).
+    pub fn move_to_own_key_str(&self, text: &str) -> Result<Rewrap<String>> {
+        self.on_text(text, Self::move_to_own_key)
+    }
+
+    /// Re-wraps the data key of `ciphertext` under the primary version of `target`.
+    fn rewrap_under(&self, ciphertext: &[u8], target: &KeyName) -> Result<Rewrap> {
         let (header, body) = parse(ciphertext)?;
-        let name = &header.kek().name;
-        if self.provider.primary_version(name)? == header.kek().version {
+        let primary = self.provider.primary_version(target)?;
+        if header.kek().name == *target && header.kek().version == primary {
             return Ok(Rewrap::Unchanged);
         }
         let dek = self
             .provider
             .unwrap_dek(header.kek(), header.wrapped_dek().as_bytes())?;
-        let (kek, wrapped) = self.provider.wrap_dek(name, &dek)?;
+        let (kek, wrapped) = self.provider.wrap_dek(target, &dek)?;
         drop(dek);
         let new_header = Header::new(kek, wrapped, *header.nonce())?;
 
@@ -294,11 +328,20 @@ impl<P: KeyProvider> Envelope<P> {
     /// [`Error::Empty`] for an empty string; [`Error::Base64`] if it is not canonical
     /// base64url without padding; otherwise as [`rewrap`](Self::rewrap).
     pub fn rewrap_str(&self, text: &str) -> Result<Rewrap<String>> {
+        self.on_text(text, Self::rewrap)
+    }
+
+    /// Applies a re-wrapping operation to the text form.
+    fn on_text(
+        &self,
+        text: &str,
+        op: fn(&Self, &[u8]) -> Result<Rewrap>,
+    ) -> Result<Rewrap<String>> {
         if text.is_empty() {
             return Err(Error::Empty);
         }
         let bytes = URL_SAFE_NO_PAD.decode(text)?;
-        Ok(match self.rewrap(&bytes)? {
+        Ok(match op(self, &bytes)? {
             Rewrap::Unchanged => Rewrap::Unchanged,
             Rewrap::Rewrapped(new) => Rewrap::Rewrapped(URL_SAFE_NO_PAD.encode(new)),
         })

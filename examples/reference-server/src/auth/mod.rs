@@ -6,7 +6,7 @@
 //!   Legacy bcrypt hashes are accepted and replaced on the next successful login.
 //! - Sessions are an EdDSA access JWT and an opaque refresh token (finsec-auth
 //!   [`TokenService`]: rotation, reuse detection, `jti` revocation). The signing keys live
-//!   in the database, envelope-encrypted with the keyring's `pii` key, so every instance
+//!   in the database, envelope-encrypted with the keyring's `server-secrets` key, so every instance
 //!   on the same database and keyring signs and verifies with the same keys.
 //! - A user with confirmed TOTP gets a short-lived `mfa_token` from a password login,
 //!   signed for a distinct audience so it is never an access token (and the reverse).
@@ -40,7 +40,7 @@ use time::Duration;
 
 use crate::config::Config;
 use crate::error::{Result, ServerError};
-use crate::keys::pii_key_name;
+use crate::keys::secrets_key_name;
 use crate::redis_backend::Redis;
 use crate::storage::Storage;
 
@@ -288,7 +288,7 @@ impl Auth {
         let pepper = secrets::load_pepper(&auth.pepper_path(config))?;
         let hasher = PasswordHasher::new(Argon2Params::default(), Some(pepper))
             .map_err(|e| ServerError::Config(format!("password hasher: {e}")))?;
-        let envelope = Envelope::new(Arc::clone(&keyring), pii_key_name()?);
+        let envelope = Envelope::new(Arc::clone(&keyring), secrets_key_name()?);
         let now = time::OffsetDateTime::now_utc();
         let keys = secrets::signing_keys(storage, &envelope, now).await?;
         let token_err = |e: finsec_auth::TokenError| ServerError::Config(format!("jwt keys: {e}"));

@@ -1,6 +1,6 @@
 //! The secrets authentication needs: the password pepper (a file, never the database),
 //! the JWT signing keys and the backup-code key (in the database, envelope-encrypted with
-//! the keyring's `pii` key).
+//! the keyring's `server-secrets` key, [`crate::keys::SECRETS_KEY`]).
 
 use std::io::Read as _;
 use std::path::Path;
@@ -241,7 +241,9 @@ pub async fn server_secret(
 pub struct SealedRewrap {
     /// Sealed values looked at.
     pub scanned: u64,
-    /// Values re-wrapped under the primary `pii` version.
+    /// Values re-wrapped under the primary version of the envelope's key (moved there from
+    /// another key, such as `pii` in keyrings older than the `server-secrets` key, or from an
+    /// older version).
     pub rewrapped: u64,
     /// Values that could not be re-wrapped (their errors are logged), or that changed
     /// underneath the run.
@@ -263,8 +265,9 @@ const SEALED_COLUMNS: [(&str, &str, &str); 3] = [
 ];
 
 /// Re-wraps every sealed value of the authentication tables (JWT signing keys, server
-/// secrets, TOTP secrets) under the primary version of the envelope's key, so older
-/// versions can be retired. Each row is replaced only if it still holds the value read.
+/// secrets, TOTP secrets) under the primary version of the envelope's key, whichever key
+/// wrapped it before, so older versions (and, for older keyrings, the `pii` key) can be
+/// retired. Each row is replaced only if it still holds the value read.
 ///
 /// # Errors
 /// [`ServerError::Storage`] if reading fails; a row that cannot be re-wrapped is counted
@@ -295,7 +298,7 @@ pub async fn rewrap_sealed(
         .map_err(|e| db_err(storage, e))?;
         for (id, sealed) in rows {
             report.scanned += 1;
-            let new = match envelope.rewrap_str(&sealed) {
+            let new = match envelope.move_to_own_key_str(&sealed) {
                 Ok(finsec_crypto::Rewrap::Unchanged) => continue,
                 Ok(finsec_crypto::Rewrap::Rewrapped(new)) => new,
                 Err(e) => {

@@ -788,7 +788,7 @@ async fn sign_with_server_key(
         .unwrap();
     let envelope = finsec_crypto::Envelope::new(
         std::sync::Arc::new(keyring),
-        finsec_crypto::KeyName::new("pii").unwrap(),
+        finsec_crypto::KeyName::new("server-secrets").unwrap(),
     );
     let (kid, sealed): (String, String) =
         sqlx::query_as("SELECT kid, seed FROM server_jwt_keys WHERE retired_at IS NULL")

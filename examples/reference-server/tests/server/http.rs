@@ -21,11 +21,26 @@ async fn health_is_json_and_ok() {
     assert_eq!(health["storage"]["ok"], true, "{health}");
     assert_eq!(health["redis"], "absent", "{health}");
     let keyring = health["keyring"].as_array().unwrap();
-    assert_eq!(keyring.len(), 1, "{health}");
+    assert_eq!(keyring.len(), 2, "{health}");
     assert_eq!(keyring[0]["name"], "pii");
     assert_eq!(keyring[0]["primary_version"], 1);
-    // No key material of any shape.
-    let text = health.to_string();
+    assert_eq!(keyring[1]["name"], "server-secrets");
+    assert_eq!(keyring[1]["primary_version"], 1);
+    // No key material of any shape: each key shows its name and state only.
+    for key in keyring {
+        let fields: Vec<&str> = key
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            fields,
+            ["name", "primary_version", "rotation_due"],
+            "{health}"
+        );
+    }
+    let text = health.to_string().replace("\"server-secrets\"", "\"\"");
     for word in ["\"key\"", "secret", "material"] {
         assert!(!text.contains(word), "{text}");
     }

@@ -6,6 +6,11 @@ use crate::support::{DataDir, Launch};
 
 /// `(version, primary, retired)` of each `pii` row of `keys status`.
 fn pii_rows(status: &str) -> Vec<(u32, bool, bool)> {
+    key_rows(status, "pii")
+}
+
+/// `(version, primary, retired)` of each row of key `name` in `keys status`.
+fn key_rows(status: &str, name: &str) -> Vec<(u32, bool, bool)> {
     let mut lines = status.lines();
     let header: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
     assert_eq!(
@@ -20,7 +25,7 @@ fn pii_rows(status: &str) -> Vec<(u32, bool, bool)> {
     };
     lines
         .map(|line| line.split_whitespace().collect::<Vec<_>>())
-        .filter(|cells| cells[0] == "pii")
+        .filter(|cells| cells[0] == name)
         .map(|cells| (cells[1].parse().unwrap(), yes(cells[2]), yes(cells[3])))
         .collect()
 }
@@ -138,4 +143,144 @@ fn subcommands_refuse_a_missing_keyring_and_create_nothing() {
     };
     assert!(!unknown.status.success(), "{unknown:#?}");
     assert!(unknown.stderr.contains("no.such.key"), "{unknown:#?}");
+}
+
+/// Opens the server's SQLite database in `data`.
+async fn database(data: &DataDir) -> sqlx::SqlitePool {
+    sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap()
+}
+
+/// The KEK names of the sealed server secrets, sorted.
+async fn secret_keks(pool: &sqlx::SqlitePool) -> Vec<String> {
+    let mut sealed: Vec<String> = sqlx::query_scalar("SELECT seed FROM server_jwt_keys")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    sealed.extend(
+        sqlx::query_scalar::<_, String>("SELECT value FROM server_secrets")
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+    );
+    assert!(!sealed.is_empty());
+    let mut names: Vec<String> = sealed
+        .iter()
+        .map(|text| {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(text)
+                .unwrap();
+            let (header, _) = finsec_crypto::envelope::Header::parse(&bytes).unwrap();
+            format!("{}@{}", header.kek().name, header.kek().version)
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+#[tokio::test]
+async fn server_secrets_have_a_key_of_their_own() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let (status, _) = launch.start(&data).terminate();
+    assert!(status.success());
+    let status = launch.keys(&data, &["status"]).success();
+    assert_eq!(
+        key_rows(&status, "server-secrets"),
+        [(1, true, false)],
+        "{status}"
+    );
+    let pool = database(&data).await;
+    assert_eq!(secret_keks(&pool).await, ["server-secrets@1"]);
+
+    // Rotating and retiring `pii` does not touch the server's secrets ...
+    launch.keys(&data, &["rotate"]).success();
+    let retired = launch.keys(&data, &["rewrap", "--retire"]).success();
+    assert!(
+        retired.contains("retired pii versions below 2"),
+        "{retired}"
+    );
+    assert_eq!(secret_keks(&pool).await, ["server-secrets@1"]);
+
+    // ... and rotating `server-secrets` moves them to its new version.
+    launch
+        .keys(&data, &["rotate", "--name", "server-secrets"])
+        .success();
+    let moved = launch.keys(&data, &["rewrap", "--retire"]).success();
+    assert!(moved.contains("server-secrets version 2"), "{moved}");
+    assert_eq!(secret_keks(&pool).await, ["server-secrets@2"]);
+    let status = launch.keys(&data, &["status"]).success();
+    assert_eq!(
+        key_rows(&status, "server-secrets"),
+        [(1, false, true), (2, true, false)],
+        "{status}"
+    );
+    // The server still signs and verifies with the moved keys.
+    let server = launch.start(&data);
+    server.get_json("/health", 200).await;
+}
+
+#[tokio::test]
+async fn secrets_sealed_under_pii_by_older_servers_move_to_their_own_key() {
+    use finsec_crypto::envelope::aad_for;
+    use finsec_crypto::{Envelope, KeyName};
+
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let (status, _) = launch.start(&data).terminate();
+    assert!(status.success());
+
+    // Reseal the backup-code key under `pii`, as servers did before `server-secrets` existed.
+    use clap::Parser as _;
+    let cli = finsec_reference_server::Cli::parse_from([
+        "finsec-reference-server",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    let ring = std::sync::Arc::new(
+        finsec_reference_server::keys::KeyringFile::existing(&cli.config)
+            .unwrap()
+            .load()
+            .unwrap(),
+    );
+    let pii = Envelope::new(std::sync::Arc::clone(&ring), KeyName::new("pii").unwrap());
+    let pool = database(&data).await;
+    let (name, sealed): (String, String) =
+        sqlx::query_as("SELECT name, value FROM server_secrets LIMIT 1")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let aad = aad_for("server_secrets", "value", &name);
+    let plain = pii.decrypt_str(&sealed, &aad).unwrap();
+    let legacy = pii.encrypt_to_string(&plain, &aad).unwrap();
+    sqlx::query("UPDATE server_secrets SET value = $1 WHERE name = $2")
+        .bind(&legacy)
+        .bind(&name)
+        .execute(&pool)
+        .await
+        .unwrap();
+    assert_eq!(secret_keks(&pool).await, ["pii@1", "server-secrets@1"]);
+
+    // A server still reads it (the ciphertext names its key) ...
+    let (status, logs) = launch.start(&data).terminate();
+    assert!(status.success(), "{logs}");
+    // ... and `keys rewrap` moves it to `server-secrets`, without changing the secret.
+    let moved = launch.keys(&data, &["rewrap"]).success();
+    assert!(moved.contains(": 1 of "), "{moved}");
+    assert_eq!(secret_keks(&pool).await, ["server-secrets@1"]);
+    let now: String = sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+        .bind(&name)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(pii.decrypt_str(&now, &aad).unwrap(), plain);
+    // Nothing is left to move.
+    let again = launch.keys(&data, &["rewrap"]).success();
+    assert!(again.contains(": 0 of "), "{again}");
 }

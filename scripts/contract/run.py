@@ -1,0 +1,157 @@
+"""Runs schemathesis against a freshly started reference server, once per role.
+
+Usage: python run.py --server BINARY --st SCHEMATHESIS [--max-examples N]
+
+Starts the server on a free loopback port with a fresh data directory and relaxed rate
+limits, registers one user per role (viewer, trader), grants the roles with the server's
+`roles grant` subcommand, then runs `schemathesis run` with every check and every phase
+(examples, coverage, fuzzing, stateful) as each user in turn. Exits non-zero if either run
+finds a failure or the server answers any 5xx, and prints the server log on failure.
+"""
+
+import argparse
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROLES = ("viewer", "trader")
+
+
+def post_json(base: str, path: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        f"{base}{path}",
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def start_server(binary: str, data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    log = open(log_path, "w")
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    process = subprocess.Popen(
+        [
+            binary,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            str(data_dir),
+            "--rate-limits",
+            str(HERE / "rate-limits.toml"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+    deadline = time.monotonic() + 120
+    pattern = re.compile(r"listening on (http://[0-9.:]+)")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"server exited with {process.returncode}:\n{log_path.read_text()}")
+        match = pattern.search(log_path.read_text())
+        if match:
+            return process, match.group(1)
+        time.sleep(0.2)
+    process.kill()
+    raise SystemExit(f"server did not start within 120 s:\n{log_path.read_text()}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--server", required=True, help="the finsec-reference-server binary")
+    parser.add_argument("--st", required=True, help="the schemathesis executable")
+    parser.add_argument("--max-examples", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="finsec-contract-"))
+    data_dir = work / "data"
+    log_path = work / "server.log"
+    server, base = start_server(args.server, data_dir, log_path)
+    failed = False
+    try:
+        users = {}
+        for role in ROLES:
+            name = f"contract-{role}"
+            password = secrets.token_urlsafe(24)
+            post_json(base, "/auth/register", {"username": name, "password": password})
+            if role != "viewer":
+                subprocess.run(
+                    [args.server, "--data-dir", str(data_dir), "roles", "grant", name, role],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+            users[role] = (name, password)
+
+        for role, (name, password) in users.items():
+            print(f"\n== schemathesis as {role} ({base}) ==", flush=True)
+            env = dict(
+                os.environ,
+                FINSEC_CONTRACT_BASE=base,
+                FINSEC_CONTRACT_USER=name,
+                FINSEC_CONTRACT_PASSWORD=password,
+                SCHEMATHESIS_HOOKS="hooks",
+                PYTHONPATH=str(HERE),
+            )
+            report = work / f"junit-{role}.xml"
+            command = [
+                args.st,
+                "--no-color",
+                "run",
+                f"{base}/openapi.json",
+                "--checks",
+                "all",
+                "--phases",
+                "examples,coverage,fuzzing,stateful",
+                "--max-examples",
+                str(args.max_examples),
+                "--workers",
+                str(args.workers),
+                "--seed",
+                os.environ.get("FINSEC_CONTRACT_SEED", "20261203"),
+                "--report",
+                "junit",
+                "--report-junit-path",
+                str(report),
+            ]
+            result = subprocess.run(command, env=env)
+            if result.returncode != 0:
+                failed = True
+                print(f"schemathesis as {role}: FAILED (exit {result.returncode})", flush=True)
+            else:
+                print(f"schemathesis as {role}: passed", flush=True)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    log = log_path.read_text()
+    panics = [line for line in log.splitlines() if "panicked" in line]
+    server_errors = [
+        line for line in log.splitlines() if re.search(r"\bstatus=5\d\d\b", line)
+    ]
+    if panics or server_errors:
+        failed = True
+        print("server panics or 5xx answers:", *panics, *server_errors[:50], sep="\n")
+    if failed:
+        print(f"\nserver log: {log_path}")
+        return 1
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -2,7 +2,7 @@
 //!
 //! axum's [`axum::extract::Path`] answers a segment it cannot parse (an order id that is not
 //! a UUID) with plain text; [`Path`] answers the same status with a
-//! [`Problem`](crate::problem::Problem) naming the parameter's problem.
+//! [`Problem`] naming the parameter's problem.
 
 use axum::extract::FromRequestParts;
 use axum::extract::rejection::PathRejection;

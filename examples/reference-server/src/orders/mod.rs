@@ -11,6 +11,10 @@
 //!    audit record are logged at info level;
 //! 2. the body is checked (see [`body`]): 400 if it is not JSON, 422 listing every field
 //!    error otherwise; notes are cleaned and sanitised;
+//!
+//! Every error is a [`Problem`]: field errors in its `errors`, a 403's reason code and
+//! deciding rule in the extension members `reason` and `rule`, a 409's code (`not_pending`,
+//! `approval_expired`, ...) in `code`;
 //! 3. the notional (quantity x limit price) is compared with `--approval-notional`. A
 //!    **market order has no price, so its notional is unknown: it always goes through
 //!    approval**. The server has no price feed to estimate it, and letting an order with
@@ -701,7 +705,8 @@ pub fn new_order_id(now: OffsetDateTime) -> Uuid {
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, subsec))
 }
 
-/// Parses an order id from a path; anything that is not a UUID is "not found".
+/// Parses an order id; anything that is not a UUID is "not found" (the routes refuse such
+/// an id earlier, with a 400, when they parse the path).
 fn parse_order_id(text: &str) -> Result<Uuid> {
     Uuid::try_parse(text).map_err(|_| OrderError::NotFound)
 }

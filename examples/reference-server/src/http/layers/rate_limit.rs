@@ -165,3 +165,99 @@ pub async fn handler_checks(mut request: Request, next: Next) -> axum::response:
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use axum::http::StatusCode;
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn request(path: &str, authenticated: Option<Authenticated>) -> Request {
+        let mut request = Request::get(path).body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ClientAddr("192.0.2.4".parse().unwrap()));
+        if let Some(outcome) = authenticated {
+            request.extensions_mut().insert(outcome);
+        }
+        request
+    }
+
+    fn alice() -> Principal {
+        Principal {
+            user_id: Uuid::nil(),
+            username: "alice".to_owned(),
+            via: Via::Bearer {
+                jti: "j1".to_owned(),
+                expires_at: OffsetDateTime::UNIX_EPOCH,
+            },
+        }
+    }
+
+    #[test]
+    fn each_policy_limits_its_own_requests() {
+        let ip: IpAddr = "192.0.2.4".parse().unwrap();
+        let by_ip = Some(Identity::new().with_ip(ip));
+        let signed_in = Some(Authenticated::Principal(alice()));
+        assert_eq!(Key::Global.identity(&request("/health", None)), by_ip);
+        assert_eq!(Key::Global.identity(&request("/auth/login", None)), by_ip);
+        assert_eq!(Key::Auth.identity(&request("/auth/login", None)), by_ip);
+        assert_eq!(Key::Auth.identity(&request("/me", signed_in.clone())), None);
+        // api: only principals, only outside /auth/.
+        assert_eq!(
+            Key::Api.identity(&request("/me", signed_in.clone())),
+            Some(
+                Identity::new()
+                    .with_ip(ip)
+                    .with_api_key(format!("u:{}", Uuid::nil()))
+                    .with_subject(Uuid::nil().to_string())
+            )
+        );
+        assert_eq!(Key::Api.identity(&request("/auth/logout", signed_in)), None);
+        for outcome in [
+            Authenticated::Anonymous,
+            Authenticated::Refused {
+                reason: "expired".to_owned(),
+            },
+            Authenticated::Unavailable,
+        ] {
+            assert_eq!(Key::Api.identity(&request("/me", Some(outcome))), None);
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_are_problems() {
+        let denied = ProblemAnswer.respond(Refusal::Denied {
+            policy: "api",
+            retry_after: std::time::Duration::from_millis(2500),
+        });
+        assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            denied.headers()["content-type"],
+            crate::problem::PROBLEM_JSON
+        );
+        let body = axum::body::to_bytes(denied.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["retry_after"], 3, "{body}");
+        assert_eq!(body["type"], "https://finsec.dev/problems/rate-limited");
+
+        let error = finsec_ratelimit::Error::Timeout {
+            backend: "test",
+            timeout: std::time::Duration::from_millis(5),
+        };
+        let failed = ProblemAnswer.respond(Refusal::Failed(&error));
+        assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(failed.into_body(), 4096)
+            .await
+            .unwrap();
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        // The cause is logged, not sent.
+        assert!(!text.contains("test"), "{text}");
+    }
+}

@@ -7,12 +7,23 @@
 //!
 //! - **allowed**: the inner service answers, and its response gets `RateLimit-Policy` and
 //!   `RateLimit` headers;
-//! - **denied**: `429 Too Many Requests` with an empty body, `Retry-After`, `RateLimit-Policy`
-//!   and `RateLimit`, and the inner service is not called;
-//! - **no identity** (the extractor returns `None`): the request passes unlimited, for
-//!   example requests without an API key under a per-key layer (put a per-IP layer in front);
+//! - **denied**: the layer's [`Respond`] answers ([`EmptyBody`] by default: `429 Too Many
+//!   Requests` with an empty body; [`RateLimitLayer::with_response`] for a body of your own,
+//!   such as a JSON problem), with `Retry-After`, `RateLimit-Policy` and `RateLimit` added,
+//!   and the inner service is not called;
+//! - **no identity** (the extractor returns `None`): the request passes unlimited. This is
+//!   also how a layer applies to some routes only (an extractor that answers `None` outside
+//!   `/auth/`), or to authenticated requests only (one that reads the principal an earlier
+//!   layer put in the request's extensions);
 //! - **an error that is not a backend failure** (the policy counts per something the identity
-//!   lacks, a cost above a quota's capacity): `500 Internal Server Error`, reported to the hook.
+//!   lacks, a cost above a quota's capacity): [`Refusal::Failed`] (by default `500 Internal
+//!   Server Error`), reported to the hook.
+//!
+//! **Stacked layers.** When several layers (or a check the handler makes itself) limit one
+//! request, the response describes the tightest of them: each puts a [`RateLimitStatus`] in
+//! the response's extensions with its headers, and a layer replaces the headers only when its
+//! own decision is tighter (see [`RateLimitStatus::apply`]). With
+//! [`HeaderScope::Tightest`] the headers name only the tightest quota.
 //!
 //! Backend failures are handled by the limiter's [`FailurePolicy`](crate::FailurePolicy) and
 //! every one is passed to the error hook ([`RateLimitLayer::on_error`]); the default hook logs
@@ -44,12 +55,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::client_ip::TrustedProxies;
+use crate::decision::Decision;
 use crate::error::Error;
 use crate::failure::RateLimiter;
 use crate::headers::{self, RateLimitHeaders};
@@ -148,34 +161,192 @@ fn default_hook(error: &Error) {
     tracing::warn!(target: "finsec_ratelimit", error = %error, backend = error.is_backend(), "rate limiting degraded");
 }
 
-/// A [`Layer`] rate-limiting requests with a policy (see the [module docs](self)).
-pub struct RateLimitLayer<K, B> {
-    shared: Arc<Shared<K, B>>,
+/// Which quotas the headers of a response describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum HeaderScope {
+    /// Every quota of the policy (`RateLimit-Policy`) and of the decision (`RateLimit`).
+    #[default]
+    AllQuotas,
+    /// Only the decision's tightest quota (the one with the fewest requests left), in both
+    /// headers: one short answer when several policies or quotas apply to a request.
+    Tightest,
 }
 
-struct Shared<K, B> {
+/// Why a [`RateLimitLayer`] answers instead of its inner service; a [`Respond`] turns it into
+/// a response.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Refusal<'a> {
+    /// The policy denied the request.
+    Denied {
+        /// The policy's name.
+        policy: &'a str,
+        /// How long until the request would be allowed (at least the `Retry-After` the
+        /// layer adds, before rounding up to whole seconds).
+        retry_after: Duration,
+    },
+    /// The check itself is impossible (not a backend failure, which the limiter's failure
+    /// policy decides): the policy counts per something the identity lacks, or the cost is
+    /// above a quota's capacity. Already reported to the error hook.
+    Failed(&'a Error),
+}
+
+/// Builds the response a [`RateLimitLayer`] sends instead of calling its inner service (the
+/// layer adds the rate-limit headers afterwards). Implemented by [`EmptyBody`] and by any
+/// `Fn(Refusal<'_>) -> http::Response<ResB>`.
+pub trait Respond<ResB>: Send + Sync + 'static {
+    /// The response for `refusal`.
+    fn respond(&self, refusal: Refusal<'_>) -> Response<ResB>;
+}
+
+impl<F, ResB> Respond<ResB> for F
+where
+    F: Fn(Refusal<'_>) -> Response<ResB> + Send + Sync + 'static,
+{
+    fn respond(&self, refusal: Refusal<'_>) -> Response<ResB> {
+        self(refusal)
+    }
+}
+
+/// The default [`Respond`]: an empty body with `429 Too Many Requests` when denied, `500
+/// Internal Server Error` when the check failed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyBody;
+
+impl<ResB: Default> Respond<ResB> for EmptyBody {
+    fn respond(&self, refusal: Refusal<'_>) -> Response<ResB> {
+        let status = match refusal {
+            Refusal::Denied { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        let mut response = Response::new(ResB::default());
+        *response.status_mut() = status;
+        response
+    }
+}
+
+/// The rate-limit state a response reports, kept in its extensions next to the headers it
+/// set, so that when several limits apply to one request (stacked layers, or a check made by
+/// the handler itself) the response describes the tightest of them.
+///
+/// [`RateLimitLayer`] merges with [`apply`](Self::apply); code that checks a policy itself
+/// (for example a per-account login limit that needs the request body) builds one with
+/// [`from_decision`](Self::from_decision) and applies it to its response the same way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitStatus {
+    allowed: bool,
+    remaining: u64,
+    retry_after: Duration,
+    headers: RateLimitHeaders,
+}
+
+impl RateLimitStatus {
+    /// The status of `decision` with headers covering `scope`; `None` when the decision names
+    /// no quota.
+    pub fn from_decision(decision: &Decision<'_>, scope: HeaderScope) -> Option<Self> {
+        let tightest = decision.tightest()?;
+        let headers = match scope {
+            HeaderScope::AllQuotas => RateLimitHeaders::from_decision(decision),
+            HeaderScope::Tightest => RateLimitHeaders {
+                policy: headers::rate_limit_policy(std::slice::from_ref(tightest.quota())),
+                rate_limit: headers::rate_limit_tightest(decision),
+                retry_after: headers::retry_after(decision),
+            },
+        };
+        Some(Self {
+            allowed: decision.allowed(),
+            remaining: tightest.remaining(),
+            retry_after: tightest.retry_after(),
+            headers,
+        })
+    }
+
+    /// Whether the decision allowed the request.
+    pub fn allowed(&self) -> bool {
+        self.allowed
+    }
+
+    /// What its tightest quota has left.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// The header values.
+    pub fn headers(&self) -> &RateLimitHeaders {
+        &self.headers
+    }
+
+    /// Whether `self` is strictly tighter than `other`: a denial before an allowance, then
+    /// fewer requests left, then a longer wait.
+    pub fn is_tighter_than(&self, other: &Self) -> bool {
+        let key = |s: &Self| (s.allowed, s.remaining, std::cmp::Reverse(s.retry_after));
+        key(self) < key(other)
+    }
+
+    /// Puts this status and its headers on `response`, unless the response already reports
+    /// a status at least as tight (then it is left as it is).
+    pub fn apply<ResB>(self, response: &mut Response<ResB>) {
+        if response
+            .extensions()
+            .get::<Self>()
+            .is_some_and(|existing| !self.is_tighter_than(existing))
+        {
+            return;
+        }
+        let headers = response.headers_mut();
+        for name in [
+            headers::RATE_LIMIT_POLICY,
+            headers::RATE_LIMIT,
+            headers::RETRY_AFTER,
+        ] {
+            headers.remove(name);
+        }
+        for (name, value) in self.headers.pairs() {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                headers.insert(HeaderName::from_static(name), value);
+            }
+        }
+        response.extensions_mut().insert(self);
+    }
+}
+
+/// A [`Layer`] rate-limiting requests with a policy (see the [module docs](self)).
+///
+/// Cloning is cheap (the parts are shared); the builder methods may be called on any copy.
+pub struct RateLimitLayer<K, B, R = EmptyBody> {
     limiter: RateLimiter,
     policy: Arc<Policy>,
-    policy_header: Option<HeaderValue>,
-    extractor: K,
+    policy_header: Option<String>,
+    scope: HeaderScope,
+    extractor: Arc<K>,
     cost: Option<CostFn<B>>,
     on_error: ErrorHook,
+    respond: Arc<R>,
 }
 
-impl<K, B> Clone for RateLimitLayer<K, B> {
+impl<K, B, R> Clone for RateLimitLayer<K, B, R> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            limiter: self.limiter.clone(),
+            policy: Arc::clone(&self.policy),
+            policy_header: self.policy_header.clone(),
+            scope: self.scope,
+            extractor: Arc::clone(&self.extractor),
+            cost: self.cost.clone(),
+            on_error: Arc::clone(&self.on_error),
+            respond: Arc::clone(&self.respond),
         }
     }
 }
 
-impl<K: fmt::Debug, B> fmt::Debug for RateLimitLayer<K, B> {
+impl<K: fmt::Debug, B, R> fmt::Debug for RateLimitLayer<K, B, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
-            .field("limiter", &self.shared.limiter)
-            .field("policy", &self.shared.policy.name())
-            .field("extractor", &self.shared.extractor)
+            .field("limiter", &self.limiter)
+            .field("policy", &self.policy.name())
+            .field("scope", &self.scope)
+            .field("extractor", &self.extractor)
             .finish_non_exhaustive()
     }
 }
@@ -184,94 +355,107 @@ impl<K, B> RateLimitLayer<K, B>
 where
     K: KeyExtractor<B>,
 {
-    /// Limits requests with `policy`, identified by `extractor`, each of cost 1.
+    /// Limits requests with `policy`, identified by `extractor`, each of cost 1, refused with
+    /// an empty body ([`EmptyBody`]).
     pub fn new(limiter: RateLimiter, policy: impl Into<Arc<Policy>>, extractor: K) -> Self {
         let policy = policy.into();
-        let policy_header = headers::rate_limit_policy(&policy.quotas())
-            .and_then(|v| HeaderValue::from_str(&v).ok());
+        let policy_header = headers::rate_limit_policy(&policy.quotas());
         Self {
-            shared: Arc::new(Shared {
-                limiter,
-                policy,
-                policy_header,
-                extractor,
-                cost: None,
-                on_error: Arc::new(default_hook),
-            }),
+            limiter,
+            policy,
+            policy_header,
+            scope: HeaderScope::AllQuotas,
+            extractor: Arc::new(extractor),
+            cost: None,
+            on_error: Arc::new(default_hook),
+            respond: Arc::new(EmptyBody),
         }
     }
+}
 
-    fn map_shared(self, f: impl FnOnce(&mut Shared<K, B>)) -> Self {
-        match Arc::try_unwrap(self.shared) {
-            Ok(mut shared) => {
-                f(&mut shared);
-                Self {
-                    shared: Arc::new(shared),
-                }
-            }
-            // A clone exists: the builder methods are for a layer being built, which has none.
-            Err(shared) => Self { shared },
-        }
-    }
-
+impl<K, B, R> RateLimitLayer<K, B, R> {
     /// The same layer with a per-request cost (for example by route). A cost above a quota's
-    /// capacity answers 500, since it could never be allowed.
-    ///
-    /// Call the builder methods before cloning the layer; on a clone they change nothing.
-    pub fn with_cost(self, cost: impl Fn(&Request<B>) -> u32 + Send + Sync + 'static) -> Self {
-        self.map_shared(|s| s.cost = Some(Arc::new(cost)))
+    /// capacity is refused as [`Refusal::Failed`], since it could never be allowed.
+    #[must_use]
+    pub fn with_cost(mut self, cost: impl Fn(&Request<B>) -> u32 + Send + Sync + 'static) -> Self {
+        self.cost = Some(Arc::new(cost));
+        self
     }
 
     /// The same layer reporting backend failures and configuration errors to `hook` instead of
     /// `tracing::warn!` (for example to an audit log or a metric).
-    pub fn on_error(self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
-        self.map_shared(|s| s.on_error = Arc::new(hook))
+    #[must_use]
+    pub fn on_error(mut self, hook: impl Fn(&Error) + Send + Sync + 'static) -> Self {
+        self.on_error = Arc::new(hook);
+        self
+    }
+
+    /// The same layer with headers describing `scope` (by default every quota).
+    #[must_use]
+    pub fn with_header_scope(mut self, scope: HeaderScope) -> Self {
+        self.scope = scope;
+        self
+    }
+
+    /// The same layer answering refusals with `respond` (for example a JSON problem body)
+    /// instead of an empty body. The rate-limit headers are added to its response.
+    pub fn with_response<R2>(self, respond: R2) -> RateLimitLayer<K, B, R2> {
+        RateLimitLayer {
+            limiter: self.limiter,
+            policy: self.policy,
+            policy_header: self.policy_header,
+            scope: self.scope,
+            extractor: self.extractor,
+            cost: self.cost,
+            on_error: self.on_error,
+            respond: Arc::new(respond),
+        }
     }
 }
 
-impl<S, K, B> Layer<S> for RateLimitLayer<K, B> {
-    type Service = RateLimit<S, K, B>;
+impl<S, K, B, R> Layer<S> for RateLimitLayer<K, B, R> {
+    type Service = RateLimit<S, K, B, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit {
             inner,
-            shared: Arc::clone(&self.shared),
+            layer: self.clone(),
         }
     }
 }
 
 /// The service [`RateLimitLayer`] produces.
-pub struct RateLimit<S, K, B> {
+pub struct RateLimit<S, K, B, R = EmptyBody> {
     inner: S,
-    shared: Arc<Shared<K, B>>,
+    layer: RateLimitLayer<K, B, R>,
 }
 
-impl<S: Clone, K, B> Clone for RateLimit<S, K, B> {
+impl<S: Clone, K, B, R> Clone for RateLimit<S, K, B, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: Arc::clone(&self.shared),
+            layer: self.layer.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, B> fmt::Debug for RateLimit<S, K, B> {
+impl<S: fmt::Debug, K: fmt::Debug, B, R> fmt::Debug for RateLimit<S, K, B, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
-            .field("policy", &self.shared.policy.name())
-            .field("extractor", &self.shared.extractor)
-            .finish_non_exhaustive()
+            .field("layer", &self.layer)
+            .finish()
     }
 }
 
-impl<S, K, B, ResB> Service<Request<B>> for RateLimit<S, K, B>
+impl<S, K, B, R, ResB> Service<Request<B>> for RateLimit<S, K, B, R>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     K: KeyExtractor<B>,
+    R: Respond<ResB>,
     B: Send + 'static,
-    ResB: Default + Send + 'static,
+    ResB: Send + 'static,
 {
     type Response = Response<ResB>;
     type Error = S::Error;
@@ -285,62 +469,56 @@ where
         // The clone is not ready; the instance that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let shared = Arc::clone(&self.shared);
+        let layer = self.layer.clone();
         Box::pin(async move {
-            let Some(identity) = shared.extractor.identity(&request) else {
+            let Some(identity) = layer.extractor.identity(&request) else {
                 return inner.call(request).await;
             };
-            let cost = shared.cost.as_ref().map_or(1, |cost| cost(&request));
-            let outcome = match shared
+            let cost = layer.cost.as_ref().map_or(1, |cost| cost(&request));
+            let outcome = match layer
                 .limiter
-                .check_policy(&shared.policy, &identity, cost)
+                .check_policy(&layer.policy, &identity, cost)
                 .await
             {
                 Ok(outcome) => outcome,
                 Err(error) => {
-                    (shared.on_error)(&error);
-                    return Ok(empty(StatusCode::INTERNAL_SERVER_ERROR));
+                    (layer.on_error)(&error);
+                    return Ok(layer.respond.respond(Refusal::Failed(&error)));
                 }
             };
             for error in outcome.backend_errors() {
-                (shared.on_error)(error);
+                (layer.on_error)(error);
             }
-            let values = RateLimitHeaders::from_decision(outcome.decision());
+            let decision = outcome.decision();
+            let status = RateLimitStatus::from_decision(decision, layer.scope).map(|mut status| {
+                if layer.scope == HeaderScope::AllQuotas {
+                    status.headers.policy.clone_from(&layer.policy_header);
+                }
+                status
+            });
             let mut response = if outcome.allowed() {
                 inner.call(request).await?
             } else {
-                empty(StatusCode::TOO_MANY_REQUESTS)
+                let retry_after = decision.retry_after().unwrap_or_default();
+                layer.respond.respond(Refusal::Denied {
+                    policy: layer.policy.name(),
+                    retry_after,
+                })
             };
-            set_headers(&mut response, shared.policy_header.as_ref(), &values);
+            match status {
+                Some(status) => status.apply(&mut response),
+                // No quota answered (a failure policy decided): say so only when denying.
+                None if !outcome.allowed() => {
+                    response.headers_mut().insert(
+                        HeaderName::from_static(headers::RETRY_AFTER),
+                        HeaderValue::from(headers::retry_after_secs(
+                            decision.retry_after().unwrap_or_default(),
+                        )),
+                    );
+                }
+                None => {}
+            }
             Ok(response)
         })
-    }
-}
-
-fn empty<ResB: Default>(status: StatusCode) -> Response<ResB> {
-    let mut response = Response::new(ResB::default());
-    *response.status_mut() = status;
-    response
-}
-
-fn set_headers<ResB>(
-    response: &mut Response<ResB>,
-    policy: Option<&HeaderValue>,
-    values: &RateLimitHeaders,
-) {
-    let headers = response.headers_mut();
-    if let Some(policy) = policy {
-        headers.insert(
-            HeaderName::from_static(headers::RATE_LIMIT_POLICY),
-            policy.clone(),
-        );
-    }
-    for (name, value) in [
-        (headers::RATE_LIMIT, values.rate_limit.as_deref()),
-        (headers::RETRY_AFTER, values.retry_after.as_deref()),
-    ] {
-        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
     }
 }

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use finsec_ratelimit::failure::{FailurePolicy, RateLimiter};
 use finsec_ratelimit::policy::{Policy, Rule};
-use finsec_ratelimit::tower::{ClientIp, PeerAddr, RateLimitLayer};
+use finsec_ratelimit::tower::{
+    ClientIp, HeaderScope, PeerAddr, RateLimitLayer, RateLimitStatus, Refusal,
+};
 use finsec_ratelimit::{
     Check, Decision, Error, Identity, KeyKind, MemoryStore, Quota, RateLimitStore, Result,
     TrustedProxies,
@@ -212,4 +214,167 @@ async fn backend_failures_reach_the_hook_and_follow_the_policy() {
             assert_eq!(resp.headers()["retry-after"], "1");
         }
     }
+}
+
+fn ip_layer(policy: Policy) -> RateLimitLayer<ClientIp, String> {
+    RateLimitLayer::new(
+        RateLimiter::new(Arc::new(MemoryStore::new()), FailurePolicy::FailClosed),
+        policy,
+        ClientIp::new(TrustedProxies::none()),
+    )
+}
+
+fn named_policy(name: &str, quota: &str, limit: u32) -> Policy {
+    let quota = Quota::per_day(std::num::NonZeroU32::new(limit).unwrap())
+        .named(quota)
+        .unwrap();
+    Policy::new(name, vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
+}
+
+#[tokio::test]
+async fn a_custom_response_answers_refusals_with_the_headers_added() {
+    let layer = ip_layer(day_policy(1)).with_response(|refusal: Refusal<'_>| {
+        let body = match refusal {
+            Refusal::Denied {
+                policy,
+                retry_after,
+            } => format!("denied by {policy}, wait {}s", retry_after.as_secs()),
+            Refusal::Failed(error) => format!("failed: {error}"),
+            _ => "other".to_owned(),
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        response
+    });
+    let svc = layer.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new("ok".to_owned()))
+    }));
+    let first = svc
+        .clone()
+        .oneshot(request("192.0.2.1", None))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(first.body(), "ok");
+    let denied = svc
+        .clone()
+        .oneshot(request("192.0.2.1", None))
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        denied.body().starts_with("denied by web, wait "),
+        "{}",
+        denied.body()
+    );
+    assert!(denied.headers().contains_key("retry-after"));
+    assert_eq!(denied.headers()["ratelimit-policy"], r#""day";q=1;w=86400"#);
+    let status = denied.extensions().get::<RateLimitStatus>().unwrap();
+    assert!(!status.allowed());
+    assert_eq!(status.remaining(), 0);
+
+    // A check that cannot be made reaches the same builder.
+    let layer = ip_layer(day_policy(2))
+        .with_cost(|_: &Request<String>| 9)
+        .with_response(|refusal: Refusal<'_>| {
+            let mut response = Response::new(matches!(refusal, Refusal::Failed(_)).to_string());
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        });
+    let svc = layer.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    }));
+    let failed = svc.oneshot(request("192.0.2.1", None)).await.unwrap();
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(failed.body(), "true");
+}
+
+#[tokio::test]
+async fn stacked_layers_report_the_tightest_decision() {
+    // Outer: 100 a day; inner: 2 a day, named apart. Both limit the same client.
+    let outer =
+        ip_layer(named_policy("global", "global.ip", 100)).with_header_scope(HeaderScope::Tightest);
+    let inner = ip_layer(named_policy("api", "api.ip", 2)).with_header_scope(HeaderScope::Tightest);
+    let svc = outer.layer(inner.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    })));
+    let reply = svc
+        .clone()
+        .oneshot(request("192.0.2.1", None))
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), StatusCode::OK);
+    assert_eq!(
+        reply.headers()["ratelimit-policy"],
+        r#""api.ip";q=2;w=86400"#
+    );
+    assert!(
+        reply.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with(r#""api.ip";r=1;"#)
+    );
+    svc.clone()
+        .oneshot(request("192.0.2.1", None))
+        .await
+        .unwrap();
+    let denied = svc
+        .clone()
+        .oneshot(request("192.0.2.1", None))
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The inner denial stays: the outer layer allowed, with far more left.
+    assert!(
+        denied.headers()["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with(r#""api.ip";r=0;"#)
+    );
+    assert!(denied.headers().contains_key("retry-after"));
+
+    // The other way round: an outer layer that is tighter replaces the inner's headers.
+    let outer =
+        ip_layer(named_policy("global", "global.ip", 1)).with_header_scope(HeaderScope::Tightest);
+    let inner =
+        ip_layer(named_policy("api", "api.ip", 50)).with_header_scope(HeaderScope::Tightest);
+    let svc = outer.layer(inner.layer(service_fn(|_req: Request<String>| async {
+        Ok::<_, Infallible>(Response::new(String::new()))
+    })));
+    let reply = svc.oneshot(request("192.0.2.1", None)).await.unwrap();
+    assert_eq!(
+        reply.headers()["ratelimit"].to_str().unwrap(),
+        r#""global.ip";r=0;t=86400"#
+    );
+    assert_eq!(
+        reply.headers()["ratelimit-policy"],
+        r#""global.ip";q=1;w=86400"#
+    );
+}
+
+#[test]
+fn tightness_orders_denials_then_fewest_left() {
+    let policy = named_policy("p", "q", 3);
+    let store = MemoryStore::new();
+    let limiter = RateLimiter::new(Arc::new(store), FailurePolicy::FailClosed);
+    let identity = Identity::new().with_ip("192.0.2.9".parse().unwrap());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<RateLimitStatus> = (0..4)
+        .map(|_| {
+            let outcome = runtime
+                .block_on(limiter.check_policy(&policy, &identity, 1))
+                .unwrap();
+            RateLimitStatus::from_decision(outcome.decision(), HeaderScope::AllQuotas).unwrap()
+        })
+        .collect();
+    for pair in statuses.windows(2) {
+        assert!(pair[1].is_tighter_than(&pair[0]));
+        assert!(!pair[0].is_tighter_than(&pair[1]));
+    }
+    assert!(!statuses[0].is_tighter_than(&statuses[0]));
+    assert!(!statuses[3].allowed());
+    assert!(statuses[3].headers().retry_after.is_some());
 }

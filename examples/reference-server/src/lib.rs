@@ -17,6 +17,12 @@
 //! 6. runs the migrations;
 //! 7. binds the listening socket and logs `listening on http://ADDR`.
 //!
+//! Every request then goes through one pipeline of layers (see [`http::layers`]): security
+//! headers, request id, a tracing span, the client address, the global and `/auth/` rate
+//! limits, authentication (for every route), the per-principal rate limit, then the
+//! handler. Every error answer, from a handler, an extractor, a fallback or a layer, is an
+//! RFC 9457 problem ([`problem::Problem`], `application/problem+json`).
+//!
 //! On SIGTERM or Ctrl-C it stops accepting connections, lets requests in flight finish
 //! (for up to [`DRAIN_TIMEOUT`]), saves the keyring usage counters and exits.
 //!
@@ -38,7 +44,9 @@
 //! - **Stolen or forged credentials** (see [`auth`]): EdDSA access tokens with `jti`
 //!   revocation, rotating refresh tokens with reuse detection, TOTP with replay protection
 //!   shared across instances, API keys stored as hashes; passwords argon2id with a pepper
-//!   outside the database; one indistinguishable 401 for every refused credential.
+//!   outside the database; one indistinguishable 401 problem for every refused credential.
+//!   Credentials are checked in one layer for every route; the refusal reason is kept in
+//!   the request (for logs and audit), never the credential, and never sent to the client.
 //! - **Unauthorized or unchecked orders** (see [`orders`], [`rbac`]): every order route is
 //!   checked against the RBAC policy with the user's roles read per request (API keys can
 //!   only narrow it); orders are validated field by field and notes sanitised; orders
@@ -46,7 +54,12 @@
 //! - **Password guessing and request floods** (see [`ratelimit`]): every request is limited
 //!   per client address, the authentication endpoints per address, login and
 //!   second-factor attempts per address and per account (unknown accounts alike), API
-//!   calls per principal; forwarding headers count only from `--trusted-proxy` peers.
+//!   calls per principal; forwarding headers count only from `--trusted-proxy` peers. The
+//!   client address is resolved once, in the client-address layer, so the rate limits and
+//!   the RBAC address conditions agree on it.
+//! - **Leaking internals through errors.** Every error is a problem body with a fixed
+//!   `type` and `title`; internal failures are logged under the request id and answered
+//!   with a generic detail, never their cause.
 //! - **Log injection through request ids.** An incoming `X-Request-Id` is kept only if it
 //!   is at most 64 characters of `[A-Za-z0-9._-]`; anything else is replaced by a UUIDv7.
 //! - **Losing usage counters.** Key usage counts are merged into the keyring file under its

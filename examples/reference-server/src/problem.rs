@@ -293,8 +293,23 @@ impl Problem {
     /// 500. `error` is logged (with the request's span); the client sees a generic detail.
     pub fn internal(error: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %error, "internal error");
+        Self::server_error()
+    }
+
+    /// 500 for a failure whose cause the caller has already logged.
+    pub fn server_error() -> Self {
         Self::new(ProblemType::Internal)
             .detail("the server failed; see its log for this request id")
+    }
+
+    /// 429 with the `retry_after` extension (seconds, the same as the `Retry-After` header
+    /// the rate limiter adds).
+    pub fn rate_limited(retry_after_secs: u64) -> Self {
+        Self::new(ProblemType::RateLimited)
+            .detail(format!(
+                "rate limit exhausted; retry in {retry_after_secs} s"
+            ))
+            .extension("retry_after", retry_after_secs)
     }
 
     /// 503 with `Retry-After: retry_after_secs`.

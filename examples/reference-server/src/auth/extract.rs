@@ -1,18 +1,19 @@
 //! The [`Principal`] extractor: who sent the request, authenticated by a bearer access
 //! token or an API key.
 //!
-//! Every failure (no credential, a malformed, expired, revoked or forged one, an unknown
-//! user) is the same 401 response: `WWW-Authenticate: Bearer realm="finsec"` (with
-//! `, error="invalid_token"` when a credential was presented) and the body
-//! `{"error":"unauthorized"}`. The real reason is logged at debug level, never the
-//! credential.
+//! Credentials are checked once per request by the authentication layer
+//! ([`crate::http::layers::authenticate`]), which puts the outcome in the request
+//! extensions; the extractor only reads it. Every failure (no credential, a malformed,
+//! expired, revoked or forged one, an unknown user) is the same 401 problem
+//! (`type` `.../unauthorized`) with `WWW-Authenticate: Bearer realm="finsec"` (with
+//! `, error="invalid_token"` when a credential was presented). The real reason is kept in
+//! the request for logs and audit, never the credential, and never sent to the client.
 
 use std::fmt;
 
-use axum::Json;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use finsec_auth::api_keys::ApiKeyId;
 use finsec_rbac::PermissionPattern;
@@ -20,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::http::layers::authenticate::Authenticated;
+use crate::problem::{Problem, ProblemType};
 use crate::state::AppState;
 
 /// The header an API key may come in (besides `Authorization: Bearer fsk_…`).
@@ -134,40 +137,28 @@ pub enum AuthRejection {
     Unavailable,
 }
 
-/// The body of every 401 from a protected endpoint.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Unauthorized {
-    /// Always `unauthorized`.
-    pub error: String,
-}
+/// The `detail` of every 401 from a protected endpoint.
+pub const UNAUTHORIZED_DETAIL: &str = "a valid bearer access token or API key is required";
 
-/// The uniform 401 response.
+/// The uniform 401 response (a problem with the `WWW-Authenticate` challenge).
 pub fn unauthorized(presented: bool) -> Response {
     let challenge = if presented {
         CHALLENGE_INVALID
     } else {
         CHALLENGE
     };
-    (
-        StatusCode::UNAUTHORIZED,
-        [(
+    Problem::new(ProblemType::Unauthorized)
+        .detail(UNAUTHORIZED_DETAIL)
+        .header(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(challenge),
-        )],
-        Json(Unauthorized {
-            error: "unauthorized".to_owned(),
-        }),
-    )
+        )
         .into_response()
 }
 
-/// The 500 response for a backend failure (details are in the log).
+/// The 500 response for a failure already logged.
 pub fn unavailable() -> Response {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        Json(serde_json::json!({ "error": "internal" })),
-    )
-        .into_response()
+    Problem::server_error().into_response()
 }
 
 impl IntoResponse for AuthRejection {
@@ -230,40 +221,49 @@ fn credential(headers: &HeaderMap) -> Result<Option<Credential>, &'static str> {
 impl<S> FromRequestParts<S> for Principal
 where
     S: Send + Sync,
-    AppState: FromRef<S>,
 {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(principal) = parts.extensions.get::<Self>() {
-            return Ok(principal.clone());
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated::Principal(principal)) => Ok(principal.clone()),
+            Some(Authenticated::Anonymous) => Err(AuthRejection::Unauthorized { presented: false }),
+            Some(Authenticated::Refused { .. }) => {
+                Err(AuthRejection::Unauthorized { presented: true })
+            }
+            Some(Authenticated::Unavailable) => Err(AuthRejection::Unavailable),
+            None => {
+                tracing::error!("Principal extracted without the authentication layer");
+                Err(AuthRejection::Unavailable)
+            }
         }
-        let state = AppState::from_ref(state);
-        let principal = authenticate(&state, &parts.headers, OffsetDateTime::now_utc()).await?;
-        parts.extensions.insert(principal.clone());
-        Ok(principal)
     }
+}
+
+/// Why [`authenticate`] found no principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No credential was presented.
+    Missing,
+    /// A credential was presented and refused, for this reason (never the credential).
+    Refused(String),
+    /// A backend failed while checking it (logged at error level).
+    Unavailable,
 }
 
 /// Authenticates the request headers at `now`.
 ///
 /// # Errors
-/// [`AuthRejection`] (the reason is logged at debug level).
+/// [`AuthFailure`]: none presented, refused (with the reason), or not checkable.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     now: OffsetDateTime,
-) -> Result<Principal, AuthRejection> {
-    let refuse = |reason: &dyn fmt::Display| {
-        tracing::debug!(reason = %reason, "credential refused");
-        AuthRejection::Unauthorized { presented: true }
-    };
+) -> Result<Principal, AuthFailure> {
+    let refuse = |reason: &dyn fmt::Display| AuthFailure::Refused(reason.to_string());
     let credential = match credential(headers) {
         Ok(Some(c)) => c,
-        Ok(None) => {
-            tracing::debug!("no credential");
-            return Err(AuthRejection::Unauthorized { presented: false });
-        }
+        Ok(None) => return Err(AuthFailure::Missing),
         Err(reason) => return Err(refuse(&reason)),
     };
     let auth = state.auth();
@@ -277,7 +277,7 @@ pub async fn authenticate(
                 Ok(claims) => claims,
                 Err(finsec_auth::TokenError::Store(e)) => {
                     tracing::error!(error = %e, "token store failed");
-                    return Err(AuthRejection::Unavailable);
+                    return Err(AuthFailure::Unavailable);
                 }
                 Err(e) => return Err(refuse(&e)),
             };
@@ -304,7 +304,7 @@ pub async fn authenticate(
                 Err(finsec_auth::api_keys::ApiKeyError::Rejected(r)) => return Err(refuse(&r)),
                 Err(e) => {
                     tracing::error!(error = %e, "api key store failed");
-                    return Err(AuthRejection::Unavailable);
+                    return Err(AuthFailure::Unavailable);
                 }
             };
             let user_id = Uuid::parse_str(verified.owner())
@@ -323,7 +323,7 @@ pub async fn authenticate(
         Ok(None) => return Err(refuse(&"user does not exist")),
         Err(e) => {
             tracing::error!(error = %e, "user lookup failed");
-            return Err(AuthRejection::Unavailable);
+            return Err(AuthFailure::Unavailable);
         }
     };
     Ok(Principal {

@@ -11,7 +11,9 @@
 //! - A user with confirmed TOTP gets a short-lived `mfa_token` from a password login,
 //!   signed for a distinct audience so it is never an access token (and the reverse).
 //! - API keys (`fsk_…`) carry finsec-rbac permission patterns as scopes.
-//! - [`extract::Principal`] is the extractor every protected route uses.
+//! - Credentials are checked once per request by the authentication layer
+//!   ([`crate::http::layers::authenticate`]); [`extract::Principal`] is the extractor every
+//!   protected route uses, and only reads that layer's outcome.
 //!
 //! Token revocation, refresh families and TOTP replay state live in the database, or in
 //! Redis when `--redis-url` is given (shared by every instance).

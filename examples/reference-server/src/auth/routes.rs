@@ -4,7 +4,7 @@
 use std::str::FromStr as _;
 use std::sync::Arc;
 
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -26,11 +26,13 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::extract::{AccessClaims, Principal, Unauthorized, Via, unauthorized, unavailable};
+use super::extract::{AccessClaims, Principal, Via};
 use super::users::{self, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::http::json::Json;
-use crate::ratelimit::{LoginLimit, RateLimited};
+use crate::http::path::Path;
+use crate::problem::{Problem, ProblemType};
+use crate::ratelimit::LoginLimit;
 use crate::state::AppState;
 
 /// The authentication routes.
@@ -71,46 +73,37 @@ pub enum ApiError {
     Internal,
 }
 
-/// An error body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable code: `invalid_credentials`, `invalid_request`, `conflict`, `forbidden`,
-    /// `not_found`, `internal`.
-    pub error: String,
-    /// What is wrong, when it helps the caller.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-}
+/// The `detail` of a refused login or second factor (one for every reason).
+pub const BAD_CREDENTIALS_DETAIL: &str = "the credentials are not valid";
 
-fn body(status: StatusCode, error: &str, message: Option<String>) -> Response {
-    (
-        status,
-        Json(ErrorBody {
-            error: error.to_owned(),
-            message,
-        }),
-    )
-        .into_response()
+impl ApiError {
+    /// The problem answered for this error.
+    pub fn problem(self) -> Problem {
+        match self {
+            Self::BadCredentials => Problem::new(ProblemType::Unauthorized)
+                .detail(BAD_CREDENTIALS_DETAIL)
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(super::extract::CHALLENGE),
+                ),
+            Self::Unauthorized => Problem::new(ProblemType::Unauthorized)
+                .detail(super::extract::UNAUTHORIZED_DETAIL)
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(super::extract::CHALLENGE_INVALID),
+                ),
+            Self::Invalid(m) => Problem::new(ProblemType::Validation).detail(m),
+            Self::Conflict(m) => Problem::conflict(m),
+            Self::Forbidden(m) => Problem::new(ProblemType::Forbidden).detail(m),
+            Self::NotFound => Problem::not_found("the caller has nothing with this id"),
+            Self::Internal => Problem::server_error(),
+        }
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        match self {
-            Self::BadCredentials => {
-                let mut response = body(StatusCode::UNAUTHORIZED, "invalid_credentials", None);
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(super::extract::CHALLENGE),
-                );
-                response
-            }
-            Self::Unauthorized => unauthorized(true),
-            Self::Invalid(m) => body(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", Some(m)),
-            Self::Conflict(m) => body(StatusCode::CONFLICT, "conflict", Some(m)),
-            Self::Forbidden(m) => body(StatusCode::FORBIDDEN, "forbidden", Some(m)),
-            Self::NotFound => body(StatusCode::NOT_FOUND, "not_found", None),
-            Self::Internal => unavailable(),
-        }
+        self.problem().into_response()
     }
 }
 
@@ -387,8 +380,8 @@ fn require_bearer(principal: &Principal) -> ApiResult<()> {
     request_body = Credentials,
     responses(
         (status = 201, description = "Registered", body = Registered),
-        (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "The username or password breaks the rules", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = Problem),
+        (status = 422, description = "The username or password breaks the rules", body = Problem),
     )
 )]
 pub async fn register(
@@ -490,8 +483,8 @@ const MFA_TYPE: &str = "mfa";
     request_body = Credentials,
     responses(
         (status = 200, description = "Tokens, or `mfa_required` with an `mfa_token`", body = LoginResponse),
-        (status = 401, description = "Wrong username or password", body = ErrorBody),
-        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = RateLimited),
+        (status = 401, description = "Wrong username or password", body = Problem),
+        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = Problem),
     )
 )]
 pub async fn login(
@@ -577,8 +570,8 @@ fn mfa_user(user: Uuid) -> ApiResult<MfaUserId> {
     request_body = MfaVerifyRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
-        (status = 401, description = "Wrong, replayed or used code, or an unusable mfa_token", body = ErrorBody),
-        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = RateLimited),
+        (status = 401, description = "Wrong, replayed or used code, or an unusable mfa_token", body = Problem),
+        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = Problem),
     )
 )]
 pub async fn mfa_verify(
@@ -671,7 +664,7 @@ pub async fn mfa_verify(
     request_body = RefreshRequest,
     responses(
         (status = 200, description = "A new pair", body = TokenResponse),
-        (status = 401, description = "Unknown, expired, reused or revoked refresh token", body = Unauthorized),
+        (status = 401, description = "Unknown, expired, reused or revoked refresh token", body = Problem),
     )
 )]
 pub async fn refresh(
@@ -706,8 +699,8 @@ pub async fn refresh(
     request_body(content = Option<LogoutRequest>, description = "Optional refresh token"),
     responses(
         (status = 204, description = "Logged out"),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -773,9 +766,9 @@ pub async fn logout(
     tag = "auth",
     responses(
         (status = 200, description = "Scan the QR code, then confirm with a code", body = Enrollment),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
-        (status = 409, description = "A second factor is already confirmed", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 409, description = "A second factor is already confirmed", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -830,10 +823,10 @@ pub async fn mfa_enroll(
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Enabled; the backup codes are shown only now", body = BackupCodesResponse),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
-        (status = 409, description = "No pending enrollment", body = ErrorBody),
-        (status = 422, description = "The code is wrong", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 409, description = "No pending enrollment", body = Problem),
+        (status = 422, description = "The code is wrong", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -909,9 +902,9 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
     request_body = NewApiKeyRequest,
     responses(
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
-        (status = 422, description = "A bad name, scope or expiry", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 422, description = "A bad name, scope or expiry", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -982,8 +975,8 @@ pub async fn create_api_key(
     tag = "auth",
     responses(
         (status = 200, description = "The caller's keys", body = ApiKeyList),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -1027,9 +1020,9 @@ pub async fn list_api_keys(
     params(("id" = String, Path, description = "The key id (hex)")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
-        (status = 403, description = "Called with an API key", body = ErrorBody),
-        (status = 404, description = "The caller has no such key", body = ErrorBody),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 404, description = "The caller has no such key", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -1067,7 +1060,7 @@ pub async fn delete_api_key(
     tag = "auth",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "Not authenticated", body = Unauthorized),
+        (status = 401, description = "Not authenticated", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

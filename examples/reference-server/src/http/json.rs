@@ -1,9 +1,10 @@
-//! A JSON extractor whose rejections are JSON too.
+//! A JSON extractor whose rejections are problems.
 //!
 //! axum's own [`axum::Json`] answers a body it cannot use (malformed JSON, a missing or wrong
 //! `Content-Type`, a missing field, a field of the wrong type, a body too large) with plain
 //! text. [`Json`] is the same extractor with the same statuses (400, 413, 415, 422), but the
-//! body is `{"error":"invalid_body","message":"..."}`, like every other error of the API. As
+//! body is a [`Problem`] (`bad-request`, `payload-too-large`, `unsupported-media-type`,
+//! `validation`) whose `detail` is axum's explanation, like every other error of the API. As
 //! a response it is [`axum::Json`].
 
 use axum::extract::rejection::JsonRejection;
@@ -12,20 +13,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use utoipa::ToSchema;
+
+use crate::problem::{Problem, ProblemType};
 
 /// A JSON body (extractor) or a JSON response.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
-
-/// The body of a refused request body.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct InvalidBody {
-    /// Always `invalid_body`.
-    pub error: String,
-    /// What is wrong with the body (axum's explanation).
-    pub message: String,
-}
 
 /// Why a [`Json`] body was refused: axum's rejection, answered as JSON with axum's status.
 #[derive(Debug)]
@@ -55,16 +48,24 @@ impl From<JsonRejection> for BodyRejection {
     }
 }
 
+impl BodyRejection {
+    /// The problem answered for this rejection.
+    pub fn problem(&self) -> Problem {
+        let kind = match self.status {
+            StatusCode::PAYLOAD_TOO_LARGE => ProblemType::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => ProblemType::UnsupportedMediaType,
+            StatusCode::UNPROCESSABLE_ENTITY => ProblemType::Validation,
+            _ => ProblemType::BadRequest,
+        };
+        Problem::new(kind)
+            .with_status(self.status)
+            .detail(self.message.clone())
+    }
+}
+
 impl IntoResponse for BodyRejection {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            axum::Json(InvalidBody {
-                error: "invalid_body".to_owned(),
-                message: self.message,
-            }),
-        )
-            .into_response()
+        self.problem().into_response()
     }
 }
 
@@ -145,7 +146,10 @@ mod tests {
             assert!(!rejection.message().is_empty());
             let response = rejection.into_response();
             assert_eq!(response.status(), status);
-            assert_eq!(response.headers()["content-type"], "application/json");
+            assert_eq!(
+                response.headers()["content-type"],
+                crate::problem::PROBLEM_JSON
+            );
         }
     }
 }

@@ -1,13 +1,15 @@
-//! HTTP: the router, its middleware and its handlers.
+//! HTTP: the router, its request pipeline and its handlers.
 //!
-//! Layers, outermost first: security headers (so every response has them, 404s and
-//! errors included), request id, tracing span per request, the global rate limit (see
-//! [`crate::ratelimit`]), then the routes, each behind its route rate limit.
+//! The pipeline (request id, security headers, client address, rate limits, authentication)
+//! is described in [`layers`]. Every error answer, from a handler, an extractor, the 404 and
+//! 405 fallbacks or a layer, is a [`Problem`](crate::problem::Problem).
 
-pub mod headers;
 pub mod json;
-pub mod request_id;
+pub mod layers;
+pub mod path;
 pub mod routes;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -26,7 +28,8 @@ use utoipa_axum::routes;
 use crate::error::{Result, ServerError};
 use crate::openapi::ApiDoc;
 use crate::state::AppState;
-use request_id::RequestId;
+use layers::request_id::RequestId;
+use layers::{authenticate, client_addr, rate_limit, request_id, security_headers};
 use routes::OpenApiJson;
 
 /// The router's state: the application state and the serialised OpenAPI document.
@@ -60,7 +63,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
 /// The OpenAPI document of [`api_router`].
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut api = api_router().into_openapi();
-    crate::ratelimit::document(&mut api);
+    crate::openapi::document_errors(&mut api);
     api
 }
 
@@ -69,15 +72,32 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// # Errors
 /// [`ServerError::OpenApi`] if the OpenAPI document cannot be serialised.
 pub fn build_app(state: AppState) -> Result<Router> {
+    let routes = app_routes(state.clone())?;
+    Ok(with_pipeline(routes, &state))
+}
+
+/// The routes with their state and the 404 and 405 fallbacks, without the pipeline.
+///
+/// # Errors
+/// [`ServerError::OpenApi`] if the OpenAPI document cannot be serialised.
+pub fn app_routes(state: AppState) -> Result<Router> {
     let (router, mut api) = api_router().split_for_parts();
-    crate::ratelimit::document(&mut api);
+    crate::openapi::document_errors(&mut api);
     let json = api.to_json().map_err(ServerError::OpenApi)?;
-    let limits = state.rate_limits().clone();
-    let route_limit = middleware::from_fn_with_state(state.clone(), crate::ratelimit::route_limit);
     let state = HttpState {
         app: state,
         openapi: OpenApiJson(Arc::from(json)),
     };
+    Ok(router
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .with_state(state))
+}
+
+/// Wraps `routes` in the request pipeline (see [`layers`]). A layer added to `routes`
+/// before this call runs after authentication, with the principal in the request.
+pub fn with_pipeline(routes: Router, state: &AppState) -> Router {
+    let limits = state.rate_limits();
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<Body>| {
             let id = request
@@ -96,15 +116,20 @@ pub fn build_app(state: AppState) -> Result<Router> {
                 .level(Level::INFO)
                 .latency_unit(LatencyUnit::Micros),
         );
-    Ok(router
-        .route_layer(route_limit)
-        .fallback(routes::not_found)
-        .with_state(state)
+    routes
+        .layer(middleware::from_fn(rate_limit::handler_checks))
+        .layer(rate_limit::api(limits))
         .layer(middleware::from_fn_with_state(
-            limits,
-            crate::ratelimit::global_limit,
+            state.clone(),
+            authenticate::authenticate,
+        ))
+        .layer(rate_limit::auth(limits))
+        .layer(rate_limit::global(limits))
+        .layer(middleware::from_fn_with_state(
+            limits.proxies().clone(),
+            client_addr::client_addr,
         ))
         .layer(trace)
         .layer(middleware::from_fn(request_id::request_id))
-        .layer(middleware::map_response(headers::security_headers)))
+        .layer(middleware::map_response(security_headers::security_headers))
 }

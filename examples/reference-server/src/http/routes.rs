@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::problem::{Problem, ProblemType};
 use crate::state::AppState;
 use crate::storage::StorageBackend;
 
@@ -165,10 +166,12 @@ pub async fn openapi_json(State(doc): State<OpenApiJson>) -> Response {
         .into_response()
 }
 
-/// The fallback for unknown paths: a JSON 404.
-pub async fn not_found() -> (StatusCode, Json<serde_json::Value>) {
-    (
-        StatusCode::NOT_FOUND,
-        Json(serde_json::json!({ "error": "not found" })),
-    )
+/// The fallback for unknown paths: a 404 problem.
+pub async fn not_found() -> Problem {
+    Problem::not_found("no route for this path")
+}
+
+/// The fallback for a known path with another method: a 405 problem (axum adds `Allow`).
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(ProblemType::MethodNotAllowed).detail("the path does not accept this method")
 }

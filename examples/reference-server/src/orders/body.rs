@@ -5,8 +5,8 @@
 //!
 //! 1. **Syntax.** Text that is not JSON is refused with HTTP 400 and serde_json's message
 //!    (what was expected, line and column): there are no fields to report on.
-//! 2. **Shape and fields.** Everything else is HTTP 422 with
-//!    `{"errors":[{"path","code","message"}]}`: a body that is not an object (`path` `""`,
+//! 2. **Shape and fields.** Everything else is HTTP 422, a problem (see
+//!    [`crate::problem`]) whose `errors` are `{"path","code","message"}`: a body that is not an object (`path` `""`,
 //!    code `type`), unknown fields (`unknown_field`), missing required fields (`required`),
 //!    fields that are not strings (`type`; numbers are refused because money must not pass
 //!    through floating point), then every field through finsec-validate's order validator

@@ -11,6 +11,10 @@
 //!    audit record are logged at info level;
 //! 2. the body is checked (see [`body`]): 400 if it is not JSON, 422 listing every field
 //!    error otherwise; notes are cleaned and sanitised;
+//!
+//! Every error is a [`Problem`]: field errors in its `errors`, a 403's reason code and
+//! deciding rule in the extension members `reason` and `rule`, a 409's code (`not_pending`,
+//! `approval_expired`, ...) in `code`;
 //! 3. the notional (quantity x limit price) is compared with `--approval-notional`. A
 //!    **market order has no price, so its notional is unknown: it always goes through
 //!    approval**. The server has no price feed to estimate it, and letting an order with
@@ -71,8 +75,6 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-use axum::Json;
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use finsec_rbac::approval::postgres::{self as approval_pg, PgApprovalStore};
 use finsec_rbac::approval::sqlite::{self as approval_sqlite, SqliteApprovalStore};
@@ -87,6 +89,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::{Result as ServerResult, ServerError};
+use crate::problem::{FieldError, Problem, ProblemType};
 use crate::rbac::roles::RoleStore;
 use crate::rbac::{
     Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ, RbacConfig,
@@ -98,60 +101,6 @@ use store::{NewOrderRow, Order, OrderStatus, OrderStore};
 
 /// The largest `POST /orders` body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-/// One field error in a 400/415/422 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct FieldErrorBody {
-    /// The JSON field (`""` for the body as a whole).
-    #[schema(example = "quantity")]
-    pub path: String,
-    /// A stable machine-readable code.
-    #[schema(example = "not_positive")]
-    pub code: String,
-    /// What is wrong, for people (never echoing the input).
-    #[schema(example = "quantity must be greater than zero")]
-    pub message: String,
-}
-
-/// The body of a 400, 415 or 422 response: every problem found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct ErrorList {
-    /// The problems, in the order the fields were checked.
-    pub errors: Vec<FieldErrorBody>,
-}
-
-impl ErrorList {
-    fn one(code: &str, message: impl Into<String>) -> Self {
-        Self {
-            errors: vec![FieldErrorBody {
-                path: String::new(),
-                code: code.to_owned(),
-                message: message.into(),
-            }],
-        }
-    }
-}
-
-/// The body of a 403 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Forbidden {
-    /// Always `forbidden`.
-    #[schema(example = "forbidden")]
-    pub error: String,
-    /// Why, and the deciding rule.
-    #[serde(flatten)]
-    pub denial: Denial,
-}
-
-/// The body of a 404, 409 or 500 response.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct Problem {
-    /// A stable code: `not_found`, `not_pending`, `approval_expired`, `approval_used`,
-    /// `approval_refused`, `internal`.
-    pub error: String,
-    /// What happened, for people.
-    pub message: String,
-}
 
 /// Why an order operation failed; each maps to one HTTP status.
 #[derive(Debug)]
@@ -209,78 +158,52 @@ impl From<ServerError> for OrderError {
     }
 }
 
+impl OrderError {
+    /// The problem answered for this error (an internal error's cause is logged here, not
+    /// sent).
+    pub fn problem(self) -> Problem {
+        let whole_body = |code: &str, message: String| FieldError::new("", code, message);
+        match self {
+            Self::Malformed(message) => Problem::bad_request("the body is not valid JSON")
+                .errors([whole_body("malformed_json", message)]),
+            Self::UnsupportedMediaType => Problem::new(ProblemType::UnsupportedMediaType)
+                .detail("the body must be sent with Content-Type: application/json")
+                .errors([whole_body(
+                    "content_type",
+                    "the body must be sent with Content-Type: application/json".to_owned(),
+                )]),
+            Self::TooLarge => {
+                let message = format!("the body is larger than {MAX_BODY_BYTES} bytes");
+                Problem::new(ProblemType::PayloadTooLarge)
+                    .detail(message.clone())
+                    .errors([whole_body("too_large", message)])
+            }
+            Self::Invalid(errors) => Problem::validation(
+                errors
+                    .errors
+                    .into_iter()
+                    .map(|e| FieldError::new(e.path, e.code.into_owned(), e.message))
+                    .collect(),
+            ),
+            Self::Forbidden(denial) => {
+                let mut problem = Problem::new(ProblemType::Forbidden)
+                    .detail(format!("denied: {}", denial.reason))
+                    .extension("reason", denial.reason);
+                if let Some(rule) = denial.rule {
+                    problem = problem.extension("rule", rule);
+                }
+                problem
+            }
+            Self::NotFound => Problem::not_found("no such order"),
+            Self::Conflict { code, message } => Problem::conflict(message).extension("code", code),
+            Self::Internal(detail) => Problem::internal(&format_args!("order operation: {detail}")),
+        }
+    }
+}
+
 impl IntoResponse for OrderError {
     fn into_response(self) -> Response {
-        let problem = |status: StatusCode, code: &str, message: String| {
-            (
-                status,
-                Json(Problem {
-                    error: code.to_owned(),
-                    message,
-                }),
-            )
-                .into_response()
-        };
-        match self {
-            Self::Malformed(message) => (
-                StatusCode::BAD_REQUEST,
-                Json(ErrorList::one("malformed_json", message)),
-            )
-                .into_response(),
-            Self::UnsupportedMediaType => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Json(ErrorList::one(
-                    "content_type",
-                    "the body must be sent with Content-Type: application/json",
-                )),
-            )
-                .into_response(),
-            Self::TooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Json(ErrorList::one(
-                    "too_large",
-                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
-                )),
-            )
-                .into_response(),
-            Self::Invalid(errors) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                Json(ErrorList {
-                    errors: errors
-                        .errors
-                        .into_iter()
-                        .map(|e| FieldErrorBody {
-                            path: e.path,
-                            code: e.code.into_owned(),
-                            message: e.message,
-                        })
-                        .collect(),
-                }),
-            )
-                .into_response(),
-            Self::Forbidden(denial) => (
-                StatusCode::FORBIDDEN,
-                Json(Forbidden {
-                    error: "forbidden".to_owned(),
-                    denial,
-                }),
-            )
-                .into_response(),
-            Self::NotFound => problem(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "no such order".to_owned(),
-            ),
-            Self::Conflict { code, message } => problem(StatusCode::CONFLICT, code, message),
-            Self::Internal(detail) => {
-                tracing::error!(error = %detail, "order operation failed");
-                problem(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the operation failed; see the server log".to_owned(),
-                )
-            }
-        }
+        self.problem().into_response()
     }
 }
 
@@ -782,7 +705,8 @@ pub fn new_order_id(now: OffsetDateTime) -> Uuid {
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, subsec))
 }
 
-/// Parses an order id from a path; anything that is not a UUID is "not found".
+/// Parses an order id; anything that is not a UUID is "not found" (the routes refuse such
+/// an id earlier, with a 400, when they parse the path).
 fn parse_order_id(text: &str) -> Result<Uuid> {
     Uuid::try_parse(text).map_err(|_| OrderError::NotFound)
 }

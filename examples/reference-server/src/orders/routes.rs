@@ -1,12 +1,10 @@
 //! The order endpoints. Each is registered with `utoipa_axum::routes!`, so the OpenAPI
 //! document lists exactly the routes served.
 
-use std::net::SocketAddr;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, FromRequestParts, Path, State};
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,8 +14,11 @@ use utoipa_axum::routes;
 
 use super::body::NewOrder;
 use super::store::{Order, OrderStatus};
-use super::{Approved, ErrorList, Forbidden, MAX_BODY_BYTES, OrderError, Problem};
+use super::{Approved, MAX_BODY_BYTES, OrderError};
 use crate::auth::extract::{AuthRejection, Principal};
+use crate::http::layers::client_addr::ClientAddr;
+use crate::http::path::Path;
+use crate::problem::Problem;
 use crate::rbac::Actor;
 use crate::state::AppState;
 
@@ -35,7 +36,7 @@ where
 }
 
 /// The authenticated user ([`Principal`]: a 401 otherwise), with its API key's scopes and
-/// the TCP peer's address.
+/// the client's address ([`ClientAddr`]).
 impl<S> FromRequestParts<S> for Actor
 where
     S: Send + Sync,
@@ -46,9 +47,10 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let principal = Principal::from_request_parts(parts, state).await?;
         let actor = Actor::from_principal(&principal);
-        // The TCP peer, never a forwarded-for header (which the client controls).
-        Ok(match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-            Some(ConnectInfo(addr)) => actor.from_ip(addr.ip()),
+        // Resolved once by the client-address layer: the TCP peer, or what a trusted proxy
+        // forwarded (never a header the client wrote itself).
+        Ok(match parts.extensions.get::<ClientAddr>() {
+            Some(addr) => actor.from_ip(addr.ip()),
             None => actor,
         })
     }
@@ -84,12 +86,12 @@ fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
             headers(("location" = String, description = "The order's URL"))),
         (status = 202, description = "Stored, waiting for approval (see `approval_id`)", body = Order,
             headers(("location" = String, description = "The order's URL"))),
-        (status = 400, description = "The body is not JSON", body = ErrorList),
-        (status = 401, description = "Not authenticated"),
-        (status = 403, description = "Not allowed to trade (or the API key lacks the scope)", body = Forbidden),
-        (status = 413, description = "The body is larger than 64 KiB", body = ErrorList),
-        (status = 415, description = "The body is not declared as application/json", body = ErrorList),
-        (status = 422, description = "Every field error", body = ErrorList),
+        (status = 400, description = "The body is not JSON", body = Problem),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Not allowed to trade (or the API key lacks the scope)", body = Problem),
+        (status = 413, description = "The body is larger than 64 KiB", body = Problem),
+        (status = 415, description = "The body is not declared as application/json", body = Problem),
+        (status = 422, description = "Every field error", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -137,8 +139,8 @@ pub async fn place_order(
     tag = "orders",
     responses(
         (status = 200, description = "The caller's orders", body = [Order]),
-        (status = 401, description = "Not authenticated"),
-        (status = 403, description = "Not allowed to read orders", body = Forbidden),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Not allowed to read orders", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -154,11 +156,12 @@ pub async fn list_orders(
     get,
     path = "/orders/{id}",
     tag = "orders",
-    params(("id" = String, Path, description = "The order id")),
+    params(("id" = String, Path, description = "The order id (a UUID)")),
     responses(
         (status = 200, description = "The order", body = Order),
-        (status = 401, description = "Not authenticated"),
-        (status = 403, description = "The API key lacks the orders:read scope", body = Forbidden),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "The API key lacks the orders:read scope", body = Problem),
+        (status = 400, description = "The id is not a UUID", body = Problem),
         (status = 404, description = "No such order, or not readable by the caller", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
@@ -166,9 +169,9 @@ pub async fn list_orders(
 pub async fn get_order(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<uuid::Uuid>,
 ) -> Result<Json<Order>, OrderError> {
-    Ok(Json(state.orders().get(&actor, &id).await?))
+    Ok(Json(state.orders().get(&actor, &id.to_string()).await?))
 }
 
 /// Approves an order waiting for approval. The initiator cannot approve their own order;
@@ -178,11 +181,12 @@ pub async fn get_order(
     post,
     path = "/orders/{id}/approve",
     tag = "orders",
-    params(("id" = String, Path, description = "The order id")),
+    params(("id" = String, Path, description = "The order id (a UUID)")),
     responses(
         (status = 200, description = "Approval recorded", body = Approved),
-        (status = 401, description = "Not authenticated"),
-        (status = 403, description = "Not an approver, or the initiator", body = Forbidden),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Not an approver, or the initiator", body = Problem),
+        (status = 400, description = "The id is not a UUID", body = Problem),
         (status = 404, description = "No such order", body = Problem),
         (status = 409, description = "Not waiting for approval, or the approval expired", body = Problem),
     ),
@@ -191,12 +195,12 @@ pub async fn get_order(
 pub async fn approve_order(
     State(state): State<AppState>,
     actor: Actor,
-    Path(id): Path<String>,
+    Path(id): Path<uuid::Uuid>,
 ) -> Result<Json<Approved>, OrderError> {
     Ok(Json(
         state
             .orders()
-            .approve_at(&actor, &id, OffsetDateTime::now_utc())
+            .approve_at(&actor, &id.to_string(), OffsetDateTime::now_utc())
             .await?,
     ))
 }

@@ -200,7 +200,20 @@ fn assert_unauthorized(reply: &Reply, presented: bool, what: &str) {
         "{what}: {}",
         reply.body
     );
-    assert_eq!(reply.body, json!({"error": "unauthorized"}), "{what}");
+    assert_eq!(
+        reply.body,
+        json!({
+            "type": "https://finsec.dev/problems/unauthorized",
+            "title": "Authentication required",
+            "status": 401,
+            "detail": "a valid bearer access token or API key is required",
+        }),
+        "{what}"
+    );
+    assert_eq!(
+        reply.headers["content-type"], "application/problem+json",
+        "{what}"
+    );
     let expected = if presented {
         "Bearer realm=\"finsec\", error=\"invalid_token\""
     } else {
@@ -244,7 +257,7 @@ async fn full_flow_on_sqlite() {
         weak.body
     );
     assert!(
-        weak.body["message"].as_str().unwrap().contains("12"),
+        weak.body["detail"].as_str().unwrap().contains("12"),
         "{}",
         weak.body
     );
@@ -331,7 +344,15 @@ async fn full_flow_on_sqlite() {
     let mfa_token2 = login_mfa(&server, "alice.w").await;
     let replay = verify(&server, &mfa_token2, &next).await;
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.body);
-    assert_eq!(replay.body, json!({"error": "invalid_credentials"}));
+    assert_eq!(
+        replay.body,
+        json!({
+            "type": "https://finsec.dev/problems/unauthorized",
+            "title": "Authentication required",
+            "status": 401,
+            "detail": "the credentials are not valid",
+        })
+    );
     // A backup code works once.
     let backup_ok = verify(&server, &mfa_token2, &backup[0]).await;
     assert_eq!(backup_ok.status, StatusCode::OK, "{}", backup_ok.body);

@@ -160,7 +160,11 @@ async fn security_headers_on_every_response() {
         assert_security_headers(&what, response.headers());
         if status == StatusCode::NOT_FOUND {
             let body: serde_json::Value = response.json().await.unwrap();
-            assert_eq!(body["error"], "not found", "{what}");
+            assert_eq!(
+                body["type"], "https://finsec.dev/problems/not-found",
+                "{what}"
+            );
+            assert_eq!(body["status"], 404, "{what}");
         }
     }
 }
@@ -244,5 +248,258 @@ async fn request_ids_are_echoed_only_when_sane() {
     assert!(logs.contains("req-123_abc.DEF"), "{logs}");
     for bad in ["<script>", long.as_str(), "rm -rf"] {
         assert!(!logs.contains(bad), "{bad} in\n{logs}");
+    }
+}
+
+/// Asserts `response` is a problem of `kind` (the last segment of its `type`) with `status`,
+/// and returns its body.
+async fn assert_problem(
+    response: reqwest::Response,
+    status: StatusCode,
+    kind: &str,
+    what: &str,
+) -> serde_json::Value {
+    assert_eq!(response.status(), status, "{what}");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json",
+        "{what}"
+    );
+    assert_security_headers(what, response.headers());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        format!("https://finsec.dev/problems/{kind}"),
+        "{what}: {body}"
+    );
+    assert_eq!(body["status"], status.as_u16(), "{what}: {body}");
+    assert!(
+        body["title"].as_str().is_some_and(|t| !t.is_empty()),
+        "{what}: {body}"
+    );
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{what}: {body}"
+    );
+    body
+}
+
+#[tokio::test]
+async fn every_kind_of_malformed_request_gets_a_problem() {
+    let data = DataDir::new();
+    // `api` at 1 request a minute per principal, so the rate-limited case is quick to reach.
+    let limits = data.path().with_file_name("limits.toml");
+    std::fs::write(
+        &limits,
+        "[[api]]\nper = \"key\"\nlimit = 1\nperiod = \"1m\"\n\
+         [[global]]\nper = \"ip\"\nlimit = 100000\nperiod = \"1s\"\n\
+         [[auth]]\nper = \"ip\"\nlimit = 100000\nperiod = \"1s\"\n",
+    )
+    .unwrap();
+    let server = Launch::new()
+        .args(["--rate-limits", limits.to_str().unwrap()])
+        .start(&data);
+    let client = server.client();
+    let credentials =
+        serde_json::json!({"username": "alice", "password": "correct horse battery staple 42"});
+    let registered = client
+        .post(server.url("/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), StatusCode::CREATED);
+    let login: serde_json::Value = client
+        .post(server.url("/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", login["access_token"].as_str().unwrap());
+
+    let bad_json = client
+        .post(server.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body("{\"username\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(bad_json, StatusCode::BAD_REQUEST, "bad-request", "bad JSON").await;
+
+    let wrong_type = client
+        .post(server.url("/auth/register"))
+        .header("content-type", "text/plain")
+        .body(credentials.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        wrong_type,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "wrong content type",
+    )
+    .await;
+
+    let missing_field = client
+        .post(server.url("/auth/login"))
+        .json(&serde_json::json!({"username": "alice"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        missing_field,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "validation",
+        "missing field",
+    )
+    .await;
+
+    let unknown = client
+        .get(server.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(unknown, StatusCode::NOT_FOUND, "not-found", "unknown route").await;
+
+    let wrong_method = client.delete(server.url("/health")).send().await.unwrap();
+    assert!(
+        wrong_method.headers().contains_key("allow"),
+        "{:?}",
+        wrong_method.headers()
+    );
+    assert_problem(
+        wrong_method,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "wrong method",
+    )
+    .await;
+
+    let forged = client
+        .get(server.url("/me"))
+        .header("authorization", "Bearer eyJ.forged.token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        forged.headers()["www-authenticate"],
+        "Bearer realm=\"finsec\", error=\"invalid_token\""
+    );
+    assert_problem(
+        forged,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "forged token",
+    )
+    .await;
+
+    // alice's first API call: a bad path id.
+    let bad_id = client
+        .get(server.url("/orders/not-a-uuid"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        bad_id,
+        StatusCode::BAD_REQUEST,
+        "bad-request",
+        "bad path id",
+    )
+    .await;
+
+    // alice's second API call in the minute.
+    let limited = client
+        .get(server.url("/me"))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = assert_problem(
+        limited,
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate-limited",
+        "rate limited",
+    )
+    .await;
+    assert_eq!(body["retry_after"], retry, "{body}");
+
+    // Beyond axum's default 2 MB limit of JSON bodies (last: the server may close the
+    // connection before the client has sent the whole body).
+    let too_large = client
+        .post(server.url("/auth/login"))
+        .header("content-type", "application/json")
+        .body(format!("{{\"username\": \"{}\"}}", "x".repeat(3 << 20)))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(
+        too_large,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload-too-large",
+        "body too large",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn openapi_says_every_error_is_a_problem() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    let doc = server.get_json("/openapi.json", 200).await;
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            for required in ["429", "500", "503"] {
+                assert!(
+                    responses.contains_key(required),
+                    "{method} {path}: no {required}"
+                );
+            }
+            if operation.get("requestBody").is_some() {
+                for required in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(required),
+                        "{method} {path}: no {required}"
+                    );
+                }
+            }
+            if operation.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{method} {path}: no 401");
+            }
+            for (status, response) in responses {
+                if status.parse::<u16>().unwrap() < 400 {
+                    continue;
+                }
+                let content = response["content"].as_object().unwrap();
+                assert_eq!(
+                    content.keys().collect::<Vec<_>>(),
+                    ["application/problem+json"],
+                    "{method} {path} {status}"
+                );
+                assert_eq!(
+                    content["application/problem+json"]["schema"]["$ref"],
+                    "#/components/schemas/Problem",
+                    "{method} {path} {status}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 50, "only {checked} error responses");
+    let orders = &doc["paths"]["/orders/{id}"]["get"]["responses"];
+    for status in ["400", "401", "403", "404"] {
+        assert!(orders[status].is_object(), "GET /orders/{{id}} {status}");
     }
 }

@@ -99,6 +99,16 @@ fn grant(launch: &Launch, data: &DataDir, user: &str, role: &str) {
     assert_eq!(out.trim(), format!("granted {role} to {user}"));
 }
 
+/// Asserts `body` is the 403 problem for a denial with `reason`.
+fn assert_forbidden(body: &Value, reason: &str) {
+    assert_eq!(
+        body["type"], "https://finsec.dev/problems/forbidden",
+        "{body}"
+    );
+    assert_eq!(body["status"], 403, "{body}");
+    assert_eq!(body["reason"], reason, "{body}");
+}
+
 /// `(path, code)` of every error in a 400/415/422 body.
 fn error_codes(body: &Value) -> Vec<(String, String)> {
     body["errors"]
@@ -130,10 +140,7 @@ async fn order_entry_over_http() {
     assert_eq!(listed.trim(), "viewer");
     let (status, body) = post(&server, &vera, "/orders", &limit("1", "1.00")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(
-        body,
-        json!({"error": "forbidden", "reason": "no_rule_matched"})
-    );
+    assert_forbidden(&body, "no_rule_matched");
 
     // Grants made while the server runs apply to the next request.
     grant(&launch, &data, "alice", "trader");
@@ -267,10 +274,7 @@ async fn order_entry_over_http() {
     let approve = format!("/orders/{large_id}/approve");
     let (status, body) = post(&server, &alice, &approve, &json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(
-        body,
-        json!({"error": "forbidden", "reason": "self_approval"})
-    );
+    assert_forbidden(&body, "self_approval");
     let (status, body) = post(&server, &vera, &approve, &json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, body) = post(&server, &bob, &approve, &json!({})).await;
@@ -282,7 +286,8 @@ async fn order_entry_over_http() {
     );
     let (status, body) = post(&server, &bob, &approve, &json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(body["error"], "not_pending");
+    assert_eq!(body["type"], "https://finsec.dev/problems/conflict");
+    assert_eq!(body["code"], "not_pending");
     let (_, body) = get(&server, &alice, &format!("/orders/{large_id}")).await;
     assert_eq!(body["status"], "accepted");
 
@@ -305,10 +310,7 @@ async fn order_entry_over_http() {
     )
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(
-        body,
-        json!({"error": "forbidden", "reason": "api_key_scope"})
-    );
+    assert_forbidden(&body, "api_key_scope");
     let (status, body) = call(
         &server,
         reqwest::Method::GET,
@@ -533,8 +535,8 @@ async fn openapi_lists_the_order_routes() {
         "Order",
         "NewOrder",
         "OrderStatus",
-        "ErrorList",
-        "Forbidden",
+        "Problem",
+        "FieldError",
         "Approved",
     ] {
         assert!(schemas[schema].is_object(), "schema {schema} missing");

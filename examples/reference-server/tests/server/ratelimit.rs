@@ -120,8 +120,15 @@ fn assert_limited(reply: &Reply, quota: &str, max_wait: u64) -> u64 {
     assert!((1..=max_wait).contains(&retry), "Retry-After {retry}");
     assert_eq!(
         reply.body,
-        json!({"error": "rate_limited", "retry_after": retry})
+        json!({
+            "type": "https://finsec.dev/problems/rate-limited",
+            "title": "Too many requests",
+            "status": 429,
+            "detail": format!("rate limit exhausted; retry in {retry} s"),
+            "retry_after": retry,
+        })
     );
+    assert_eq!(reply.header("content-type"), "application/problem+json");
     assert!(
         reply
             .header("ratelimit-policy")
@@ -431,7 +438,7 @@ async fn a_bad_rate_limit_file_stops_start_up() {
 }
 
 #[tokio::test]
-async fn unusable_bodies_get_json_errors() {
+async fn unusable_bodies_get_problems() {
     let data = DataDir::new();
     let server = Launch::new().start(&data);
     let raw = |content_type: &'static str, body: &'static str| {
@@ -464,13 +471,14 @@ async fn unusable_bodies_get_json_errors() {
     ] {
         let reply = send(request).await;
         assert_eq!(reply.status, status, "{}", reply.body);
-        assert_eq!(reply.body["error"], "invalid_body", "{}", reply.body);
+        assert_eq!(reply.body["status"], status.as_u16(), "{}", reply.body);
         assert!(
-            reply.body["message"]
+            reply.body["type"]
                 .as_str()
-                .is_some_and(|m| !m.is_empty())
+                .is_some_and(|t| t.starts_with("https://finsec.dev/problems/"))
         );
-        assert!(reply.header("content-type").starts_with("application/json"));
+        assert!(reply.body["detail"].as_str().is_some_and(|m| !m.is_empty()));
+        assert_eq!(reply.header("content-type"), "application/problem+json");
     }
     // Other routes too.
     let register = send(
@@ -482,7 +490,10 @@ async fn unusable_bodies_get_json_errors() {
     )
     .await;
     assert_eq!(register.status, StatusCode::BAD_REQUEST);
-    assert_eq!(register.body["error"], "invalid_body");
+    assert_eq!(
+        register.body["type"],
+        "https://finsec.dev/problems/bad-request"
+    );
 }
 
 #[tokio::test]
@@ -496,7 +507,11 @@ async fn openapi_documents_the_429() {
     for header in ["Retry-After", "RateLimit-Policy", "RateLimit"] {
         assert!(me["headers"][header].is_object(), "{header}: {me}");
     }
-    assert!(doc["components"]["schemas"]["RateLimited"].is_object());
+    assert!(doc["components"]["schemas"]["Problem"].is_object());
+    assert_eq!(
+        me["content"]["application/problem+json"]["schema"]["$ref"],
+        "#/components/schemas/Problem"
+    );
 }
 
 /// Enrolls and confirms TOTP for the session `bearer`; returns the TOTP.

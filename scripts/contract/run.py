@@ -72,7 +72,10 @@ def main() -> int:
     parser.add_argument("--server", required=True, help="the finsec-reference-server binary")
     parser.add_argument("--st", required=True, help="the schemathesis executable")
     parser.add_argument("--max-examples", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
+    # One worker: with several, hypothesis (6.x on CPython 3.11) sometimes fails inside its own
+    # lambda-description cache ("AST constructor recursion depth mismatch"), a runtime error
+    # that is not the server's.
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="finsec-contract-"))

@@ -33,7 +33,7 @@
 //!
 //! | setting | environment | what it does |
 //! |---------|-------------|--------------|
-//! | `sslmode=` in `--postgres-url` | `FINSEC_POSTGRES_URL` | `verify-full` checks the chain and host name, `verify-ca` the chain only, `require` encrypts without checking; absent, sqlx's `prefer` tries TLS without checking and may fall back to plain TCP |
+//! | `sslmode=` in `--postgres-url` | `FINSEC_POSTGRES_URL` | `verify-full` checks the chain and host name, `verify-ca` the chain (with sqlx 0.8.6 the host name too), `require` encrypts without checking; absent, sqlx's `prefer` tries TLS without checking and may fall back to plain TCP |
 //! | `--postgres-ca-file PEM` | `FINSEC_POSTGRES_CA_FILE` | CA certificates trusted for PostgreSQL, added to the public web roots; turns `require` into `verify-ca`; refused with `disable`, `allow`, `prefer` |
 //! | `--postgres-client-cert PEM`, `--postgres-client-key PEM` | `FINSEC_POSTGRES_CLIENT_CERT`, `FINSEC_POSTGRES_CLIENT_KEY` | a client certificate for PostgreSQL (`clientcert=verify-full` in `pg_hba.conf`) |
 //! | `rediss://` in `--redis-url` | `FINSEC_REDIS_URL` | TLS to Redis, checking the chain and host name (there is no unchecked mode: `#insecure` is refused) |

@@ -1,8 +1,9 @@
 //! The database: embedded SQLite by default, PostgreSQL when a URL is configured.
 //!
 //! PostgreSQL connections use TLS (rustls) as `sslmode` in the URL says: `verify-full`
-//! checks the certificate chain and the host name, `verify-ca` the chain only, `require`
-//! encrypts without checking; without `sslmode`, sqlx's default `prefer` tries TLS without
+//! checks the certificate chain and the host name, `verify-ca` the chain (and, with sqlx
+//! 0.8.6 and current rustls, the host name too: stricter than libpq), `require` encrypts
+//! without checking; without `sslmode`, sqlx's default `prefer` tries TLS without
 //! checking and falls back to plain TCP. Trusted roots are the public web roots plus
 //! `--postgres-ca-file` (or `sslrootcert` in the URL).
 

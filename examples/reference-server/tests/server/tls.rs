@@ -222,6 +222,44 @@ async fn postgres_over_tls() {
 }
 
 #[tokio::test]
+async fn host_names_are_checked() {
+    // Servers whose certificate, from the right CA, names another host.
+    let pki = Pki::new();
+    let elsewhere = pki.ca.issue(
+        "elsewhere.invalid",
+        &["elsewhere.invalid"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let tls = ServerTls::new(&elsewhere.cert_pem, &elsewhere.key_pem);
+    let cluster = PgCluster::start(Some(tls.clone()));
+    let redis = RedisServer::start(Some(tls));
+    let data = TempDir::new().unwrap();
+    let ca = Some(pki.path("ca.pem"));
+
+    // verify-full checks the name. So does verify-ca for now, although libpq's checks
+    // the chain only: sqlx 0.8.6 lets a name mismatch through only as rustls reported
+    // it before 0.23.24 (sqlx issue 3793, fixed after 0.8.6). Stricter than asked, never
+    // looser; when sqlx is upgraded this assertion flips and the docs need updating.
+    for mode in ["verify-full", "verify-ca"] {
+        let url = format!("{}?sslmode={mode}", cluster.localhost_url());
+        let message = open_err(&pg_config(data.path(), &url, ca.clone())).await;
+        assert!(
+            message.contains("not valid for name \"localhost\""),
+            "{mode}: {message}"
+        );
+    }
+
+    // rediss:// always checks the name.
+    let message = redis_err(&redis.url(), &redis_tls(ca, None))
+        .await
+        .to_string();
+    assert!(
+        message.contains("not valid for name \"localhost\""),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn postgres_tls_settings_are_checked_at_start() {
     let pki = Pki::new();
     let data = TempDir::new().unwrap();

@@ -7,6 +7,10 @@
 //! | [`sqlite`]   | a new SQLite file in a fresh temporary directory (WAL, `synchronous=FULL`) |
 //! | [`redis()`]  | a connection and a random key prefix `finsec-test:<random hex>:`       |
 //!
+//! Tests that need a server of their own (TLS with their own certificates, or a backend
+//! they stop and restart) start one with [`PgCluster`] or [`RedisServer`] (module
+//! [`cluster`]).
+//!
 //! The servers come from the environment, with local defaults:
 //!
 //! | variable                     | default                                      |
@@ -111,6 +115,9 @@ fn random_hex() -> String {
 }
 
 pub use finsec_crypto::secret::redact_url;
+
+pub mod cluster;
+pub use cluster::{PgCluster, RedisServer, ServerTls};
 
 // ---------------------------------------------------------------------------------------
 // PostgreSQL

@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use secrecy::SecretString;
 use zeroize::Zeroizing;
 
@@ -124,6 +127,55 @@ pub struct Config {
     )]
     pub redis_url: Option<SecretString>,
 
+    /// PEM file of the CA certificates that sign the PostgreSQL server's certificate, for
+    /// `sslmode=verify-full` or `verify-ca` in `--postgres-url` (added to the built-in
+    /// public roots; with `sslmode=require` it upgrades the mode to `verify-ca`).
+    #[arg(long, env = "FINSEC_POSTGRES_CA_FILE", global = true)]
+    pub postgres_ca_file: Option<PathBuf>,
+
+    /// PEM file of a client certificate chain to present to PostgreSQL (with
+    /// `--postgres-client-key`).
+    #[arg(
+        long,
+        env = "FINSEC_POSTGRES_CLIENT_CERT",
+        requires = "postgres_client_key",
+        global = true
+    )]
+    pub postgres_client_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `--postgres-client-cert`.
+    #[arg(
+        long,
+        env = "FINSEC_POSTGRES_CLIENT_KEY",
+        requires = "postgres_client_cert",
+        global = true
+    )]
+    pub postgres_client_key: Option<PathBuf>,
+
+    /// PEM file of the CA certificates that sign the Redis server's certificate, for a
+    /// `rediss://` `--redis-url` (replaces the system's trusted roots).
+    #[arg(long, env = "FINSEC_REDIS_CA_FILE", global = true)]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// PEM file of a client certificate chain to present to Redis (with
+    /// `--redis-client-key`).
+    #[arg(
+        long,
+        env = "FINSEC_REDIS_CLIENT_CERT",
+        requires = "redis_client_key",
+        global = true
+    )]
+    pub redis_client_cert: Option<PathBuf>,
+
+    /// PEM file of the private key of `--redis-client-cert`.
+    #[arg(
+        long,
+        env = "FINSEC_REDIS_CLIENT_KEY",
+        requires = "redis_client_cert",
+        global = true
+    )]
+    pub redis_client_key: Option<PathBuf>,
+
     /// The sealed keyring file [default: DATA_DIR/keyring.sealed]. Point several
     /// instances at one file to share a keyring.
     #[arg(long, env = "FINSEC_KEYRING_FILE", global = true)]
@@ -167,6 +219,12 @@ impl Config {
             data_dir: data_dir.into(),
             postgres_url: None,
             redis_url: None,
+            postgres_ca_file: None,
+            postgres_client_cert: None,
+            postgres_client_key: None,
+            redis_ca_file: None,
+            redis_client_cert: None,
+            redis_client_key: None,
             keyring_file: None,
             log_format: LogFormat::Text,
             auth: crate::auth::AuthConfig::default(),
@@ -196,6 +254,237 @@ impl Config {
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The TLS files for PostgreSQL (`--postgres-ca-file`, `--postgres-client-cert`,
+    /// `--postgres-client-key`).
+    pub fn postgres_tls(&self) -> TlsFiles {
+        TlsFiles {
+            backend: "postgres",
+            ca_file: self.postgres_ca_file.clone(),
+            client_cert: self.postgres_client_cert.clone(),
+            client_key: self.postgres_client_key.clone(),
+        }
+    }
+
+    /// The TLS files for Redis (`--redis-ca-file`, `--redis-client-cert`,
+    /// `--redis-client-key`).
+    pub fn redis_tls(&self) -> TlsFiles {
+        TlsFiles {
+            backend: "redis",
+            ca_file: self.redis_ca_file.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+        }
+    }
+}
+
+/// The PEM files configured for TLS to one backend (PostgreSQL or Redis), not yet read.
+///
+/// [`read_ca`](Self::read_ca) and [`read_client_identity`](Self::read_client_identity)
+/// read and check them at start, so a missing or unparsable file stops the server with an
+/// error naming the flag and the file instead of failing later on each connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    backend: &'static str,
+    /// CA certificates that sign the server's certificate.
+    pub ca_file: Option<PathBuf>,
+    /// The client certificate chain.
+    pub client_cert: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// Whether any file is configured.
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
+
+    /// `--<backend>-<what>`, the flag that names a file.
+    fn flag(&self, what: &str) -> String {
+        format!("--{}-{what}", self.backend)
+    }
+
+    /// Reads the CA file, if one is configured, and checks it holds at least one
+    /// certificate and only valid ones.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] naming the flag and the file if it cannot be read or holds
+    /// no valid certificate.
+    pub fn read_ca(&self) -> Result<Option<PemCertificates>> {
+        self.ca_file
+            .as_deref()
+            .map(|path| PemCertificates::read(&self.flag("ca-file"), path))
+            .transpose()
+    }
+
+    /// Reads the client certificate chain and key, if configured, and checks that the
+    /// key parses and belongs to the first certificate.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] naming the flag and the file if either cannot be read or
+    /// parsed, if only one of them is set, or if the key does not match the certificate.
+    /// The message never contains key material.
+    pub fn read_client_identity(&self) -> Result<Option<ClientIdentity>> {
+        let (cert_path, key_path) = match (&self.client_cert, &self.client_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(ServerError::Config(format!(
+                    "{} and {} must be given together",
+                    self.flag("client-cert"),
+                    self.flag("client-key")
+                )));
+            }
+        };
+        let cert_flag = self.flag("client-cert");
+        let key_flag = self.flag("client-key");
+        let chain = PemCertificates::read(&cert_flag, cert_path)?;
+        let key_pem = Zeroizing::new(read_file(&key_flag, key_path)?);
+        let invalid_key = || {
+            ServerError::Config(format!(
+                "{key_flag} {}: not a PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                key_path.display()
+            ))
+        };
+        let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| invalid_key())?;
+        let provider = crypto_provider();
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key)
+            .map_err(|_| invalid_key())?;
+        CertifiedKey::new(chain.certificates(), signing_key)
+            .keys_match()
+            .map_err(|e| {
+                ServerError::Config(format!(
+                    "{key_flag} {} does not belong to {cert_flag} {}: {e}",
+                    key_path.display(),
+                    cert_path.display()
+                ))
+            })?;
+        Ok(Some(ClientIdentity {
+            cert_path: cert_path.clone(),
+            key_path: key_path.clone(),
+            cert_pem: chain.pem,
+            key_pem,
+        }))
+    }
+}
+
+/// The rustls crypto provider the backends' TLS uses: aws-lc-rs, the crate finsec-auth
+/// already builds for JWT signatures.
+pub fn crypto_provider() -> rustls::crypto::CryptoProvider {
+    rustls::crypto::aws_lc_rs::default_provider()
+}
+
+fn read_file(flag: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| ServerError::Config(format!("{flag} {}: cannot read it: {e}", path.display())))
+}
+
+/// The certificates of a PEM file, checked to be X.509, with the file's bytes.
+#[derive(Clone)]
+pub struct PemCertificates {
+    path: PathBuf,
+    pem: Vec<u8>,
+    certificates: Vec<CertificateDer<'static>>,
+}
+
+impl std::fmt::Debug for PemCertificates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PemCertificates")
+            .field("path", &self.path)
+            .field("certificates", &self.certificates.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PemCertificates {
+    /// Reads `path` (named by `flag` in errors): every `CERTIFICATE` block must be a valid
+    /// X.509 certificate, and there must be at least one.
+    fn read(flag: &str, path: &Path) -> Result<Self> {
+        let pem = read_file(flag, path)?;
+        let invalid =
+            |why: String| ServerError::Config(format!("{flag} {}: {why}", path.display()));
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("not a PEM file of certificates: {e}")))?;
+        if certificates.is_empty() {
+            return Err(invalid(
+                "holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_owned(),
+            ));
+        }
+        for (n, certificate) in certificates.iter().enumerate() {
+            let mut store = rustls::RootCertStore::empty();
+            store.add(certificate.clone()).map_err(|e| {
+                invalid(format!(
+                    "certificate {} of {} is not a valid X.509 certificate: {e}",
+                    n + 1,
+                    certificates.len()
+                ))
+            })?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            pem,
+            certificates,
+        })
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The file's contents.
+    pub fn pem(&self) -> &[u8] {
+        &self.pem
+    }
+
+    /// The certificates, in file order.
+    pub fn certificates(&self) -> Vec<CertificateDer<'static>> {
+        self.certificates.clone()
+    }
+}
+
+/// A client certificate chain and its private key, read and checked at start. `Debug`
+/// shows the file names only; the key bytes are zeroized on drop.
+pub struct ClientIdentity {
+    cert_path: PathBuf,
+    key_path: PathBuf,
+    cert_pem: Vec<u8>,
+    key_pem: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientIdentity")
+            .field("cert", &self.cert_path)
+            .field("key", &self.key_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientIdentity {
+    /// The certificate chain file.
+    pub fn cert_path(&self) -> &Path {
+        &self.cert_path
+    }
+
+    /// The private key file.
+    pub fn key_path(&self) -> &Path {
+        &self.key_path
+    }
+
+    /// The certificate chain, PEM.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert_pem
+    }
+
+    /// The private key, PEM.
+    pub fn key_pem(&self) -> &[u8] {
+        &self.key_pem
     }
 }
 
@@ -303,6 +592,72 @@ mod tests {
         assert!(Cli::try_parse_from(["x", "keys", "rotate", "--name", "Bad Name"]).is_err());
         assert!(Cli::try_parse_from(["x", "--log-format", "xml"]).is_err());
         assert!(Cli::try_parse_from(["x", "keys", "rewrap", "--batch", "0"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--postgres-ca-file",
+            "/tls/db-ca.pem",
+            "--redis-ca-file",
+            "/tls/cache-ca.pem",
+            "--redis-client-cert",
+            "/tls/client.crt",
+            "--redis-client-key",
+            "/tls/client.key",
+        ])
+        .unwrap();
+        let postgres = cli.config.postgres_tls();
+        assert_eq!(postgres.ca_file, Some(PathBuf::from("/tls/db-ca.pem")));
+        assert!(postgres.client_cert.is_none() && postgres.client_key.is_none());
+        assert!(!postgres.is_empty());
+        let redis = cli.config.redis_tls();
+        assert_eq!(redis.ca_file, Some(PathBuf::from("/tls/cache-ca.pem")));
+        assert_eq!(redis.client_cert, Some(PathBuf::from("/tls/client.crt")));
+        assert_eq!(redis.client_key, Some(PathBuf::from("/tls/client.key")));
+        assert!(Config::with_data_dir("/d").postgres_tls().is_empty());
+
+        // A certificate without its key (or the reverse) is a usage error.
+        for flag in [
+            "--postgres-client-cert",
+            "--postgres-client-key",
+            "--redis-client-cert",
+            "--redis-client-key",
+        ] {
+            assert!(
+                Cli::try_parse_from(["x", flag, "/tls/x"]).is_err(),
+                "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_tls_files_name_the_flag_and_file() {
+        let mut config = Config::with_data_dir("/d");
+        config.redis_ca_file = Some(PathBuf::from("/nonexistent/ca.pem"));
+        let e = config.redis_tls().read_ca().unwrap_err().to_string();
+        assert!(
+            e.contains("--redis-ca-file /nonexistent/ca.pem: cannot read it"),
+            "{e}"
+        );
+        config.postgres_client_cert = Some(PathBuf::from("/nonexistent/client.crt"));
+        let e = config
+            .postgres_tls()
+            .read_client_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("must be given together"), "{e}");
+        config.postgres_client_key = Some(PathBuf::from("/nonexistent/client.key"));
+        let e = config
+            .postgres_tls()
+            .read_client_identity()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("--postgres-client-cert /nonexistent/client.crt"),
+            "{e}"
+        );
     }
 
     #[test]

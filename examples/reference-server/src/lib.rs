@@ -10,10 +10,12 @@
 //! 1. creates the data directory (mode `0700`) if it is missing;
 //! 2. loads the sealed keyring, or creates it with the keys `pii` and `server-secrets`
 //!    (see [`keys`]);
-//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL);
+//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL, with
+//!    TLS as `sslmode` says; TLS files are checked first);
 //! 4. loads the RBAC policy file, created from finsec-rbac's preset on first start (see
 //!    [`rbac`]); a file that does not load stops start-up with the loader's error;
-//! 5. connects to Redis if configured and checks it answers `PING`;
+//! 5. connects to Redis if configured (with TLS for `rediss://`) and checks it answers
+//!    `PING`;
 //! 6. runs the migrations;
 //! 7. binds the listening socket and logs `listening on http://ADDR`.
 //!
@@ -22,6 +24,33 @@
 //! limits, authentication (for every route), the per-principal rate limit, then the
 //! handler. Every error answer, from a handler, an extractor, a fallback or a layer, is an
 //! RFC 9457 problem ([`problem::Problem`], `application/problem+json`).
+//!
+//! # TLS to PostgreSQL and Redis
+//!
+//! Both clients use rustls with the aws-lc-rs provider. For a managed database, require a
+//! verified connection:
+//!
+//! ```text
+//! finsec-reference-server \
+//!     --postgres-url 'postgres://app@db.example.com/finsec?sslmode=verify-full' \
+//!     --postgres-ca-file /etc/finsec/db-ca.pem \
+//!     --redis-url 'rediss://:PASSWORD@cache.example.com:6380' \
+//!     --redis-ca-file /etc/finsec/cache-ca.pem
+//! ```
+//!
+//! | setting | environment | what it does |
+//! |---------|-------------|--------------|
+//! | `sslmode=` in `--postgres-url` | `FINSEC_POSTGRES_URL` | `verify-full` checks the chain and host name, `verify-ca` the chain (with sqlx 0.8.6 the host name too), `require` encrypts without checking; absent, sqlx's `prefer` tries TLS without checking and may fall back to plain TCP |
+//! | `--postgres-ca-file PEM` | `FINSEC_POSTGRES_CA_FILE` | CA certificates trusted for PostgreSQL, added to the public web roots; turns `require` into `verify-ca`; refused with `disable`, `allow`, `prefer` |
+//! | `--postgres-client-cert PEM`, `--postgres-client-key PEM` | `FINSEC_POSTGRES_CLIENT_CERT`, `FINSEC_POSTGRES_CLIENT_KEY` | a client certificate for PostgreSQL (`clientcert=verify-full` in `pg_hba.conf`) |
+//! | `rediss://` in `--redis-url` | `FINSEC_REDIS_URL` | TLS to Redis, checking the chain and host name (there is no unchecked mode: `#insecure` is refused) |
+//! | `--redis-ca-file PEM` | `FINSEC_REDIS_CA_FILE` | CA certificates trusted for Redis, instead of the system's roots; needs `rediss://` |
+//! | `--redis-client-cert PEM`, `--redis-client-key PEM` | `FINSEC_REDIS_CLIENT_CERT`, `FINSEC_REDIS_CLIENT_KEY` | a client certificate for Redis (`tls-auth-clients yes`); needs `rediss://` |
+//!
+//! Every file is read and checked at start: a missing or unparsable file, a key that does
+//! not belong to its certificate, or TLS files the URL would not use stop start-up with an
+//! error naming the flag and the file. sqlx reads the PostgreSQL files again for each new
+//! connection (renewed files are picked up); the Redis files are read once.
 //!
 //! On SIGTERM or Ctrl-C it stops accepting connections, lets requests in flight finish
 //! (for up to [`DRAIN_TIMEOUT`]), saves the keyring usage counters and exits.
@@ -75,7 +104,9 @@
 //!   Admin operations are the `keys` and `roles` subcommands, run by whoever can read the
 //!   data directory.
 //! - **Transport security.** The server speaks plain HTTP; terminate TLS in front of it
-//!   (HSTS only takes effect over HTTPS).
+//!   (HSTS only takes effect over HTTPS). Its own connections to PostgreSQL and Redis are
+//!   verified TLS only when configured so (`sslmode=verify-full`, `rediss://`; see
+//!   above): the defaults follow the URL, and a URL without `sslmode` does not insist.
 //! - **Slow clients.** There is no header-read timeout; put the server behind a proxy
 //!   that has one. Rate limits count requests, not connections or bytes.
 //! - **A master key file next to the keyring.** Anyone who can read both files can open
@@ -199,7 +230,7 @@ impl Server {
         // First, so that a policy that does not load stops start-up before anything else.
         let policy = rbac::load_or_create_policy(config.data_dir(), &config.rbac)?;
         let redis = match &config.redis_url {
-            Some(url) => Some(Redis::connect(url).await?),
+            Some(url) => Some(Redis::connect(url, &config.redis_tls()).await?),
             None => None,
         };
         auth::migrate(storage).await?;

@@ -1,13 +1,19 @@
 //! The optional Redis connection. It is checked at start (the server refuses to start if
 //! Redis does not answer) and reported by `/health`; rate limiting and replay protection
 //! will share it across instances.
+//!
+//! A `rediss://` URL uses TLS (rustls on aws-lc-rs) and verifies the server's
+//! certificate and host name; `--redis-ca-file` names the CA to trust instead of the
+//! system's roots.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ClientTlsConfig, ConnectionAddr, TlsCertificates};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::config::TlsFiles;
 use crate::error::{Result, ServerError};
 use finsec_crypto::secret::redact_url;
 
@@ -32,9 +38,15 @@ impl fmt::Debug for Redis {
 impl Redis {
     /// Connects to `url` and checks that the server answers `PING`.
     ///
+    /// A `rediss://` URL connects with TLS (rustls), checking the server's certificate
+    /// chain and host name against the system's trusted roots, or against `tls.ca_file`
+    /// alone if set; `tls.client_cert`/`tls.client_key` are presented if the server asks.
+    ///
     /// # Errors
-    /// [`ServerError::Redis`] naming the URL without its password.
-    pub async fn connect(url: &SecretString) -> Result<Self> {
+    /// [`ServerError::Config`] if a TLS file does not load (naming it) or TLS files are
+    /// given with a `redis://` URL; [`ServerError::Redis`] naming the URL without its
+    /// password if Redis cannot be reached, the TLS handshake fails, or `PING` fails.
+    pub async fn connect(url: &SecretString, tls: &TlsFiles) -> Result<Self> {
         let redacted_url = redact_url(url.expose_secret());
         let fail = |reason: String| ServerError::Redis {
             url: redacted_url.clone(),
@@ -42,6 +54,39 @@ impl Redis {
         };
         let client = redis::Client::open(url.expose_secret())
             .map_err(|e| fail(format!("invalid redis url: {e}")))?;
+        let client = if matches!(
+            client.get_connection_info().addr(),
+            ConnectionAddr::TcpTls { .. }
+        ) {
+            // redis-rs builds its rustls configuration with the process default provider;
+            // make that aws-lc-rs. An `Err` means a default is installed already.
+            let _ = crate::config::crypto_provider().install_default();
+            if tls.is_empty() {
+                client
+            } else {
+                let root_cert = tls.read_ca()?.map(|ca| ca.pem().to_vec());
+                let client_tls = tls.read_client_identity()?.map(|identity| ClientTlsConfig {
+                    client_cert: identity.cert_pem().to_vec(),
+                    client_key: identity.key_pem().to_vec(),
+                });
+                redis::Client::build_with_tls(
+                    url.expose_secret(),
+                    TlsCertificates {
+                        client_tls,
+                        root_cert,
+                    },
+                )
+                .map_err(|e| fail(format!("invalid TLS settings: {e}")))?
+            }
+        } else if tls.is_empty() {
+            client
+        } else {
+            return Err(ServerError::Config(
+                "--redis-ca-file and --redis-client-cert/--redis-client-key need TLS: use a \
+                 rediss:// --redis-url"
+                    .to_owned(),
+            ));
+        };
         let config = ConnectionManagerConfig::new()
             .set_number_of_retries(1)
             .set_connection_timeout(Some(REDIS_TIMEOUT))

@@ -1,4 +1,11 @@
 //! The database: embedded SQLite by default, PostgreSQL when a URL is configured.
+//!
+//! PostgreSQL connections use TLS (rustls) as `sslmode` in the URL says: `verify-full`
+//! checks the certificate chain and the host name, `verify-ca` the chain (and, with sqlx
+//! 0.8.6 and current rustls, the host name too: stricter than libpq), `require` encrypts
+//! without checking; without `sslmode`, sqlx's default `prefer` tries TLS without
+//! checking and falls back to plain TCP. Trusted roots are the public web roots plus
+//! `--postgres-ca-file` (or `sslrootcert` in the URL).
 
 use std::fmt;
 use std::str::FromStr;
@@ -6,7 +13,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serde::Serialize;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -14,7 +21,7 @@ use utoipa::ToSchema;
 
 use finsec_crypto::secret::redact_url;
 
-use crate::config::Config;
+use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
 
 /// How long to wait for a database connection before failing.
@@ -43,6 +50,60 @@ impl StorageBackend {
 impl fmt::Display for StorageBackend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Applies `--postgres-ca-file` and the client certificate to `options`, after checking
+/// the files at start (sqlx reads them again for each new connection, so files renewed on
+/// disk are picked up without a restart).
+///
+/// TLS files only make sense if TLS is required: with `sslmode` `disable`, `allow` or
+/// `prefer` (sqlx's default), a connection may silently go without TLS, or without
+/// checking the certificate, so this is refused rather than ignored. With
+/// `sslmode=require`, a CA file upgrades the mode to `verify-ca`, as libpq does.
+///
+/// # Errors
+/// [`ServerError::Config`] naming the file that does not load, or the `sslmode` that
+/// would not use the files.
+fn with_tls_files(options: PgConnectOptions, files: &TlsFiles) -> Result<PgConnectOptions> {
+    if files.is_empty() {
+        return Ok(options);
+    }
+    let mode = options.get_ssl_mode();
+    if matches!(
+        mode,
+        PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer
+    ) {
+        return Err(ServerError::Config(format!(
+            "--postgres-ca-file and --postgres-client-cert/--postgres-client-key need TLS: \
+             add sslmode=verify-full (or verify-ca, require) to --postgres-url (it is {})",
+            ssl_mode_name(mode)
+        )));
+    }
+    let mut options = options;
+    if let Some(ca) = files.read_ca()? {
+        options = options.ssl_root_cert(ca.path());
+        if matches!(mode, PgSslMode::Require) {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
+    }
+    if let Some(identity) = files.read_client_identity()? {
+        options = options
+            .ssl_client_cert(identity.cert_path())
+            .ssl_client_key(identity.key_path());
+    }
+    Ok(options)
+}
+
+/// The `sslmode` value that selects `mode`.
+fn ssl_mode_name(mode: PgSslMode) -> &'static str {
+    match mode {
+        PgSslMode::Disable => "disable",
+        PgSslMode::Allow => "allow",
+        PgSslMode::Prefer => "prefer",
+        PgSslMode::Require => "require",
+        PgSslMode::VerifyCa => "verify-ca",
+        PgSslMode::VerifyFull => "verify-full",
     }
 }
 
@@ -78,6 +139,7 @@ impl Storage {
                     source: Box::new(source),
                 };
                 let options = PgConnectOptions::from_str(url).map_err(storage_err)?;
+                let options = with_tls_files(options, &config.postgres_tls())?;
                 let pool = PgPoolOptions::new()
                     .max_connections(10)
                     .acquire_timeout(CONNECT_TIMEOUT)

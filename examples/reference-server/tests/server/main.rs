@@ -13,3 +13,4 @@ mod lifecycle;
 mod orders;
 mod ratelimit;
 mod support;
+mod tls;

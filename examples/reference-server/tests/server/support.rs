@@ -30,19 +30,13 @@ const LISTENING: &str = "listening on http://";
 
 /// Environment variables of the server that must not leak in from the environment the
 /// tests run in.
-const SERVER_VARS: [&str; 11] = [
-    "FINSEC_RATE_LIMITS",
-    "FINSEC_TRUSTED_PROXIES",
-    "FINSEC_RATE_LIMIT_FAILURE",
-    "FINSEC_MASTER_PASSPHRASE",
-    "FINSEC_LISTEN",
-    "FINSEC_DATA_DIR",
-    "FINSEC_POSTGRES_URL",
-    "FINSEC_REDIS_URL",
-    "FINSEC_KEYRING_FILE",
-    "FINSEC_LOG_FORMAT",
-    "RUST_LOG",
-];
+/// Whether the server reads the environment variable `name`: every `FINSEC_` variable
+/// except the tests' own (`FINSEC_TEST_*`), and `RUST_LOG`. All of them are cleared for the
+/// servers tests start, so a developer's shell never changes what a test sees, whatever
+/// flags are added later.
+fn is_server_var(name: &str) -> bool {
+    (name.starts_with("FINSEC_") && !name.starts_with("FINSEC_TEST_")) || name == "RUST_LOG"
+}
 
 /// Rate limits far above what tests send, given to every server through
 /// `FINSEC_RATE_LIMITS`; a test of the limits passes its own `--rate-limits` file instead.
@@ -122,8 +116,10 @@ impl Launch {
 
     fn command(&self, data: &DataDir, leading: &[&str]) -> Command {
         let mut command = Command::new(BIN);
-        for var in SERVER_VARS {
-            command.env_remove(var);
+        for (var, _) in std::env::vars_os() {
+            if var.to_str().is_some_and(is_server_var) {
+                command.env_remove(var);
+            }
         }
         command
             .env("RUST_LOG", "info")

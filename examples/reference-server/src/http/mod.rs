@@ -61,6 +61,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut api = api_router().into_openapi();
     crate::ratelimit::document(&mut api);
+    crate::openapi_links::document(&mut api);
     api
 }
 
@@ -71,7 +72,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn build_app(state: AppState) -> Result<Router> {
     let (router, mut api) = api_router().split_for_parts();
     crate::ratelimit::document(&mut api);
-    let json = api.to_json().map_err(ServerError::OpenApi)?;
+    crate::openapi_links::document(&mut api);
+    let json = crate::openapi_links::to_json(&api).map_err(ServerError::OpenApi)?;
     let limits = state.rate_limits().clone();
     let route_limit = middleware::from_fn_with_state(state.clone(), crate::ratelimit::route_limit);
     let state = HttpState {

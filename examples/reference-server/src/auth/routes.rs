@@ -283,9 +283,30 @@ pub struct NewApiKeyRequest {
     #[schema(schema_with = request_schema::scopes)]
     pub scopes: Vec<String>,
     /// Days until the key expires (1 to 3650); none: it does not expire.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
     #[schema(schema_with = request_schema::expires_in_days)]
     pub expires_in_days: Option<u32>,
+}
+
+/// Reads an optional whole number however JSON writes it (`30`, `30.0`, `3e1`): JSON
+/// Schema's `integer` is a number's value, not its spelling, so a client generated from
+/// the schema may send any of them.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let parsed = match (number.as_u64(), number.as_f64()) {
+        (Some(int), _) => u32::try_from(int).ok(),
+        // A float's shortest display is digits only exactly when it is whole.
+        (None, Some(float)) => float.to_string().parse::<u32>().ok(),
+        (None, None) => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "expected a whole number from 0 to {}, found {number}",
+            u32::MAX
+        ))
+    })
 }
 
 /// An API key, without its secret.
@@ -1160,6 +1181,30 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn expiry_days_are_read_whatever_the_spelling_of_the_number() {
+        let days = |json: &str| {
+            serde_json::from_str::<NewApiKeyRequest>(&format!(
+                r#"{{"name":"k","scopes":["*"],"expires_in_days":{json}}}"#
+            ))
+            .map(|r| r.expires_in_days)
+        };
+        for (json, expected) in [("30", 30), ("30.0", 30), ("3e1", 30), ("3650", 3650)] {
+            assert_eq!(days(json).unwrap(), Some(expected), "{json}");
+        }
+        assert_eq!(days("null").unwrap(), None);
+        for bad in ["30.5", "-1", "4294967296", "1e300", "\"30\"", "true"] {
+            assert!(days(bad).is_err(), "{bad}");
+        }
+        let absent: NewApiKeyRequest =
+            serde_json::from_str(r#"{"name":"k","scopes":["*"]}"#).unwrap();
+        assert_eq!(absent.expires_in_days, None);
+        assert!(
+            serde_json::from_str::<NewApiKeyRequest>(r#"{"name":"k","scopes":["*"],"x":1}"#)
+                .is_err()
+        );
     }
 
     #[test]

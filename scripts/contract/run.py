@@ -129,7 +129,8 @@ def main() -> int:
                 "--report-junit-path",
                 str(report),
             ]
-            result = subprocess.run(command, env=env)
+            # In the scratch directory, so schemathesis's cache stays out of the checkout.
+            result = subprocess.run(command, env=env, cwd=work)
             if result.returncode != 0:
                 failed = True
                 print(f"schemathesis as {role}: FAILED (exit {result.returncode})", flush=True)

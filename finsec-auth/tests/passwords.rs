@@ -339,18 +339,53 @@ fn policy_lengths_follow_sp800_63b() {
             actual: 257
         })
     ));
-    // Characters are code points after NFKC: 12 emoji / CJK characters count as 12.
+    // Characters are code points: 12 emoji / CJK characters count as 12.
     assert!(policy.check(&Password::new("🔑".repeat(12))).is_ok());
     assert!(
         policy
             .check(&Password::new("密码密码密码密码密码密码"))
             .is_ok()
     );
-    // "ﬃ" is 1 code point but 3 after NFKC.
+}
+
+#[test]
+fn policy_counts_code_points_as_sent_and_hashes_the_nfkc_form() {
+    let policy = PasswordPolicy::default();
+    // "ﬃ" is 1 code point but 3 after NFKC: 4 of them are 4 characters (too short) even
+    // though their normal form has 12.
+    assert!(matches!(
+        policy.check(&Password::new("\u{FB03}".repeat(4))),
+        Err(PasswordError::TooShort { min: 12, actual: 4 })
+    ));
+    let n = policy.check(&Password::new("\u{FB03}".repeat(12))).unwrap();
+    assert_eq!(n.expose_secret(), "ffi".repeat(12));
+    // 256 of them are allowed (768 once normalised), 257 are not.
     let n = policy
-        .check(&Password::new("\u{FB03}\u{FB03}\u{FB03}\u{FB03}"))
+        .check(&Password::new("\u{FB03}".repeat(256)))
         .unwrap();
-    assert_eq!(n.expose_secret(), "ffiffiffiffi");
+    assert_eq!(n.expose_secret().chars().count(), 768);
+    assert!(matches!(
+        policy.check(&Password::new("\u{FB03}".repeat(257))),
+        Err(PasswordError::TooLong {
+            max: 256,
+            actual: 257
+        })
+    ));
+    // "e" + combining acute is 2 code points, 1 after NFKC: 12 code points that compose to
+    // 6 are accepted (the count is what was sent), and hashed in the composed form.
+    let n = policy.check(&Password::new("e\u{301}".repeat(6))).unwrap();
+    assert_eq!(n.expose_secret(), "\u{E9}".repeat(6));
+    assert!(matches!(
+        policy.check(&Password::new("e\u{301}".repeat(5))),
+        Err(PasswordError::TooShort {
+            min: 12,
+            actual: 10
+        })
+    ));
+    // The composed and decomposed spellings still hash alike.
+    let composed = policy.check(&Password::new("\u{E9}".repeat(12))).unwrap();
+    let decomposed = policy.check(&Password::new("e\u{301}".repeat(12))).unwrap();
+    assert_eq!(composed.expose_secret(), decomposed.expose_secret());
     // Far over the limit is refused before normalising.
     assert!(matches!(
         policy.check(&Password::new("x".repeat(100_000))),

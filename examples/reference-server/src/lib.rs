@@ -119,6 +119,7 @@ pub mod error;
 pub mod http;
 pub mod keys;
 pub mod openapi;
+pub mod openapi_links;
 pub mod orders;
 pub mod problem;
 pub mod ratelimit;

@@ -9,8 +9,8 @@
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PasswordError {
-    /// A new password is shorter than the policy's minimum (counted in Unicode code points
-    /// after NFKC normalisation).
+    /// A new password is shorter than the policy's minimum (counted in the Unicode code
+    /// points sent, before NFKC normalisation).
     #[error("password is too short: {actual} characters, at least {min} required")]
     TooShort {
         /// The policy's minimum.

@@ -40,9 +40,9 @@
 //! | salt | 16 random bytes per hash | RFC 9106 recommends 128 bits |
 //! | tag | 32 bytes | RFC 9106 |
 //! | pepper | none (optional) | needs a secret store outside the database; see below |
-//! | length | 12..=256 characters (after NFKC) | SP 800-63B 5.1.1.2 requires a minimum of at least 8 and allows at least 64; 256 bounds the work an attacker can make us do |
+//! | length | 12..=256 characters, counted as code points as typed (before NFKC) | SP 800-63B 5.1.1.2 requires a minimum of at least 8, allows at least 64 and counts each code point as one character; counting before normalisation makes the rule the one a client (or a JSON Schema `minLength`/`maxLength`) checks; 256 bounds the work an attacker can make us do |
 //! | composition rules | none | SP 800-63B 5.1.1.2: verifiers SHALL NOT impose them |
-//! | normalisation | NFKC | SP 800-63B 5.1.1.2 (the same password typed on different keyboards matches) |
+//! | normalisation | NFKC, before the deny-list check and hashing | SP 800-63B 5.1.1.2 (the same password typed on different keyboards matches) |
 //!
 //! New hashes must meet the `MIN_*` parameters of [`finsec_crypto::kdf`]; stored hashes
 //! are verified whatever their cost (up to the `MAX_*` bounds, so a crafted string cannot

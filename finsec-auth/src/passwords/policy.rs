@@ -69,8 +69,13 @@ fn fold(s: &str) -> String {
 }
 
 /// Password rules for new passwords, per NIST SP 800-63B 5.1.1.2: a length range counted
-/// in Unicode code points after NFKC normalisation, no composition rules, and an optional
-/// deny-list.
+/// in the Unicode code points the user typed, no composition rules, and an optional
+/// deny-list; the password is NFKC-normalised for the deny-list and for hashing.
+///
+/// The length is counted before normalisation so that the rule is exactly the one a
+/// client can check (and a JSON Schema `minLength`/`maxLength` expresses): a password the
+/// form accepted is never refused because NFKC composed or expanded some of its
+/// characters.
 #[derive(Clone)]
 pub struct PasswordPolicy {
     min_chars: usize,
@@ -155,17 +160,12 @@ impl PasswordPolicy {
     /// [`PasswordError::DenyListed`].
     pub fn check(&self, password: &Password) -> Result<NewPassword, PasswordError> {
         let raw = password.expose_secret();
-        // Refuse absurd input before normalising it (NFKC can expand, at most 18x per
-        // code point, so bound the input first).
-        let raw_chars = raw.chars().count();
-        if raw_chars > self.max_chars.saturating_mul(4) {
-            return Err(PasswordError::TooLong {
-                max: self.max_chars,
-                actual: raw_chars,
-            });
-        }
-        let normalized = Zeroizing::new(normalize(raw));
-        let actual = normalized.chars().count();
+        // Lengths count the code points as sent (SP 800-63B 5.1.1.2: each code point is one
+        // character), so the rule is the same one a client or a JSON Schema `minLength` /
+        // `maxLength` checks; normalisation applies to what is hashed, not to the count.
+        // Checking the maximum first also bounds the work of normalising (NFKC expands a
+        // code point at most 18x).
+        let actual = raw.chars().count();
         if actual < self.min_chars {
             return Err(PasswordError::TooShort {
                 min: self.min_chars,
@@ -178,6 +178,7 @@ impl PasswordPolicy {
                 actual,
             });
         }
+        let normalized = Zeroizing::new(normalize(raw));
         if let Some(list) = &self.deny_list {
             let lowered = Zeroizing::new(normalized.to_lowercase());
             if list.contains(&lowered) {

@@ -19,6 +19,7 @@
 //! Redis when `--redis-url` is given (shared by every instance).
 
 pub mod extract;
+pub mod request_schema;
 pub mod routes;
 pub mod secrets;
 pub mod users;

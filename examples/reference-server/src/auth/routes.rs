@@ -27,6 +27,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::extract::{AccessClaims, Principal, Via};
+use super::request_schema::{self, API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
 use super::users::{self, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::http::json::Json;
@@ -127,6 +128,7 @@ macro_rules! redacted_debug {
 
 redacted_debug!(
     Credentials,
+    Registration,
     TokenResponse,
     MfaRequired,
     LoginResponse,
@@ -139,12 +141,31 @@ redacted_debug!(
     CreatedApiKey,
 );
 
-/// A username and password.
+/// A username and password, to log in. Neither is checked against the registration rules
+/// here: any text is looked up (an unknown name or a wrong password is a 401), so that
+/// accounts and passwords created under earlier rules keep working.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Credentials {
-    /// The username.
+    /// The username (case-insensitive).
     pub username: String,
     /// The password.
+    pub password: String,
+}
+
+/// A new user's name and password. The schema's limits are read from the rules the server
+/// applies ([`Username::parse`] and finsec-auth's default [`PasswordPolicy`](finsec_auth::passwords::PasswordPolicy)).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Registration {
+    /// 3 to 64 ASCII letters, digits, `.`, `_` or `-`; unique regardless of case. Other
+    /// scripts are refused: look-alike letters would let one user pass for another.
+    #[schema(schema_with = request_schema::username)]
+    pub username: String,
+    /// 12 to 256 characters (Unicode code points, as sent; NIST SP 800-63B 5.1.1.2), no
+    /// composition rules; it is NFKC-normalised before hashing. Common or breached
+    /// passwords may be refused.
+    #[schema(schema_with = request_schema::new_password)]
     pub password: String,
 }
 
@@ -153,7 +174,7 @@ pub struct Credentials {
 pub struct Registered {
     /// The user's id.
     pub id: String,
-    /// The name as registered (NFKC).
+    /// The name as registered.
     pub username: String,
 }
 
@@ -191,15 +212,19 @@ pub enum LoginResponse {
 
 /// A second-factor code for a login attempt.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MfaVerifyRequest {
     /// The `mfa_token` from `/auth/login`.
     pub mfa_token: String,
-    /// A TOTP code or a backup code.
+    /// A TOTP code (six digits) or a backup code (twelve characters of
+    /// `23456789ABCDEFGHJKMNPQRSTUVWXYZ`, either case, `-` and spaces ignored).
+    #[schema(schema_with = request_schema::second_factor_code)]
     pub code: String,
 }
 
 /// A refresh token.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token.
     pub refresh_token: String,
@@ -207,6 +232,7 @@ pub struct RefreshRequest {
 
 /// What `/auth/logout` may receive.
 #[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
     /// The session's refresh token, whose family is revoked too.
     #[serde(default)]
@@ -224,8 +250,10 @@ pub struct Enrollment {
 
 /// A TOTP code.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CodeRequest {
-    /// The code.
+    /// The six-digit code the authenticator app shows.
+    #[schema(schema_with = request_schema::totp_code)]
     pub code: String,
 }
 
@@ -238,14 +266,40 @@ pub struct BackupCodesResponse {
 
 /// A new API key.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct NewApiKeyRequest {
-    /// A name for the key (1 to 64 characters).
+    /// A name for the key: 1 to 64 characters, no control characters; kept as sent.
+    #[schema(schema_with = request_schema::api_key_name)]
     pub name: String,
-    /// finsec-rbac permission patterns the key is limited to.
+    /// finsec-rbac permission patterns the key is limited to, at least one: each 1 to 8
+    /// segments of `A-Z a-z 0-9 _ - .`, or `*`, separated by `:`, at most 128 characters.
+    #[schema(schema_with = request_schema::scopes)]
     pub scopes: Vec<String>,
     /// Days until the key expires (1 to 3650); none: it does not expire.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(schema_with = request_schema::expires_in_days)]
     pub expires_in_days: Option<u32>,
+}
+
+/// Reads an optional whole number however JSON writes it (`30`, `30.0`, `3e1`): JSON
+/// Schema's `integer` is a number's value, not its spelling, so a client generated from
+/// the schema may send any of them.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let Some(number) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let parsed = match (number.as_u64(), number.as_f64()) {
+        (Some(int), _) => u32::try_from(int).ok(),
+        // A float's shortest display is digits only exactly when it is whole.
+        (None, Some(float)) => float.to_string().parse::<u32>().ok(),
+        (None, None) => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "expected a whole number from 0 to {}, found {number}",
+            u32::MAX
+        ))
+    })
 }
 
 /// An API key, without its secret.
@@ -377,7 +431,7 @@ fn require_bearer(principal: &Principal) -> ApiResult<()> {
     post,
     path = "/auth/register",
     tag = "auth",
-    request_body = Credentials,
+    request_body = Registration,
     responses(
         (status = 201, description = "Registered", body = Registered),
         (status = 409, description = "The username is taken", body = Problem),
@@ -386,7 +440,7 @@ fn require_bearer(principal: &Principal) -> ApiResult<()> {
 )]
 pub async fn register(
     State(state): State<AppState>,
-    Json(request): Json<Credentials>,
+    Json(request): Json<Registration>,
 ) -> ApiResult<(StatusCode, Json<Registered>)> {
     let auth = Arc::clone(state.auth());
     let name = Username::parse(&request.username).map_err(ApiError::Invalid)?;
@@ -425,11 +479,11 @@ async fn check_password(
     password: String,
 ) -> ApiResult<users::User> {
     let password = Password::new(password);
-    let user = match Username::parse(username) {
-        Ok(name) => users::find_by_name(auth.storage(), name.key())
+    let user = match Username::lookup_key(username) {
+        Some(key) => users::find_by_name(auth.storage(), &key)
             .await
             .map_err(|e| internal("user lookup", &e))?,
-        Err(_) => None,
+        None => None,
     };
     let hasher_auth = Arc::clone(auth);
     let Some(user) = user else {
@@ -618,7 +672,8 @@ pub async fn mfa_verify(
         return Err(ApiError::BadCredentials);
     };
     let who = mfa_user(user_id)?;
-    let code = request.code.trim();
+    // The code as sent: the documented pattern has no surrounding space.
+    let code = request.code.as_str();
     let accepted = if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) {
         let totp = Totp::new(
             decrypt_secret(&auth, user_id, &sealed)?,
@@ -707,7 +762,7 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     principal: Principal,
-    request: Option<Json<LogoutRequest>>,
+    request: Option<Json<Option<LogoutRequest>>>,
 ) -> ApiResult<StatusCode> {
     let Via::Bearer { jti, expires_at } = &principal.via else {
         return Err(ApiError::Forbidden("logout needs a session".to_owned()));
@@ -737,9 +792,9 @@ pub async fn logout(
             .await
             .map_err(|e| internal("refresh family revocation", &e))?;
     }
-    if let Some(Json(LogoutRequest {
+    if let Some(Json(Some(LogoutRequest {
         refresh_token: Some(token),
-    })) = request
+    }))) = request
     {
         // Spending the refresh token names its family; the new pair is revoked with it.
         match auth
@@ -855,7 +910,7 @@ pub async fn mfa_confirm(
     )
     .map_err(|e| internal("totp enrollment", &e))?;
     match pending
-        .confirm_at(request.code.trim(), now, &*auth.replay)
+        .confirm_at(&request.code, now, &*auth.replay)
         .await
         .map_err(|e| internal("totp replay store", &e))?
     {
@@ -916,12 +971,12 @@ pub async fn create_api_key(
     require_bearer(&principal)?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let name = request.name.trim().to_owned();
+    let name = request.name;
     let chars = name.chars().count();
-    if !(1..=64).contains(&chars) || name.chars().any(char::is_control) {
-        return Err(ApiError::Invalid(
-            "name must be 1 to 64 characters, without control characters".to_owned(),
-        ));
+    if !(1..=API_KEY_NAME_MAX_CHARS).contains(&chars) || name.chars().any(char::is_control) {
+        return Err(ApiError::Invalid(format!(
+            "name must be 1 to {API_KEY_NAME_MAX_CHARS} characters, without control characters"
+        )));
     }
     if request.scopes.is_empty() {
         return Err(ApiError::Invalid("scopes must not be empty".to_owned()));
@@ -935,10 +990,10 @@ pub async fn create_api_key(
         .collect::<ApiResult<Vec<_>>>()?;
     let mut new = NewApiKey::new(principal.user_id.to_string(), scopes);
     if let Some(days) = request.expires_in_days {
-        if !(1..=3650).contains(&days) {
-            return Err(ApiError::Invalid(
-                "expires_in_days must be 1 to 3650".to_owned(),
-            ));
+        if !(1..=API_KEY_MAX_DAYS).contains(&days) {
+            return Err(ApiError::Invalid(format!(
+                "expires_in_days must be 1 to {API_KEY_MAX_DAYS}"
+            )));
         }
         new = new.expires_at(now + Duration::days(i64::from(days)));
     }
@@ -1017,7 +1072,7 @@ pub async fn list_api_keys(
     delete,
     path = "/api-keys/{id}",
     tag = "auth",
-    params(("id" = String, Path, description = "The key id (hex)")),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{16}$", description = "The key id: 16 lower-case hex digits")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, description = "Not authenticated", body = Problem),
@@ -1119,6 +1174,30 @@ mod tests {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("[REDACTED]"));
+    }
+
+    #[test]
+    fn expiry_days_are_read_whatever_the_spelling_of_the_number() {
+        let days = |json: &str| {
+            serde_json::from_str::<NewApiKeyRequest>(&format!(
+                r#"{{"name":"k","scopes":["*"],"expires_in_days":{json}}}"#
+            ))
+            .map(|r| r.expires_in_days)
+        };
+        for (json, expected) in [("30", 30), ("30.0", 30), ("3e1", 30), ("3650", 3650)] {
+            assert_eq!(days(json).unwrap(), Some(expected), "{json}");
+        }
+        assert_eq!(days("null").unwrap(), None);
+        for bad in ["30.5", "-1", "4294967296", "1e300", "\"30\"", "true"] {
+            assert!(days(bad).is_err(), "{bad}");
+        }
+        let absent: NewApiKeyRequest =
+            serde_json::from_str(r#"{"name":"k","scopes":["*"]}"#).unwrap();
+        assert_eq!(absent.expires_in_days, None);
+        assert!(
+            serde_json::from_str::<NewApiKeyRequest>(r#"{"name":"k","scopes":["*"],"x":1}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -14,8 +14,19 @@ use crate::storage::Storage;
 pub const USERNAME_MIN_CHARS: usize = 3;
 /// Longest username, in characters.
 pub const USERNAME_MAX_CHARS: usize = 64;
+/// The characters a username may hold, as a regular expression character class (the
+/// OpenAPI document's `pattern` is built from the same rule; a test compares them).
+pub const USERNAME_CHARSET: &str = "[A-Za-z0-9._-]";
 
-/// A checked username: its NFKC form, and the case-folded key that makes it unique.
+/// Whether `c` may appear in a username: an ASCII letter or digit, `.`, `_` or `-`.
+///
+/// Names are ASCII only: other scripts' letters, and their look-alikes (Cyrillic `а` for
+/// Latin `a`, full-width letters), would let one user pass for another.
+pub const fn is_username_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')
+}
+
+/// A checked username, and the case-folded key that makes it unique.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username {
     display: String,
@@ -23,33 +34,45 @@ pub struct Username {
 }
 
 impl Username {
-    /// Checks `input`: after NFKC normalisation, 3 to 64 characters, each a letter, a digit,
-    /// `.`, `_` or `-`.
+    /// Checks a new name: 3 to 64 characters, each an ASCII letter or digit, `.`, `_` or
+    /// `-` (see [`is_username_char`]). Nothing is normalised: the name is kept as sent.
     ///
     /// # Errors
     /// Why the name is refused.
     pub fn parse(input: &str) -> Result<Self, String> {
-        let display: String = input.nfkc().collect();
-        let count = display.chars().count();
-        if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&count) {
+        if let Some(bad) = input.chars().find(|c| !is_username_char(*c)) {
+            return Err(format!(
+                "username may hold only ASCII letters, digits, '.', '_' and '-' (found {:?})",
+                bad.escape_default().to_string()
+            ));
+        }
+        // ASCII only from here: bytes are characters.
+        if !(USERNAME_MIN_CHARS..=USERNAME_MAX_CHARS).contains(&input.len()) {
             return Err(format!(
                 "username must be {USERNAME_MIN_CHARS} to {USERNAME_MAX_CHARS} characters long"
             ));
         }
-        if let Some(bad) = display
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(format!(
-                "username may hold only letters, digits, '.', '_' and '-' (found {:?})",
-                bad.escape_default().to_string()
-            ));
-        }
-        let key: String = display.to_lowercase().nfkc().collect();
-        Ok(Self { display, key })
+        Ok(Self {
+            display: input.to_owned(),
+            key: input.to_ascii_lowercase(),
+        })
     }
 
-    /// The name as registered (NFKC).
+    /// The key a login name is looked up by: the same case-folding as [`Username::key`],
+    /// applied to any text, so that accounts registered when names could hold any letter
+    /// (keyed by their NFKC, lower-cased form) can still log in. `None` for text far
+    /// longer than any name, which cannot match.
+    pub fn lookup_key(input: &str) -> Option<String> {
+        // NFKC composes at most four code points into one (a letter and its marks), so
+        // longer text cannot fold to a stored key of at most USERNAME_MAX_CHARS characters.
+        if input.chars().count() > USERNAME_MAX_CHARS.saturating_mul(4) {
+            return None;
+        }
+        let display: String = input.nfkc().collect();
+        Some(display.to_lowercase().nfkc().collect())
+    }
+
+    /// The name as registered.
     pub fn as_str(&self) -> &str {
         &self.display
     }
@@ -572,22 +595,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn usernames_are_nfkc_and_case_folded() {
-        let name = Username::parse("Ａlice.W").unwrap();
+    fn usernames_are_case_folded() {
+        let name = Username::parse("Alice.W").unwrap();
         assert_eq!(name.as_str(), "Alice.W");
         assert_eq!(name.key(), "alice.w");
         assert_eq!(Username::parse("ALICE.w").unwrap().key(), name.key());
-        assert_eq!(Username::parse("zoë_9-x").unwrap().key(), "zoë_9-x");
+        assert_eq!(Username::parse("zoe_9-x").unwrap().key(), "zoe_9-x");
+        // Login keys fold like registration keys, and like the keys of names registered
+        // when any letter was allowed.
+        assert_eq!(Username::lookup_key("ALICE.w").as_deref(), Some("alice.w"));
+        assert_eq!(Username::lookup_key("Zoë").as_deref(), Some("zoë"));
+        assert_eq!(
+            Username::lookup_key("\u{FF21}lice").as_deref(),
+            Some("alice")
+        );
+        assert_eq!(Username::lookup_key(&"n".repeat(100_000)), None);
     }
 
     #[test]
     fn usernames_outside_the_rules_are_refused() {
-        for bad in ["ab", "a b", "a/b", "x@y", "tab\there", &"n".repeat(65), ""] {
+        for bad in [
+            "ab",
+            "a b",
+            "a/b",
+            "x@y",
+            "tab\there",
+            &"n".repeat(65),
+            "",
+            // Letters of other scripts, and look-alikes of ASCII letters.
+            "zoë_9-x",
+            "\u{FF21}lice",
+            "\u{430}dmin",
+            "abc\n",
+        ] {
             let err = Username::parse(bad).unwrap_err();
             assert!(err.starts_with("username"), "{bad:?}: {err}");
         }
         assert!(Username::parse(&"n".repeat(64)).is_ok());
         assert!(Username::parse("abc").is_ok());
+        assert!(Username::parse("A.b_c-9").is_ok());
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut api = api_router().into_openapi();
     crate::openapi::document_errors(&mut api);
+    crate::openapi_links::document(&mut api);
     api
 }
 
@@ -83,7 +84,8 @@ pub fn build_app(state: AppState) -> Result<Router> {
 pub fn app_routes(state: AppState) -> Result<Router> {
     let (router, mut api) = api_router().split_for_parts();
     crate::openapi::document_errors(&mut api);
-    let json = api.to_json().map_err(ServerError::OpenApi)?;
+    crate::openapi_links::document(&mut api);
+    let json = crate::openapi_links::to_json(&api).map_err(ServerError::OpenApi)?;
     let state = HttpState {
         app: state,
         openapi: OpenApiJson(Arc::from(json)),

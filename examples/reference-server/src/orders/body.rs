@@ -18,13 +18,20 @@
 //! `[A-Za-z0-9_]`; any other name is reported at path `""`, so the response never
 //! reflects arbitrary client text.
 
+use std::borrow::Cow;
+
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use utoipa::ToSchema;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+};
+use utoipa::{PartialSchema, ToSchema};
 
-use finsec_validate::numbers::{PriceRules, QuantityRules};
-use finsec_validate::request::{OrderRequest, OrderRules, Validator};
+use finsec_validate::SymbolRules;
+use finsec_validate::numbers::{MAX_DECIMAL_TEXT_LEN, PriceRules, QuantityRules};
+use finsec_validate::request::{AccountId, OrderRequest, OrderRules, Validator};
 use finsec_validate::{
     CharPolicy, FieldError, HtmlPolicy, HtmlSanitizer, SafeHtml, TextRules, ValidatedOrder,
     ValidationErrors,
@@ -44,33 +51,192 @@ pub const MAX_QUANTITY: Decimal = Decimal::from_parts(100_000_000, 0, 0, false, 
 
 /// The fields of an order body, for the OpenAPI document (the server reads the body with
 /// the two passes described in the [module docs](self)).
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+///
+/// Its schema ([`NewOrder::order_schema`]) is written by hand from the rules the server
+/// checks, because the derive cannot say that `limit_price` is required for limit orders
+/// and refused for market orders: it is a `oneOf` of a market order and a limit order, each
+/// closed to unknown fields, and every field carries the pattern and bounds finsec-validate
+/// applies. A unit test runs sample values through both the patterns and
+/// [`BodyRules::check`] and requires them to agree.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewOrder {
     /// Ticker symbol: upper-case ASCII letters and digits, `.` or `-` between them, at
     /// most 12 characters.
-    #[schema(example = "AAPL")]
     pub symbol: String,
     /// `buy` or `sell`.
-    #[schema(example = "buy")]
     pub side: String,
     /// `market` or `limit`.
-    #[schema(example = "limit")]
     pub order_type: String,
     /// Whole units, as decimal text.
-    #[schema(example = "100")]
     pub quantity: String,
     /// Decimal text, a multiple of 0.01; required for limit orders, refused for market
     /// orders.
-    #[schema(example = "187.25")]
     pub limit_price: Option<String>,
     /// The trading account: 1 to 64 ASCII letters, digits, `-` or `_`.
-    #[schema(example = "ACC-1")]
     pub account_id: String,
     /// Free text, at most 2,000 characters; HTML is sanitised with the `notes` policy
     /// (paragraphs, lists, emphasis, `code`, absolute http/https/mailto links).
-    #[schema(example = "<p>Rebalance, see <a href=\"https://example.com/memo\">memo</a></p>")]
     pub notes: Option<String>,
+}
+
+/// The `pattern` of a symbol under the default [`SymbolRules`]: upper-case ASCII letters
+/// and digits, single `.` or `-` separators between them.
+pub const SYMBOL_PATTERN: &str = r"^[A-Z0-9]+([.-][A-Z0-9]+)*$";
+/// The `pattern` of an account id ([`AccountId`]).
+pub const ACCOUNT_ID_PATTERN: &str = r"^[A-Za-z0-9_-]*$";
+/// The `pattern` of a quantity: a whole number from 1 to [`MAX_QUANTITY`] as decimal text
+/// (leading zeros and a fraction of zeros, as finsec-validate reads them, are allowed).
+///
+/// Trailing zeros are limited so that every digit fits the 28 significant digits of
+/// `rust_decimal` whatever the integer part; the server reads a few longer spellings of
+/// the same numbers too (the schema is stricter there, never looser).
+pub const QUANTITY_PATTERN: &str = r"^0*([1-9][0-9]{0,7}|100000000)(\.0{1,19})?$";
+/// The `pattern` of a limit price: above zero, at most [`MAX_PRICE`], a multiple of
+/// [`PRICE_TICK`] (two decimals; more only as trailing zeros, limited as for
+/// [`QUANTITY_PATTERN`]).
+pub const PRICE_PATTERN: &str = r"^0*([1-9][0-9]{0,5}(\.[0-9]{1,2}0{0,19})?|0\.(0[1-9]|[1-9][0-9]?)0{0,19}|1000000(\.0{1,21})?)$";
+/// The `pattern` of notes: no NUL or other control character except tab, line feed and
+/// carriage return, and no bidi control (finsec-validate's [`TextRules`] as the server
+/// configures it).
+pub const NOTES_PATTERN: &str =
+    r"^[^\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]*$";
+
+impl NewOrder {
+    fn text(min: usize, max: usize, pattern: &str, description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(min))
+            .max_length(Some(max))
+            .pattern(Some(pattern))
+            .description(Some(description))
+    }
+
+    /// One branch of the schema: an order of `order_type`, with `limit_price` as given.
+    fn branch(order_type: &str, limit_price: Schema, price_required: bool) -> Schema {
+        let mut object = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "symbol",
+                Self::text(
+                    1,
+                    SymbolRules::DEFAULT_MAX_LEN,
+                    SYMBOL_PATTERN,
+                    "Ticker symbol: upper-case ASCII letters and digits, `.` or `-` between them",
+                )
+                .examples(["AAPL"]),
+            )
+            .property(
+                "side",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["buy", "sell"]))
+                    .description(Some("`buy` or `sell`")),
+            )
+            .property(
+                "order_type",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some([order_type]))
+                    .description(Some("`market` or `limit`")),
+            )
+            .property(
+                "quantity",
+                Self::text(
+                    1,
+                    MAX_DECIMAL_TEXT_LEN,
+                    QUANTITY_PATTERN,
+                    "Whole units from 1 to 100000000, as decimal text",
+                )
+                .examples(["100"]),
+            )
+            .property("limit_price", limit_price)
+            .property(
+                "account_id",
+                Self::text(
+                    1,
+                    AccountId::MAX_LEN,
+                    ACCOUNT_ID_PATTERN,
+                    "The trading account: ASCII letters, digits, `-` or `_`",
+                )
+                .examples(["ACC-1"]),
+            )
+            .property(
+                "notes",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .max_length(Some(MAX_NOTES_CHARS))
+                    .pattern(Some(NOTES_PATTERN))
+                    .description(Some(
+                        "Free text, at most 2,000 characters; HTML is sanitised with the \
+                         `notes` policy (paragraphs, lists, emphasis, `code`, absolute \
+                         http/https/mailto links)",
+                    ))
+                    .examples([
+                        "<p>Rebalance, see <a href=\"https://example.com/memo\">memo</a></p>",
+                    ]),
+            )
+            .required("symbol")
+            .required("side")
+            .required("order_type")
+            .required("quantity")
+            .required("account_id")
+            .additional_properties(Some(AdditionalProperties::FreeForm(false)));
+        if price_required {
+            object = object.required("limit_price");
+        }
+        Schema::Object(object.build())
+    }
+
+    /// The schema: a market order (no `limit_price`, or `null`) or a limit order (a
+    /// `limit_price` on the tick).
+    pub fn order_schema() -> Schema {
+        let market = Self::branch(
+            "market",
+            Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(Type::Null)
+                    .description(Some("Market orders have no limit price"))
+                    .build(),
+            ),
+            false,
+        );
+        let limit = Self::branch(
+            "limit",
+            Schema::Object(
+                Self::text(
+                    1,
+                    MAX_DECIMAL_TEXT_LEN,
+                    PRICE_PATTERN,
+                    "Decimal text above 0 and at most 1000000, a multiple of 0.01",
+                )
+                .examples(["187.25"])
+                .build(),
+            ),
+            true,
+        );
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(market)
+                .item(limit)
+                .description(Some(
+                    "An order: a market order, or a limit order with its price",
+                ))
+                .build(),
+        )
+    }
+}
+
+impl PartialSchema for NewOrder {
+    fn schema() -> RefOr<Schema> {
+        RefOr::T(Self::order_schema())
+    }
+}
+
+impl ToSchema for NewOrder {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("NewOrder")
+    }
 }
 
 /// A body that passed every check.
@@ -198,8 +364,8 @@ fn finish_errors(v: Validator) -> ValidationErrors {
 /// keep a generic code).
 fn push(v: &mut Validator, e: FieldError) {
     let code: &'static str = match e.code {
-        std::borrow::Cow::Borrowed(code) => code,
-        std::borrow::Cow::Owned(_) => "invalid",
+        Cow::Borrowed(code) => code,
+        Cow::Owned(_) => "invalid",
     };
     v.error(&e.path, code, e.message);
 }
@@ -470,6 +636,244 @@ mod tests {
             errors(&bad.to_string()),
             pairs(&[("quantity", "not_positive"), ("notes", "text.nul")])
         );
+    }
+
+    /// Whether `value` satisfies a string schema's pattern and length bounds.
+    fn schema_accepts(pattern: &str, min: usize, max: usize, value: &str) -> bool {
+        let chars = value.chars().count();
+        regex::Regex::new(pattern).unwrap().is_match(value) && (min..=max).contains(&chars)
+    }
+
+    /// Every sample of one field gets the same answer from its pattern as from the server.
+    fn agree(field: &str, pattern: &str, min: usize, max: usize, samples: &[String]) {
+        let mut checked = 0;
+        for sample in samples {
+            let mut body = serde_json::json!({
+                "symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": "1",
+                "limit_price": "1.00", "account_id": "A",
+            });
+            body[field] = Value::String(sample.clone());
+            let server = rules().check(body.to_string().as_bytes()).is_ok();
+            let schema = schema_accepts(pattern, min, max, sample);
+            assert_eq!(
+                schema, server,
+                "{field} = {sample:?}: schema {schema}, server {server}"
+            );
+            checked += 1;
+        }
+        assert!(checked >= 10, "{field}: only {checked} samples");
+    }
+
+    fn owned(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn schema_patterns_agree_with_the_validators() {
+        let zeros = |n: usize| "0".repeat(n);
+        let mut quantities = owned(&[
+            "1",
+            "100",
+            "0",
+            "00",
+            "-1",
+            "+1",
+            "1.",
+            ".5",
+            "1.0",
+            "1.5",
+            "0001",
+            "1e3",
+            " 1",
+            "1 ",
+            "99999999",
+            "100000000",
+            "100000001",
+            "100000000.0",
+            "100000000.1",
+            "1000000000",
+            "0.0",
+            "12,000",
+            "٣",
+            "0x10",
+            "1.00000",
+        ]);
+        quantities.push(format!("100000000.{}", zeros(19)));
+        quantities.push(format!("1.{}", zeros(29)));
+        quantities.push(format!("100000000.{}", zeros(21)));
+        quantities.push(format!("{}7", zeros(63)));
+        quantities.push(format!("{}7", zeros(64)));
+        agree(
+            "quantity",
+            QUANTITY_PATTERN,
+            1,
+            MAX_DECIMAL_TEXT_LEN,
+            &quantities,
+        );
+
+        let mut prices = owned(&[
+            "1",
+            "1.00",
+            "187.25",
+            "187.255",
+            "187.250",
+            "187.2500",
+            "0",
+            "0.00",
+            "0.01",
+            "0.001",
+            "0.010",
+            "0.1",
+            "0.5",
+            "0.50",
+            "0.05",
+            "0.10",
+            ".5",
+            "1.",
+            "-1.00",
+            "+1",
+            "999999.99",
+            "999999.999",
+            "1000000",
+            "1000000.00",
+            "1000000.01",
+            "1000001",
+            "01.00",
+            "00.5",
+            "1e2",
+            " 1",
+            "10.1",
+        ]);
+        prices.push(format!("1.{}", zeros(21)));
+        prices.push(format!("1.{}", zeros(29)));
+        prices.push(format!("1.25{}", zeros(19)));
+        prices.push(format!("0.01{}", zeros(19)));
+        prices.push(format!("999999.99{}", zeros(19)));
+        prices.push(format!("999999.99{}", zeros(26)));
+        prices.push(format!("1000000.{}", zeros(21)));
+        prices.push(format!("{}5", zeros(63)));
+        agree(
+            "limit_price",
+            PRICE_PATTERN,
+            1,
+            MAX_DECIMAL_TEXT_LEN,
+            &prices,
+        );
+
+        // Where the schema is stricter: the same numbers with more trailing zeros than the
+        // patterns allow, which the server still reads. Never the other way round.
+        for (field, pattern, value) in [
+            ("quantity", QUANTITY_PATTERN, format!("1.{}", zeros(28))),
+            ("limit_price", PRICE_PATTERN, format!("1.25{}", zeros(26))),
+        ] {
+            let mut body = serde_json::json!({
+                "symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": "1",
+                "limit_price": "1.00", "account_id": "A",
+            });
+            body[field] = Value::String(value.clone());
+            assert!(
+                rules().check(body.to_string().as_bytes()).is_ok(),
+                "{value}"
+            );
+            assert!(
+                !schema_accepts(pattern, 1, MAX_DECIMAL_TEXT_LEN, &value),
+                "{value}"
+            );
+        }
+
+        let symbols = owned(&[
+            "AAPL",
+            "BRK.B",
+            "BRK-B",
+            "A",
+            "aapl",
+            "AAPL ",
+            ".A",
+            "A.",
+            "A..B",
+            "A.-B",
+            "",
+            "ABCDEFGHIJKL",
+            "ABCDEFGHIJKLM",
+            "A1",
+            "Ä",
+            "A_B",
+            "A B",
+        ]);
+        agree(
+            "symbol",
+            SYMBOL_PATTERN,
+            1,
+            SymbolRules::DEFAULT_MAX_LEN,
+            &symbols,
+        );
+
+        let mut accounts = owned(&[
+            "ACC-1", "a_1", "", "a b", "é", "a.b", "A", "-", "_x_", " A", "A\t", "a/b",
+        ]);
+        accounts.push("a".repeat(64));
+        accounts.push("a".repeat(65));
+        accounts.push("a\n".to_owned());
+        agree(
+            "account_id",
+            ACCOUNT_ID_PATTERN,
+            1,
+            AccountId::MAX_LEN,
+            &accounts,
+        );
+
+        let mut notes = owned(&[
+            "plain",
+            "",
+            "tab\there",
+            "line\nbreak",
+            "cr\r\n",
+            "nul\u{0}",
+            "bell\u{7}",
+            "del\u{7F}",
+            "c1\u{85}",
+            "rlo\u{202E}",
+            "lrm\u{200E}",
+            "alm\u{61C}",
+            "isolate\u{2066}",
+            "sep\u{2028}",
+            "<b>bold</b>",
+            "O'Brien -- ok",
+        ]);
+        notes.push("x".repeat(MAX_NOTES_CHARS));
+        notes.push("x".repeat(MAX_NOTES_CHARS + 1));
+        agree("notes", NOTES_PATTERN, 0, MAX_NOTES_CHARS, &notes);
+    }
+
+    #[test]
+    fn the_schema_is_a_closed_market_or_limit_order() {
+        let json = serde_json::to_value(NewOrder::order_schema()).unwrap();
+        let branches = json["oneOf"].as_array().unwrap();
+        assert_eq!(branches.len(), 2);
+        for (branch, order_type, price_required) in [
+            (&branches[0], "market", false),
+            (&branches[1], "limit", true),
+        ] {
+            assert_eq!(branch["additionalProperties"], false, "{branch}");
+            assert_eq!(branch["properties"]["order_type"]["enum"][0], order_type);
+            let required: Vec<&str> = branch["required"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            assert_eq!(
+                required.contains(&"limit_price"),
+                price_required,
+                "{required:?}"
+            );
+            assert_eq!(
+                branch["properties"]["quantity"]["maxLength"],
+                MAX_DECIMAL_TEXT_LEN
+            );
+            assert_eq!(branch["properties"]["notes"]["maxLength"], MAX_NOTES_CHARS);
+        }
+        assert_eq!(branches[0]["properties"]["limit_price"]["type"], "null");
     }
 
     #[test]

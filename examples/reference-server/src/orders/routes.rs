@@ -156,7 +156,7 @@ pub async fn list_orders(
     get,
     path = "/orders/{id}",
     tag = "orders",
-    params(("id" = String, Path, description = "The order id (a UUID)")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The order id (a UUID)")),
     responses(
         (status = 200, description = "The order", body = Order),
         (status = 401, description = "Not authenticated", body = Problem),
@@ -181,7 +181,7 @@ pub async fn get_order(
     post,
     path = "/orders/{id}/approve",
     tag = "orders",
-    params(("id" = String, Path, description = "The order id (a UUID)")),
+    params(("id" = String, Path, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The order id (a UUID)")),
     responses(
         (status = 200, description = "Approval recorded", body = Approved),
         (status = 401, description = "Not authenticated", body = Problem),

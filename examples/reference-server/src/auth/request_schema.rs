@@ -1,0 +1,201 @@
+//! The OpenAPI schemas of the constrained request fields of the authentication endpoints,
+//! built from the constants the server checks against (the derive's attributes take only
+//! literals), so the document cannot drift from the rules.
+//!
+//! Patterns are anchored with `^…$` and hold only ASCII classes, so ECMA-262, Python and
+//! Rust regular expressions read them alike.
+
+use finsec_auth::mfa::TotpParams;
+use finsec_auth::mfa::backup::{BACKUP_CODE_ALPHABET, BACKUP_CODE_LEN};
+use finsec_auth::passwords::{DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::openapi::{RefOr, schema::Object};
+
+use super::users::{USERNAME_CHARSET, USERNAME_MAX_CHARS, USERNAME_MIN_CHARS};
+
+/// The longest API key name, in characters.
+pub const API_KEY_NAME_MAX_CHARS: usize = 64;
+/// The longest API key lifetime, in days.
+pub const API_KEY_MAX_DAYS: u32 = 3650;
+
+/// The `pattern` of a username: only [`USERNAME_CHARSET`] characters (the length is
+/// `minLength`/`maxLength`).
+pub fn username_pattern() -> String {
+    format!("^{USERNAME_CHARSET}*$")
+}
+
+/// The `pattern` of a TOTP code: as many digits as the server's [`TotpParams`] ask for.
+pub fn totp_code_pattern() -> String {
+    format!("^[0-9]{{{}}}$", TotpParams::default().digits().count())
+}
+
+/// The character class of one backup code character: [`BACKUP_CODE_ALPHABET`], in either
+/// case (finsec-auth upper-cases what it reads).
+fn backup_code_class() -> String {
+    let mut class = String::from("[");
+    for upper in BACKUP_CODE_ALPHABET.iter().map(|b| char::from(*b)) {
+        class.push(upper);
+    }
+    for lower in BACKUP_CODE_ALPHABET
+        .iter()
+        .map(|b| char::from(*b))
+        .filter(char::is_ascii_uppercase)
+    {
+        class.push(lower.to_ascii_lowercase());
+    }
+    class.push(']');
+    class
+}
+
+/// The `pattern` of a backup code, without anchors: [`BACKUP_CODE_LEN`] alphabet
+/// characters with any number of `-` or spaces around them (finsec-auth skips those).
+fn backup_code_body() -> String {
+    format!("[- ]*({}[- ]*){{{BACKUP_CODE_LEN}}}", backup_code_class())
+}
+
+/// The `pattern` of a second-factor code at login: a TOTP code or a backup code.
+pub fn second_factor_pattern() -> String {
+    format!(
+        "^([0-9]{{{}}}|{})$",
+        TotpParams::default().digits().count(),
+        backup_code_body()
+    )
+}
+
+/// The `pattern` of an API key scope: a finsec-rbac permission pattern, 1 to
+/// [`finsec_rbac::permission::MAX_SEGMENTS`] segments of `A-Z a-z 0-9 _ - .` or a lone `*`,
+/// separated by `:` (the length, at most [`finsec_rbac::permission::MAX_LEN`], is
+/// `maxLength`).
+pub fn scope_pattern() -> String {
+    let segment = r"(\*|[A-Za-z0-9_.-]+)";
+    let more = finsec_rbac::permission::MAX_SEGMENTS.saturating_sub(1);
+    format!("^{segment}(:{segment}){{0,{more}}}$")
+}
+
+/// The `pattern` of an API key name: no control characters (Unicode category Cc, what
+/// `char::is_control` refuses).
+pub const API_KEY_NAME_PATTERN: &str = r"^[^\x00-\x1F\x7F-\x9F]*$";
+
+fn string(min: usize, max: usize, pattern: String, description: &str) -> ObjectBuilder {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(min))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .description(Some(description))
+}
+
+/// `Registration.username`.
+pub fn username() -> Object {
+    string(
+        USERNAME_MIN_CHARS,
+        USERNAME_MAX_CHARS,
+        username_pattern(),
+        "3 to 64 ASCII letters, digits, '.', '_' or '-'; unique regardless of case",
+    )
+    .examples(["alice.w"])
+    .build()
+}
+
+/// `Registration.password`: the length rules of finsec-auth's default policy, counted in
+/// code points as sent (what JSON Schema's `minLength`/`maxLength` count).
+pub fn new_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .min_length(Some(DEFAULT_MIN_CHARS))
+        .max_length(Some(DEFAULT_MAX_CHARS))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .description(Some(
+            "12 to 256 characters (code points as sent), no composition rules; common or \
+             breached passwords may be refused",
+        ))
+        .build()
+}
+
+/// `CodeRequest.code`: a TOTP code.
+pub fn totp_code() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(totp_code_pattern()))
+        .description(Some("The code the authenticator app shows"))
+        .examples(["123456"])
+        .build()
+}
+
+/// `MfaVerifyRequest.code`: a TOTP code or a backup code.
+pub fn second_factor_code() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(second_factor_pattern()))
+        .description(Some(
+            "A TOTP code, or a backup code (twelve characters of \
+             23456789ABCDEFGHJKMNPQRSTUVWXYZ, either case, '-' and spaces ignored)",
+        ))
+        .examples(["123456"])
+        .build()
+}
+
+/// `NewApiKeyRequest.name`.
+pub fn api_key_name() -> Object {
+    string(
+        1,
+        API_KEY_NAME_MAX_CHARS,
+        API_KEY_NAME_PATTERN.to_owned(),
+        "1 to 64 characters, no control characters; kept as sent",
+    )
+    .examples(["ci bot"])
+    .build()
+}
+
+/// `NewApiKeyRequest.scopes`: at least one permission pattern.
+pub fn scopes() -> Schema {
+    let item = string(
+        1,
+        finsec_rbac::permission::MAX_LEN,
+        scope_pattern(),
+        "A finsec-rbac permission pattern: segments of A-Z a-z 0-9 _ - . or '*', separated \
+         by ':'",
+    )
+    .examples(["orders:read"])
+    .build();
+    Schema::Array(
+        ArrayBuilder::new()
+            .items(RefOr::T(Schema::Object(item)))
+            .min_items(Some(1))
+            .description(Some("The permission patterns the key is limited to"))
+            .build(),
+    )
+}
+
+/// `NewApiKeyRequest.expires_in_days`: 1 to [`API_KEY_MAX_DAYS`], or null.
+pub fn expires_in_days() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(1))
+        .maximum(Some(API_KEY_MAX_DAYS))
+        .description(Some(
+            "Days until the key expires (1 to 3650); null or absent: it does not expire",
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_are_built_from_the_constants() {
+        assert_eq!(username_pattern(), "^[A-Za-z0-9._-]*$");
+        assert_eq!(totp_code_pattern(), "^[0-9]{6}$");
+        assert_eq!(
+            second_factor_pattern(),
+            "^([0-9]{6}|[- ]*([23456789ABCDEFGHJKMNPQRSTUVWXYZabcdefghjkmnpqrstuvwxyz][- ]*){12})$"
+        );
+        assert_eq!(
+            scope_pattern(),
+            r"^(\*|[A-Za-z0-9_.-]+)(:(\*|[A-Za-z0-9_.-]+)){0,7}$"
+        );
+    }
+}

@@ -17,6 +17,7 @@
 //! Redis when `--redis-url` is given (shared by every instance).
 
 pub mod extract;
+pub mod hashing;
 pub mod routes;
 pub mod secrets;
 pub mod users;
@@ -244,6 +245,7 @@ fn shared_stores(storage: &Storage, redis: Option<&Redis>, prefix: &str) -> Shar
 pub struct Auth {
     storage: Storage,
     hasher: PasswordHasher,
+    hashing: hashing::HashingQueue,
     policy: PasswordPolicy,
     tokens: TokenService,
     mfa_signer: Signer,
@@ -326,6 +328,7 @@ impl Auth {
         Ok(Self {
             storage: storage.clone(),
             hasher,
+            hashing: hashing::HashingQueue::from_config(&config.limits),
             policy: PasswordPolicy::default(),
             tokens,
             mfa_signer: Signer::new(keys.current()),
@@ -342,6 +345,11 @@ impl Auth {
     /// The database.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The bounded queue every password hash of a request goes through.
+    pub fn hashing(&self) -> &hashing::HashingQueue {
+        &self.hashing
     }
 
     /// The token service (access and refresh tokens).

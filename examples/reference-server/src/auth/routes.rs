@@ -69,6 +69,8 @@ pub enum ApiError {
     NotFound,
     /// A backend failed (500; the detail is logged).
     Internal,
+    /// The password hashing queue is full (503 with `Retry-After`), or a hash failed.
+    Hashing(super::hashing::HashingError),
 }
 
 /// An error body.
@@ -110,6 +112,7 @@ impl IntoResponse for ApiError {
             Self::Forbidden(m) => body(StatusCode::FORBIDDEN, "forbidden", Some(m)),
             Self::NotFound => body(StatusCode::NOT_FOUND, "not_found", None),
             Self::Internal => unavailable(),
+            Self::Hashing(e) => e.into_response(),
         }
     }
 }
@@ -363,10 +366,12 @@ async fn session_response(
     Ok(tokens_response(pair, now))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| internal("password hashing task", &e))
+/// Runs a password hash or verification through the bounded hashing queue.
+async fn blocking<T: Send + 'static>(
+    auth: &Auth,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    auth.hashing.run(f).await.map_err(ApiError::Hashing)
 }
 
 fn require_bearer(principal: &Principal) -> ApiResult<()> {
@@ -403,7 +408,7 @@ pub async fn register(
         .check(&password)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let hasher_auth = Arc::clone(&auth);
-    let hash = blocking(move || hasher_auth.hasher.hash(&new))
+    let hash = blocking(&auth, move || hasher_auth.hasher.hash(&new))
         .await?
         .map_err(|e| internal("password hashing", &e))?;
     let id = Uuid::now_v7();
@@ -440,7 +445,7 @@ async fn check_password(
     };
     let hasher_auth = Arc::clone(auth);
     let Some(user) = user else {
-        blocking(move || {
+        blocking(auth, move || {
             let _ = hasher_auth.hasher.dummy_verify(&password);
         })
         .await?;
@@ -448,10 +453,11 @@ async fn check_password(
         return Err(ApiError::BadCredentials);
     };
     let stored = user.password_hash.clone();
-    let (outcome, rehash) =
-        blocking(move || hasher_auth.hasher.verify_and_rehash(&password, &stored))
-            .await?
-            .map_err(|e: PasswordError| internal("password verification", &e))?;
+    let (outcome, rehash) = blocking(auth, move || {
+        hasher_auth.hasher.verify_and_rehash(&password, &stored)
+    })
+    .await?
+    .map_err(|e: PasswordError| internal("password verification", &e))?;
     match outcome {
         Verification::Mismatch => {
             tracing::debug!(user_id = %user.id, "login refused: wrong password");

@@ -1,11 +1,13 @@
 //! HTTP: the router, its middleware and its handlers.
 //!
 //! Layers, outermost first: security headers (so every response has them, 404s and
-//! errors included), request id, tracing span per request, the global rate limit (see
-//! [`crate::ratelimit`]), then the routes, each behind its route rate limit.
+//! errors included), request id, tracing span per request, the request timeout and body
+//! limits (see [`layers::limits`]), the global rate limit (see [`crate::ratelimit`]), then
+//! the routes, each behind its route rate limit.
 
 pub mod headers;
 pub mod json;
+pub mod layers;
 pub mod request_id;
 pub mod routes;
 
@@ -73,6 +75,7 @@ pub fn build_app(state: AppState) -> Result<Router> {
     crate::ratelimit::document(&mut api);
     let json = api.to_json().map_err(ServerError::OpenApi)?;
     let limits = state.rate_limits().clone();
+    let request_limits = state.request_limits();
     let route_limit = middleware::from_fn_with_state(state.clone(), crate::ratelimit::route_limit);
     let state = HttpState {
         app: state,
@@ -103,6 +106,10 @@ pub fn build_app(state: AppState) -> Result<Router> {
         .layer(middleware::from_fn_with_state(
             limits,
             crate::ratelimit::global_limit,
+        ))
+        .layer(middleware::from_fn_with_state(
+            request_limits,
+            layers::limits::enforce,
         ))
         .layer(trace)
         .layer(middleware::from_fn(request_id::request_id))

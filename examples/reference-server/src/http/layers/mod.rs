@@ -1,0 +1,3 @@
+//! The tower layers of the request pipeline, one file each.
+
+pub mod limits;

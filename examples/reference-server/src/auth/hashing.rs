@@ -6,24 +6,29 @@
 //! server computes for a request (registration, login, the dummy verification for unknown
 //! users) goes through one [`HashingQueue`] instead:
 //!
-//! - at most `--hash-concurrency` hashes run at once (two per core by default), so memory
-//!   for hashing is bounded by that many times 19 MiB and the async workers keep a share
-//!   of the CPU;
+//! - at most `--hash-concurrency` hashes run at once (two per core by default), each on
+//!   one of that many dedicated threads started with the queue, so memory for hashing is
+//!   bounded by that many times 19 MiB and the async workers keep a share of the CPU. The
+//!   threads are fixed rather than borrowed from tokio's blocking pool, which starts new
+//!   threads as it likes: every new thread can get its own allocator arena, and each arena
+//!   keeps the 19 MiB it last freed, so memory would grow with the number of threads that
+//!   ever hashed, not with the hashes running;
 //! - at most `--hash-queue` more wait for a slot, in arrival order (tokio's semaphore is
 //!   fair, so a burst cannot starve an earlier request), each for at most
 //!   `--hash-queue-timeout-ms`;
 //! - anything past that is refused at once with [`HashingError::Busy`], answered `503`
 //!   with `Retry-After`: a flood costs a fixed amount of memory and threads, never more.
 //!
-//! A slot is held by the blocking task itself, so a request abandoned while its hash runs
+//! A slot is held by the hashing thread itself, so a request abandoned while its hash runs
 //! (the client went away, the request timed out) keeps the slot until the hash is done.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::config::LimitsConfig;
 use crate::problem::Problem;
@@ -39,9 +44,9 @@ pub enum HashingError {
     /// Every slot is busy and the wait queue is full, or the wait was too long.
     #[error("too many password hashes in progress")]
     Busy,
-    /// The hashing task panicked or was cancelled.
-    #[error("password hashing task failed: {0}")]
-    Failed(#[source] tokio::task::JoinError),
+    /// The hash panicked, or the hashing threads are gone.
+    #[error("password hashing failed")]
+    Failed,
 }
 
 impl From<HashingError> for Problem {
@@ -51,7 +56,7 @@ impl From<HashingError> for Problem {
                 "too many passwords are being checked at once; retry shortly",
                 RETRY_AFTER_SECS,
             ),
-            HashingError::Failed(e) => Problem::internal(&e),
+            HashingError::Failed => Problem::internal(&error),
         }
     }
 }
@@ -62,10 +67,17 @@ impl IntoResponse for HashingError {
     }
 }
 
-/// A bounded executor for password hashes: a fixed number run at once on tokio's blocking
-/// pool, a fixed number wait, the rest are refused (see the [module docs](self)).
+/// A unit of work for a hashing thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A bounded executor for password hashes: a fixed number run at once on as many dedicated
+/// threads, a fixed number wait, the rest are refused (see the [module docs](self)). The
+/// threads stop when the last clone of the queue is dropped.
 #[derive(Debug, Clone)]
 pub struct HashingQueue {
+    /// Hands jobs to the hashing threads; a job is sent only while it holds a slot, so a
+    /// thread is always free to take it.
+    jobs: mpsc::Sender<Job>,
     /// One permit per hash running at once.
     slots: Arc<Semaphore>,
     /// One permit per hash running or waiting.
@@ -76,25 +88,43 @@ pub struct HashingQueue {
 }
 
 impl HashingQueue {
-    /// A queue running at most `concurrency` hashes at once, with at most `queue` more
-    /// waiting, each for at most `wait`. Sizes above tokio's semaphore limit are lowered
-    /// to it.
-    pub fn new(concurrency: NonZeroUsize, queue: usize, wait: Duration) -> Self {
-        let concurrency = concurrency.get().min(Semaphore::MAX_PERMITS);
+    /// The most hashing threads a queue starts (and so the most hashes run at once).
+    pub const MAX_CONCURRENCY: usize = 1_024;
+
+    /// A queue running at most `concurrency` hashes at once (at most
+    /// [`MAX_CONCURRENCY`](Self::MAX_CONCURRENCY)), each on its own thread, with at most
+    /// `queue` more waiting, each for at most `wait`.
+    ///
+    /// # Errors
+    /// The operating system's error if a hashing thread cannot be started.
+    pub fn new(concurrency: NonZeroUsize, queue: usize, wait: Duration) -> std::io::Result<Self> {
+        let concurrency = concurrency.get().min(Self::MAX_CONCURRENCY);
         let capacity = concurrency
             .saturating_add(queue)
             .min(Semaphore::MAX_PERMITS);
-        Self {
+        let (jobs, receiver) = mpsc::channel::<Job>();
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..concurrency {
+            let receiver = Arc::clone(&receiver);
+            std::thread::Builder::new()
+                .name(format!("finsec-hash-{n}"))
+                .spawn(move || hashing_thread(&receiver))?;
+        }
+        Ok(Self {
+            jobs,
             slots: Arc::new(Semaphore::new(concurrency)),
             admitted: Arc::new(Semaphore::new(capacity)),
             concurrency,
             capacity,
             wait,
-        }
+        })
     }
 
     /// The queue `--hash-concurrency`, `--hash-queue` and `--hash-queue-timeout-ms` ask for.
-    pub fn from_config(limits: &LimitsConfig) -> Self {
+    ///
+    /// # Errors
+    /// The operating system's error if a hashing thread cannot be started.
+    pub fn from_config(limits: &LimitsConfig) -> std::io::Result<Self> {
         Self::new(
             limits.hash_concurrency(),
             usize::try_from(limits.hash_queue).unwrap_or(usize::MAX),
@@ -102,32 +132,33 @@ impl HashingQueue {
         )
     }
 
-    /// Runs `hash` on the blocking pool once a slot is free, and returns its result.
+    /// Takes a place in the queue for one hash, without waiting: a request that will hash
+    /// takes it first, so a request the queue cannot take is refused before it does any
+    /// other work (a database lookup, for example).
     ///
     /// # Errors
-    /// [`HashingError::Busy`] at once if every slot and every place in the queue is taken,
-    /// or once the wait for a slot exceeds the queue timeout; [`HashingError::Failed`] if
-    /// `hash` panicked.
+    /// [`HashingError::Busy`] if every slot and every place in the queue is taken.
+    pub fn admit(&self) -> Result<Admission, HashingError> {
+        let permit = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| HashingError::Busy)?;
+        Ok(Admission {
+            queue: self.clone(),
+            permit,
+        })
+    }
+
+    /// Takes a place in the queue ([`admit`](Self::admit)) and runs `hash` (see
+    /// [`Admission::run`]).
+    ///
+    /// # Errors
+    /// As [`admit`](Self::admit) and [`Admission::run`].
     pub async fn run<T, F>(&self, hash: F) -> Result<T, HashingError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let Ok(admission) = Arc::clone(&self.admitted).try_acquire_owned() else {
-            return Err(HashingError::Busy);
-        };
-        let slot =
-            match tokio::time::timeout(self.wait, Arc::clone(&self.slots).acquire_owned()).await {
-                Ok(Ok(slot)) => slot,
-                // A timeout, or a closed semaphore (never closed: treated as full).
-                Ok(Err(_)) | Err(_) => return Err(HashingError::Busy),
-            };
-        tokio::task::spawn_blocking(move || {
-            let _held = (admission, slot);
-            hash()
-        })
-        .await
-        .map_err(HashingError::Failed)
+        self.admit()?.run(hash).await
     }
 
     /// Hashes running now.
@@ -153,16 +184,73 @@ impl HashingQueue {
     }
 }
 
+/// A place in a [`HashingQueue`] for one hash; dropping it unused gives the place back.
+#[derive(Debug)]
+pub struct Admission {
+    queue: HashingQueue,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    /// Runs `hash` on a hashing thread once a slot is free, and returns its result.
+    ///
+    /// # Errors
+    /// [`HashingError::Busy`] once the wait for a slot exceeds the queue timeout;
+    /// [`HashingError::Failed`] if `hash` panicked.
+    pub async fn run<T, F>(self, hash: F) -> Result<T, HashingError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let Self { queue, permit } = self;
+        let wait = queue.wait;
+        let slot = match tokio::time::timeout(wait, Arc::clone(&queue.slots).acquire_owned()).await
+        {
+            Ok(Ok(slot)) => slot,
+            // A timeout, or a closed semaphore (never closed: treated as full).
+            Ok(Err(_)) | Err(_) => return Err(HashingError::Busy),
+        };
+        let (done, outcome) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // A panicking hash fails its request, not the thread.
+            let result = std::panic::catch_unwind(AssertUnwindSafe(hash));
+            drop((permit, slot));
+            let _ = done.send(result);
+        });
+        queue.jobs.send(job).map_err(|_| HashingError::Failed)?;
+        match outcome.await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(_)) | Err(_) => Err(HashingError::Failed),
+        }
+    }
+}
+
+/// Runs jobs until every sender is gone.
+fn hashing_thread(receiver: &Mutex<mpsc::Receiver<Job>>) {
+    loop {
+        // The lock is held only to take a job, never while running it; a job cannot
+        // panic while holding it, so poisoning is impossible (and harmless if it were).
+        let job = receiver
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .recv();
+        match job {
+            Ok(job) => job(),
+            Err(mpsc::RecvError) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use axum::http::{StatusCode, header};
-    use tokio::sync::{mpsc, oneshot};
+    use tokio::sync::mpsc as mpsc_tokio;
     use tokio::task::JoinHandle;
 
     use super::*;
 
     fn queue(concurrency: usize, waiting: usize, wait: Duration) -> HashingQueue {
-        HashingQueue::new(NonZeroUsize::new(concurrency).unwrap(), waiting, wait)
+        HashingQueue::new(NonZeroUsize::new(concurrency).unwrap(), waiting, wait).unwrap()
     }
 
     /// A job that reports `id` on `started` when its hash begins, then blocks until
@@ -170,7 +258,7 @@ mod tests {
     fn gated(
         queue: &HashingQueue,
         id: usize,
-        started: &mpsc::UnboundedSender<usize>,
+        started: &mpsc_tokio::UnboundedSender<usize>,
     ) -> (oneshot::Sender<()>, JoinHandle<Result<usize, HashingError>>) {
         let (release, released) = oneshot::channel::<()>();
         let started = started.clone();
@@ -202,7 +290,7 @@ mod tests {
     #[tokio::test]
     async fn the_bound_holds_and_the_overflow_is_refused_at_once() {
         let queue = queue(2, 3, Duration::from_secs(3600));
-        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let (started_tx, mut started) = mpsc_tokio::unbounded_channel();
         let jobs: Vec<_> = (0..5).map(|id| gated(&queue, id, &started_tx)).collect();
         let mut running = vec![started.recv().await.unwrap(), started.recv().await.unwrap()];
         until_admitted(&queue, 5).await;
@@ -242,7 +330,7 @@ mod tests {
     #[tokio::test]
     async fn waiting_hashes_start_in_arrival_order() {
         let queue = queue(1, 4, Duration::from_secs(3600));
-        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let (started_tx, mut started) = mpsc_tokio::unbounded_channel();
         let mut releases = Vec::new();
         let mut handles = Vec::new();
         for id in 0..5 {
@@ -266,7 +354,7 @@ mod tests {
     #[tokio::test]
     async fn capacity_comes_back_after_a_burst() {
         let queue = queue(2, 2, Duration::from_secs(3600));
-        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let (started_tx, mut started) = mpsc_tokio::unbounded_channel();
         // A burst of 50 while two hashes hold both slots: two wait, the rest are refused.
         let holders: Vec<_> = (0..2).map(|id| gated(&queue, id, &started_tx)).collect();
         started.recv().await.unwrap();
@@ -313,20 +401,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_hash_waiting_too_long_is_refused() {
         let queue = queue(1, 1, Duration::from_secs(2));
-        let (started_tx, mut started) = mpsc::unbounded_channel();
+        let (started_tx, mut started) = mpsc_tokio::unbounded_channel();
         let (release, holder) = gated(&queue, 0, &started_tx);
         started.recv().await.unwrap();
-        let waiting = {
-            let queue = queue.clone();
-            tokio::spawn(async move { queue.run(|| 1).await })
-        };
-        until_admitted(&queue, 2).await;
-        // Time only moves when told to (the blocking task holds auto-advance back).
-        tokio::time::advance(Duration::from_millis(1_999)).await;
-        assert!(!waiting.is_finished());
-        tokio::time::advance(Duration::from_millis(2)).await;
-        let refused = waiting.await.unwrap();
+        // The clock is paused: it moves to the queue timeout only because nothing else can
+        // happen before it.
+        let waited = tokio::time::Instant::now();
+        let refused = queue.run(|| 1).await;
         assert!(matches!(refused, Err(HashingError::Busy)), "{refused:?}");
+        assert_eq!(waited.elapsed(), Duration::from_secs(2));
         assert_eq!(queue.admitted(), 1);
         release.send(()).unwrap();
         assert_eq!(holder.await.unwrap().unwrap(), 0);
@@ -334,10 +417,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_admission_holds_its_place_until_used_or_dropped() {
+        let queue = queue(1, 1, Duration::from_secs(1));
+        let first = queue.admit().unwrap();
+        let second = queue.admit().unwrap();
+        assert!(matches!(queue.admit(), Err(HashingError::Busy)));
+        drop(second);
+        assert_eq!(queue.admitted(), 1);
+        assert_eq!(first.run(|| 5).await.unwrap(), 5);
+        assert_eq!(queue.admitted(), 0);
+        assert_eq!(queue.admit().unwrap().run(|| 6).await.unwrap(), 6);
+    }
+
+    #[tokio::test]
     async fn a_panicking_hash_fails_and_frees_its_slot() {
         let queue = queue(1, 0, Duration::from_secs(1));
         let failed = queue.run(|| panic!("boom")).await;
-        assert!(matches!(failed, Err(HashingError::Failed(_))), "{failed:?}");
+        assert!(matches!(failed, Err(HashingError::Failed)), "{failed:?}");
         assert_eq!(queue.run(|| 7).await.unwrap(), 7);
     }
 
@@ -368,10 +464,16 @@ mod tests {
             hash_queue: 5,
             ..LimitsConfig::default()
         };
-        let queue = HashingQueue::from_config(&limits);
+        let queue = HashingQueue::from_config(&limits).unwrap();
         assert_eq!(queue.concurrency(), 3);
         assert_eq!(queue.capacity(), 8);
-        let huge = HashingQueue::new(NonZeroUsize::MAX, usize::MAX, Duration::ZERO);
+        let huge = HashingQueue::new(
+            NonZeroUsize::new(5_000).unwrap(),
+            usize::MAX,
+            Duration::ZERO,
+        )
+        .unwrap();
+        assert_eq!(huge.concurrency(), HashingQueue::MAX_CONCURRENCY);
         assert_eq!(huge.capacity(), Semaphore::MAX_PERMITS);
     }
 }

@@ -328,7 +328,9 @@ impl Auth {
         Ok(Self {
             storage: storage.clone(),
             hasher,
-            hashing: hashing::HashingQueue::from_config(&config.limits),
+            hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {
+                ServerError::Config(format!("cannot start the password hashing threads: {e}"))
+            })?,
             policy: PasswordPolicy::default(),
             tokens,
             mfa_signer: Signer::new(keys.current()),

@@ -27,6 +27,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::extract::{AccessClaims, Principal, Unauthorized, Via, unauthorized, unavailable};
+use super::hashing::Admission;
 use super::users::{self, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::http::json::Json;
@@ -366,12 +367,17 @@ async fn session_response(
     Ok(tokens_response(pair, now))
 }
 
-/// Runs a password hash or verification through the bounded hashing queue.
+/// A place in the bounded password hashing queue, taken before any other work.
+fn admit(auth: &Auth) -> ApiResult<Admission> {
+    auth.hashing.admit().map_err(ApiError::Hashing)
+}
+
+/// Runs a password hash or verification in its place in the hashing queue.
 async fn blocking<T: Send + 'static>(
-    auth: &Auth,
+    admission: Admission,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
-    auth.hashing.run(f).await.map_err(ApiError::Hashing)
+    admission.run(f).await.map_err(ApiError::Hashing)
 }
 
 fn require_bearer(principal: &Principal) -> ApiResult<()> {
@@ -408,7 +414,7 @@ pub async fn register(
         .check(&password)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let hasher_auth = Arc::clone(&auth);
-    let hash = blocking(&auth, move || hasher_auth.hasher.hash(&new))
+    let hash = blocking(admit(&auth)?, move || hasher_auth.hasher.hash(&new))
         .await?
         .map_err(|e| internal("password hashing", &e))?;
     let id = Uuid::now_v7();
@@ -437,6 +443,7 @@ async fn check_password(
     password: String,
 ) -> ApiResult<users::User> {
     let password = Password::new(password);
+    let admission = admit(auth)?;
     let user = match Username::parse(username) {
         Ok(name) => users::find_by_name(auth.storage(), name.key())
             .await
@@ -445,7 +452,7 @@ async fn check_password(
     };
     let hasher_auth = Arc::clone(auth);
     let Some(user) = user else {
-        blocking(auth, move || {
+        blocking(admission, move || {
             let _ = hasher_auth.hasher.dummy_verify(&password);
         })
         .await?;
@@ -453,7 +460,7 @@ async fn check_password(
         return Err(ApiError::BadCredentials);
     };
     let stored = user.password_hash.clone();
-    let (outcome, rehash) = blocking(auth, move || {
+    let (outcome, rehash) = blocking(admission, move || {
         hasher_auth.hasher.verify_and_rehash(&password, &stored)
     })
     .await?

@@ -7,6 +7,7 @@
 
 mod auth;
 mod backends;
+mod hostile;
 mod http;
 mod keys;
 mod lifecycle;

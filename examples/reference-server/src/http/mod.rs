@@ -63,6 +63,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut api = api_router().into_openapi();
     crate::ratelimit::document(&mut api);
+    layers::limits::document(&mut api);
     api
 }
 
@@ -73,6 +74,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub fn build_app(state: AppState) -> Result<Router> {
     let (router, mut api) = api_router().split_for_parts();
     crate::ratelimit::document(&mut api);
+    layers::limits::document(&mut api);
     let json = api.to_json().map_err(ServerError::OpenApi)?;
     let limits = state.rate_limits().clone();
     let request_limits = state.request_limits();

@@ -189,6 +189,72 @@ fn closing(problem: Problem) -> Response {
     response
 }
 
+/// Adds the answers of this layer to every operation of `api`: `504` everywhere, `408` and
+/// `413` where there is a request body, and the hashing queue's `503` (with `Retry-After`)
+/// on the routes that hash a password. An answer an operation already documents is kept.
+pub fn document(api: &mut utoipa::openapi::OpenApi) {
+    use std::collections::btree_map::Entry;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Content, Header, Ref, ResponseBuilder};
+
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                crate::problem::PROBLEM_JSON,
+                Content::new(Some(Ref::from_schema_name("Problem"))),
+            )
+            .build()
+    };
+    let timeout = problem("The request was not answered within the request timeout");
+    let body_timeout = problem("The body was not received within the body-read timeout");
+    let too_large = problem("The body is larger than the route accepts");
+    let mut busy = problem("Too many passwords are being checked; retry after `Retry-After`");
+    busy.headers.insert(
+        "Retry-After".to_owned(),
+        Header::builder()
+            .schema(ObjectBuilder::new().schema_type(Type::Integer))
+            .description(Some("Seconds to wait before retrying"))
+            .build(),
+    );
+    api.components
+        .get_or_insert_with(Default::default)
+        .schemas
+        .entry("Problem".to_owned())
+        .or_insert_with(<Problem as utoipa::PartialSchema>::schema);
+    for (path, item) in &mut api.paths.paths {
+        let hashes = matches!(path.as_str(), "/auth/login" | "/auth/register");
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let has_body = operation.request_body.is_some();
+            let mut answers = vec![("504", &timeout)];
+            if has_body {
+                answers.extend([("408", &body_timeout), ("413", &too_large)]);
+            }
+            if hashes {
+                answers.push(("503", &busy));
+            }
+            for (status, response) in answers {
+                if let Entry::Vacant(entry) = operation.responses.responses.entry(status.to_owned())
+                {
+                    entry.insert(response.clone().into());
+                }
+            }
+        }
+    }
+}
+
 /// A request body cut off at a size and a deadline; the first fault is recorded in
 /// `fault` for the middleware to answer.
 struct GuardedBody {
@@ -448,6 +514,19 @@ mod tests {
         assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(problem["type"], ProblemType::Timeout.uri());
         assert_eq!(started.elapsed().as_secs(), 30);
+    }
+
+    #[test]
+    fn the_answers_are_documented() {
+        let api = crate::http::openapi();
+        let login = api.paths.paths["/auth/login"].post.as_ref().unwrap();
+        for status in ["408", "413", "503", "504"] {
+            assert!(login.responses.responses.contains_key(status), "{status}");
+        }
+        let health = api.paths.paths["/health"].get.as_ref().unwrap();
+        assert!(health.responses.responses.contains_key("504"));
+        assert!(!health.responses.responses.contains_key("413"));
+        assert!(api.components.unwrap().schemas.contains_key("Problem"));
     }
 
     #[test]

@@ -116,24 +116,21 @@ async fn slowloris_is_cut_off_while_other_clients_are_served() {
         slow.spawn(slow_client(addr, Duration::from_secs(15)));
     }
 
-    // Meanwhile a normal client, on a fresh connection each time, is answered at once.
-    let fresh = reqwest::Client::builder()
-        .no_proxy()
-        .pool_max_idle_per_host(0)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let mut answered = 0;
-    while started.elapsed() < Duration::from_secs(HEADER_TIMEOUT + 3) && answered < 100 {
-        let sent = Instant::now();
-        let response = fresh.get(server.url("/health")).send().await.unwrap();
-        let took = sent.elapsed();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert!(took < Duration::from_secs(1), "/health took {took:?}");
-        answered += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // Meanwhile a normal client, on a fresh connection each time, is answered at once (on
+    // its own thread, so the slow clients' tasks in this process do not delay it).
+    let normal = std::thread::spawn(move || {
+        let started = Instant::now();
+        let mut answered = 0;
+        while started.elapsed() < Duration::from_secs(HEADER_TIMEOUT + 3) && answered < 100 {
+            let (status, took) = blocking_health(addr);
+            assert_eq!(status, "200", "/health answered {status}");
+            assert!(took < Duration::from_secs(1), "/health took {took:?}");
+            answered += 1;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        answered
+    });
+    let answered = normal.join().unwrap();
     assert!(answered >= 10, "only {answered} health checks");
 
     let mut closed = Vec::new();
@@ -369,7 +366,7 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
     const FLOOD: Duration = Duration::from_secs(4);
     const RAMP: Duration = Duration::from_millis(500);
     let _turn = LOAD_TEST.lock().await;
-    const CONCURRENCY: u64 = 2;
+    const CONCURRENCY: u64 = 1;
     const ARGON2_MIB: u64 = 19;
     let data = DataDir::new();
     let server = Launch::new()
@@ -382,6 +379,9 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
         // As the crate docs advise for production: glibc's dynamic mmap threshold would
         // otherwise keep every freed 19 MiB argon2 buffer in the heap.
         .env(MMAP_THRESHOLD_VAR, MMAP_THRESHOLD)
+        // One log line per refused login would measure how fast this process drains the
+        // server's log pipe, not the server.
+        .env("RUST_LOG", "info,tower_http::trace=off")
         .start(&data);
     let pid = server.pid();
 

@@ -1,6 +1,7 @@
 //! Hostile load against the real binary: slow clients (slowloris), oversized and trickling
 //! bodies, and a login flood. Every client targets the server on 127.0.0.1; every loop is
-//! bounded in count and in time.
+//! bounded in count and in time. `/health` must answer within 1 s under attack
+//! (`FINSEC_TEST_HEALTH_LIMIT_MS` raises that on a machine busy with other work).
 #![cfg(test)]
 
 use std::time::{Duration, Instant};
@@ -124,7 +125,7 @@ async fn slowloris_is_cut_off_while_other_clients_are_served() {
         while started.elapsed() < Duration::from_secs(HEADER_TIMEOUT + 3) && answered < 100 {
             let (status, took) = blocking_health(addr);
             assert_eq!(status, "200", "/health answered {status}");
-            assert!(took < Duration::from_secs(1), "/health took {took:?}");
+            assert!(took < health_limit(), "/health took {took:?}");
             answered += 1;
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -313,6 +314,15 @@ async fn a_trickling_body_gets_408() {
     );
 }
 
+/// How fast `/health` must answer under attack: 1 s, or `FINSEC_TEST_HEALTH_LIMIT_MS` on a
+/// machine too loaded by other work for that to measure the server.
+fn health_limit() -> Duration {
+    std::env::var("FINSEC_TEST_HEALTH_LIMIT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(1), Duration::from_millis)
+}
+
 /// `GET /health` on a new connection with blocking I/O: the status code and how long the
 /// whole answer took.
 fn blocking_health(addr: std::net::SocketAddr) -> (String, Duration) {
@@ -437,7 +447,7 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
         while started.elapsed() < FLOOD && checks < 200 {
             let (status, took) = blocking_health(addr);
             assert_eq!(status, "200", "/health answered {status}");
-            assert!(took < Duration::from_secs(1), "/health took {took:?}");
+            assert!(took < health_limit(), "/health took {took:?}");
             slowest = slowest.max(took);
             checks += 1;
             peak_rss_kib = peak_rss_kib.max(memory_kib(pid).0);

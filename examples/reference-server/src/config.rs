@@ -6,7 +6,9 @@
 //! values.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rustls::pki_types::pem::PemObject as _;
@@ -203,6 +205,10 @@ pub struct Config {
     #[command(flatten)]
     pub rate_limits: crate::ratelimit::RateLimitConfig,
 
+    /// Serving limits: connections, timeouts, body sizes, password hashing.
+    #[command(flatten)]
+    pub limits: LimitsConfig,
+
     /// The passphrase sealing the keyring, read from `FINSEC_MASTER_PASSPHRASE` only (a
     /// command line flag would show it in the process list). When absent, a generated
     /// master key file in the data directory seals the keyring.
@@ -230,6 +236,7 @@ impl Config {
             auth: crate::auth::AuthConfig::default(),
             rbac: crate::rbac::RbacConfig::default(),
             rate_limits: crate::ratelimit::RateLimitConfig::default(),
+            limits: LimitsConfig::default(),
             master_passphrase: None,
         }
     }
@@ -488,6 +495,182 @@ impl ClientIdentity {
     }
 }
 
+/// The default of `--max-connections`.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+/// The default of `--header-read-timeout-secs`.
+pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
+/// The default of `--request-timeout-secs`.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+/// The default of `--body-read-timeout-secs`.
+pub const DEFAULT_BODY_READ_TIMEOUT_SECS: u64 = 10;
+/// The default of `--body-limit-bytes` (64 KiB).
+pub const DEFAULT_BODY_LIMIT_BYTES: u64 = 64 * 1024;
+/// The default of `--auth-body-limit-bytes` (8 KiB).
+pub const DEFAULT_AUTH_BODY_LIMIT_BYTES: u64 = 8 * 1024;
+/// The default of `--hash-queue`.
+pub const DEFAULT_HASH_QUEUE: u32 = 16;
+/// The default of `--hash-queue-timeout-ms`.
+pub const DEFAULT_HASH_QUEUE_TIMEOUT_MS: u64 = 2_000;
+/// Password hashes run at once per core when `--hash-concurrency` is not set.
+pub const HASHES_PER_CORE: usize = 2;
+
+/// What one client may cost the server: open connections, time to send a request, body
+/// sizes, and the password hashes running at once. The defaults suit a server reached
+/// directly by clients; each one can only be raised or lowered within a safe range.
+#[derive(Debug, Clone, Args)]
+pub struct LimitsConfig {
+    /// Connections served at once; further clients wait in the listen backlog until one
+    /// closes.
+    #[arg(
+        long,
+        env = "FINSEC_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000),
+        global = true
+    )]
+    pub max_connections: u32,
+
+    /// Seconds a client has to send a request's headers; also how long an idle
+    /// keep-alive connection stays open. A connection that takes longer is closed.
+    #[arg(
+        long,
+        env = "FINSEC_HEADER_READ_TIMEOUT_SECS",
+        default_value_t = DEFAULT_HEADER_READ_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=3_600),
+        global = true
+    )]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a request may take from its headers to its answer (504 past it).
+    #[arg(
+        long,
+        env = "FINSEC_REQUEST_TIMEOUT_SECS",
+        default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=3_600),
+        global = true
+    )]
+    pub request_timeout_secs: u64,
+
+    /// Seconds a client has to send a whole request body, counted from its headers
+    /// (408 past it).
+    #[arg(
+        long,
+        env = "FINSEC_BODY_READ_TIMEOUT_SECS",
+        default_value_t = DEFAULT_BODY_READ_TIMEOUT_SECS,
+        value_parser = clap::value_parser!(u64).range(1..=3_600),
+        global = true
+    )]
+    pub body_read_timeout_secs: u64,
+
+    /// Largest request body in bytes outside `/auth/` (413 past it).
+    #[arg(
+        long,
+        env = "FINSEC_BODY_LIMIT_BYTES",
+        default_value_t = DEFAULT_BODY_LIMIT_BYTES,
+        value_parser = clap::value_parser!(u64).range(1_024..=64 * 1024 * 1024),
+        global = true
+    )]
+    pub body_limit_bytes: u64,
+
+    /// Largest request body in bytes on `/auth/` routes (413 past it).
+    #[arg(
+        long,
+        env = "FINSEC_AUTH_BODY_LIMIT_BYTES",
+        default_value_t = DEFAULT_AUTH_BODY_LIMIT_BYTES,
+        value_parser = clap::value_parser!(u64).range(1_024..=1024 * 1024),
+        global = true
+    )]
+    pub auth_body_limit_bytes: u64,
+
+    /// Password hashes (argon2id, 19 MiB each) computed at once [default: two per CPU
+    /// core].
+    #[arg(
+        long,
+        env = "FINSEC_HASH_CONCURRENCY",
+        value_parser = clap::value_parser!(u32).range(1..=1_024),
+        global = true
+    )]
+    pub hash_concurrency: Option<u32>,
+
+    /// Password hashes that may wait for a free slot; past them a login or registration
+    /// is answered 503 with `Retry-After` at once.
+    #[arg(
+        long,
+        env = "FINSEC_HASH_QUEUE",
+        default_value_t = DEFAULT_HASH_QUEUE,
+        value_parser = clap::value_parser!(u32).range(0..=10_000),
+        global = true
+    )]
+    pub hash_queue: u32,
+
+    /// Milliseconds a password hash may wait for a free slot before the request is
+    /// answered 503 with `Retry-After`.
+    #[arg(
+        long,
+        env = "FINSEC_HASH_QUEUE_TIMEOUT_MS",
+        default_value_t = DEFAULT_HASH_QUEUE_TIMEOUT_MS,
+        value_parser = clap::value_parser!(u64).range(1..=60_000),
+        global = true
+    )]
+    pub hash_queue_timeout_ms: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
+            request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
+            body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
+            body_limit_bytes: DEFAULT_BODY_LIMIT_BYTES,
+            auth_body_limit_bytes: DEFAULT_AUTH_BODY_LIMIT_BYTES,
+            hash_concurrency: None,
+            hash_queue: DEFAULT_HASH_QUEUE,
+            hash_queue_timeout_ms: DEFAULT_HASH_QUEUE_TIMEOUT_MS,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Connections served at once.
+    pub fn max_connections(&self) -> usize {
+        usize::try_from(self.max_connections).unwrap_or(usize::MAX)
+    }
+
+    /// Time allowed to send a request's headers (and to stay idle between requests).
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.header_read_timeout_secs)
+    }
+
+    /// Time allowed from a request's headers to its answer.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    /// Time allowed to send a whole request body.
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_read_timeout_secs)
+    }
+
+    /// Password hashes computed at once: `--hash-concurrency`, or [`HASHES_PER_CORE`] per
+    /// core the process may use.
+    pub fn hash_concurrency(&self) -> NonZeroUsize {
+        let configured = self
+            .hash_concurrency
+            .and_then(|n| usize::try_from(n).ok())
+            .and_then(NonZeroUsize::new);
+        configured.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
+            NonZeroUsize::new(cores.get().saturating_mul(HASHES_PER_CORE)).unwrap_or(cores)
+        })
+    }
+
+    /// Time a password hash may wait for a free slot.
+    pub fn hash_queue_timeout(&self) -> Duration {
+        Duration::from_millis(self.hash_queue_timeout_ms)
+    }
+}
+
 /// How log lines are written (to standard error).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -628,6 +811,58 @@ mod tests {
             assert!(
                 Cli::try_parse_from(["x", flag, "/tls/x"]).is_err(),
                 "{flag}"
+            );
+        }
+    }
+
+    #[test]
+    fn limits_have_safe_defaults_and_bounds() {
+        let limits = Cli::try_parse_from(["x"]).unwrap().config.limits;
+        assert_eq!(limits.max_connections(), 1024);
+        assert_eq!(limits.header_read_timeout(), Duration::from_secs(10));
+        assert_eq!(limits.request_timeout(), Duration::from_secs(30));
+        assert_eq!(limits.body_read_timeout(), Duration::from_secs(10));
+        assert_eq!(limits.body_limit_bytes, 65_536);
+        assert_eq!(limits.auth_body_limit_bytes, 8_192);
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(limits.hash_concurrency().get(), 2 * cores);
+        assert_eq!(limits.hash_queue, 16);
+        assert_eq!(limits.hash_queue_timeout(), Duration::from_secs(2));
+
+        let limits = Cli::try_parse_from([
+            "x",
+            "--max-connections",
+            "10",
+            "--header-read-timeout-secs",
+            "2",
+            "--hash-concurrency",
+            "3",
+            "--hash-queue",
+            "0",
+            "--body-limit-bytes",
+            "2048",
+        ])
+        .unwrap()
+        .config
+        .limits;
+        assert_eq!(limits.max_connections(), 10);
+        assert_eq!(limits.header_read_timeout(), Duration::from_secs(2));
+        assert_eq!(limits.hash_concurrency().get(), 3);
+        assert_eq!(limits.hash_queue, 0);
+        assert_eq!(limits.body_limit_bytes, 2048);
+        for bad in [
+            ["--max-connections", "0"],
+            ["--header-read-timeout-secs", "0"],
+            ["--request-timeout-secs", "0"],
+            ["--body-read-timeout-secs", "0"],
+            ["--body-limit-bytes", "10"],
+            ["--auth-body-limit-bytes", "99999999"],
+            ["--hash-concurrency", "0"],
+            ["--hash-queue-timeout-ms", "0"],
+        ] {
+            assert!(
+                Cli::try_parse_from(["x", bad[0], bad[1]]).is_err(),
+                "{bad:?}"
             );
         }
     }

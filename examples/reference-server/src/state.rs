@@ -9,6 +9,7 @@ use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
 
 use crate::auth::Auth;
 use crate::error::{Result, ServerError};
+use crate::http::layers::limits::RequestLimits;
 use crate::keys::pii_key_name;
 use crate::orders::Orders;
 use crate::ratelimit::RateLimits;
@@ -62,6 +63,7 @@ struct Inner {
     auth: Arc<Auth>,
     orders: Orders,
     rate_limits: RateLimits,
+    request_limits: RequestLimits,
 }
 
 impl fmt::Debug for AppState {
@@ -73,6 +75,7 @@ impl fmt::Debug for AppState {
             .field("auth", &self.inner.auth)
             .field("orders", &self.inner.orders)
             .field("rate_limits", &self.inner.rate_limits)
+            .field("request_limits", &self.inner.request_limits)
             .finish_non_exhaustive()
     }
 }
@@ -80,7 +83,8 @@ impl fmt::Debug for AppState {
 impl AppState {
     /// Builds the state: migrates the database and sets up the subject keys over it;
     /// `auth` is the authentication set up over the same database (see [`Auth::new`]);
-    /// `rate_limits` the limiter (see [`RateLimits::open`]).
+    /// `rate_limits` the limiter (see [`RateLimits::open`]); `request_limits` the request
+    /// timeouts and body limits.
     ///
     /// # Errors
     /// [`ServerError::Storage`] if the migrations fail.
@@ -91,6 +95,7 @@ impl AppState {
         auth: Arc<Auth>,
         orders: Orders,
         rate_limits: RateLimits,
+        request_limits: RequestLimits,
     ) -> Result<Self> {
         let store = subject_key_store(&storage).await?;
         let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
@@ -103,6 +108,7 @@ impl AppState {
                 auth,
                 orders,
                 rate_limits,
+                request_limits,
             }),
         })
     }
@@ -130,6 +136,11 @@ impl AppState {
     /// The rate limiter.
     pub fn rate_limits(&self) -> &RateLimits {
         &self.inner.rate_limits
+    }
+
+    /// The request timeouts and body limits.
+    pub fn request_limits(&self) -> RequestLimits {
+        self.inner.request_limits
     }
 
     /// Authentication: users, tokens, MFA and API keys.

@@ -19,6 +19,7 @@
 //! Redis when `--redis-url` is given (shared by every instance).
 
 pub mod extract;
+pub mod hashing;
 pub mod request_schema;
 pub mod routes;
 pub mod secrets;
@@ -247,6 +248,7 @@ fn shared_stores(storage: &Storage, redis: Option<&Redis>, prefix: &str) -> Shar
 pub struct Auth {
     storage: Storage,
     hasher: PasswordHasher,
+    hashing: hashing::HashingQueue,
     policy: PasswordPolicy,
     tokens: TokenService,
     mfa_signer: Signer,
@@ -329,6 +331,9 @@ impl Auth {
         Ok(Self {
             storage: storage.clone(),
             hasher,
+            hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {
+                ServerError::Config(format!("cannot start the password hashing threads: {e}"))
+            })?,
             policy: PasswordPolicy::default(),
             tokens,
             mfa_signer: Signer::new(keys.current()),
@@ -345,6 +350,11 @@ impl Auth {
     /// The database.
     pub fn storage(&self) -> &Storage {
         &self.storage
+    }
+
+    /// The bounded queue every password hash of a request goes through.
+    pub fn hashing(&self) -> &hashing::HashingQueue {
+        &self.hashing
     }
 
     /// The token service (access and refresh tokens).

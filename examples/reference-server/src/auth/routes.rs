@@ -27,6 +27,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::extract::{AccessClaims, Principal, Via};
+use super::hashing::Admission;
 use super::request_schema::{self, API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
 use super::users::{self, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
@@ -72,6 +73,8 @@ pub enum ApiError {
     NotFound,
     /// A backend failed (500; the detail is logged).
     Internal,
+    /// The password hashing queue is full (503 with `Retry-After`), or a hash failed.
+    Hashing(super::hashing::HashingError),
 }
 
 /// The `detail` of a refused login or second factor (one for every reason).
@@ -98,6 +101,7 @@ impl ApiError {
             Self::Forbidden(m) => Problem::new(ProblemType::Forbidden).detail(m),
             Self::NotFound => Problem::not_found("the caller has nothing with this id"),
             Self::Internal => Problem::server_error(),
+            Self::Hashing(e) => Problem::from(e),
         }
     }
 }
@@ -410,10 +414,17 @@ async fn session_response(
     Ok(tokens_response(pair, now))
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| internal("password hashing task", &e))
+/// A place in the bounded password hashing queue, taken before any other work.
+fn admit(auth: &Auth) -> ApiResult<Admission> {
+    auth.hashing.admit().map_err(ApiError::Hashing)
+}
+
+/// Runs a password hash or verification in its place in the hashing queue.
+async fn blocking<T: Send + 'static>(
+    admission: Admission,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> ApiResult<T> {
+    admission.run(f).await.map_err(ApiError::Hashing)
 }
 
 fn require_bearer(principal: &Principal) -> ApiResult<()> {
@@ -450,7 +461,7 @@ pub async fn register(
         .check(&password)
         .map_err(|e| ApiError::Invalid(e.to_string()))?;
     let hasher_auth = Arc::clone(&auth);
-    let hash = blocking(move || hasher_auth.hasher.hash(&new))
+    let hash = blocking(admit(&auth)?, move || hasher_auth.hasher.hash(&new))
         .await?
         .map_err(|e| internal("password hashing", &e))?;
     let id = Uuid::now_v7();
@@ -479,6 +490,7 @@ async fn check_password(
     password: String,
 ) -> ApiResult<users::User> {
     let password = Password::new(password);
+    let admission = admit(auth)?;
     let user = match Username::lookup_key(username) {
         Some(key) => users::find_by_name(auth.storage(), &key)
             .await
@@ -487,7 +499,7 @@ async fn check_password(
     };
     let hasher_auth = Arc::clone(auth);
     let Some(user) = user else {
-        blocking(move || {
+        blocking(admission, move || {
             let _ = hasher_auth.hasher.dummy_verify(&password);
         })
         .await?;
@@ -495,10 +507,11 @@ async fn check_password(
         return Err(ApiError::BadCredentials);
     };
     let stored = user.password_hash.clone();
-    let (outcome, rehash) =
-        blocking(move || hasher_auth.hasher.verify_and_rehash(&password, &stored))
-            .await?
-            .map_err(|e: PasswordError| internal("password verification", &e))?;
+    let (outcome, rehash) = blocking(admission, move || {
+        hasher_auth.hasher.verify_and_rehash(&password, &stored)
+    })
+    .await?
+    .map_err(|e: PasswordError| internal("password verification", &e))?;
     match outcome {
         Verification::Mismatch => {
             tracing::debug!(user_id = %user.id, "login refused: wrong password");

@@ -1,8 +1,9 @@
 //! HTTP: the router, its request pipeline and its handlers.
 //!
-//! The pipeline (request id, security headers, client address, rate limits, authentication)
-//! is described in [`layers`]. Every error answer, from a handler, an extractor, the 404 and
-//! 405 fallbacks or a layer, is a [`Problem`](crate::problem::Problem).
+//! The pipeline (request id, security headers, request timeout and body limits, client
+//! address, rate limits, authentication) is described in [`layers`]. Every error answer,
+//! from a handler, an extractor, the 404 and 405 fallbacks or a layer, is a
+//! [`Problem`](crate::problem::Problem).
 
 pub mod json;
 pub mod layers;
@@ -64,6 +65,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
 pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut api = api_router().into_openapi();
     crate::openapi::document_errors(&mut api);
+    layers::limits::document(&mut api);
     crate::openapi_links::document(&mut api);
     api
 }
@@ -84,6 +86,7 @@ pub fn build_app(state: AppState) -> Result<Router> {
 pub fn app_routes(state: AppState) -> Result<Router> {
     let (router, mut api) = api_router().split_for_parts();
     crate::openapi::document_errors(&mut api);
+    layers::limits::document(&mut api);
     crate::openapi_links::document(&mut api);
     let json = crate::openapi_links::to_json(&api).map_err(ServerError::OpenApi)?;
     let state = HttpState {
@@ -100,6 +103,7 @@ pub fn app_routes(state: AppState) -> Result<Router> {
 /// before this call runs after authentication, with the principal in the request.
 pub fn with_pipeline(routes: Router, state: &AppState) -> Router {
     let limits = state.rate_limits();
+    let request_limits = state.request_limits();
     let trace = TraceLayer::new_for_http()
         .make_span_with(|request: &Request<Body>| {
             let id = request
@@ -130,6 +134,10 @@ pub fn with_pipeline(routes: Router, state: &AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             limits.proxies().clone(),
             client_addr::client_addr,
+        ))
+        .layer(middleware::from_fn_with_state(
+            request_limits,
+            layers::limits::enforce,
         ))
         .layer(trace)
         .layer(middleware::from_fn(request_id::request_id))

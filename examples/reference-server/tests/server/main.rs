@@ -8,6 +8,7 @@
 mod auth;
 mod backends;
 mod contract;
+mod hostile;
 mod http;
 mod keys;
 mod lifecycle;

@@ -288,6 +288,16 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The server's process id (to read its `/proc/<pid>/status`).
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The address the server listens on.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// A client for this server (no proxy, short timeouts).
     pub(crate) fn client(&self) -> &reqwest::Client {
         &self.client

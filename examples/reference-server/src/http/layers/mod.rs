@@ -27,6 +27,7 @@
 
 pub mod authenticate;
 pub mod client_addr;
+pub mod limits;
 pub mod rate_limit;
 pub mod request_id;
 pub mod security_headers;

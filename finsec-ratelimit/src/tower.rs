@@ -286,21 +286,21 @@ impl RateLimitStatus {
 
     /// Puts this status and its headers on `response`, unless the response already reports
     /// a status at least as tight (then it is left as it is).
+    ///
+    /// A `Retry-After` the response carries for another reason (a `503` from the service,
+    /// say) is kept: only one that an earlier denial put there is replaced.
     pub fn apply<ResB>(self, response: &mut Response<ResB>) {
-        if response
-            .extensions()
-            .get::<Self>()
-            .is_some_and(|existing| !self.is_tighter_than(existing))
-        {
+        let existing = response.extensions().get::<Self>();
+        if existing.is_some_and(|existing| !self.is_tighter_than(existing)) {
             return;
         }
+        let denial_set_retry_after = existing.is_some_and(|existing| !existing.allowed);
         let headers = response.headers_mut();
-        for name in [
-            headers::RATE_LIMIT_POLICY,
-            headers::RATE_LIMIT,
-            headers::RETRY_AFTER,
-        ] {
+        for name in [headers::RATE_LIMIT_POLICY, headers::RATE_LIMIT] {
             headers.remove(name);
+        }
+        if denial_set_retry_after || !self.allowed {
+            headers.remove(headers::RETRY_AFTER);
         }
         for (name, value) in self.headers.pairs() {
             if let Ok(value) = HeaderValue::from_str(value) {

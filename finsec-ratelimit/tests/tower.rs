@@ -378,3 +378,22 @@ fn tightness_orders_denials_then_fewest_left() {
     assert!(!statuses[3].allowed());
     assert!(statuses[3].headers().retry_after.is_some());
 }
+
+#[tokio::test]
+async fn a_retry_after_of_the_service_survives_an_allowing_layer() {
+    // The service answers 503 with its own Retry-After (an overloaded backend, say); the
+    // layer allows the request and adds its headers, but must not drop the service's.
+    let layer = ip_layer(named_policy("global", "global.ip", 100));
+    let svc = layer.layer(service_fn(|_req: Request<String>| async {
+        let mut response = Response::new(String::new());
+        *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+        response
+            .headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("7"));
+        Ok::<_, Infallible>(response)
+    }));
+    let reply = svc.oneshot(request("192.0.2.1", None)).await.unwrap();
+    assert_eq!(reply.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.headers()["retry-after"], "7");
+    assert!(reply.headers().contains_key("ratelimit"));
+}

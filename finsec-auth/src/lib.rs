@@ -40,7 +40,8 @@
 //!
 //! Each SQL store is written once for both databases (a generic `Sql*Store` with
 //! `Sqlite*`/`Postgres*` aliases, see finsec-sql), and the crate's migrations are versions
-//! 20001–20999 of the repository's `MIGRATIONS.md` registry.
+//! 20001–20999 of the workspace registry
+//! [`MIGRATIONS.md`](https://github.com/finsec-rs/finsec/blob/main/MIGRATIONS.md).
 //!
 //! # Threat model
 //!

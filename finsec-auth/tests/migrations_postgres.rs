@@ -101,7 +101,15 @@ async fn a_changed_migration_of_the_crate_itself_is_still_refused() {
         ),
         "{err:?}"
     );
-    // The other crate does not look at finsec-auth's versions.
-    finsec_crypto::postgres::migrate(pool).await.unwrap();
+    // The other crate does not look at finsec-auth's versions, and the failed run left no
+    // connection holding sqlx's migration lock (an advisory lock per database), which would
+    // make this wait forever.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        finsec_crypto::postgres::migrate(pool),
+    )
+    .await
+    .expect("the failed migration left the migration lock held")
+    .unwrap();
     db.cleanup().await;
 }

@@ -2,6 +2,7 @@
 //!
 //! The store is `approval::postgres::PgApprovalStore`.
 
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPool;
 
@@ -19,11 +20,22 @@ pub fn migrator() -> Migrator {
 ///
 /// Idempotent; safe at every start-up and beside other crates' migrations.
 ///
+/// If a migration fails, the connection that ran it is closed rather than returned to the
+/// pool, which releases sqlx's migration lock.
+///
 /// # Errors
 /// [`Error::Store`](crate::Error::Store) if a migration fails or an applied finsec-rbac
 /// migration was changed.
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    migrator().run(pool).await?;
+    let mut conn = pool.acquire().await?;
+    let result = migrator().run(&mut *conn).await;
+    if result.is_err() {
+        // sqlx does not release its migration lock (a session-level advisory lock, one per
+        // database) when a migration fails; ending this session does, so the other crates'
+        // migrators and other instances are not left waiting for it.
+        let _closed = conn.detach().close().await;
+    }
+    result?;
     Ok(())
 }
 

@@ -1,6 +1,10 @@
 //! finsec-crypto, finsec-auth and finsec-rbac migrations in one SQLite database: each crate's
 //! one `migrate` runs in any order, again and again, beside the others' versions, and a
 //! changed migration of the crate itself is still refused.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers: a failed query must fail the test"
+)]
 
 use std::collections::BTreeSet;
 

@@ -1,6 +1,11 @@
 //! Every migration file in the repository lies in the range its crate owns (MIGRATIONS.md),
 //! no version is used by two crates, and each crate ships the same versions for SQLite and
 //! PostgreSQL.
+#![expect(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers: an unreadable repository or a malformed file name must fail the test"
+)]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;

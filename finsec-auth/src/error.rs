@@ -20,4 +20,9 @@ pub enum Error {
     /// An API key operation failed or the key was rejected.
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),
+    /// The crate's migrations failed (`sqlite::migrate`, `postgres::migrate`).
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    #[error("finsec-auth migrations failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
 }

@@ -31,12 +31,17 @@
 //!
 //! | feature | enables |
 //! |---|---|
-//! | `sqlite` | SQLite stores (tokens, TOTP replay, backup codes, API keys) and their migrations (20001–20999) |
-//! | `postgres` | the same stores on PostgreSQL |
+//! | `sqlite` | SQLite stores (tokens, TOTP replay, backup codes, API keys) and their migrations (20001–20999, run by [`sqlite::migrate`]) |
+//! | `postgres` | the same stores on PostgreSQL (migrations run by [`postgres::migrate`]) |
 //! | `redis` | Redis stores for token revocation/refresh families, TOTP replay and backup codes |
 //! | `legacy-bcrypt` | verification of `$2a$`/`$2b$`/`$2y$` bcrypt hashes, to migrate to argon2id on login |
 //! | `testing` | the behavioural conformance suites every store implementation runs |
 //! | `full` | all of the above |
+//!
+//! Each SQL store is written once for both databases (a generic `Sql*Store` with
+//! `Sqlite*`/`Postgres*` aliases, see finsec-sql), and the crate's migrations are versions
+//! 20001–20999 of the workspace registry
+//! [`MIGRATIONS.md`](https://github.com/finsec-rs/finsec/blob/main/MIGRATIONS.md).
 //!
 //! # Threat model
 //!
@@ -65,5 +70,11 @@ pub use passwords::{Password, PasswordError, PasswordHasher, PasswordPolicy, Ver
 pub mod api_keys;
 pub mod error;
 pub mod mfa;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 
 pub use error::Error;

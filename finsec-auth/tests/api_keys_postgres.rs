@@ -3,9 +3,10 @@
 
 #![cfg(test)]
 
-use finsec_auth::api_keys::postgres::{PgApiKeyStore, migrate};
+use finsec_auth::api_keys::postgres::PgApiKeyStore;
 use finsec_auth::api_keys::testing::api_key_store_conformance;
 use finsec_auth::api_keys::{ApiKeyError, ApiKeyStore, ApiKeys, NewApiKey, RejectReason};
+use finsec_auth::postgres::migrate;
 use finsec_rbac::PermissionPattern;
 use finsec_testkit::PgTestDb;
 use secrecy::ExposeSecret;

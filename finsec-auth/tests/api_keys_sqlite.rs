@@ -3,9 +3,10 @@
 
 #![cfg(test)]
 
-use finsec_auth::api_keys::sqlite::{SqliteApiKeyStore, migrate};
+use finsec_auth::api_keys::sqlite::SqliteApiKeyStore;
 use finsec_auth::api_keys::testing::api_key_store_conformance;
 use finsec_auth::api_keys::{ApiKeyError, ApiKeyStore, ApiKeys, NewApiKey, RejectReason};
+use finsec_auth::sqlite::migrate;
 use finsec_rbac::PermissionPattern;
 use finsec_testkit::SqliteTestDb;
 use secrecy::ExposeSecret;

@@ -8,8 +8,9 @@ mod mfa_support;
 use std::sync::Arc;
 
 use finsec_auth::mfa::TotpReplayStore;
-use finsec_auth::mfa::postgres::{PgBackupCodeStore, PgTotpReplayStore, migrate};
+use finsec_auth::mfa::postgres::{PgBackupCodeStore, PgTotpReplayStore};
 use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::postgres::migrate;
 
 #[tokio::test]
 async fn postgres_replay_conformance_and_flows() {

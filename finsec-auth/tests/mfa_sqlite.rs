@@ -8,8 +8,9 @@ mod mfa_support;
 use std::sync::Arc;
 
 use finsec_auth::mfa::TotpReplayStore;
-use finsec_auth::mfa::sqlite::{SqliteBackupCodeStore, SqliteTotpReplayStore, migrate};
+use finsec_auth::mfa::sqlite::{SqliteBackupCodeStore, SqliteTotpReplayStore};
 use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::sqlite::migrate;
 
 #[tokio::test]
 async fn sqlite_replay_conformance_and_flows() {

@@ -2,7 +2,8 @@
 //! one store, and across two pools), and the token service end to end.
 #![cfg(test)]
 
-use finsec_auth::tokens::postgres::{PostgresRefreshTokenStore, PostgresRevocationStore, migrate};
+use finsec_auth::postgres::migrate;
+use finsec_auth::tokens::postgres::{PostgresRefreshTokenStore, PostgresRevocationStore};
 use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
 use finsec_auth::tokens::{
     Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,

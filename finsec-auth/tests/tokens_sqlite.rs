@@ -2,7 +2,8 @@
 //! one store, and across two pools), and the token service end to end.
 #![cfg(test)]
 
-use finsec_auth::tokens::sqlite::{SqliteRefreshTokenStore, SqliteRevocationStore, migrate};
+use finsec_auth::sqlite::migrate;
+use finsec_auth::tokens::sqlite::{SqliteRefreshTokenStore, SqliteRevocationStore};
 use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
 use finsec_auth::tokens::{
     Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,

@@ -8,8 +8,14 @@ pub mod error;
 pub mod hazmat;
 pub mod kdf;
 pub mod keyring;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod provider;
 pub mod secret;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
 pub mod stream;
 pub mod subject;
 #[cfg(feature = "testing")]

@@ -5,8 +5,9 @@
 
 mod subject_support;
 
+use finsec_crypto::postgres::migrate;
 use finsec_crypto::subject::SubjectKeys;
-use finsec_crypto::subject::postgres::{PostgresSubjectKeyStore, migrate};
+use finsec_crypto::subject::postgres::PostgresSubjectKeyStore;
 use finsec_crypto::testing::subject_key_store_conformance;
 use finsec_testkit::PgTestDb;
 use sqlx::Row;

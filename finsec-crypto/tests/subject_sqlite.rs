@@ -5,8 +5,9 @@
 
 mod subject_support;
 
+use finsec_crypto::sqlite::migrate;
 use finsec_crypto::subject::SubjectKeys;
-use finsec_crypto::subject::sqlite::{SqliteSubjectKeyStore, migrate};
+use finsec_crypto::subject::sqlite::SqliteSubjectKeyStore;
 use finsec_crypto::testing::subject_key_store_conformance;
 use finsec_testkit::SqliteTestDb;
 use sqlx::Row;

@@ -3,7 +3,8 @@
 
 #![cfg(test)]
 
-use finsec_rbac::approval::postgres::{PgApprovalStore, migrate};
+use finsec_rbac::approval::postgres::PgApprovalStore;
+use finsec_rbac::postgres::migrate;
 use finsec_rbac::testing::approval_store_conformance;
 use finsec_testkit::PgTestDb;
 

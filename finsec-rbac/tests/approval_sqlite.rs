@@ -3,7 +3,8 @@
 
 #![cfg(test)]
 
-use finsec_rbac::approval::sqlite::{SqliteApprovalStore, migrate};
+use finsec_rbac::approval::sqlite::SqliteApprovalStore;
+use finsec_rbac::sqlite::migrate;
 use finsec_rbac::testing::approval_store_conformance;
 use finsec_testkit::SqliteTestDb;
 

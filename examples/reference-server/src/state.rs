@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use finsec_crypto::subject::postgres::{self, PostgresSubjectKeyStore};
-use finsec_crypto::subject::sqlite::{self, SqliteSubjectKeyStore};
+use finsec_crypto::subject::postgres::PostgresSubjectKeyStore;
+use finsec_crypto::subject::sqlite::SqliteSubjectKeyStore;
 use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
 
 use crate::auth::Auth;
@@ -37,11 +37,13 @@ pub async fn subject_key_store(storage: &Storage) -> Result<DynSubjectKeyStore> 
     };
     Ok(match storage {
         Storage::Sqlite(pool) => {
-            sqlite::migrate(pool).await.map_err(migrate_err("sqlite"))?;
+            finsec_crypto::sqlite::migrate(pool)
+                .await
+                .map_err(migrate_err("sqlite"))?;
             Arc::new(SqliteSubjectKeyStore::new(pool.clone()))
         }
         Storage::Postgres(pool) => {
-            postgres::migrate(pool)
+            finsec_crypto::postgres::migrate(pool)
                 .await
                 .map_err(migrate_err("postgres"))?;
             Arc::new(PostgresSubjectKeyStore::new(pool.clone()))

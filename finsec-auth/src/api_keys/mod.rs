@@ -35,7 +35,8 @@
 //! optional expiry, revocation, the key that replaced it, last use and use count. Times
 //! are kept at microsecond precision (UTC). Implementations: [`MemoryApiKeyStore`],
 //! `sqlite::SqliteApiKeyStore` (feature `sqlite`), `postgres::PgApiKeyStore` (feature
-//! `postgres`), all running one conformance suite (`testing`, feature `testing`).
+//! `postgres`; both aliases of one generic `SqlApiKeyStore`), all running one conformance
+//! suite (`testing`, feature `testing`).
 //!
 //! # Rotation
 //!
@@ -81,6 +82,9 @@ mod usage;
 pub mod postgres;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::SqlApiKeyStore;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;

@@ -83,7 +83,10 @@
 //!
 //! SQL stores use the tables `finsec_mfa_totp_replay` and `finsec_mfa_backup_codes`
 //! (migrations 20101 and 20102, in the 20101–20199 part of the finsec-auth range); run
-//! `sqlite::migrate` / `postgres::migrate` (the crate-wide migrator) once at start-up.
+//! [`crate::sqlite::migrate`] / [`crate::postgres::migrate`] (the crate-wide migrator)
+//! once at start-up. Both SQL backends are one generic store each
+//! ([`SqlTotpReplayStore`], [`SqlBackupCodeStore`]), the `sqlite`/`postgres` names being
+//! aliases of it.
 
 pub mod backup;
 mod enroll;
@@ -97,6 +100,8 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
@@ -109,6 +114,9 @@ pub use backup::{
 };
 pub use enroll::{Confirmation, MAX_LABEL_LEN, PendingEnrollment, percent_encode};
 pub use error::{Error, Result};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::{SqlBackupCodeStore, SqlTotpReplayStore};
 pub use store::{
     BackupCodeStore, MemoryBackupCodeStore, MemoryTotpReplayStore, MfaUserId, TotpReplayStore,
 };

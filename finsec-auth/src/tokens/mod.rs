@@ -85,6 +85,8 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
@@ -96,6 +98,9 @@ pub mod testing;
 pub use claims::{Audience, Claims};
 pub use keys::{Algorithm, Kid, SigningKey, VerificationKey};
 pub use pair::{TokenPair, TokenService};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::{SqlRefreshTokenStore, SqlRevocationStore};
 pub use store::{
     MemoryRefreshTokenStore, MemoryRevocationStore, NextRefresh, RefreshRecord, RefreshTokenStore,
     RevocationStore, RotateOutcome,

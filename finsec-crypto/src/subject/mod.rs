@@ -87,16 +87,13 @@
 //! in every store (PostgreSQL: `COLLATE "C"`), which is the order of
 //! [`SubjectKeyStore::list_active`].
 //!
-//! Each adapter module has a `migrate(&pool)` function applying its migrations with sqlx.
-//! All finsec crates share sqlx's `_sqlx_migrations` table, so each owns a range of
-//! migration versions and every finsec migrator runs with `ignore_missing` (another crate's
-//! versions in the table are not an error):
-//!
-//! | versions        | owner             |
-//! |-----------------|-------------------|
-//! | 10001 – 10999   | finsec-crypto     |
-//! | 20001 – 20999   | finsec-auth       |
-//! | 30001 – 30999   | the next crate, and so on |
+//! Both adapters are one generic store, `SqlSubjectKeyStore`, with one SQL text; the
+//! `sqlite`/`postgres` names are aliases of it. [`crate::sqlite::migrate`] /
+//! [`crate::postgres::migrate`] apply the crate's migrations with sqlx. All finsec crates
+//! share sqlx's `_sqlx_migrations` table, so each owns a range of migration versions
+//! (finsec-crypto: 10001–10999; the registry is `MIGRATIONS.md` at the repository root) and
+//! every finsec migrator runs with `ignore_missing` (another crate's versions in the table
+//! are not an error).
 //!
 //! An application that keeps its own sqlx migrations in the same database must also run
 //! its migrator with `set_ignore_missing(true)` and keep its versions outside these ranges
@@ -136,6 +133,9 @@ mod sql;
 pub mod sqlite;
 
 pub use memory::MemorySubjectKeyStore;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use sql::SqlSubjectKeyStore;
 
 /// Longest subject id accepted, in bytes.
 pub const MAX_SUBJECT_ID_LEN: usize = 128;

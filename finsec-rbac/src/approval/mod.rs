@@ -45,6 +45,9 @@ use std::fmt;
 use rand::RngCore;
 use time::OffsetDateTime;
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub use self::sql::SqlApprovalStore;
 pub use self::store::{ApprovalStore, MemoryApprovalStore};
 use crate::decision::{Decision, Reason, RuleMatch};
 use crate::error::{Error, Result, echo};

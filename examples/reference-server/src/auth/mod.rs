@@ -180,30 +180,18 @@ pub fn postgres_migrator() -> sqlx::migrate::Migrator {
 pub async fn migrate(storage: &Storage) -> Result<()> {
     match storage {
         Storage::Sqlite(pool) => {
-            finsec_auth::tokens::sqlite::migrate(pool)
+            finsec_auth::sqlite::migrate(pool)
                 .await
-                .map_err(|e| storage_err(storage, "finsec-auth token migrations", e))?;
-            finsec_auth::mfa::sqlite::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth mfa migrations", e))?;
-            finsec_auth::api_keys::sqlite::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth api key migrations", e))?;
+                .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
             sqlite_migrator()
                 .run(pool)
                 .await
                 .map_err(|e| storage_err(storage, "auth migrations", e))
         }
         Storage::Postgres(pool) => {
-            finsec_auth::tokens::postgres::migrate(pool)
+            finsec_auth::postgres::migrate(pool)
                 .await
-                .map_err(|e| storage_err(storage, "finsec-auth token migrations", e))?;
-            finsec_auth::mfa::postgres::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth mfa migrations", e))?;
-            finsec_auth::api_keys::postgres::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth api key migrations", e))?;
+                .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
             postgres_migrator()
                 .run(pool)
                 .await

@@ -76,8 +76,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use finsec_rbac::approval::postgres::{self as approval_pg, PgApprovalStore};
-use finsec_rbac::approval::sqlite::{self as approval_sqlite, SqliteApprovalStore};
+use finsec_rbac::approval::postgres::PgApprovalStore;
+use finsec_rbac::approval::sqlite::SqliteApprovalStore;
 use finsec_rbac::approval::{self, ApprovalStatus};
 use finsec_rbac::{
     ApprovalId, ApprovalStore, Permission, Policy, Principal, Reason, Request, Resource,
@@ -275,13 +275,13 @@ pub async fn approval_store(storage: &Storage) -> ServerResult<Arc<dyn ApprovalS
     };
     Ok(match storage {
         Storage::Sqlite(pool) => {
-            approval_sqlite::migrate(pool)
+            finsec_rbac::sqlite::migrate(pool)
                 .await
                 .map_err(migrate_err("sqlite"))?;
             Arc::new(SqliteApprovalStore::new(pool.clone()))
         }
         Storage::Postgres(pool) => {
-            approval_pg::migrate(pool)
+            finsec_rbac::postgres::migrate(pool)
                 .await
                 .map_err(migrate_err("postgres"))?;
             Arc::new(PgApprovalStore::new(pool.clone()))

@@ -1,0 +1,51 @@
+//! finsec-rbac on PostgreSQL (feature `postgres`): [`migrate`] creates the crate's tables.
+//!
+//! The store is `approval::postgres::PgApprovalStore`.
+
+use sqlx::Connection as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::PgPool;
+
+use crate::error::Result;
+
+/// The finsec-rbac PostgreSQL migrator: versions 30001–30999 (see `MIGRATIONS.md`), ignoring
+/// the versions other crates record in the same `_sqlx_migrations` table.
+#[must_use]
+pub fn migrator() -> Migrator {
+    finsec_sql::migrations::prepare(sqlx::migrate!("./migrations/postgres"))
+}
+
+/// Creates or updates the finsec-rbac tables (`finsec_rbac_approval_requests`,
+/// `finsec_rbac_approvals`).
+///
+/// Idempotent; safe at every start-up and beside other crates' migrations.
+///
+/// If a migration fails, the connection that ran it is closed rather than returned to the
+/// pool, which releases sqlx's migration lock.
+///
+/// # Errors
+/// [`Error::Store`](crate::Error::Store) if a migration fails or an applied finsec-rbac
+/// migration was changed.
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    let result = migrator().run(&mut *conn).await;
+    if result.is_err() {
+        // sqlx does not release its migration lock (a session-level advisory lock, one per
+        // database) when a migration fails; ending this session does, so the other crates'
+        // migrators and other instances are not left waiting for it.
+        let _closed = conn.detach().close().await;
+    }
+    result?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_stay_in_the_finsec_rbac_range() {
+        let m = super::migrator();
+        assert!(m.ignore_missing);
+        assert!(m.iter().count() >= 1);
+        finsec_sql::migrations::check(&finsec_sql::migrations::FINSEC_RBAC, &m).unwrap();
+    }
+}

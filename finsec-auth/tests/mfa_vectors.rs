@@ -1,5 +1,5 @@
 //! RFC 4226 Appendix D (HOTP) and RFC 6238 Appendix B (TOTP) test vectors, loaded from
-//! `shared/vectors/otp`.
+//! `testdata/otp`.
 
 #![cfg(test)]
 
@@ -9,11 +9,11 @@ use time::OffsetDateTime;
 
 const HOTP: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/otp/rfc4226_hotp.json"
+    "/../testdata/otp/rfc4226_hotp.json"
 ));
 const TOTP: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/otp/rfc6238_totp.json"
+    "/../testdata/otp/rfc6238_totp.json"
 ));
 
 #[derive(Deserialize)]

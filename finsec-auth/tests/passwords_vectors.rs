@@ -13,11 +13,7 @@ use serde::Deserialize;
 
 macro_rules! vector_path {
     ($file:literal) => {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/argon2/",
-            $file
-        )
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/argon2/", $file)
     };
 }
 

@@ -11,12 +11,9 @@ use time::OffsetDateTime;
 
 const JOSE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/jose/rfc_jws_examples.json"
+    "/../testdata/jose/rfc_jws_examples.json"
 );
-const WYCHEPROOF: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/wycheproof/"
-);
+const WYCHEPROOF: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/wycheproof/");
 
 fn load(path: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()

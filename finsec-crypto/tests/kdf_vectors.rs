@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 macro_rules! vector_path {
     ($file:literal) => {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/", $file)
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/", $file)
     };
 }
 

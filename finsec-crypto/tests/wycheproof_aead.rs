@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 const VECTORS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/wycheproof/aes_gcm_test.json"
+    "/../testdata/wycheproof/aes_gcm_test.json"
 );
 
 #[derive(Deserialize)]

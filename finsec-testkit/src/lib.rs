@@ -67,6 +67,8 @@
     reason = "test support: an unreachable backend or a failed setup must fail the test loudly"
 )]
 
+pub mod mifid;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

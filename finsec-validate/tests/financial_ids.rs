@@ -1,4 +1,4 @@
-//! Financial identifiers against the shared corpus (`shared/vectors/financial-ids`): every
+//! Financial identifiers against the corpus in `testdata/financial-ids`: every
 //! valid case parses, every invalid case fails with the error its `reason` names, and each
 //! `policy` case behaves as the module docs say. Plus the compiled currency and CFI tables
 //! against their source files, and property tests.
@@ -13,10 +13,7 @@ use finsec_validate::identifiers::{
 };
 use proptest::prelude::*;
 
-const DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/financial-ids/"
-);
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/financial-ids/");
 
 #[derive(Debug, serde::Deserialize)]
 struct Case {

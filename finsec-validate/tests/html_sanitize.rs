@@ -20,7 +20,7 @@ const EXPECTED_PERCENT_DECODED: usize = 28;
 
 const XSS_CORPUS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/xss/xss_payloads.txt"
+    "/../testdata/xss/xss_payloads.txt"
 );
 
 /// Elements each policy may leave in its output.

@@ -1,7 +1,7 @@
 //! SQL injection detection measured on public attack corpora and benign look-alikes, next to
 //! the original design's regex blacklist; plus unit behaviour and robustness properties.
 //!
-//! Corpora (see `shared/vectors/sqli/SOURCES.md`): PayloadsAllTheThings' Intruder lists
+//! Corpora (see `testdata/sqli/SOURCES.md`): PayloadsAllTheThings' Intruder lists
 //! (plain text, one payload per line, not trimmed), libinjection's `data/sqli-*.txt` and
 //! `false_positives.txt` (skip blank and `#` lines, strip trailing spaces/tabs/CR, then
 //! URL-decode as libinjection's reader does), and an authored benign finance list.
@@ -17,7 +17,7 @@ use finsec_validate::injection::{
 };
 use proptest::prelude::*;
 
-const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/sqli");
+const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/sqli");
 
 fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))

@@ -14,7 +14,7 @@ macro_rules! vector_path {
     ($file:literal) => {
         concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/vectors/path-traversal/",
+            "/../testdata/path-traversal/",
             $file
         )
     };

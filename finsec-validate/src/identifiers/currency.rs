@@ -11,7 +11,7 @@ use super::{IdKind, IdentifierError, Normalization, ascii_str, fixed_alnum, text
 ///
 /// The table is the ISO 4217 list of current codes as published by SIX (January 2026 data,
 /// via `datasets/currency-codes`, 178 codes); the integration tests check it row by row
-/// against `shared/vectors/financial-ids/iso4217_active.csv`.
+/// against `testdata/financial-ids/iso4217_active.csv`.
 ///
 /// ```
 /// use finsec_validate::identifiers::{Currency, CurrencyKind};

@@ -9,7 +9,7 @@
 //!
 //! # Policies
 //!
-//! The test corpus (`shared/vectors/financial-ids`, see its `SOURCES.md`) marks the cases whose
+//! The test corpus (`testdata/financial-ids`, see its `SOURCES.md`) marks the cases whose
 //! answer depends on a policy. The choices made here:
 //!
 //! - **`case`**: strict by default. ISO 6166, 17442, 10383, 4217 and 10962 all define upper-case

@@ -12,4 +12,5 @@ mod keys;
 mod lifecycle;
 mod orders;
 mod ratelimit;
+mod scaleout;
 mod support;

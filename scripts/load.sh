@@ -25,6 +25,7 @@
 #   REDIS_URL     [$FINSEC_TEST_REDIS_URL or redis://127.0.0.1:6379]
 #   SERVER_LOG    RUST_LOG of the server [info]
 #   NO_BUILD      set to 1 to use the binary already built
+#   SERVER_BIN    the server binary to measure (implies NO_BUILD) [target/release/...]
 #   LOADGEN       oha or wrk [whichever is installed; wrk is installed with apt-get, or oha
 #                 with cargo, when neither is]
 set -euo pipefail
@@ -38,7 +39,7 @@ REDIS_URL=${REDIS_URL:-${FINSEC_TEST_REDIS_URL:-redis://127.0.0.1:6379}}
 SERVER_LOG=${SERVER_LOG:-info}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-BIN="$ROOT/target/release/finsec-reference-server"
+BIN=${SERVER_BIN:-"$ROOT/target/release/finsec-reference-server"}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/finsec-load.XXXXXX")
 SERVER_PID=""
 SCHEMA=""
@@ -94,7 +95,7 @@ pick_loadgen() {
 # Runs the load: measure NAME METHOD URL [BODY]. Prints one result line.
 measure() {
     local name=$1 method=$2 url=$3 body=${4:-}
-    local out="$WORK/$LOADGEN-$name.out" limit=$((DURATION + WARMUP + 60))
+    local out="$WORK/$LOADGEN-${name//[^a-z]/_}.out" limit=$((DURATION + WARMUP + 60))
     case $LOADGEN in
     wrk)
         local lua="$WORK/request.lua"
@@ -171,7 +172,7 @@ start_server() {
     while [ -z "$BASE" ]; do
         kill -0 "$SERVER_PID" 2>/dev/null || { cat "$log_file" >&2; die "the server exited at start"; }
         [ $SECONDS -ge $deadline ] && { cat "$log_file" >&2; die "the server did not listen within 60 s"; }
-        BASE=$(grep -o 'listening on http://[0-9.:]*' "$log_file" | head -n1 | sed 's/listening on //') || true
+        BASE=$(grep -o 'listening on http://[0-9.:]*' "$log_file" | head -n1 | sed 's|listening on http://||') || true
         [ -z "$BASE" ] && sleep 0.2
     done
     log "[$CONFIG] server $SERVER_PID listening on $BASE"
@@ -204,7 +205,7 @@ create_backends() {
 
 drop_backends() {
     if [ -n "$SCHEMA" ]; then
-        timeout 30 psql "$POSTGRES_URL" -qAtc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null ||
+        timeout 30 psql "$POSTGRES_URL" -qAtc "SET client_min_messages = warning; DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null ||
             log "could not drop schema $SCHEMA"
         SCHEMA=""
     fi
@@ -269,7 +270,7 @@ period = "1s"
 EOF
 
 # --- main -------------------------------------------------------------------------------
-if [ "${NO_BUILD:-0}" != 1 ]; then
+if [ "${NO_BUILD:-0}" != 1 ] && [ -z "${SERVER_BIN:-}" ]; then
     log "building the release server"
     (cd "$ROOT" && timeout 3600 cargo build --release --quiet -p finsec-reference-server) ||
         die "build failed"

@@ -23,7 +23,7 @@
 #   POSTGRES_URL  an existing database to create the schema in
 #                 [$FINSEC_TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/postgres]
 #   REDIS_URL     [$FINSEC_TEST_REDIS_URL or redis://127.0.0.1:6379]
-#   SERVER_LOG    RUST_LOG of the server [info]
+#   SERVER_LOG    RUST_LOG of the server [info] (its own start-up lines stay at info)
 #   NO_BUILD      set to 1 to use the binary already built
 #   SERVER_BIN    the server binary to measure (implies NO_BUILD) [target/release/...]
 #   LOADGEN       oha or wrk [whichever is installed; wrk is installed with apt-get, or oha
@@ -164,7 +164,8 @@ server_args() {
 
 start_server() {
     local log_file="$WORK/server-$CONFIG.log"
-    RUST_LOG=$SERVER_LOG NO_COLOR=1 "$BIN" --listen 127.0.0.1:0 "${SERVER_ARGS[@]}" \
+    # The start-up line (which names the address) is logged by the server at info level.
+    RUST_LOG="$SERVER_LOG,finsec_reference_server=info" NO_COLOR=1 "$BIN" --listen 127.0.0.1:0 "${SERVER_ARGS[@]}" \
         </dev/null >"$log_file" 2>&1 &
     SERVER_PID=$!
     local deadline=$((SECONDS + 60))

@@ -119,6 +119,18 @@ pub struct Config {
     )]
     pub postgres_url: Option<SecretString>,
 
+    /// Most connections this instance opens to PostgreSQL. Every authenticated request
+    /// runs at least one query; with fewer connections than concurrent requests, requests
+    /// queue for a connection. Mind the server's `max_connections` across all instances.
+    #[arg(
+        long,
+        env = "FINSEC_POSTGRES_MAX_CONNECTIONS",
+        default_value_t = crate::storage::DEFAULT_PG_MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1000),
+        global = true
+    )]
+    pub postgres_max_connections: u32,
+
     /// Redis URL; when set, Redis is connected to and checked at start.
     #[arg(
         long,
@@ -224,6 +236,7 @@ impl Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
             postgres_url: None,
+            postgres_max_connections: crate::storage::DEFAULT_PG_MAX_CONNECTIONS,
             redis_url: None,
             postgres_ca_file: None,
             postgres_client_cert: None,

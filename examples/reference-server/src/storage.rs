@@ -27,6 +27,11 @@ use crate::error::{Result, ServerError};
 /// How long to wait for a database connection before failing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The default of `--postgres-max-connections`: enough for 32 concurrent requests
+/// without queueing for a connection (measured with `scripts/load.sh`), a third of
+/// PostgreSQL's default `max_connections` per instance.
+pub const DEFAULT_PG_MAX_CONNECTIONS: u32 = 32;
+
 /// Which database holds the server's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -141,7 +146,7 @@ impl Storage {
                 let options = PgConnectOptions::from_str(url).map_err(storage_err)?;
                 let options = with_tls_files(options, &config.postgres_tls())?;
                 let pool = PgPoolOptions::new()
-                    .max_connections(10)
+                    .max_connections(config.postgres_max_connections)
                     .acquire_timeout(CONNECT_TIMEOUT)
                     .connect_with(options)
                     .await

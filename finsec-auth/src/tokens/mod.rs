@@ -75,6 +75,7 @@
 //! verification keys can be active at once). Secret key material is zeroized on drop and never
 //! printed by `Debug`.
 
+mod cache;
 mod claims;
 mod json;
 mod keys;
@@ -95,6 +96,7 @@ mod store;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use cache::CacheStats;
 pub use claims::{Audience, Claims};
 pub use keys::{Algorithm, Kid, SigningKey, VerificationKey};
 pub use pair::{TokenPair, TokenService};
@@ -113,7 +115,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::ops::Deref as _;
+use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
 /// Default clock-skew leeway applied to `exp` and `nbf`.
@@ -340,6 +344,9 @@ pub struct Verifier {
     /// Keyed by the `kid` string, so a header's `kid` is looked up without allocating.
     keys: BTreeMap<String, VerificationKey>,
     validation: Validation,
+    /// Tokens already verified, when enabled with [`Verifier::with_cache`]; clones share it
+    /// (they hold the same keys and validation).
+    cache: Option<cache::VerifiedCache>,
 }
 
 impl Verifier {
@@ -361,7 +368,27 @@ impl Verifier {
         Ok(Self {
             keys: map,
             validation,
+            cache: None,
         })
+    }
+
+    /// Remembers up to `capacity` tokens that [`Self::verify_at`] accepted, keyed by their
+    /// SHA-256, so that a token presented again skips the signature check (about 46 µs for
+    /// EdDSA). The claims are still checked on every call, so an expired token is refused
+    /// as before; revocation is checked by [`TokenService::verify_access_at`] on every call.
+    /// Only tokens that passed every check are remembered; when full, the oldest is
+    /// dropped. Each entry holds the token's payload (a few hundred bytes for typical
+    /// access tokens, at most the validation's maximum token size).
+    #[must_use]
+    pub fn with_cache(mut self, capacity: NonZeroUsize) -> Self {
+        self.cache = Some(cache::VerifiedCache::new(capacity));
+        self
+    }
+
+    /// The counters of the cache set by [`Self::with_cache`] (`None` without one).
+    #[must_use]
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(cache::VerifiedCache::stats)
     }
 
     /// Builds a verifier from a JWKS (public keys only: `oct` keys are refused). Each key needs
@@ -493,9 +520,39 @@ impl Verifier {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<Claims<T>> {
+        let Some(cache) = &self.cache else {
+            let jws = self.verify_signature(token)?;
+            return self.checked_claims(&jws.payload, now);
+        };
+        let max = self.validation.max_token_bytes;
+        if token.len() > max {
+            return Err(TokenError::TooLarge {
+                len: token.len(),
+                max,
+            });
+        }
+        let hash = cache::token_hash(token);
+        if let Some(payload) = cache.get(&hash) {
+            let claims = self.checked_claims(&payload, now);
+            if claims.is_err() {
+                cache.remove(&hash);
+            }
+            return claims;
+        }
         let jws = self.verify_signature(token)?;
-        json::check_no_duplicates(&jws.payload, "payload")?;
-        let claims: Claims<T> = serde_json::from_slice(&jws.payload)
+        let claims = self.checked_claims(&jws.payload, now)?;
+        cache.insert(hash, Arc::from(jws.payload));
+        Ok(claims)
+    }
+
+    /// Parses and checks the claims of a payload whose signature was verified.
+    fn checked_claims<T: DeserializeOwned>(
+        &self,
+        payload: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Claims<T>> {
+        json::check_no_duplicates(payload, "payload")?;
+        let claims: Claims<T> = serde_json::from_slice(payload)
             .map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
         claims.check(&self.validation, now)?;
         Ok(claims)

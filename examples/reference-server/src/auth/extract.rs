@@ -105,6 +105,9 @@ pub struct Principal {
     pub user_id: Uuid,
     /// The user's name.
     pub username: String,
+    /// Whether the user had a confirmed TOTP second factor when the request was
+    /// authenticated.
+    pub mfa_enabled: bool,
     /// How the request was authenticated.
     pub via: Via,
 }
@@ -329,6 +332,7 @@ pub async fn authenticate(
     Ok(Principal {
         user_id,
         username: user.username,
+        mfa_enabled: user.mfa_enabled,
         via,
     })
 }

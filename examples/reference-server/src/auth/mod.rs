@@ -29,6 +29,7 @@ pub mod users;
 pub mod testing;
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -53,6 +54,11 @@ pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
 
 /// How many second-factor attempts one `mfa_token` allows (five wrong codes end it).
 pub const MFA_MAX_FAILURES: i64 = 5;
+
+/// How many verified access tokens are remembered, so a token sent again skips the EdDSA
+/// signature check (expiry and revocation are still checked on every request); a few
+/// hundred bytes each.
+pub const ACCESS_TOKEN_CACHE: NonZeroUsize = NonZeroUsize::MIN.saturating_add(16_383);
 
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "finsec";
@@ -289,7 +295,9 @@ impl Auth {
         let access_validation = Validation::new(&auth.jwt_issuer, &auth.jwt_audience);
         let mfa_validation =
             Validation::new(&auth.jwt_issuer, format!("{}:mfa", auth.jwt_audience));
-        let verifier = Verifier::new(verification.clone(), access_validation).map_err(token_err)?;
+        let verifier = Verifier::new(verification.clone(), access_validation)
+            .map_err(token_err)?
+            .with_cache(ACCESS_TOKEN_CACHE);
         let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
         let (revocations, refresh, replay) = shared_stores(storage, redis, &auth.redis_prefix);
         let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)

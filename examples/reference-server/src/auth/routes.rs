@@ -1132,11 +1132,8 @@ pub async fn delete_api_key(
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
-pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Me>> {
-    let user = users::find_by_id(state.auth().storage(), principal.user_id)
-        .await
-        .map_err(|e| internal("user lookup", &e))?
-        .ok_or(ApiError::Unauthorized)?;
+pub async fn me(principal: Principal) -> Json<Me> {
+    // Authentication read the user's row for this request: no second lookup.
     let (auth, scopes) = match &principal.via {
         Via::Bearer { .. } => (AuthMethod::Bearer, None),
         Via::ApiKey { scopes, .. } => (
@@ -1144,13 +1141,13 @@ pub async fn me(State(state): State<AppState>, principal: Principal) -> ApiResul
             Some(scopes.iter().map(ToString::to_string).collect()),
         ),
     };
-    Ok(Json(Me {
-        id: user.id.to_string(),
-        username: user.username,
-        mfa_enabled: user.mfa_enabled,
+    Json(Me {
+        id: principal.user_id.to_string(),
+        username: principal.username,
+        mfa_enabled: principal.mfa_enabled,
         auth,
         scopes,
-    }))
+    })
 }
 
 #[cfg(test)]

@@ -14,5 +14,6 @@ mod keys;
 mod lifecycle;
 mod orders;
 mod ratelimit;
+mod scaleout;
 mod support;
 mod tls;

@@ -191,6 +191,7 @@ mod tests {
         Principal {
             user_id: Uuid::nil(),
             username: "alice".to_owned(),
+            mfa_enabled: false,
             via: Via::Bearer {
                 jti: "j1".to_owned(),
                 expires_at: OffsetDateTime::UNIX_EPOCH,

@@ -2,7 +2,6 @@
 //!
 //! The stores are in their modules: `tokens::postgres`, `mfa::postgres`, `api_keys::postgres`.
 
-use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgPool;
 
@@ -28,18 +27,7 @@ pub fn migrator() -> Migrator {
 /// # Errors
 /// [`Error::Migrate`] if a migration fails or an applied finsec-auth migration changed.
 pub async fn migrate(pool: &PgPool) -> Result<(), Error> {
-    let mut conn = pool
-        .acquire()
-        .await
-        .map_err(sqlx::migrate::MigrateError::from)?;
-    let result = migrator().run(&mut *conn).await;
-    if result.is_err() {
-        // sqlx does not release its migration lock (a session-level advisory lock, one per
-        // database) when a migration fails; ending this session does, so the other crates'
-        // migrators and other instances are not left waiting for it.
-        let _closed = conn.detach().close().await;
-    }
-    result?;
+    finsec_sql::migrations::run_postgres(pool, &migrator()).await?;
     Ok(())
 }
 

@@ -137,6 +137,32 @@ pub fn prepare(mut migrator: Migrator) -> Migrator {
     migrator
 }
 
+/// Runs `migrator` on PostgreSQL so that a failure never leaves sqlx's migration lock held.
+///
+/// sqlx takes a session-level advisory lock (one per database, not per schema) while it
+/// migrates, and does not release it when a migration fails. Run on a pooled connection, the
+/// connection would go back to the pool still holding the lock, and every later `migrate` of
+/// every crate and instance on that database would wait forever. This runs on a connection
+/// of its own and closes it on failure, which ends the session and releases the lock.
+///
+/// # Errors
+/// The [`MigrateError`](sqlx::migrate::MigrateError) of acquiring the connection or of the
+/// migration.
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub async fn run_postgres(
+    pool: &sqlx::PgPool,
+    migrator: &Migrator,
+) -> Result<(), sqlx::migrate::MigrateError> {
+    use sqlx::Connection as _;
+    let mut conn = pool.acquire().await?;
+    let result = migrator.run(&mut *conn).await;
+    if result.is_err() {
+        let _closed = conn.detach().close().await;
+    }
+    result
+}
+
 /// Checks that every migration of `migrator` lies in `range`.
 ///
 /// # Errors

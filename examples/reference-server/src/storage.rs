@@ -11,8 +11,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use finsec_sql::migrations::{prepare, run_postgres};
 use secrecy::ExposeSecret;
 use serde::Serialize;
+use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -198,6 +200,24 @@ impl Storage {
             Ok(())
         } else {
             Err(sqlx::Error::Protocol(format!("SELECT 1 returned {one}")))
+        }
+    }
+
+    /// Runs the server's own migrations: `sqlite` or `postgres`, whichever this database is,
+    /// sharing `_sqlx_migrations` with the crates' migrations (see `MIGRATIONS.md`). On
+    /// PostgreSQL a failed migration never leaves sqlx's migration lock held
+    /// ([`finsec_sql::migrations::run_postgres`]).
+    ///
+    /// # Errors
+    /// The migration error.
+    pub async fn run_migrations(
+        &self,
+        sqlite: Migrator,
+        postgres: Migrator,
+    ) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Self::Sqlite(pool) => prepare(sqlite).run(pool).await,
+            Self::Postgres(pool) => run_postgres(pool, &prepare(postgres)).await,
         }
     }
 

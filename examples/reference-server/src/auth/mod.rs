@@ -163,19 +163,14 @@ fn storage_err(
     }
 }
 
-/// The SQLite migrator of the server's authentication tables (versions 90401–90499), with
-/// `ignore_missing` set so the other migrations in `_sqlx_migrations` are not an error.
+/// The SQLite migrator of the server's authentication tables (versions 90401–90499).
 pub fn sqlite_migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("./migrations/auth/sqlite");
-    migrator.set_ignore_missing(true);
-    migrator
+    sqlx::migrate!("./migrations/auth/sqlite")
 }
 
 /// The PostgreSQL migrator (see [`sqlite_migrator`]).
 pub fn postgres_migrator() -> sqlx::migrate::Migrator {
-    let mut migrator = sqlx::migrate!("./migrations/auth/postgres");
-    migrator.set_ignore_missing(true);
-    migrator
+    sqlx::migrate!("./migrations/auth/postgres")
 }
 
 /// Creates or updates the finsec-auth store tables and the server's `server_users`,
@@ -189,21 +184,17 @@ pub async fn migrate(storage: &Storage) -> Result<()> {
             finsec_auth::sqlite::migrate(pool)
                 .await
                 .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
-            sqlite_migrator()
-                .run(pool)
-                .await
-                .map_err(|e| storage_err(storage, "auth migrations", e))
         }
         Storage::Postgres(pool) => {
             finsec_auth::postgres::migrate(pool)
                 .await
                 .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
-            postgres_migrator()
-                .run(pool)
-                .await
-                .map_err(|e| storage_err(storage, "auth migrations", e))
         }
     }
+    storage
+        .run_migrations(sqlite_migrator(), postgres_migrator())
+        .await
+        .map_err(|e| storage_err(storage, "auth migrations", e))
 }
 
 /// The stores behind token revocation, refresh families and TOTP replay.

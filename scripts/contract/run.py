@@ -79,6 +79,10 @@ def main() -> int:
     # that is not the server's.
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
+    # schemathesis runs in a temporary directory (its cache stays out of the checkout), so
+    # relative paths given on the command line are resolved here.
+    args.server = str(Path(args.server).resolve())
+    args.st = str(Path(args.st).resolve())
 
     work = Path(tempfile.mkdtemp(prefix="finsec-contract-"))
     data_dir = work / "data"

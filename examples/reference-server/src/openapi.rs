@@ -8,6 +8,27 @@ use utoipa::{Modify, OpenApi};
 
 use crate::problem::{FieldError, PROBLEM_JSON, Problem};
 
+/// Every operation of the document, with its path.
+pub(crate) fn operations_mut(
+    api: &mut utoipa::openapi::OpenApi,
+) -> impl Iterator<Item = (&str, &mut utoipa::openapi::path::Operation)> {
+    api.paths.paths.iter_mut().flat_map(|(path, item)| {
+        [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        .map(move |operation| (path.as_str(), operation))
+    })
+}
+
 /// The document's fixed part: title, description, tags.
 #[derive(Debug, OpenApi)]
 #[openapi(
@@ -118,64 +139,50 @@ pub fn document_errors(api: &mut utoipa::openapi::OpenApi) {
     let problem_content = Content::new(Some(Ref::from_schema_name("Problem")));
     let new_response =
         |description: &str| -> Response { ResponseBuilder::new().description(description).build() };
-    for item in api.paths.paths.values_mut() {
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let mut implied: Vec<(&str, &str)> = EVERY_ROUTE.to_vec();
-            if operation.request_body.is_some() {
-                implied.extend(WITH_BODY);
+    for (_, operation) in operations_mut(api) {
+        let mut implied: Vec<(&str, &str)> = EVERY_ROUTE.to_vec();
+        if operation.request_body.is_some() {
+            implied.extend(WITH_BODY);
+        }
+        let has_path_params = operation
+            .parameters
+            .iter()
+            .flatten()
+            .any(|p| matches!(p.parameter_in, ParameterIn::Path));
+        if has_path_params {
+            implied.push(("400", "A path parameter cannot be parsed"));
+        }
+        let needs_credential = operation
+            .security
+            .as_ref()
+            .is_some_and(|requirements| !requirements.is_empty());
+        if needs_credential {
+            implied.push(("401", "Not authenticated (the uniform 401)"));
+        }
+        let responses = &mut operation.responses.responses;
+        for (status, description) in implied {
+            responses
+                .entry(status.to_owned())
+                .or_insert_with(|| RefOr::T(new_response(description)));
+        }
+        for (status, response) in responses.iter_mut() {
+            let is_error = status.parse::<u16>().is_ok_and(|code| code >= 400);
+            let RefOr::T(response) = response else {
+                continue;
+            };
+            if !is_error {
+                continue;
             }
-            let has_path_params = operation
-                .parameters
-                .iter()
-                .flatten()
-                .any(|p| matches!(p.parameter_in, ParameterIn::Path));
-            if has_path_params {
-                implied.push(("400", "A path parameter cannot be parsed"));
-            }
-            let needs_credential = operation
-                .security
-                .as_ref()
-                .is_some_and(|requirements| !requirements.is_empty());
-            if needs_credential {
-                implied.push(("401", "Not authenticated (the uniform 401)"));
-            }
-            let responses = &mut operation.responses.responses;
-            for (status, description) in implied {
-                responses
-                    .entry(status.to_owned())
-                    .or_insert_with(|| RefOr::T(new_response(description)));
-            }
-            for (status, response) in responses.iter_mut() {
-                let is_error = status.parse::<u16>().is_ok_and(|code| code >= 400);
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                if !is_error {
-                    continue;
-                }
-                response.content.clear();
-                response
-                    .content
-                    .insert(PROBLEM_JSON.to_owned(), problem_content.clone());
-                if status == "429" {
-                    for (name, value) in &rate_headers {
-                        response
-                            .headers
-                            .entry((*name).to_owned())
-                            .or_insert_with(|| value.clone());
-                    }
+            response.content.clear();
+            response
+                .content
+                .insert(PROBLEM_JSON.to_owned(), problem_content.clone());
+            if status == "429" {
+                for (name, value) in &rate_headers {
+                    response
+                        .headers
+                        .entry((*name).to_owned())
+                        .or_insert_with(|| value.clone());
                 }
             }
         }

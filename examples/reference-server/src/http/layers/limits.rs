@@ -222,34 +222,19 @@ pub fn document(api: &mut utoipa::openapi::OpenApi) {
         .schemas
         .entry("Problem".to_owned())
         .or_insert_with(<Problem as utoipa::PartialSchema>::schema);
-    for (path, item) in &mut api.paths.paths {
-        let hashes = matches!(path.as_str(), "/auth/login" | "/auth/register");
-        for operation in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.options,
-            &mut item.head,
-            &mut item.patch,
-            &mut item.trace,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let has_body = operation.request_body.is_some();
-            let mut answers = vec![("504", &timeout)];
-            if has_body {
-                answers.extend([("408", &body_timeout), ("413", &too_large)]);
-            }
-            if hashes {
-                answers.push(("503", &busy));
-            }
-            for (status, response) in answers {
-                if let Entry::Vacant(entry) = operation.responses.responses.entry(status.to_owned())
-                {
-                    entry.insert(response.clone().into());
-                }
+    for (path, operation) in crate::openapi::operations_mut(api) {
+        let hashes = matches!(path, "/auth/login" | "/auth/register");
+        let has_body = operation.request_body.is_some();
+        let mut answers = vec![("504", &timeout)];
+        if has_body {
+            answers.extend([("408", &body_timeout), ("413", &too_large)]);
+        }
+        if hashes {
+            answers.push(("503", &busy));
+        }
+        for (status, response) in answers {
+            if let Entry::Vacant(entry) = operation.responses.responses.entry(status.to_owned()) {
+                entry.insert(response.clone().into());
             }
         }
     }

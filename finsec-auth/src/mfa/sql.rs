@@ -35,42 +35,8 @@ pub struct SqlBackupCodeStore<DB: Backend> {
     pool: Pool<DB>,
 }
 
-macro_rules! pool_wrapper {
-    ($name:ident) => {
-        impl<DB: Backend> $name<DB> {
-            /// A store on `pool`.
-            #[must_use]
-            pub fn new(pool: Pool<DB>) -> Self {
-                Self { pool }
-            }
-
-            /// The pool.
-            pub fn pool(&self) -> &Pool<DB> {
-                &self.pool
-            }
-        }
-
-        impl<DB: Backend> Clone for $name<DB> {
-            fn clone(&self) -> Self {
-                Self {
-                    pool: self.pool.clone(),
-                }
-            }
-        }
-
-        impl<DB: Backend> fmt::Debug for $name<DB> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("backend", &DB::LABEL)
-                    .field("pool", &self.pool)
-                    .finish()
-            }
-        }
-    };
-}
-
-pool_wrapper!(SqlTotpReplayStore);
-pool_wrapper!(SqlBackupCodeStore);
+crate::sql_store::pool_wrapper!(SqlTotpReplayStore);
+crate::sql_store::pool_wrapper!(SqlBackupCodeStore);
 
 fn to_step(value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative step {value}")))

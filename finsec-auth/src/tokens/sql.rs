@@ -43,42 +43,8 @@ pub struct SqlRefreshTokenStore<DB: Backend> {
     pool: Pool<DB>,
 }
 
-macro_rules! pool_wrapper {
-    ($name:ident) => {
-        impl<DB: Backend> $name<DB> {
-            /// A store on `pool`.
-            #[must_use]
-            pub fn new(pool: Pool<DB>) -> Self {
-                Self { pool }
-            }
-
-            /// The pool.
-            pub fn pool(&self) -> &Pool<DB> {
-                &self.pool
-            }
-        }
-
-        impl<DB: Backend> Clone for $name<DB> {
-            fn clone(&self) -> Self {
-                Self {
-                    pool: self.pool.clone(),
-                }
-            }
-        }
-
-        impl<DB: Backend> fmt::Debug for $name<DB> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("backend", &DB::LABEL)
-                    .field("pool", &self.pool)
-                    .finish()
-            }
-        }
-    };
-}
-
-pool_wrapper!(SqlRevocationStore);
-pool_wrapper!(SqlRefreshTokenStore);
+crate::sql_store::pool_wrapper!(SqlRevocationStore);
+crate::sql_store::pool_wrapper!(SqlRefreshTokenStore);
 
 const INSERT_REFRESH: &str = "INSERT INTO finsec_refresh_tokens \
      (token_hash, family, subject, expires_at) VALUES ($1, $2, $3, $4)";

@@ -37,7 +37,6 @@ use zeroize::Zeroizing;
 
 use crate::config::{Config, KeysCommand, MASTER_PASSPHRASE_VAR};
 use crate::error::{Result, ServerError};
-use crate::state::subject_key_store;
 use crate::storage::Storage;
 
 /// The key that wraps subject keys: personal data, and only personal data.
@@ -404,15 +403,22 @@ async fn rewrap(
     let primary = finsec_crypto::KeyProvider::primary_version(ring.as_ref(), &pii)?;
     let secrets_primary = finsec_crypto::KeyProvider::primary_version(ring.as_ref(), &secrets)?;
     let storage = Storage::open(config).await?;
-    let store = subject_key_store(&storage).await?;
-    let keys = SubjectKeys::new(store, Arc::clone(&ring), pii.clone());
-    let report = keys.rewrap_all(batch).await;
-    let sealed = match crate::auth::migrate(&storage).await {
+    let (report, sealed) = match crate::capabilities::migrate(&storage).await {
         Ok(()) => {
+            let keys = SubjectKeys::new(
+                storage.stores().crates.subject_keys,
+                Arc::clone(&ring),
+                pii.clone(),
+            );
+            let report = keys.rewrap_all(batch).await;
             let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), secrets.clone());
-            crate::auth::secrets::rewrap_sealed(&storage, &envelope).await
+            let sealed = crate::auth::secrets::rewrap_sealed(&storage, &envelope).await;
+            (report.map_err(ServerError::from), sealed)
         }
-        Err(e) => Err(e),
+        Err(e) => {
+            storage.close().await;
+            return Err(e);
+        }
     };
     storage.close().await;
     let report = report?;

@@ -153,6 +153,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod capabilities;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -289,7 +290,7 @@ impl Server {
             Some(url) => Some(Redis::connect(url, &config.redis_tls()).await?),
             None => None,
         };
-        auth::migrate(storage).await?;
+        capabilities::migrate(storage).await?;
         let auth =
             Arc::new(auth::Auth::new(config, storage, redis.as_ref(), Arc::clone(&keyring)).await?);
         let orders = orders::Orders::open(storage, policy, &config.rbac).await?;

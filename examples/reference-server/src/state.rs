@@ -3,12 +3,10 @@
 use std::fmt;
 use std::sync::Arc;
 
-use finsec_crypto::subject::postgres::PostgresSubjectKeyStore;
-use finsec_crypto::subject::sqlite::SqliteSubjectKeyStore;
 use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
 
 use crate::auth::Auth;
-use crate::error::{Result, ServerError};
+use crate::error::Result;
 use crate::http::layers::limits::RequestLimits;
 use crate::keys::pii_key_name;
 use crate::orders::Orders;
@@ -22,34 +20,6 @@ pub type DynSubjectKeyStore = Arc<dyn SubjectKeyStore>;
 /// The server's subject-key manager: per-data-subject keys (crypto-shredding) in the
 /// configured database, wrapped by the keyring's `pii` key.
 pub type ServerSubjectKeys = SubjectKeys<DynSubjectKeyStore, Arc<Keyring>>;
-
-/// Runs the finsec-crypto migrations on `storage` and returns its subject-key store.
-///
-/// # Errors
-/// [`ServerError::Storage`] if the migrations fail.
-pub async fn subject_key_store(storage: &Storage) -> Result<DynSubjectKeyStore> {
-    let migrate_err = |backend: &'static str| {
-        move |source: finsec_crypto::Error| ServerError::Storage {
-            backend,
-            target: "migrations".to_owned(),
-            source: Box::new(source),
-        }
-    };
-    Ok(match storage {
-        Storage::Sqlite(pool) => {
-            finsec_crypto::sqlite::migrate(pool)
-                .await
-                .map_err(migrate_err("sqlite"))?;
-            Arc::new(SqliteSubjectKeyStore::new(pool.clone()))
-        }
-        Storage::Postgres(pool) => {
-            finsec_crypto::postgres::migrate(pool)
-                .await
-                .map_err(migrate_err("postgres"))?;
-            Arc::new(PostgresSubjectKeyStore::new(pool.clone()))
-        }
-    })
-}
 
 /// Everything a request handler may need; cheap to clone.
 #[derive(Clone)]
@@ -83,7 +53,8 @@ impl fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Builds the state: migrates the database and sets up the subject keys over it;
+    /// Builds the state on a migrated database (see [`crate::capabilities::migrate`]): sets
+    /// up the subject keys over it;
     /// `auth` is the authentication set up over the same database (see [`Auth::new`]);
     /// `rate_limits` the limiter (see [`RateLimits::open`]); `request_limits` the request
     /// timeouts and body limits.
@@ -99,7 +70,7 @@ impl AppState {
         rate_limits: RateLimits,
         request_limits: RequestLimits,
     ) -> Result<Self> {
-        let store = subject_key_store(&storage).await?;
+        let store = storage.stores().crates.subject_keys;
         let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
         Ok(Self {
             inner: Arc::new(Inner {

@@ -47,7 +47,7 @@ use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::keys::secrets_key_name;
 use crate::redis_backend::Redis;
-use crate::storage::Storage;
+use crate::storage::{CrateStores, Storage};
 
 /// How long an `mfa_token` is valid.
 pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
@@ -151,80 +151,30 @@ impl AuthConfig {
     }
 }
 
-fn storage_err(
-    storage: &Storage,
-    target: &str,
-    source: impl std::error::Error + Send + Sync + 'static,
-) -> ServerError {
-    ServerError::Storage {
-        backend: storage.backend().as_str(),
-        target: target.to_owned(),
-        source: Box::new(source),
-    }
-}
-
-/// The SQLite migrator of the server's authentication tables (versions 90401–90499).
-pub fn sqlite_migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations/auth/sqlite")
-}
-
-/// The PostgreSQL migrator (see [`sqlite_migrator`]).
-pub fn postgres_migrator() -> sqlx::migrate::Migrator {
-    sqlx::migrate!("./migrations/auth/postgres")
-}
-
-/// Creates or updates the finsec-auth store tables and the server's `server_users`,
-/// `server_mfa_secrets`, `server_mfa_challenges`, `server_jwt_keys` and `server_secrets`.
-///
-/// # Errors
-/// [`ServerError::Storage`] if a migration fails.
-pub async fn migrate(storage: &Storage) -> Result<()> {
-    match storage {
-        Storage::Sqlite(pool) => {
-            finsec_auth::sqlite::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
-        }
-        Storage::Postgres(pool) => {
-            finsec_auth::postgres::migrate(pool)
-                .await
-                .map_err(|e| storage_err(storage, "finsec-auth migrations", e))?;
-        }
-    }
-    storage
-        .run_migrations(sqlite_migrator(), postgres_migrator())
-        .await
-        .map_err(|e| storage_err(storage, "auth migrations", e))
-}
-
-/// The stores behind token revocation, refresh families and TOTP replay.
+/// The stores behind token revocation, refresh families and TOTP replay: Redis's when
+/// `--redis-url` is given (shared by every instance, fast), otherwise the database's.
 type SharedStores = (
     Arc<dyn RevocationStore>,
     Arc<dyn RefreshTokenStore>,
     Arc<dyn TotpReplayStore>,
 );
 
-fn shared_stores(storage: &Storage, redis: Option<&Redis>, prefix: &str) -> SharedStores {
-    use finsec_auth::mfa::{postgres as mfa_pg, redis as mfa_redis, sqlite as mfa_sqlite};
-    use finsec_auth::tokens::{postgres as tok_pg, redis as tok_redis, sqlite as tok_sqlite};
-    if let Some(redis) = redis {
-        let conn = redis.connection();
-        return (
-            Arc::new(tok_redis::RedisRevocationStore::new(conn.clone(), prefix)),
-            Arc::new(tok_redis::RedisRefreshTokenStore::new(conn.clone(), prefix)),
-            Arc::new(mfa_redis::RedisTotpReplayStore::new(conn, prefix)),
-        );
-    }
-    match storage {
-        Storage::Sqlite(pool) => (
-            Arc::new(tok_sqlite::SqliteRevocationStore::new(pool.clone())),
-            Arc::new(tok_sqlite::SqliteRefreshTokenStore::new(pool.clone())),
-            Arc::new(mfa_sqlite::SqliteTotpReplayStore::new(pool.clone())),
-        ),
-        Storage::Postgres(pool) => (
-            Arc::new(tok_pg::PostgresRevocationStore::new(pool.clone())),
-            Arc::new(tok_pg::PostgresRefreshTokenStore::new(pool.clone())),
-            Arc::new(mfa_pg::PgTotpReplayStore::new(pool.clone())),
+fn shared_stores(stores: &CrateStores, redis: Option<&Redis>, prefix: &str) -> SharedStores {
+    use finsec_auth::mfa::redis as mfa_redis;
+    use finsec_auth::tokens::redis as tok_redis;
+    match redis {
+        Some(redis) => {
+            let conn = redis.connection();
+            (
+                Arc::new(tok_redis::RedisRevocationStore::new(conn.clone(), prefix)),
+                Arc::new(tok_redis::RedisRefreshTokenStore::new(conn.clone(), prefix)),
+                Arc::new(mfa_redis::RedisTotpReplayStore::new(conn, prefix)),
+            )
+        }
+        None => (
+            Arc::clone(&stores.revocations),
+            Arc::clone(&stores.refresh_tokens),
+            Arc::clone(&stores.totp_replay),
         ),
     }
 }
@@ -257,7 +207,7 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Sets up authentication on a migrated database (see [`migrate`]): loads or creates
+    /// Sets up authentication on a migrated database (see [`crate::capabilities::migrate`]): loads or creates
     /// the pepper, the JWT signing key and the backup-code key, and opens the stores.
     ///
     /// # Errors
@@ -290,28 +240,13 @@ impl Auth {
             .map_err(token_err)?
             .with_cache(ACCESS_TOKEN_CACHE);
         let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
-        let (revocations, refresh, replay) = shared_stores(storage, redis, &auth.redis_prefix);
+        let stores = storage.stores();
+        let (revocations, refresh, replay) =
+            shared_stores(&stores.crates, redis, &auth.redis_prefix);
         let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)
             .with_ttls(auth.access_ttl(), auth.refresh_ttl());
-        let (api_store, backup_codes): (Arc<dyn ApiKeyStore>, Arc<dyn BackupCodeStore>) =
-            match storage {
-                Storage::Sqlite(pool) => (
-                    Arc::new(finsec_auth::api_keys::sqlite::SqliteApiKeyStore::new(
-                        pool.clone(),
-                    )),
-                    Arc::new(finsec_auth::mfa::sqlite::SqliteBackupCodeStore::new(
-                        pool.clone(),
-                    )),
-                ),
-                Storage::Postgres(pool) => (
-                    Arc::new(finsec_auth::api_keys::postgres::PgApiKeyStore::new(
-                        pool.clone(),
-                    )),
-                    Arc::new(finsec_auth::mfa::postgres::PgBackupCodeStore::new(
-                        pool.clone(),
-                    )),
-                ),
-            };
+        let api_store = Arc::clone(&stores.crates.api_keys);
+        let backup_codes = Arc::clone(&stores.crates.backup_codes);
         let backup_key = BackupCodeKey::new(
             *secrets::server_secret(storage, &envelope, "backup_code_key", now).await?,
         );

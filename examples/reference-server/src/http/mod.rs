@@ -57,8 +57,7 @@ pub fn api_router() -> OpenApiRouter<HttpState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health))
         .routes(routes!(routes::openapi_json))
-        .merge(crate::auth::routes::router())
-        .merge(crate::orders::routes::router())
+        .merge(crate::capabilities::routes())
 }
 
 /// The OpenAPI document of [`api_router`].

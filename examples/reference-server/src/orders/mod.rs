@@ -76,8 +76,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
-use finsec_rbac::approval::postgres::PgApprovalStore;
-use finsec_rbac::approval::sqlite::SqliteApprovalStore;
 use finsec_rbac::approval::{self, ApprovalStatus};
 use finsec_rbac::{
     ApprovalId, ApprovalStore, Permission, Policy, Principal, Reason, Request, Resource,
@@ -261,39 +259,10 @@ impl fmt::Debug for Orders {
     }
 }
 
-/// The finsec-rbac approval store on `storage` (its migrations run first).
-///
-/// # Errors
-/// [`ServerError::Storage`] if the migrations fail.
-pub async fn approval_store(storage: &Storage) -> ServerResult<Arc<dyn ApprovalStore>> {
-    let migrate_err = |backend: &'static str| {
-        move |source: finsec_rbac::Error| ServerError::Storage {
-            backend,
-            target: "finsec-rbac migrations".to_owned(),
-            source: Box::new(source),
-        }
-    };
-    Ok(match storage {
-        Storage::Sqlite(pool) => {
-            finsec_rbac::sqlite::migrate(pool)
-                .await
-                .map_err(migrate_err("sqlite"))?;
-            Arc::new(SqliteApprovalStore::new(pool.clone()))
-        }
-        Storage::Postgres(pool) => {
-            finsec_rbac::postgres::migrate(pool)
-                .await
-                .map_err(migrate_err("postgres"))?;
-            Arc::new(PgApprovalStore::new(pool.clone()))
-        }
-    })
-}
-
 impl Orders {
-    /// Sets order entry up on a database whose authentication tables exist (see
-    /// [`crate::auth::migrate`]): runs the finsec-rbac approval migrations and this
-    /// module's, records the default role for new users, and checks orders against
-    /// `policy` with the threshold in `config`.
+    /// Sets order entry up on a migrated database (see [`crate::capabilities::migrate`]):
+    /// records the default role for new users, and checks orders against `policy` with the
+    /// threshold in `config`.
     ///
     /// # Errors
     /// [`ServerError::Storage`] if a migration or the default-role update fails.
@@ -302,8 +271,7 @@ impl Orders {
         policy: Policy,
         config: &RbacConfig,
     ) -> ServerResult<Self> {
-        let approvals = approval_store(storage).await?;
-        crate::rbac::migrate::run(storage).await?;
+        let approvals = storage.stores().crates.approvals;
         let default_role = config.default_role()?;
         RoleStore::new(storage.clone())
             .set_default_role(&default_role)

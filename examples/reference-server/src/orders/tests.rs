@@ -23,13 +23,12 @@ struct Env {
 impl Env {
     async fn new(storage: Storage, policy: Policy) -> Self {
         test_support::prepare(&storage).await;
-        crate::rbac::migrate::run(&storage).await.unwrap();
         let roles = RoleStore::new(storage.clone());
         roles
             .set_default_role(&RoleName::new("viewer").unwrap())
             .await
             .unwrap();
-        let approvals = approval_store(&storage).await.unwrap();
+        let approvals = storage.stores().crates.approvals;
         let orders = Orders::new(
             Access::new(policy),
             approvals,
@@ -453,7 +452,7 @@ mod test_support {
 
     /// Runs the migrations the server runs before the roles and orders tables.
     pub(super) async fn prepare(storage: &Storage) {
-        crate::auth::migrate(storage).await.unwrap();
+        crate::capabilities::migrate(storage).await.unwrap();
     }
 
     /// Creates a user named `name` and returns its id.

@@ -42,7 +42,6 @@
 //! flag (see [`roles`]). A role that the policy does not define denies everything (a
 //! finsec-rbac rule), so a stale row never grants access.
 
-pub mod migrate;
 pub mod roles;
 
 use std::fmt;

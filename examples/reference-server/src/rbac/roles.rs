@@ -225,7 +225,7 @@ async fn run_on(
     command: &RolesCommand,
     out: &mut dyn Write,
 ) -> Result<()> {
-    super::migrate::run(storage).await?;
+    crate::capabilities::migrate(storage).await?;
     let store = RoleStore::new(storage.clone());
     let user = |username: &str| {
         let username = username.to_owned();

@@ -6,6 +6,12 @@
 //! without checking; without `sslmode`, sqlx's default `prefer` tries TLS without
 //! checking and falls back to plain TCP. Trusted roots are the public web roots plus
 //! `--postgres-ca-file` (or `sslrootcert` in the URL).
+//!
+//! This module is the one place that knows which backend is configured: it builds every
+//! store (the finsec crates' and the server's own, [`Stores`]) on the pool, so services and
+//! handlers only ever see store traits.
+
+pub mod sql;
 
 use std::fmt;
 use std::str::FromStr;
@@ -21,7 +27,14 @@ use sqlx::sqlite::{
 };
 use utoipa::ToSchema;
 
+use std::sync::Arc;
+
+use finsec_auth::api_keys::ApiKeyStore;
+use finsec_auth::mfa::{BackupCodeStore, TotpReplayStore};
+use finsec_auth::tokens::{RefreshTokenStore, RevocationStore};
+use finsec_crypto::SubjectKeyStore;
 use finsec_crypto::secret::redact_url;
+use finsec_rbac::ApprovalStore;
 
 use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
@@ -221,11 +234,161 @@ impl Storage {
         }
     }
 
+    /// Runs the finsec crates' migrations (finsec-crypto, finsec-auth, finsec-rbac), each
+    /// crate's one `migrate` for this backend. The server's own tables are migrated by
+    /// [`crate::capabilities::migrate`], which calls this first.
+    ///
+    /// # Errors
+    /// [`ServerError::Storage`] naming the crate whose migrations failed.
+    pub async fn migrate_crates(&self) -> Result<()> {
+        let backend = self.backend().as_str();
+        let failed = |krate: &str| {
+            let target = format!("{krate} migrations");
+            move |source: Box<dyn std::error::Error + Send + Sync>| ServerError::Storage {
+                backend,
+                target,
+                source,
+            }
+        };
+        match self {
+            Self::Sqlite(pool) => {
+                finsec_crypto::sqlite::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-crypto")(Box::new(e)))?;
+                finsec_auth::sqlite::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-auth")(Box::new(e)))?;
+                finsec_rbac::sqlite::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-rbac")(Box::new(e)))?;
+            }
+            Self::Postgres(pool) => {
+                finsec_crypto::postgres::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-crypto")(Box::new(e)))?;
+                finsec_auth::postgres::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-auth")(Box::new(e)))?;
+                finsec_rbac::postgres::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-rbac")(Box::new(e)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every store on this database (migrated: see [`crate::capabilities::migrate`]).
+    pub fn stores(&self) -> Stores {
+        match self {
+            Self::Sqlite(pool) => Stores::on(
+                sql::SqliteStore::new(pool.clone()),
+                CrateStores {
+                    subject_keys: Arc::new(
+                        finsec_crypto::subject::sqlite::SqliteSubjectKeyStore::new(pool.clone()),
+                    ),
+                    api_keys: Arc::new(finsec_auth::api_keys::sqlite::SqliteApiKeyStore::new(
+                        pool.clone(),
+                    )),
+                    backup_codes: Arc::new(finsec_auth::mfa::sqlite::SqliteBackupCodeStore::new(
+                        pool.clone(),
+                    )),
+                    revocations: Arc::new(finsec_auth::tokens::sqlite::SqliteRevocationStore::new(
+                        pool.clone(),
+                    )),
+                    refresh_tokens: Arc::new(
+                        finsec_auth::tokens::sqlite::SqliteRefreshTokenStore::new(pool.clone()),
+                    ),
+                    totp_replay: Arc::new(finsec_auth::mfa::sqlite::SqliteTotpReplayStore::new(
+                        pool.clone(),
+                    )),
+                    approvals: Arc::new(finsec_rbac::approval::sqlite::SqliteApprovalStore::new(
+                        pool.clone(),
+                    )),
+                },
+            ),
+            Self::Postgres(pool) => Stores::on(
+                sql::PgStore::new(pool.clone()),
+                CrateStores {
+                    subject_keys: Arc::new(
+                        finsec_crypto::subject::postgres::PostgresSubjectKeyStore::new(
+                            pool.clone(),
+                        ),
+                    ),
+                    api_keys: Arc::new(finsec_auth::api_keys::postgres::PgApiKeyStore::new(
+                        pool.clone(),
+                    )),
+                    backup_codes: Arc::new(finsec_auth::mfa::postgres::PgBackupCodeStore::new(
+                        pool.clone(),
+                    )),
+                    revocations: Arc::new(
+                        finsec_auth::tokens::postgres::PostgresRevocationStore::new(pool.clone()),
+                    ),
+                    refresh_tokens: Arc::new(
+                        finsec_auth::tokens::postgres::PostgresRefreshTokenStore::new(pool.clone()),
+                    ),
+                    totp_replay: Arc::new(finsec_auth::mfa::postgres::PgTotpReplayStore::new(
+                        pool.clone(),
+                    )),
+                    approvals: Arc::new(finsec_rbac::approval::postgres::PgApprovalStore::new(
+                        pool.clone(),
+                    )),
+                },
+            ),
+        }
+    }
+
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         match self {
             Self::Sqlite(pool) => pool.close().await,
             Self::Postgres(pool) => pool.close().await,
         }
+    }
+}
+
+/// The finsec crates' stores on the server's database.
+#[derive(Clone)]
+pub struct CrateStores {
+    /// finsec-crypto's per-data-subject keys.
+    pub subject_keys: Arc<dyn SubjectKeyStore>,
+    /// finsec-auth's API keys.
+    pub api_keys: Arc<dyn ApiKeyStore>,
+    /// finsec-auth's MFA backup codes.
+    pub backup_codes: Arc<dyn BackupCodeStore>,
+    /// finsec-auth's revoked token ids (replaced by Redis's when `--redis-url` is set).
+    pub revocations: Arc<dyn RevocationStore>,
+    /// finsec-auth's refresh-token families (replaced by Redis's likewise).
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    /// finsec-auth's used TOTP codes (replaced by Redis's likewise).
+    pub totp_replay: Arc<dyn TotpReplayStore>,
+    /// finsec-rbac's maker-checker approvals.
+    pub approvals: Arc<dyn ApprovalStore>,
+}
+
+impl fmt::Debug for CrateStores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CrateStores").finish_non_exhaustive()
+    }
+}
+
+/// Every store the server uses, on one database: the finsec crates' and each capability's
+/// own (see [`crate::capabilities`]). Built by [`Storage::stores`]; cheap to clone.
+#[derive(Clone)]
+pub struct Stores {
+    /// The finsec crates' stores.
+    pub crates: CrateStores,
+}
+
+impl fmt::Debug for Stores {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stores").finish_non_exhaustive()
+    }
+}
+
+impl Stores {
+    /// The stores of `server` (the server's tables) and `crates`.
+    fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self {
+        let _ = server;
+        Self { crates }
     }
 }

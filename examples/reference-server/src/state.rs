@@ -60,7 +60,8 @@ impl AppState {
     /// timeouts and body limits.
     ///
     /// # Errors
-    /// [`ServerError::Storage`] if the migrations fail.
+    /// Never in practice: [`ServerError::Crypto`](crate::error::ServerError::Crypto) if
+    /// the `pii` key name were invalid.
     pub async fn new(
         storage: Storage,
         redis: Option<Redis>,

@@ -95,6 +95,10 @@ pub enum ServerError {
         source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
 
+    /// A store of the server's own tables failed (see [`crate::storage::sql`]).
+    #[error("server tables: {0}")]
+    Store(#[from] crate::storage::sql::StoreError),
+
     /// Redis could not be reached or did not answer `PING`.
     #[error("redis at {url}: {reason}")]
     Redis {

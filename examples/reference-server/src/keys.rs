@@ -412,7 +412,8 @@ async fn rewrap(
             );
             let report = keys.rewrap_all(batch).await;
             let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), secrets.clone());
-            let sealed = crate::auth::secrets::rewrap_sealed(&storage, &envelope).await;
+            let sealed =
+                crate::auth::secrets::rewrap_sealed(&*storage.stores().secrets, &envelope).await;
             (report.map_err(ServerError::from), sealed)
         }
         Err(e) => {

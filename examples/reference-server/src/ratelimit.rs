@@ -106,7 +106,7 @@ use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
 use crate::auth::extract::unavailable;
-use crate::auth::users::{self, Username};
+use crate::auth::users::{UserStore, Username};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::http::layers::client_addr::ClientAddr;
@@ -455,12 +455,8 @@ impl LoginLimit {
     ///
     /// # Errors
     /// As [`check_login`](Self::check_login); 500 if the user cannot be looked up.
-    pub async fn check_user(
-        &self,
-        storage: &crate::storage::Storage,
-        user: Uuid,
-    ) -> Result<(), Response> {
-        let account = match users::find_by_id(storage, user).await {
+    pub async fn check_user(&self, users: &dyn UserStore, user: Uuid) -> Result<(), Response> {
+        let account = match users.find_by_id(user).await {
             Ok(Some(found)) => account_key(&found.username),
             Ok(None) => format!("id:{user}"),
             Err(e) => {

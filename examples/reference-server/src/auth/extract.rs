@@ -321,7 +321,7 @@ pub async fn authenticate(
             )
         }
     };
-    let user = match crate::auth::users::find_by_id(auth.storage(), user_id).await {
+    let user = match auth.users.find_by_id(user_id).await {
         Ok(Some(user)) => user,
         Ok(None) => return Err(refuse(&"user does not exist")),
         Err(e) => {

@@ -23,6 +23,8 @@ pub mod hashing;
 pub mod request_schema;
 pub mod routes;
 pub mod secrets;
+pub mod sessions;
+pub mod sql;
 pub mod users;
 
 #[cfg(test)]
@@ -49,11 +51,14 @@ use crate::keys::secrets_key_name;
 use crate::redis_backend::Redis;
 use crate::storage::{CrateStores, Storage};
 
+use self::sessions::SessionStore;
+use self::users::UserStore;
+
 /// How long an `mfa_token` is valid.
 pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
 
 /// How many second-factor attempts one `mfa_token` allows (five wrong codes end it).
-pub const MFA_MAX_FAILURES: i64 = 5;
+pub const MFA_MAX_FAILURES: u32 = 5;
 
 /// How many verified access tokens are remembered, so a token sent again skips the EdDSA
 /// signature check (expiry and revocation are still checked on every request); a few
@@ -181,7 +186,8 @@ fn shared_stores(stores: &CrateStores, redis: Option<&Redis>, prefix: &str) -> S
 
 /// Everything the authentication endpoints and the [`extract::Principal`] extractor use.
 pub struct Auth {
-    storage: Storage,
+    users: Arc<dyn UserStore>,
+    sessions: Arc<dyn SessionStore>,
     hasher: PasswordHasher,
     hashing: hashing::HashingQueue,
     policy: PasswordPolicy,
@@ -199,7 +205,6 @@ pub struct Auth {
 impl fmt::Debug for Auth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Auth")
-            .field("storage", &self.storage)
             .field("tokens", &self.tokens)
             .field("access_ttl", &self.access_ttl)
             .finish_non_exhaustive()
@@ -211,7 +216,7 @@ impl Auth {
     /// the pepper, the JWT signing key and the backup-code key, and opens the stores.
     ///
     /// # Errors
-    /// [`ServerError::Config`] for a bad pepper file or settings; [`ServerError::Storage`]
+    /// [`ServerError::Config`] for a bad pepper file or settings; [`ServerError::Store`]
     /// if the database fails; [`ServerError::Crypto`] if a stored key does not decrypt.
     pub async fn new(
         config: &Config,
@@ -230,7 +235,8 @@ impl Auth {
             .map_err(|e| ServerError::Config(format!("password hasher: {e}")))?;
         let envelope = Envelope::new(Arc::clone(&keyring), secrets_key_name()?);
         let now = time::OffsetDateTime::now_utc();
-        let keys = secrets::signing_keys(storage, &envelope, now).await?;
+        let stores = storage.stores();
+        let keys = secrets::signing_keys(&*stores.secrets, &envelope, now).await?;
         let token_err = |e: finsec_auth::TokenError| ServerError::Config(format!("jwt keys: {e}"));
         let verification = keys.verification_keys().to_vec();
         let access_validation = Validation::new(&auth.jwt_issuer, &auth.jwt_audience);
@@ -240,7 +246,6 @@ impl Auth {
             .map_err(token_err)?
             .with_cache(ACCESS_TOKEN_CACHE);
         let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
-        let stores = storage.stores();
         let (revocations, refresh, replay) =
             shared_stores(&stores.crates, redis, &auth.redis_prefix);
         let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)
@@ -248,10 +253,11 @@ impl Auth {
         let api_store = Arc::clone(&stores.crates.api_keys);
         let backup_codes = Arc::clone(&stores.crates.backup_codes);
         let backup_key = BackupCodeKey::new(
-            *secrets::server_secret(storage, &envelope, "backup_code_key", now).await?,
+            *secrets::server_secret(&*stores.secrets, &envelope, "backup_code_key", now).await?,
         );
         Ok(Self {
-            storage: storage.clone(),
+            users: Arc::clone(&stores.users),
+            sessions: Arc::clone(&stores.sessions),
             hasher,
             hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {
                 ServerError::Config(format!("cannot start the password hashing threads: {e}"))
@@ -267,11 +273,6 @@ impl Auth {
             envelope,
             access_ttl: auth.access_ttl(),
         })
-    }
-
-    /// The database.
-    pub fn storage(&self) -> &Storage {
-        &self.storage
     }
 
     /// The bounded queue every password hash of a request goes through.

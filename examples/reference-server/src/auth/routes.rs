@@ -29,7 +29,7 @@ use zeroize::Zeroizing;
 use super::extract::{AccessClaims, Principal, Via};
 use super::hashing::Admission;
 use super::request_schema::{self, API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
-use super::users::{self, Username};
+use super::users::{self, StoredTotpSecret, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::http::json::Json;
 use crate::http::path::Path;
@@ -402,15 +402,10 @@ async fn session_response(
 ) -> ApiResult<Response> {
     let jti = issued_jti(pair.access_token.expose_secret())
         .ok_or_else(|| internal("token issue", &"issued access token has no jti"))?;
-    users::insert_session(
-        auth.storage(),
-        &jti,
-        &pair.family,
-        now,
-        pair.access_expires_at,
-    )
-    .await
-    .map_err(|e| internal("session insert", &e))?;
+    auth.sessions
+        .insert_session(&jti, &pair.family, now, pair.access_expires_at)
+        .await
+        .map_err(|e| internal("session insert", &e))?;
     Ok(tokens_response(pair, now))
 }
 
@@ -466,7 +461,9 @@ pub async fn register(
         .map_err(|e| internal("password hashing", &e))?;
     let id = Uuid::now_v7();
     let now = OffsetDateTime::now_utc();
-    if !users::insert_user(auth.storage(), id, &name, &hash, now)
+    if !auth
+        .users
+        .insert_user(id, &name, &hash, now)
         .await
         .map_err(|e| internal("user insert", &e))?
     {
@@ -492,7 +489,9 @@ async fn check_password(
     let password = Password::new(password);
     let admission = admit(auth)?;
     let user = match Username::lookup_key(username) {
-        Some(key) => users::find_by_name(auth.storage(), &key)
+        Some(key) => auth
+            .users
+            .find_by_name(&key)
             .await
             .map_err(|e| internal("user lookup", &e))?,
         None => None,
@@ -519,14 +518,10 @@ async fn check_password(
         }
         Verification::Verified { .. } => {
             if let Some(hash) = rehash {
-                users::update_password_hash(
-                    auth.storage(),
-                    user.id,
-                    &hash,
-                    OffsetDateTime::now_utc(),
-                )
-                .await
-                .map_err(|e| internal("password rehash", &e))?;
+                auth.users
+                    .update_password_hash(user.id, &hash, OffsetDateTime::now_utc())
+                    .await
+                    .map_err(|e| internal("password rehash", &e))?;
                 tracing::info!(user_id = %user.id, "password hash upgraded");
             }
             Ok(user)
@@ -569,15 +564,10 @@ pub async fn login(
     let now = OffsetDateTime::now_utc();
     if user.mfa_enabled {
         let challenge = Uuid::now_v7().simple().to_string();
-        users::insert_challenge(
-            auth.storage(),
-            &challenge,
-            user.id,
-            now,
-            now + MFA_TOKEN_TTL,
-        )
-        .await
-        .map_err(|e| internal("mfa challenge insert", &e))?;
+        auth.sessions
+            .insert_challenge(&challenge, user.id, now, now + MFA_TOKEN_TTL)
+            .await
+            .map_err(|e| internal("mfa challenge insert", &e))?;
         let v = auth.mfa_verifier.validation();
         let claims = Claims::new(
             v.issuer(),
@@ -663,22 +653,28 @@ pub async fn mfa_verify(
         return Err(ApiError::BadCredentials);
     };
     let user_id = Uuid::parse_str(sub).map_err(|_| ApiError::BadCredentials)?;
-    let storage = auth.storage();
     // Every code guess is charged to the token's account and the client address (the
     // `login` policy, shared with password attempts), besides the per-token limit below.
-    if let Err(denied) = limit.check_user(storage, user_id).await {
+    if let Err(denied) = limit.check_user(&*auth.users, user_id).await {
         return Ok(denied);
     }
     // Counted before the code is checked: at most MFA_MAX_FAILURES attempts per token,
     // across instances and concurrent requests.
-    if !users::challenge_attempt(storage, challenge, user_id, now, MFA_MAX_FAILURES)
+    if !auth
+        .sessions
+        .challenge_attempt(challenge, user_id, now, MFA_MAX_FAILURES)
         .await
         .map_err(|e| internal("mfa challenge", &e))?
     {
         tracing::debug!("mfa token used, expired or out of attempts");
         return Err(ApiError::BadCredentials);
     }
-    let Some((sealed, true)) = users::secret(storage, user_id)
+    let Some(StoredTotpSecret {
+        sealed,
+        confirmed: true,
+    }) = auth
+        .users
+        .mfa_secret(user_id)
         .await
         .map_err(|e| internal("totp secret lookup", &e))?
     else {
@@ -708,7 +704,9 @@ pub async fn mfa_verify(
     if !accepted {
         return Err(ApiError::BadCredentials);
     }
-    if !users::challenge_use(storage, challenge)
+    if !auth
+        .sessions
+        .challenge_use(challenge)
         .await
         .map_err(|e| internal("mfa challenge use", &e))?
     {
@@ -796,7 +794,9 @@ pub async fn logout(
         .revoke(&claims)
         .await
         .map_err(|e| internal("token revocation", &e))?;
-    if let Some(family) = users::session_family(auth.storage(), jti)
+    if let Some(family) = auth
+        .sessions
+        .session_family(jti)
         .await
         .map_err(|e| internal("session lookup", &e))?
     {
@@ -864,7 +864,9 @@ pub async fn mfa_enroll(
             ),
         )
         .map_err(|e| internal("totp secret encryption", &e))?;
-    if !users::put_pending_secret(auth.storage(), principal.user_id, &sealed, now)
+    if !auth
+        .users
+        .put_pending_secret(principal.user_id, &sealed, now)
         .await
         .map_err(|e| internal("totp secret insert", &e))?
     {
@@ -906,7 +908,12 @@ pub async fn mfa_confirm(
     require_bearer(&principal)?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let Some((sealed, false)) = users::secret(auth.storage(), principal.user_id)
+    let Some(StoredTotpSecret {
+        sealed,
+        confirmed: false,
+    }) = auth
+        .users
+        .mfa_secret(principal.user_id)
         .await
         .map_err(|e| internal("totp secret lookup", &e))?
     else {
@@ -935,7 +942,9 @@ pub async fn mfa_confirm(
         .store(&who, &*auth.backup_codes)
         .await
         .map_err(|e| internal("backup code store", &e))?;
-    if !users::confirm_mfa(auth.storage(), principal.user_id, now)
+    if !auth
+        .users
+        .confirm_mfa(principal.user_id, now)
         .await
         .map_err(|e| internal("mfa confirmation", &e))?
     {
@@ -1015,15 +1024,17 @@ pub async fn create_api_key(
         .issue_at(new, now)
         .await
         .map_err(|e| internal("api key issue", &e))?;
-    users::insert_key_name(
-        auth.storage(),
-        &issued.record.id.to_string(),
-        principal.user_id,
-        &name,
-        now,
-    )
-    .await
-    .map_err(|e| internal("api key name insert", &e))?;
+    if !auth
+        .users
+        .insert_key_name(&issued.record.id, principal.user_id, &name, now)
+        .await
+        .map_err(|e| internal("api key name insert", &e))?
+    {
+        return Err(internal(
+            "api key name insert",
+            &"the new key id already has a name",
+        ));
+    }
     tracing::info!(user_id = %principal.user_id, key_id = %issued.record.id, "api key created");
     Ok((
         StatusCode::CREATED,
@@ -1061,18 +1072,19 @@ pub async fn list_api_keys(
         .list_for_owner(&principal.user_id.to_string())
         .await
         .map_err(|e| internal("api key list", &e))?;
-    let names = users::key_names(auth.storage(), principal.user_id)
+    let names = auth
+        .users
+        .key_names(principal.user_id)
         .await
         .map_err(|e| internal("api key names", &e))?;
     let keys = records
         .iter()
         .filter(|r| r.revoked_at.is_none_or(|at| at > now))
         .map(|r| {
-            let id = r.id.to_string();
             let name = names
                 .iter()
-                .find(|(k, _)| *k == id)
-                .map(|(_, n)| n.clone())
+                .find(|n| n.key_id == r.id)
+                .map(|n| n.name.clone())
                 .unwrap_or_default();
             key_info(r, name)
         })

@@ -1,22 +1,23 @@
 //! The secrets authentication needs: the password pepper (a file, never the database),
 //! the JWT signing keys and the backup-code key (in the database, envelope-encrypted with
-//! the keyring's `server-secrets` key, [`crate::keys::SECRETS_KEY`]).
+//! the keyring's `server-secrets` key, [`crate::keys::SECRETS_KEY`]: see [`SecretStore`],
+//! implemented on SQLite and PostgreSQL in [`super::sql`]).
 
 use std::io::Read as _;
 use std::path::Path;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use finsec_auth::passwords::Pepper;
 use finsec_auth::tokens::{Kid, SigningKey, VerificationKey};
 use finsec_crypto::envelope::aad_for;
 use finsec_crypto::{Envelope, Keyring};
-use sqlx::Row as _;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
 use crate::error::{Result, ServerError};
 use crate::keys::{create_file_atomically, mode_with, open_regular_file};
-use crate::storage::Storage;
+use crate::storage::sql::StoreResult;
 
 /// The id recorded in password hashes for the pepper.
 pub const PEPPER_ID: &str = "p1";
@@ -64,12 +65,133 @@ pub fn load_pepper(path: &Path) -> Result<Pepper> {
     })
 }
 
-fn db_err(storage: &Storage, e: sqlx::Error) -> ServerError {
-    ServerError::Storage {
-        backend: storage.backend().as_str(),
-        target: "auth keys".to_owned(),
-        source: Box::new(e),
+/// A JWT signing key as stored (`Debug` hides the sealed seed).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// The key id.
+    pub kid: String,
+    /// The Ed25519 seed, envelope-encrypted (associated data
+    /// `aad_for("server_jwt_keys", "seed", kid)`).
+    pub sealed_seed: String,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
+}
+
+/// A column of the authentication tables that holds envelope-encrypted values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SealedColumn {
+    /// `server_jwt_keys.seed`, keyed by `kid`.
+    JwtKeySeed,
+    /// `server_secrets.value`, keyed by `name`.
+    ServerSecret,
+    /// `server_mfa_secrets.secret`, keyed by `user_id` (a UUID).
+    TotpSecret,
+}
+
+impl SealedColumn {
+    /// Every sealed column, in the order [`SecretStore::sealed_values`] lists them.
+    pub const ALL: [Self; 3] = [Self::JwtKeySeed, Self::ServerSecret, Self::TotpSecret];
+
+    /// The table holding the column.
+    pub fn table(self) -> &'static str {
+        match self {
+            Self::JwtKeySeed => "server_jwt_keys",
+            Self::ServerSecret => "server_secrets",
+            Self::TotpSecret => "server_mfa_secrets",
+        }
+    }
+}
+
+/// One sealed value and the row holding it (`Debug` hides the value).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// Where it is stored.
+    pub column: SealedColumn,
+    /// The row's key as text (a UUID in its hyphenated lower-case form).
+    pub key: String,
+    /// The sealed value.
+    pub sealed: String,
+}
+
+impl std::fmt::Debug for SealedValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedValue")
+            .field("column", &self.column)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server's own secrets: JWT signing keys (`server_jwt_keys`), named server secrets
+/// (`server_secrets`), and the re-wrapping of every sealed column of the authentication
+/// tables (those two and `server_mfa_secrets`).
+#[async_trait]
+pub trait SecretStore: Send + Sync + 'static {
+    /// Inserts signing key `kid` with its sealed seed, created at `now`. Returns `false`,
+    /// and changes nothing, if a key `kid` exists (retired or not): of concurrent inserts
+    /// of one `kid`, exactly one returns `true`.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn insert_signing_key(
+        &self,
+        kid: &str,
+        sealed_seed: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// The signing keys that are not retired, oldest first (by creation time, then
+    /// `kid`); empty if none.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>>;
+
+    /// Inserts server secret `name` with its sealed value, created at `now`. Returns
+    /// `false`, and changes nothing, if a secret `name` exists.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn insert_secret(
+        &self,
+        name: &str,
+        sealed: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+
+    /// The sealed value of server secret `name`; `None` if there is none.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn secret(&self, name: &str) -> StoreResult<Option<String>>;
+
+    /// Every sealed value of every [`SealedColumn`], column by column in
+    /// [`SealedColumn::ALL`] order.
+    ///
+    /// # Errors
+    /// If the database fails or a row key does not decode.
+    async fn sealed_values(&self) -> StoreResult<Vec<SealedValue>>;
+
+    /// Replaces the sealed value of row `key` in `column` by `new`, only if it still
+    /// holds `old`. Returns `false`, and changes nothing, if it does not (changed since it
+    /// was read, or no such row; a key that is not a UUID names no `server_mfa_secrets`
+    /// row).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn replace_sealed(
+        &self,
+        column: SealedColumn,
+        key: &str,
+        old: &str,
+        new: &str,
+    ) -> StoreResult<bool>;
 }
 
 fn seed_from(bytes: &[u8], what: &str) -> Result<Zeroizing<[u8; 32]>> {
@@ -110,10 +232,10 @@ impl SigningKeys {
 /// Loads the non-retired Ed25519 signing keys, creating the first one if there is none.
 ///
 /// # Errors
-/// [`ServerError::Storage`], or [`ServerError::Crypto`] if a key does not decrypt with
-/// the keyring.
+/// [`ServerError::Store`] if the database fails, or [`ServerError::Crypto`] if a key
+/// does not decrypt with the keyring.
 pub async fn signing_keys(
-    storage: &Storage,
+    store: &dyn SecretStore,
     envelope: &Envelope<Arc<Keyring>>,
     now: OffsetDateTime,
 ) -> Result<SigningKeys> {
@@ -122,49 +244,13 @@ pub async fn signing_keys(
         seed.as_slice(),
         &aad_for("server_jwt_keys", "seed", FIRST_KID),
     )?;
-    let insert = "INSERT INTO server_jwt_keys (kid, seed, created_at) VALUES ($1, $2, $3) \
-                  ON CONFLICT (kid) DO NOTHING";
-    let select = "SELECT kid, seed FROM server_jwt_keys WHERE retired_at IS NULL \
-                  ORDER BY created_at, kid";
-    let rows: Vec<(String, String)> = match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query(insert)
-                .bind(FIRST_KID)
-                .bind(&sealed)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?;
-            sqlx::query(select)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect()
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query(insert)
-                .bind(FIRST_KID)
-                .bind(&sealed)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?;
-            sqlx::query(select)
-                .fetch_all(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?
-                .iter()
-                .map(|r| (r.get(0), r.get(1)))
-                .collect()
-        }
-    };
+    store.insert_signing_key(FIRST_KID, &sealed, now).await?;
+    let rows = store.signing_keys().await?;
     let mut verification = Vec::with_capacity(rows.len());
     let mut current = None;
-    for (kid, sealed) in rows {
+    for StoredSigningKey { kid, sealed_seed } in rows {
         let plain = Zeroizing::new(
-            envelope.decrypt_str(&sealed, &aad_for("server_jwt_keys", "seed", &kid))?,
+            envelope.decrypt_str(&sealed_seed, &aad_for("server_jwt_keys", "seed", &kid))?,
         );
         let seed = seed_from(&plain, "a jwt signing key")?;
         let kid =
@@ -189,9 +275,10 @@ pub async fn signing_keys(
 /// write it wins; the others read its value).
 ///
 /// # Errors
-/// [`ServerError::Storage`], or [`ServerError::Crypto`] if it does not decrypt.
+/// [`ServerError::Store`] if the database fails, or [`ServerError::Crypto`] if it does
+/// not decrypt.
 pub async fn server_secret(
-    storage: &Storage,
+    store: &dyn SecretStore,
     envelope: &Envelope<Arc<Keyring>>,
     name: &str,
     now: OffsetDateTime,
@@ -199,39 +286,10 @@ pub async fn server_secret(
     let aad = aad_for("server_secrets", "value", name);
     let fresh = Zeroizing::new(finsec_crypto::random_array::<32>()?);
     let sealed = envelope.encrypt_to_string(fresh.as_slice(), &aad)?;
-    let insert = "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
-                  ON CONFLICT (name) DO NOTHING";
-    let select = "SELECT value FROM server_secrets WHERE name = $1";
-    let stored: String = match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query(insert)
-                .bind(name)
-                .bind(&sealed)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?;
-            sqlx::query_scalar(select)
-                .bind(name)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query(insert)
-                .bind(name)
-                .bind(&sealed)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?;
-            sqlx::query_scalar(select)
-                .bind(name)
-                .fetch_one(pool)
-                .await
-                .map_err(|e| db_err(storage, e))?
-        }
-    };
+    store.insert_secret(name, &sealed, now).await?;
+    let stored = store.secret(name).await?.ok_or_else(|| {
+        ServerError::Config(format!("server secret {name} vanished from the database"))
+    })?;
     let plain = Zeroizing::new(envelope.decrypt_str(&stored, &aad)?);
     seed_from(&plain, "a server secret")
 }
@@ -257,78 +315,38 @@ impl SealedRewrap {
     }
 }
 
-/// The sealed columns of the authentication tables: (table, key column, sealed column).
-const SEALED_COLUMNS: [(&str, &str, &str); 3] = [
-    ("server_jwt_keys", "kid", "seed"),
-    ("server_secrets", "name", "value"),
-    ("server_mfa_secrets", "user_id", "secret"),
-];
-
 /// Re-wraps every sealed value of the authentication tables (JWT signing keys, server
 /// secrets, TOTP secrets) under the primary version of the envelope's key, whichever key
 /// wrapped it before, so older versions (and, for older keyrings, the `pii` key) can be
 /// retired. Each row is replaced only if it still holds the value read.
 ///
 /// # Errors
-/// [`ServerError::Storage`] if reading fails; a row that cannot be re-wrapped is counted
-/// in [`SealedRewrap::failed`].
+/// [`ServerError::Store`] if the database fails; a row that cannot be re-wrapped is
+/// counted in [`SealedRewrap::failed`].
 pub async fn rewrap_sealed(
-    storage: &Storage,
+    store: &dyn SecretStore,
     envelope: &Envelope<Arc<Keyring>>,
 ) -> Result<SealedRewrap> {
     let mut report = SealedRewrap::default();
-    for (table, key, column) in SEALED_COLUMNS {
-        // The key column is read as text (a UUID in PostgreSQL).
-        let select = match storage {
-            Storage::Sqlite(_) => format!("SELECT {key}, {column} FROM {table}"),
-            Storage::Postgres(_) => format!("SELECT {key}::text, {column} FROM {table}"),
-        };
-        let update = match storage {
-            Storage::Sqlite(_) => {
-                format!("UPDATE {table} SET {column} = $1 WHERE {key} = $2 AND {column} = $3")
-            }
-            Storage::Postgres(_) => {
-                format!("UPDATE {table} SET {column} = $1 WHERE {key}::text = $2 AND {column} = $3")
-            }
-        };
-        let rows: Vec<(String, String)> = match storage {
-            Storage::Sqlite(pool) => sqlx::query_as(&select).fetch_all(pool).await,
-            Storage::Postgres(pool) => sqlx::query_as(&select).fetch_all(pool).await,
-        }
-        .map_err(|e| db_err(storage, e))?;
-        for (id, sealed) in rows {
-            report.scanned += 1;
-            let new = match envelope.move_to_own_key_str(&sealed) {
-                Ok(finsec_crypto::Rewrap::Unchanged) => continue,
-                Ok(finsec_crypto::Rewrap::Rewrapped(new)) => new,
-                Err(e) => {
-                    tracing::error!(table, row = %id, error = %e, "cannot re-wrap");
-                    report.failed += 1;
-                    continue;
-                }
-            };
-            let done = match storage {
-                Storage::Sqlite(pool) => sqlx::query(&update)
-                    .bind(&new)
-                    .bind(&id)
-                    .bind(&sealed)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()),
-                Storage::Postgres(pool) => sqlx::query(&update)
-                    .bind(&new)
-                    .bind(&id)
-                    .bind(&sealed)
-                    .execute(pool)
-                    .await
-                    .map(|r| r.rows_affected()),
-            }
-            .map_err(|e| db_err(storage, e))?;
-            if done == 1 {
-                report.rewrapped += 1;
-            } else {
+    for value in store.sealed_values().await? {
+        report.scanned += 1;
+        let table = value.column.table();
+        let new = match envelope.move_to_own_key_str(&value.sealed) {
+            Ok(finsec_crypto::Rewrap::Unchanged) => continue,
+            Ok(finsec_crypto::Rewrap::Rewrapped(new)) => new,
+            Err(e) => {
+                tracing::error!(table, row = %value.key, error = %e, "cannot re-wrap");
                 report.failed += 1;
+                continue;
             }
+        };
+        if store
+            .replace_sealed(value.column, &value.key, &value.sealed, &new)
+            .await?
+        {
+            report.rewrapped += 1;
+        } else {
+            report.failed += 1;
         }
     }
     Ok(report)

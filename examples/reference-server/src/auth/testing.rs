@@ -3,7 +3,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::users::{Username, insert_user};
+use super::users::Username;
 use crate::storage::Storage;
 
 /// Creates a user named `name` (with a password hash nothing verifies) the way
@@ -13,7 +13,10 @@ pub async fn create_user(storage: &Storage, name: &str) -> String {
     let id = Uuid::now_v7();
     let username = Username::parse(name).unwrap();
     assert!(
-        insert_user(storage, id, &username, "$argon2id$not-a-hash", now)
+        storage
+            .stores()
+            .users
+            .insert_user(id, &username, "$argon2id$not-a-hash", now)
             .await
             .unwrap(),
         "username {name} taken"

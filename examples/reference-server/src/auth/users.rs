@@ -1,14 +1,15 @@
-//! The server's user, TOTP-secret and MFA-challenge tables (`server_users`,
-//! `server_mfa_secrets`, `server_mfa_challenges`) on SQLite or PostgreSQL.
+//! The server's users: names, the users table, TOTP secrets and API key names
+//! ([`UserStore`], implemented on SQLite and PostgreSQL in [`super::sql`]).
 
 use std::fmt;
 
-use sqlx::Row as _;
+use async_trait::async_trait;
+use finsec_auth::api_keys::ApiKeyId;
 use time::OffsetDateTime;
 use unicode_normalization::UnicodeNormalization as _;
 use uuid::Uuid;
 
-use crate::storage::Storage;
+use crate::storage::sql::StoreResult;
 
 /// Shortest username, in characters.
 pub const USERNAME_MIN_CHARS: usize = 3;
@@ -106,488 +107,123 @@ impl fmt::Debug for User {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, mfa_enabled";
-
-fn sqlite_user(row: &sqlx::sqlite::SqliteRow) -> Result<User, sqlx::Error> {
-    let id: String = row.try_get(0)?;
-    Ok(User {
-        id: Uuid::parse_str(&id).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        username: row.try_get(1)?,
-        password_hash: row.try_get(2)?,
-        mfa_enabled: row.try_get::<i64, _>(3)? != 0,
-    })
+/// A user's TOTP secret as stored (`Debug` hides the sealed secret).
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredTotpSecret {
+    /// The secret, envelope-encrypted (associated data
+    /// `aad_for("server_mfa_secrets", "secret", user_id)`).
+    pub sealed: String,
+    /// Whether the enrollment is confirmed (the second factor is on).
+    pub confirmed: bool,
 }
 
-fn pg_user(row: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        password_hash: row.try_get(2)?,
-        mfa_enabled: row.try_get(3)?,
-    })
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// Inserts a user; `Ok(false)` if the name (case-folded) is taken.
-///
-/// # Errors
-/// A database failure.
-pub async fn insert_user(
-    storage: &Storage,
-    id: Uuid,
-    name: &Username,
-    password_hash: &str,
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    let sql = "INSERT INTO server_users \
-               (id, username, username_key, password_hash, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, $5)";
-    let result = match storage {
-        Storage::Sqlite(pool) => sqlx::query(sql)
-            .bind(id.to_string())
-            .bind(name.as_str())
-            .bind(name.key())
-            .bind(password_hash)
-            .bind(now.unix_timestamp())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-        Storage::Postgres(pool) => sqlx::query(sql)
-            .bind(id)
-            .bind(name.as_str())
-            .bind(name.key())
-            .bind(password_hash)
-            .bind(now.unix_timestamp())
-            .execute(pool)
-            .await
-            .map(|_| ()),
-    };
-    match result {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
+impl fmt::Debug for StoredTotpSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoredTotpSecret")
+            .field("confirmed", &self.confirmed)
+            .finish_non_exhaustive()
     }
 }
 
-/// The user whose case-folded name is `key`.
-///
-/// # Errors
-/// A database failure.
-pub async fn find_by_name(storage: &Storage, key: &str) -> Result<Option<User>, sqlx::Error> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM server_users WHERE username_key = $1");
-    match storage {
-        Storage::Sqlite(pool) => sqlx::query(&sql)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-            .as_ref()
-            .map(sqlite_user)
-            .transpose(),
-        Storage::Postgres(pool) => sqlx::query(&sql)
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-            .as_ref()
-            .map(pg_user)
-            .transpose(),
-    }
+/// The name a user gave one of their API keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyName {
+    /// The key (finsec-auth's id).
+    pub key_id: ApiKeyId,
+    /// The name.
+    pub name: String,
 }
 
-/// The user with id `id`.
-///
-/// # Errors
-/// A database failure.
-pub async fn find_by_id(storage: &Storage, id: Uuid) -> Result<Option<User>, sqlx::Error> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM server_users WHERE id = $1");
-    match storage {
-        Storage::Sqlite(pool) => sqlx::query(&sql)
-            .bind(id.to_string())
-            .fetch_optional(pool)
-            .await?
-            .as_ref()
-            .map(sqlite_user)
-            .transpose(),
-        Storage::Postgres(pool) => sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .as_ref()
-            .map(pg_user)
-            .transpose(),
-    }
-}
+/// The users table (`server_users`), the users' TOTP secrets (`server_mfa_secrets`) and
+/// the names of their API keys (`server_api_keys`).
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Inserts user `id` named `name`, with `password_hash`, created at `now`.
+    ///
+    /// Returns `false`, and inserts nothing, if the name's case-folded key is taken (or,
+    /// against all odds, the id): of concurrent registrations of one name, exactly one
+    /// returns `true`.
+    ///
+    /// # Errors
+    /// [`StoreError`](crate::storage::sql::StoreError) if the database fails.
+    async fn insert_user(
+        &self,
+        id: Uuid,
+        name: &Username,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
-/// Replaces a user's password hash (after a rehash on login).
-///
-/// # Errors
-/// A database failure.
-pub async fn update_password_hash(
-    storage: &Storage,
-    id: Uuid,
-    password_hash: &str,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    let sql = "UPDATE server_users SET password_hash = $1, updated_at = $2 WHERE id = $3";
-    match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query(sql)
-                .bind(password_hash)
-                .bind(now.unix_timestamp())
-                .bind(id.to_string())
-                .execute(pool)
-                .await?;
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query(sql)
-                .bind(password_hash)
-                .bind(now.unix_timestamp())
-                .bind(id)
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
+    /// The user whose case-folded name is `key` (see [`Username::key`] and
+    /// [`Username::lookup_key`]); `None` if there is none.
+    ///
+    /// # Errors
+    /// If the database fails or the row does not decode.
+    async fn find_by_name(&self, key: &str) -> StoreResult<Option<User>>;
 
-/// Stores a pending (unconfirmed) TOTP secret, replacing an earlier pending one; returns
-/// `false` and changes nothing if the user's second factor is already confirmed.
-///
-/// # Errors
-/// A database failure.
-pub async fn put_pending_secret(
-    storage: &Storage,
-    user: Uuid,
-    sealed: &str,
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    let done = match storage {
-        Storage::Sqlite(pool) => sqlx::query(
-            "INSERT INTO server_mfa_secrets (user_id, secret, confirmed, created_at) \
-             VALUES ($1, $2, 0, $3) ON CONFLICT (user_id) DO UPDATE \
-             SET secret = excluded.secret, created_at = excluded.created_at \
-             WHERE server_mfa_secrets.confirmed = 0",
-        )
-        .bind(user.to_string())
-        .bind(sealed)
-        .bind(now.unix_timestamp())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Storage::Postgres(pool) => sqlx::query(
-            "INSERT INTO server_mfa_secrets (user_id, secret, confirmed, created_at) \
-             VALUES ($1, $2, FALSE, $3) ON CONFLICT (user_id) DO UPDATE \
-             SET secret = excluded.secret, created_at = excluded.created_at \
-             WHERE NOT server_mfa_secrets.confirmed",
-        )
-        .bind(user)
-        .bind(sealed)
-        .bind(now.unix_timestamp())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    };
-    Ok(done == 1)
-}
+    /// The user with id `id`; `None` if there is none.
+    ///
+    /// # Errors
+    /// If the database fails or the row does not decode.
+    async fn find_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
 
-/// A user's sealed TOTP secret and whether it is confirmed.
-///
-/// # Errors
-/// A database failure.
-pub async fn secret(storage: &Storage, user: Uuid) -> Result<Option<(String, bool)>, sqlx::Error> {
-    let sql = "SELECT secret, confirmed FROM server_mfa_secrets WHERE user_id = $1";
-    Ok(match storage {
-        Storage::Sqlite(pool) => sqlx::query(sql)
-            .bind(user.to_string())
-            .fetch_optional(pool)
-            .await?
-            .map(|r| -> Result<_, sqlx::Error> {
-                Ok((r.try_get(0)?, r.try_get::<i64, _>(1)? != 0))
-            })
-            .transpose()?,
-        Storage::Postgres(pool) => sqlx::query(sql)
-            .bind(user)
-            .fetch_optional(pool)
-            .await?
-            .map(|r| -> Result<_, sqlx::Error> { Ok((r.try_get(0)?, r.try_get(1)?)) })
-            .transpose()?,
-    })
-}
+    /// Replaces user `id`'s password hash (after a rehash on login). Returns `false` if
+    /// there is no such user.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn update_password_hash(
+        &self,
+        id: Uuid,
+        password_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
-/// Marks the user's pending secret confirmed and turns MFA on, in one transaction.
-/// Returns `false` if there was no pending secret.
-///
-/// # Errors
-/// A database failure.
-pub async fn confirm_mfa(
-    storage: &Storage,
-    user: Uuid,
-    now: OffsetDateTime,
-) -> Result<bool, sqlx::Error> {
-    match storage {
-        Storage::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE server_mfa_secrets SET confirmed = 1 WHERE user_id = $1 AND confirmed = 0",
-            )
-            .bind(user.to_string())
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n != 1 {
-                return Ok(false);
-            }
-            sqlx::query("UPDATE server_users SET mfa_enabled = 1, updated_at = $1 WHERE id = $2")
-                .bind(now.unix_timestamp())
-                .bind(user.to_string())
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Storage::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE server_mfa_secrets SET confirmed = TRUE \
-                 WHERE user_id = $1 AND NOT confirmed",
-            )
-            .bind(user)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n != 1 {
-                return Ok(false);
-            }
-            sqlx::query(
-                "UPDATE server_users SET mfa_enabled = TRUE, updated_at = $1 WHERE id = $2",
-            )
-            .bind(now.unix_timestamp())
-            .bind(user)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-        }
-    }
-    Ok(true)
-}
+    /// Stores a pending (unconfirmed) TOTP secret for `user`, replacing an earlier pending
+    /// one. Returns `false`, and changes nothing, if the user's second factor is already
+    /// confirmed.
+    ///
+    /// # Errors
+    /// If the database fails (a user that does not exist is such a failure).
+    async fn put_pending_secret(
+        &self,
+        user: Uuid,
+        sealed: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
-/// Records a new MFA challenge `id` for `user`, valid until `expires_at`. Expired
-/// challenges are deleted on the way.
-///
-/// # Errors
-/// A database failure.
-pub async fn insert_challenge(
-    storage: &Storage,
-    id: &str,
-    user: Uuid,
-    now: OffsetDateTime,
-    expires_at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    let purge = "DELETE FROM server_mfa_challenges WHERE expires_at < $1";
-    let insert = "INSERT INTO server_mfa_challenges (id, user_id, expires_at) VALUES ($1, $2, $3)";
-    match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query(purge)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await?;
-            sqlx::query(insert)
-                .bind(id)
-                .bind(user.to_string())
-                .bind(expires_at.unix_timestamp())
-                .execute(pool)
-                .await?;
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query(purge)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await?;
-            sqlx::query(insert)
-                .bind(id)
-                .bind(user)
-                .bind(expires_at.unix_timestamp())
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
+    /// `user`'s TOTP secret and whether it is confirmed; `None` if the user has none.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn mfa_secret(&self, user: Uuid) -> StoreResult<Option<StoredTotpSecret>>;
 
-/// Reserves one attempt on challenge `id` of `user`: counts it (before the code is
-/// checked, so concurrent guesses cannot exceed the limit) if the challenge is unused,
-/// unexpired and has had fewer than `max_attempts` attempts. `false`: the challenge is
-/// closed.
-///
-/// # Errors
-/// A database failure.
-pub async fn challenge_attempt(
-    storage: &Storage,
-    id: &str,
-    user: Uuid,
-    now: OffsetDateTime,
-    max_attempts: i64,
-) -> Result<bool, sqlx::Error> {
-    let n = match storage {
-        Storage::Sqlite(pool) => sqlx::query(
-            "UPDATE server_mfa_challenges SET attempts = attempts + 1 \
-             WHERE id = $1 AND user_id = $2 AND used = 0 AND attempts < $3 AND expires_at > $4",
-        )
-        .bind(id)
-        .bind(user.to_string())
-        .bind(max_attempts)
-        .bind(now.unix_timestamp())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-        Storage::Postgres(pool) => sqlx::query(
-            "UPDATE server_mfa_challenges SET attempts = attempts + 1 \
-             WHERE id = $1 AND user_id = $2 AND NOT used AND attempts < $3 AND expires_at > $4",
-        )
-        .bind(id)
-        .bind(user)
-        .bind(i32::try_from(max_attempts).unwrap_or(i32::MAX))
-        .bind(now.unix_timestamp())
-        .execute(pool)
-        .await?
-        .rows_affected(),
-    };
-    Ok(n == 1)
-}
+    /// Marks `user`'s pending secret confirmed and turns MFA on for the user, in one
+    /// transaction. Returns `false`, and changes nothing, if there is no pending secret
+    /// (none, or already confirmed: of two concurrent calls, one returns `true`).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn confirm_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
 
-/// Marks challenge `id` used after a successful attempt; `false` if a concurrent request
-/// used it first.
-///
-/// # Errors
-/// A database failure.
-pub async fn challenge_use(storage: &Storage, id: &str) -> Result<bool, sqlx::Error> {
-    let n = match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query("UPDATE server_mfa_challenges SET used = 1 WHERE id = $1 AND used = 0")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query("UPDATE server_mfa_challenges SET used = TRUE WHERE id = $1 AND NOT used")
-                .bind(id)
-                .execute(pool)
-                .await?
-                .rows_affected()
-        }
-    };
-    Ok(n == 1)
-}
+    /// Records `name` for API key `key_id` of `user`. Returns `false`, and changes nothing,
+    /// if that key already has a name.
+    ///
+    /// # Errors
+    /// If the database fails (a user that does not exist is such a failure).
+    async fn insert_key_name(
+        &self,
+        key_id: &ApiKeyId,
+        user: Uuid,
+        name: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
 
-/// Records the name of API key `key_id` (hex) of `user`.
-///
-/// # Errors
-/// A database failure.
-pub async fn insert_key_name(
-    storage: &Storage,
-    key_id: &str,
-    user: Uuid,
-    name: &str,
-    now: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    let sql = "INSERT INTO server_api_keys (key_id, user_id, name, created_at) \
-               VALUES ($1, $2, $3, $4)";
-    match storage {
-        Storage::Sqlite(pool) => sqlx::query(sql)
-            .bind(key_id)
-            .bind(user.to_string())
-            .bind(name)
-            .bind(now.unix_timestamp())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        Storage::Postgres(pool) => sqlx::query(sql)
-            .bind(key_id)
-            .bind(user)
-            .bind(name)
-            .bind(now.unix_timestamp())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-    };
-    Ok(())
-}
-
-/// The (key id, name) pairs of `user`'s API keys.
-///
-/// # Errors
-/// A database failure.
-pub async fn key_names(
-    storage: &Storage,
-    user: Uuid,
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let sql = "SELECT key_id, name FROM server_api_keys WHERE user_id = $1";
-    match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query_as(sql)
-                .bind(user.to_string())
-                .fetch_all(pool)
-                .await
-        }
-        Storage::Postgres(pool) => sqlx::query_as(sql).bind(user).fetch_all(pool).await,
-    }
-}
-
-/// Records that access token `jti` belongs to refresh family `family` (until
-/// `expires_at`), deleting expired rows on the way.
-///
-/// # Errors
-/// A database failure.
-pub async fn insert_session(
-    storage: &Storage,
-    jti: &str,
-    family: &str,
-    now: OffsetDateTime,
-    expires_at: OffsetDateTime,
-) -> Result<(), sqlx::Error> {
-    let purge = "DELETE FROM server_sessions WHERE expires_at < $1";
-    let insert = "INSERT INTO server_sessions (access_jti, family, expires_at) VALUES ($1, $2, $3)";
-    match storage {
-        Storage::Sqlite(pool) => {
-            sqlx::query(purge)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await?;
-            sqlx::query(insert)
-                .bind(jti)
-                .bind(family)
-                .bind(expires_at.unix_timestamp())
-                .execute(pool)
-                .await?;
-        }
-        Storage::Postgres(pool) => {
-            sqlx::query(purge)
-                .bind(now.unix_timestamp())
-                .execute(pool)
-                .await?;
-            sqlx::query(insert)
-                .bind(jti)
-                .bind(family)
-                .bind(expires_at.unix_timestamp())
-                .execute(pool)
-                .await?;
-        }
-    }
-    Ok(())
-}
-
-/// The refresh family of access token `jti`, if recorded.
-///
-/// # Errors
-/// A database failure.
-pub async fn session_family(storage: &Storage, jti: &str) -> Result<Option<String>, sqlx::Error> {
-    let sql = "SELECT family FROM server_sessions WHERE access_jti = $1";
-    match storage {
-        Storage::Sqlite(pool) => sqlx::query_scalar(sql).bind(jti).fetch_optional(pool).await,
-        Storage::Postgres(pool) => sqlx::query_scalar(sql).bind(jti).fetch_optional(pool).await,
-    }
+    /// The names of `user`'s API keys, oldest first (empty if none).
+    ///
+    /// # Errors
+    /// If the database fails or a stored key id does not decode.
+    async fn key_names(&self, user: Uuid) -> StoreResult<Vec<ApiKeyName>>;
 }
 
 #[cfg(test)]

@@ -232,9 +232,8 @@ async fn run_on(
         async move {
             let name = Username::parse(&username)
                 .map_err(|e| ServerError::Config(format!("invalid username: {e}")))?;
-            let user = users::find_by_name(storage, name.key())
-                .await
-                .map_err(db_error(storage))?
+            let user = users::UserStore::find_by_name(&*storage.stores().users, name.key())
+                .await?
                 .ok_or_else(|| ServerError::Config(format!("no user named {username:?}")))?;
             Ok::<_, ServerError>(user.id.hyphenated().to_string())
         }

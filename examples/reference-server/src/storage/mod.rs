@@ -36,6 +36,9 @@ use finsec_crypto::SubjectKeyStore;
 use finsec_crypto::secret::redact_url;
 use finsec_rbac::ApprovalStore;
 
+use crate::auth::secrets::SecretStore;
+use crate::auth::sessions::SessionStore;
+use crate::auth::users::UserStore;
 use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
 
@@ -377,6 +380,12 @@ impl fmt::Debug for CrateStores {
 pub struct Stores {
     /// The finsec crates' stores.
     pub crates: CrateStores,
+    /// The users, their TOTP secrets and API key names.
+    pub users: Arc<dyn UserStore>,
+    /// Access-token sessions and MFA challenges.
+    pub sessions: Arc<dyn SessionStore>,
+    /// JWT signing keys and other server secrets.
+    pub secrets: Arc<dyn SecretStore>,
 }
 
 impl fmt::Debug for Stores {
@@ -387,8 +396,15 @@ impl fmt::Debug for Stores {
 
 impl Stores {
     /// The stores of `server` (the server's tables) and `crates`.
-    fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self {
-        let _ = server;
-        Self { crates }
+    fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self
+    where
+        sql::SqlStore<DB>: UserStore + SessionStore + SecretStore,
+    {
+        Self {
+            crates,
+            users: Arc::new(server.clone()),
+            sessions: Arc::new(server.clone()),
+            secrets: Arc::new(server),
+        }
     }
 }

@@ -1,0 +1,424 @@
+//! The authentication stores ([`UserStore`], [`SessionStore`], [`SecretStore`]) on
+//! [`SqlStore`], written once for SQLite and PostgreSQL (see [`crate::storage::sql`]).
+//!
+//! Times are unix seconds, as the tables (migration 90401) store them. Conditional
+//! changes (a pending TOTP secret, an MFA challenge's attempts and use, a re-wrapped
+//! value) are one guarded statement each, so of concurrent callers exactly one wins.
+
+use async_trait::async_trait;
+use finsec_auth::api_keys::ApiKeyId;
+use sqlx::Row as _;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::secrets::{SealedColumn, SealedValue, SecretStore, StoredSigningKey};
+use super::sessions::SessionStore;
+use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
+use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, is_unique_violation};
+
+const SELECT_USER: &str = "SELECT id, username, password_hash, mfa_enabled FROM server_users";
+
+/// The store code, expanded once per backend: the same code on a concrete pool type.
+macro_rules! impl_auth_stores {
+    ($db:ty) => {
+        impl SqlStore<$db> {
+            fn user(row: &<$db as sqlx::Database>::Row) -> StoreResult<User> {
+                Ok(User {
+                    id: <$db as ServerDb>::read_uuid(row, 0)?,
+                    username: row.try_get(1)?,
+                    password_hash: row.try_get(2)?,
+                    mfa_enabled: row.try_get(3)?,
+                })
+            }
+        }
+
+        #[async_trait]
+        impl UserStore for SqlStore<$db> {
+            async fn insert_user(
+                &self,
+                id: Uuid,
+                name: &Username,
+                password_hash: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO server_users \
+                     (id, username, username_key, password_hash, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $5)",
+                )
+                .bind(<$db as ServerDb>::uuid(id))
+                .bind(name.as_str())
+                .bind(name.key())
+                .bind(password_hash)
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await;
+                match done {
+                    Ok(_) => Ok(true),
+                    Err(e) if is_unique_violation(&e) => Ok(false),
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn find_by_name(&self, key: &str) -> StoreResult<Option<User>> {
+                let row = sqlx::query(&format!("{SELECT_USER} WHERE username_key = $1"))
+                    .bind(key)
+                    .fetch_optional(self.pool())
+                    .await?;
+                row.as_ref().map(Self::user).transpose()
+            }
+
+            async fn find_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+                let row = sqlx::query(&format!("{SELECT_USER} WHERE id = $1"))
+                    .bind(<$db as ServerDb>::uuid(id))
+                    .fetch_optional(self.pool())
+                    .await?;
+                row.as_ref().map(Self::user).transpose()
+            }
+
+            async fn update_password_hash(
+                &self,
+                id: Uuid,
+                password_hash: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_users SET password_hash = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(password_hash)
+                .bind(now.unix_timestamp())
+                .bind(<$db as ServerDb>::uuid(id))
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn put_pending_secret(
+                &self,
+                user: Uuid,
+                sealed: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO server_mfa_secrets (user_id, secret, confirmed, created_at) \
+                     VALUES ($1, $2, FALSE, $3) ON CONFLICT (user_id) DO UPDATE \
+                     SET secret = excluded.secret, created_at = excluded.created_at \
+                     WHERE server_mfa_secrets.confirmed = FALSE",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(sealed)
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn mfa_secret(&self, user: Uuid) -> StoreResult<Option<StoredTotpSecret>> {
+                let row = sqlx::query(
+                    "SELECT secret, confirmed FROM server_mfa_secrets WHERE user_id = $1",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(|r| -> StoreResult<_> {
+                    Ok(StoredTotpSecret {
+                        sealed: r.try_get(0)?,
+                        confirmed: r.try_get(1)?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn confirm_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+                // The guarded update comes first: it takes SQLite's write lock at once and
+                // locks the row on PostgreSQL, so a concurrent confirmation waits and finds
+                // nothing pending.
+                let mut tx = self.pool().begin().await?;
+                let confirmed = sqlx::query(
+                    "UPDATE server_mfa_secrets SET confirmed = TRUE \
+                     WHERE user_id = $1 AND confirmed = FALSE",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .execute(&mut *tx)
+                .await?;
+                if confirmed.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE server_users SET mfa_enabled = TRUE, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now.unix_timestamp())
+                .bind(<$db as ServerDb>::uuid(user))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn insert_key_name(
+                &self,
+                key_id: &ApiKeyId,
+                user: Uuid,
+                name: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO server_api_keys (key_id, user_id, name, created_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING",
+                )
+                .bind(key_id.to_string())
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(name)
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn key_names(&self, user: Uuid) -> StoreResult<Vec<ApiKeyName>> {
+                let rows = sqlx::query(
+                    "SELECT key_id, name FROM server_api_keys WHERE user_id = $1 \
+                     ORDER BY created_at, key_id",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        let key_id: String = r.try_get(0)?;
+                        Ok(ApiKeyName {
+                            key_id: key_id.parse().map_err(|_| StoreError::Corrupt {
+                                table: "server_api_keys",
+                                detail: "a key id is not 16 hex digits".to_owned(),
+                            })?,
+                            name: r.try_get(1)?,
+                        })
+                    })
+                    .collect()
+            }
+        }
+
+        #[async_trait]
+        impl SessionStore for SqlStore<$db> {
+            async fn insert_session(
+                &self,
+                jti: &str,
+                family: &str,
+                now: OffsetDateTime,
+                expires_at: OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM server_sessions WHERE expires_at < $1")
+                    .bind(now.unix_timestamp())
+                    .execute(self.pool())
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO server_sessions (access_jti, family, expires_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(jti)
+                .bind(family)
+                .bind(expires_at.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn session_family(&self, jti: &str) -> StoreResult<Option<String>> {
+                Ok(
+                    sqlx::query_scalar("SELECT family FROM server_sessions WHERE access_jti = $1")
+                        .bind(jti)
+                        .fetch_optional(self.pool())
+                        .await?,
+                )
+            }
+
+            async fn insert_challenge(
+                &self,
+                id: &str,
+                user: Uuid,
+                now: OffsetDateTime,
+                expires_at: OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM server_mfa_challenges WHERE expires_at < $1")
+                    .bind(now.unix_timestamp())
+                    .execute(self.pool())
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO server_mfa_challenges (id, user_id, expires_at) \
+                     VALUES ($1, $2, $3)",
+                )
+                .bind(id)
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(expires_at.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn challenge_attempt(
+                &self,
+                id: &str,
+                user: Uuid,
+                now: OffsetDateTime,
+                max_attempts: u32,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_mfa_challenges SET attempts = attempts + 1 \
+                     WHERE id = $1 AND user_id = $2 AND used = FALSE AND attempts < $3 \
+                     AND expires_at > $4",
+                )
+                .bind(id)
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(i64::from(max_attempts))
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn challenge_use(&self, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_mfa_challenges SET used = TRUE WHERE id = $1 AND used = FALSE",
+                )
+                .bind(id)
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+
+        #[async_trait]
+        impl SecretStore for SqlStore<$db> {
+            async fn insert_signing_key(
+                &self,
+                kid: &str,
+                sealed_seed: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO server_jwt_keys (kid, seed, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (kid) DO NOTHING",
+                )
+                .bind(kid)
+                .bind(sealed_seed)
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn signing_keys(&self) -> StoreResult<Vec<StoredSigningKey>> {
+                let rows = sqlx::query(
+                    "SELECT kid, seed FROM server_jwt_keys WHERE retired_at IS NULL \
+                     ORDER BY created_at, kid",
+                )
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok(StoredSigningKey {
+                            kid: r.try_get(0)?,
+                            sealed_seed: r.try_get(1)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn insert_secret(
+                &self,
+                name: &str,
+                sealed: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(sealed)
+                .bind(now.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn secret(&self, name: &str) -> StoreResult<Option<String>> {
+                Ok(
+                    sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(self.pool())
+                        .await?,
+                )
+            }
+
+            async fn sealed_values(&self) -> StoreResult<Vec<SealedValue>> {
+                let mut values = Vec::new();
+                for column in SealedColumn::ALL {
+                    let rows = sqlx::query(match column {
+                        SealedColumn::JwtKeySeed => "SELECT kid, seed FROM server_jwt_keys",
+                        SealedColumn::ServerSecret => "SELECT name, value FROM server_secrets",
+                        SealedColumn::TotpSecret => {
+                            "SELECT user_id, secret FROM server_mfa_secrets"
+                        }
+                    })
+                    .fetch_all(self.pool())
+                    .await?;
+                    for row in &rows {
+                        let key = match column {
+                            SealedColumn::TotpSecret => <$db as ServerDb>::read_uuid(row, 0)?
+                                .hyphenated()
+                                .to_string(),
+                            SealedColumn::JwtKeySeed | SealedColumn::ServerSecret => {
+                                row.try_get(0)?
+                            }
+                        };
+                        values.push(SealedValue {
+                            column,
+                            key,
+                            sealed: row.try_get(1)?,
+                        });
+                    }
+                }
+                Ok(values)
+            }
+
+            async fn replace_sealed(
+                &self,
+                column: SealedColumn,
+                key: &str,
+                old: &str,
+                new: &str,
+            ) -> StoreResult<bool> {
+                let query = match column {
+                    SealedColumn::JwtKeySeed => sqlx::query(
+                        "UPDATE server_jwt_keys SET seed = $1 WHERE kid = $2 AND seed = $3",
+                    )
+                    .bind(new)
+                    .bind(key),
+                    SealedColumn::ServerSecret => sqlx::query(
+                        "UPDATE server_secrets SET value = $1 WHERE name = $2 AND value = $3",
+                    )
+                    .bind(new)
+                    .bind(key),
+                    SealedColumn::TotpSecret => {
+                        let Ok(user) = Uuid::parse_str(key) else {
+                            return Ok(false);
+                        };
+                        sqlx::query(
+                            "UPDATE server_mfa_secrets SET secret = $1 \
+                             WHERE user_id = $2 AND secret = $3",
+                        )
+                        .bind(new)
+                        .bind(<$db as ServerDb>::uuid(user))
+                    }
+                };
+                let done = query.bind(old).execute(self.pool()).await?;
+                Ok(done.rows_affected() == 1)
+            }
+        }
+    };
+}
+
+impl_auth_stores!(sqlx::Sqlite);
+impl_auth_stores!(sqlx::Postgres);

@@ -28,6 +28,8 @@ pub mod sql;
 pub mod users;
 
 #[cfg(test)]
+pub(crate) mod suite;
+#[cfg(test)]
 pub mod testing;
 
 use std::fmt;

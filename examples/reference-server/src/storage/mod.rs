@@ -12,6 +12,8 @@
 //! handlers only ever see store traits.
 
 pub mod sql;
+#[cfg(test)]
+mod suite;
 
 use std::fmt;
 use std::str::FromStr;

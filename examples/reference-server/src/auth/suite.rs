@@ -1,0 +1,430 @@
+//! The behavioural suites of the authentication stores ([`UserStore`], [`SessionStore`],
+//! [`SecretStore`]): every method's contract, run on each backend by
+//! `crate::storage::suite`.
+
+use finsec_auth::api_keys::ApiKeyId;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::secrets::{SealedColumn, SecretStore};
+use super::sessions::SessionStore;
+use super::users::{ApiKeyName, StoredTotpSecret, UserStore, Username};
+use crate::storage::Stores;
+
+/// Runs the three suites on `stores` (a migrated database of its own).
+pub(crate) async fn run(stores: &Stores) {
+    users(&*stores.users).await;
+    sessions(&*stores.sessions, &*stores.users).await;
+    secrets(&*stores.secrets, &*stores.users).await;
+}
+
+fn now() -> OffsetDateTime {
+    // Whole seconds: the tables store unix seconds.
+    OffsetDateTime::from_unix_timestamp(OffsetDateTime::now_utc().unix_timestamp()).unwrap()
+}
+
+/// Registers `name` and returns its id.
+async fn user(users: &dyn UserStore, name: &str) -> Uuid {
+    let id = Uuid::now_v7();
+    let name = Username::parse(name).unwrap();
+    assert!(users.insert_user(id, &name, "$hash", now()).await.unwrap());
+    id
+}
+
+fn totp(sealed: &str, confirmed: bool) -> Option<StoredTotpSecret> {
+    Some(StoredTotpSecret {
+        sealed: sealed.to_owned(),
+        confirmed,
+    })
+}
+
+async fn users(users: &dyn UserStore) {
+    let t = now();
+    // Registration, and lookups by name key and id.
+    let id = Uuid::now_v7();
+    let name = Username::parse("Suite.Alice").unwrap();
+    assert!(users.insert_user(id, &name, "$h1", t).await.unwrap());
+    let again = Username::parse("SUITE.alice").unwrap();
+    assert!(
+        !users
+            .insert_user(Uuid::now_v7(), &again, "$h2", t)
+            .await
+            .unwrap(),
+        "a name taken in another case is refused"
+    );
+    let found = users.find_by_name("suite.alice").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            found.id,
+            found.username.as_str(),
+            found.password_hash.as_str()
+        ),
+        (id, "Suite.Alice", "$h1")
+    );
+    assert!(!found.mfa_enabled);
+    assert!(users.find_by_name("Suite.Alice").await.unwrap().is_none());
+    assert!(users.find_by_name("suite.nobody").await.unwrap().is_none());
+    let by_id = users.find_by_id(id).await.unwrap().unwrap();
+    assert_eq!((by_id.id, by_id.username), (id, "Suite.Alice".to_owned()));
+    assert!(users.find_by_id(Uuid::now_v7()).await.unwrap().is_none());
+
+    // Password hash.
+    assert!(users.update_password_hash(id, "$h3", t).await.unwrap());
+    let found = users.find_by_id(id).await.unwrap().unwrap();
+    assert_eq!(found.password_hash, "$h3");
+    assert!(
+        !users
+            .update_password_hash(Uuid::now_v7(), "$h4", t)
+            .await
+            .unwrap()
+    );
+
+    // TOTP secret: pending, replaced while pending, confirmed once, then fixed.
+    assert_eq!(users.mfa_secret(id).await.unwrap(), None);
+    assert!(!users.confirm_mfa(id, t).await.unwrap(), "nothing pending");
+    assert!(users.put_pending_secret(id, "sealed-1", t).await.unwrap());
+    assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-1", false));
+    assert!(users.put_pending_secret(id, "sealed-2", t).await.unwrap());
+    assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-2", false));
+    assert!(users.confirm_mfa(id, t).await.unwrap());
+    assert!(users.find_by_id(id).await.unwrap().unwrap().mfa_enabled);
+    assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-2", true));
+    assert!(
+        !users.confirm_mfa(id, t).await.unwrap(),
+        "already confirmed"
+    );
+    assert!(!users.put_pending_secret(id, "sealed-3", t).await.unwrap());
+    assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-2", true));
+    assert!(
+        users
+            .put_pending_secret(Uuid::now_v7(), "x", t)
+            .await
+            .is_err()
+    );
+
+    // API key names: per user, oldest first, one name per key.
+    let other = user(users, "suite.bob").await;
+    assert_eq!(users.key_names(id).await.unwrap(), []);
+    let (k1, k2, k3) = (
+        ApiKeyId::from_bytes([1; 8]),
+        ApiKeyId::from_bytes([2; 8]),
+        ApiKeyId::from_bytes([3; 8]),
+    );
+    assert!(users.insert_key_name(&k2, id, "second", t).await.unwrap());
+    assert!(
+        users
+            .insert_key_name(&k1, id, "first", t - Duration::seconds(5))
+            .await
+            .unwrap()
+    );
+    assert!(users.insert_key_name(&k3, other, "bob's", t).await.unwrap());
+    assert!(!users.insert_key_name(&k1, other, "taken", t).await.unwrap());
+    let named = |key_id, name: &str| ApiKeyName {
+        key_id,
+        name: name.to_owned(),
+    };
+    assert_eq!(
+        users.key_names(id).await.unwrap(),
+        [named(k1, "first"), named(k2, "second")]
+    );
+    assert_eq!(users.key_names(other).await.unwrap(), [named(k3, "bob's")]);
+
+    // Races: one registration of a name, one confirmation.
+    let name = Username::parse("suite.race").unwrap();
+    let (a, b) = tokio::join!(
+        users.insert_user(Uuid::now_v7(), &name, "$a", t),
+        users.insert_user(Uuid::now_v7(), &name, "$b", t),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one registration wins");
+    let racer = user(users, "suite.confirm").await;
+    assert!(users.put_pending_secret(racer, "s", t).await.unwrap());
+    let (a, b) = tokio::join!(users.confirm_mfa(racer, t), users.confirm_mfa(racer, t));
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one confirmation wins");
+}
+
+async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
+    let t = now();
+    let later = t + Duration::minutes(15);
+    // Sessions: recorded, looked up, purged once expired.
+    assert_eq!(sessions.session_family("jti-1").await.unwrap(), None);
+    sessions
+        .insert_session(
+            "jti-old",
+            "fam-0",
+            t - Duration::hours(1),
+            t - Duration::seconds(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.session_family("jti-old").await.unwrap().as_deref(),
+        Some("fam-0")
+    );
+    sessions
+        .insert_session("jti-1", "fam-1", t, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.session_family("jti-1").await.unwrap().as_deref(),
+        Some("fam-1")
+    );
+    assert_eq!(
+        sessions.session_family("jti-old").await.unwrap(),
+        None,
+        "expired rows are purged by the next insert"
+    );
+    assert!(
+        sessions
+            .insert_session("jti-1", "fam-2", t, later)
+            .await
+            .is_err()
+    );
+
+    // Challenges: attempts up to the limit, for their user, before expiry, until used.
+    let user_id = user(users, "suite.challenged").await;
+    let stranger = Uuid::now_v7();
+    sessions
+        .insert_challenge("c1", user_id, t, later)
+        .await
+        .unwrap();
+    assert!(
+        !sessions
+            .challenge_attempt("c1", stranger, t, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .challenge_attempt("nope", user_id, t, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .challenge_attempt("c1", user_id, t, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .challenge_attempt("c1", user_id, t, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .challenge_attempt("c1", user_id, t, 2)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .challenge_attempt("c1", user_id, t, 3)
+            .await
+            .unwrap()
+    );
+    assert!(sessions.challenge_use("c1").await.unwrap());
+    assert!(!sessions.challenge_use("c1").await.unwrap(), "used once");
+    assert!(
+        !sessions
+            .challenge_attempt("c1", user_id, t, 9)
+            .await
+            .unwrap()
+    );
+    assert!(!sessions.challenge_use("nope").await.unwrap());
+    sessions
+        .insert_challenge("c2", user_id, t, t + Duration::seconds(10))
+        .await
+        .unwrap();
+    let expired = t + Duration::seconds(10);
+    assert!(
+        !sessions
+            .challenge_attempt("c2", user_id, expired, 5)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .insert_challenge("c1", user_id, t, later)
+            .await
+            .is_err(),
+        "ids are unique"
+    );
+    assert!(
+        sessions
+            .insert_challenge("c3", stranger, t, later)
+            .await
+            .is_err(),
+        "a challenge needs a user"
+    );
+    // The next insert purges c2 (expired), so its id is free again.
+    sessions
+        .insert_challenge("c4", user_id, expired + Duration::seconds(1), later)
+        .await
+        .unwrap();
+    sessions
+        .insert_challenge("c2", user_id, t, later)
+        .await
+        .unwrap();
+
+    // Races: the last allowed attempt, and the use, go to exactly one caller.
+    sessions
+        .insert_challenge("race", user_id, t, later)
+        .await
+        .unwrap();
+    assert!(
+        sessions
+            .challenge_attempt("race", user_id, t, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .challenge_attempt("race", user_id, t, 3)
+            .await
+            .unwrap()
+    );
+    let (a, b) = tokio::join!(
+        sessions.challenge_attempt("race", user_id, t, 3),
+        sessions.challenge_attempt("race", user_id, t, 3),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one last attempt");
+    assert!(
+        !sessions
+            .challenge_attempt("race", user_id, t, 3)
+            .await
+            .unwrap()
+    );
+    let (a, b) = tokio::join!(
+        sessions.challenge_use("race"),
+        sessions.challenge_use("race")
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one use");
+}
+
+async fn secrets(secrets: &dyn SecretStore, users: &dyn UserStore) {
+    let t = now();
+    // Signing keys: inserted once per kid, listed by creation time then kid.
+    let (a, b) = tokio::join!(
+        secrets.insert_signing_key("first", "seed-first", t - Duration::hours(1)),
+        secrets.insert_signing_key("first", "seed-other", t - Duration::hours(1)),
+    );
+    assert!(a.unwrap() ^ b.unwrap(), "exactly one first key");
+    assert!(
+        !secrets
+            .insert_signing_key("first", "seed-again", t)
+            .await
+            .unwrap()
+    );
+    assert!(
+        secrets
+            .insert_signing_key("kid-b", "seed-b", t)
+            .await
+            .unwrap()
+    );
+    assert!(
+        secrets
+            .insert_signing_key("kid-a", "seed-a", t)
+            .await
+            .unwrap()
+    );
+    let keys = secrets.signing_keys().await.unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+    assert_eq!(kids, ["first", "kid-a", "kid-b"]);
+    assert!(["seed-first", "seed-other"].contains(&keys[0].sealed_seed.as_str()));
+    assert_eq!(keys[1].sealed_seed, "seed-a");
+
+    // Named secrets: the first write wins.
+    assert_eq!(secrets.secret("suite").await.unwrap(), None);
+    assert!(secrets.insert_secret("suite", "value-1", t).await.unwrap());
+    assert!(!secrets.insert_secret("suite", "value-2", t).await.unwrap());
+    assert_eq!(
+        secrets.secret("suite").await.unwrap().as_deref(),
+        Some("value-1")
+    );
+
+    // Every sealed column is listed, column by column, with its row key as text.
+    let user_id = user(users, "suite.sealed").await;
+    assert!(
+        users
+            .put_pending_secret(user_id, "totp-1", t)
+            .await
+            .unwrap()
+    );
+    let values = secrets.sealed_values().await.unwrap();
+    let order: Vec<usize> = values
+        .iter()
+        .map(|v| {
+            SealedColumn::ALL
+                .iter()
+                .position(|c| *c == v.column)
+                .unwrap()
+        })
+        .collect();
+    assert!(order.is_sorted(), "column by column");
+    let find = |column, key: &str| {
+        values
+            .iter()
+            .find(|v| v.column == column && v.key == key)
+            .map(|v| v.sealed.clone())
+    };
+    assert_eq!(
+        find(SealedColumn::JwtKeySeed, "kid-b").as_deref(),
+        Some("seed-b")
+    );
+    assert_eq!(
+        find(SealedColumn::ServerSecret, "suite").as_deref(),
+        Some("value-1")
+    );
+    let user_key = user_id.hyphenated().to_string();
+    assert_eq!(
+        find(SealedColumn::TotpSecret, &user_key).as_deref(),
+        Some("totp-1")
+    );
+
+    // Replaced only while the row still holds the value read.
+    for (column, key, old, get) in [
+        (SealedColumn::JwtKeySeed, "kid-b", "seed-b", 0),
+        (SealedColumn::ServerSecret, "suite", "value-1", 1),
+        (SealedColumn::TotpSecret, user_key.as_str(), "totp-1", 2),
+    ] {
+        assert!(
+            !secrets
+                .replace_sealed(column, key, "stale", "new")
+                .await
+                .unwrap(),
+            "{column:?}: a changed value is left alone"
+        );
+        assert!(
+            !secrets
+                .replace_sealed(column, "absent", old, "new")
+                .await
+                .unwrap()
+        );
+        assert!(
+            secrets
+                .replace_sealed(column, key, old, "new")
+                .await
+                .unwrap(),
+            "{column:?}"
+        );
+        assert!(
+            !secrets
+                .replace_sealed(column, key, old, "new")
+                .await
+                .unwrap()
+        );
+        let now_held = match get {
+            0 => secrets
+                .signing_keys()
+                .await
+                .unwrap()
+                .into_iter()
+                .find(|k| k.kid == key)
+                .map(|k| k.sealed_seed),
+            1 => secrets.secret(key).await.unwrap(),
+            _ => users.mfa_secret(user_id).await.unwrap().map(|s| s.sealed),
+        };
+        assert_eq!(now_held.as_deref(), Some("new"), "{column:?}");
+    }
+}

@@ -60,7 +60,7 @@ impl AppState {
     /// timeouts and body limits.
     ///
     /// # Errors
-    /// [`ServerError::Storage`] if the migrations fail.
+    /// [`ServerError::Storage`](crate::ServerError::Storage) if the migrations fail.
     pub async fn new(
         storage: Storage,
         redis: Option<Redis>,

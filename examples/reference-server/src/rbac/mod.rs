@@ -43,6 +43,7 @@
 //! finsec-rbac rule), so a stale row never grants access.
 
 pub mod roles;
+mod sql;
 
 use std::fmt;
 use std::io::Read as _;

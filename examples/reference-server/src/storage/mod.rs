@@ -38,6 +38,8 @@ use finsec_rbac::ApprovalStore;
 
 use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
+use crate::orders::store::OrderStore;
+use crate::rbac::roles::RoleStore;
 
 /// How long to wait for a database connection before failing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -377,6 +379,10 @@ impl fmt::Debug for CrateStores {
 pub struct Stores {
     /// The finsec crates' stores.
     pub crates: CrateStores,
+    /// Users' roles and the default role of new users.
+    pub roles: Arc<dyn RoleStore>,
+    /// Orders.
+    pub orders: Arc<dyn OrderStore>,
 }
 
 impl fmt::Debug for Stores {
@@ -387,8 +393,14 @@ impl fmt::Debug for Stores {
 
 impl Stores {
     /// The stores of `server` (the server's tables) and `crates`.
-    fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self {
-        let _ = server;
-        Self { crates }
+    fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self
+    where
+        sql::SqlStore<DB>: RoleStore + OrderStore,
+    {
+        Self {
+            crates,
+            roles: Arc::new(server.clone()),
+            orders: Arc::new(server),
+        }
     }
 }

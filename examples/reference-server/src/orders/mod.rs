@@ -71,6 +71,8 @@ pub mod routes;
 mod sql;
 pub mod store;
 #[cfg(test)]
+pub(crate) mod suite;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;

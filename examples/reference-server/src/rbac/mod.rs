@@ -44,6 +44,8 @@
 
 pub mod roles;
 mod sql;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::fmt;
 use std::io::Read as _;

@@ -12,6 +12,8 @@
 //! handlers only ever see store traits.
 
 pub mod sql;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::fmt;
 use std::str::FromStr;

@@ -68,7 +68,10 @@
 
 pub mod body;
 pub mod routes;
+mod sql;
 pub mod store;
+#[cfg(test)]
+pub(crate) mod suite;
 #[cfg(test)]
 mod tests;
 
@@ -93,7 +96,8 @@ use crate::rbac::{
     Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ, RbacConfig,
     TRADE_EXECUTE, log_decision, permission,
 };
-use crate::storage::Storage;
+use crate::storage::sql::StoreError;
+use crate::storage::{Storage, Stores};
 use body::{BodyError, BodyRules, CheckedOrder};
 use store::{NewOrderRow, Order, OrderStatus, OrderStore};
 
@@ -144,9 +148,9 @@ impl fmt::Display for OrderError {
 
 impl std::error::Error for OrderError {}
 
-impl From<sqlx::Error> for OrderError {
-    fn from(e: sqlx::Error) -> Self {
-        Self::Internal(format!("database: {e}"))
+impl From<StoreError> for OrderError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
     }
 }
 
@@ -242,8 +246,8 @@ struct Permissions {
 pub struct Orders {
     access: Access,
     approvals: Arc<dyn ApprovalStore>,
-    orders: OrderStore,
-    roles: RoleStore,
+    orders: Arc<dyn OrderStore>,
+    roles: Arc<dyn RoleStore>,
     rules: Arc<BodyRules>,
     approval_notional: Decimal,
     permissions: Arc<Permissions>,
@@ -271,9 +275,10 @@ impl Orders {
         policy: Policy,
         config: &RbacConfig,
     ) -> ServerResult<Self> {
-        let approvals = storage.stores().crates.approvals;
+        let stores = storage.stores();
         let default_role = config.default_role()?;
-        RoleStore::new(storage.clone())
+        stores
+            .roles
             .set_default_role(&default_role)
             .await
             .map_err(|source| ServerError::Storage {
@@ -281,32 +286,22 @@ impl Orders {
                 target: "server_role_settings".to_owned(),
                 source: Box::new(source),
             })?;
-        Self::new(
-            Access::new(policy),
-            approvals,
-            storage.clone(),
-            config.approval_notional,
-        )
+        Self::new(Access::new(policy), &stores, config.approval_notional)
     }
 
-    /// Order entry with `access`, the approval store `approvals`, orders and roles in
-    /// `storage`, and the approval threshold `approval_notional`.
+    /// Order entry with `access`, the approval, order and role stores of `stores`, and the
+    /// approval threshold `approval_notional`.
     ///
     /// # Errors
     /// [`ServerError::Config`] if the built-in rules or permissions do not parse (never
     /// in practice; unit tests build them).
-    pub fn new(
-        access: Access,
-        approvals: Arc<dyn ApprovalStore>,
-        storage: Storage,
-        approval_notional: Decimal,
-    ) -> ServerResult<Self> {
+    pub fn new(access: Access, stores: &Stores, approval_notional: Decimal) -> ServerResult<Self> {
         let rules = BodyRules::server_default().map_err(ServerError::Config)?;
         Ok(Self {
             access,
-            approvals,
-            orders: OrderStore::new(storage.clone()),
-            roles: RoleStore::new(storage),
+            approvals: Arc::clone(&stores.crates.approvals),
+            orders: Arc::clone(&stores.orders),
+            roles: Arc::clone(&stores.roles),
             rules: Arc::new(rules),
             approval_notional,
             permissions: Arc::new(Permissions {
@@ -325,7 +320,7 @@ impl Orders {
 
     /// The user's principal: its id and its roles as stored right now.
     async fn principal(&self, user_id: &str) -> Result<Principal> {
-        let roles = self.roles.roles_of(user_id).await?;
+        let roles = self.roles.roles_of(parse_user_id(user_id)?).await?;
         let principal =
             Principal::new(user_id).map_err(|e| OrderError::Internal(format!("user id: {e}")))?;
         Ok(roles.into_iter().fold(principal, Principal::with_role))
@@ -371,7 +366,7 @@ impl Orders {
         let order = &checked.order;
         let row = NewOrderRow {
             id,
-            owner: actor.user_id().to_owned(),
+            owner: parse_user_id(actor.user_id())?,
             account_id: order.account_id.to_string(),
             symbol: order.symbol.to_string(),
             side: order.side.as_str(),
@@ -451,7 +446,7 @@ impl Orders {
             .check(actor, &principal, &self.permissions.approve, None)
             .map_err(OrderError::Forbidden)?;
         let id = parse_order_id(id)?;
-        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        let order = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
         if order.status != OrderStatus::PendingApproval {
             return Err(OrderError::Conflict {
                 code: "not_pending",
@@ -492,7 +487,7 @@ impl Orders {
         if status.is_complete() {
             self.complete(&order, &id, &approval_id, now).await?;
         }
-        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        let order = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
         Ok(approved(order, status))
     }
 
@@ -516,7 +511,7 @@ impl Orders {
             finsec_rbac::Error::ApprovalExpired { .. } => {
                 if let Err(e) = self
                     .orders
-                    .transition(id, OrderStatus::PendingApproval, OrderStatus::Expired, now)
+                    .transition(*id, OrderStatus::PendingApproval, OrderStatus::Expired, now)
                     .await
                 {
                     return e.into();
@@ -578,7 +573,7 @@ impl Orders {
             // Used by a concurrent approval that completed first, or expired this instant:
             // the order's state says which.
             _ => {
-                let current = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
+                let current = self.orders.get(*id).await?.ok_or(OrderError::NotFound)?;
                 if current.status != OrderStatus::PendingApproval {
                     return Ok(());
                 }
@@ -603,7 +598,7 @@ impl Orders {
             }
         };
         self.orders
-            .transition(id, OrderStatus::PendingApproval, to, now)
+            .transition(*id, OrderStatus::PendingApproval, to, now)
             .await?;
         tracing::info!(order = %id, status = to.as_str(), "order approval completed");
         Ok(())
@@ -623,7 +618,7 @@ impl Orders {
             return Err(OrderError::NotFound);
         };
         let principal = self.principal(actor.user_id()).await?;
-        let order = self.orders.get(&id).await?.ok_or(OrderError::NotFound)?;
+        let order = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
         let resource = owned_by(&order.owner)?;
         self.access
             .check(actor, &principal, read, Some(&resource))
@@ -642,7 +637,8 @@ impl Orders {
         self.access
             .check(actor, &principal, &self.permissions.read, Some(&resource))
             .map_err(OrderError::Forbidden)?;
-        Ok(self.orders.list_by_owner(actor.user_id()).await?)
+        let owner = parse_user_id(actor.user_id())?;
+        Ok(self.orders.list_by_owner(owner).await?)
     }
 }
 
@@ -671,6 +667,12 @@ pub fn new_order_id(now: OffsetDateTime) -> Uuid {
     let seconds = u64::try_from(nanos.div_euclid(1_000_000_000)).unwrap_or(0);
     let subsec = u32::try_from(nanos.rem_euclid(1_000_000_000)).unwrap_or(0);
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, seconds, subsec))
+}
+
+/// Parses a user id (a session's subject, an API key's owner, an order's owner): always a
+/// user's UUID, so anything else is an internal error.
+fn parse_user_id(text: &str) -> Result<Uuid> {
+    Uuid::try_parse(text).map_err(|_| OrderError::Internal("user id is not a UUID".to_owned()))
 }
 
 /// Parses an order id; anything that is not a UUID is "not found" (the routes refuse such

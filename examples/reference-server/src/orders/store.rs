@@ -3,15 +3,19 @@
 //! Ids are UUIDv7 (PostgreSQL `uuid`, SQLite canonical text); quantities and prices are the
 //! decimal text the client sent, after validation (never floats); times are unix
 //! microseconds, UTC. A status changes only through [`OrderStore::transition`], a single
-//! conditional `UPDATE`, so two concurrent approvals cannot both move an order.
+//! conditional `UPDATE`, so two concurrent approvals cannot both move an order. The SQL is
+//! in `sql.rs`, once for both databases.
 
+use std::fmt;
+
+use async_trait::async_trait;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::storage::Storage;
+use crate::storage::sql::{StoreError, StoreResult, from_micros};
 
 /// The most orders `GET /orders` returns (the newest first).
 pub const LIST_LIMIT: i64 = 500;
@@ -41,16 +45,21 @@ impl OrderStatus {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+    /// The status stored as `text`.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] if it is none (the table's `CHECK` prevents it).
+    pub(crate) fn parse(text: &str) -> StoreResult<Self> {
         Ok(match text {
             "accepted" => Self::Accepted,
             "pending_approval" => Self::PendingApproval,
             "rejected" => Self::Rejected,
             "expired" => Self::Expired,
             other => {
-                return Err(sqlx::Error::Decode(
-                    format!("unknown order status {other:?}").into(),
-                ));
+                return Err(StoreError::Corrupt {
+                    table: TABLE,
+                    detail: format!("unknown order status {other:?}"),
+                });
             }
         })
     }
@@ -94,7 +103,7 @@ pub struct NewOrderRow {
     /// The id.
     pub id: Uuid,
     /// The owner's user id.
-    pub owner: String,
+    pub owner: Uuid,
     /// The account.
     pub account_id: String,
     /// The symbol.
@@ -117,235 +126,58 @@ pub struct NewOrderRow {
     pub created_at: OffsetDateTime,
 }
 
-type Row = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    String,
-    Option<String>,
-    i64,
-    i64,
-);
-
-const COLUMNS_SQLITE: &str = "id, owner, account_id, symbol, side, order_type, quantity, \
-     limit_price, notes, status, approval_id, created_at, updated_at";
-const COLUMNS_PG: &str = "id::text, owner::text, account_id, symbol, side, order_type, \
-     quantity, limit_price, notes, status, approval_id, created_at, updated_at";
-
-/// Unix microseconds.
-pub fn to_micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).unwrap_or(i64::MAX)
-}
-
-fn rfc3339(micros: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| micros.to_string())
-}
-
-fn order(row: Row) -> Result<Order, sqlx::Error> {
-    let (
-        id,
-        owner,
-        account_id,
-        symbol,
-        side,
-        order_type,
-        quantity,
-        limit_price,
-        notes,
-        status,
-        approval_id,
-        created_at,
-        updated_at,
-    ) = row;
-    Ok(Order {
-        id,
-        owner,
-        account_id,
-        symbol,
-        side,
-        order_type,
-        quantity,
-        limit_price,
-        notes,
-        status: OrderStatus::parse(&status)?,
-        approval_id,
-        created_at: rfc3339(created_at),
-        updated_at: rfc3339(updated_at),
-    })
-}
-
-/// The orders table on the server's database.
-#[derive(Debug, Clone)]
-pub struct OrderStore {
-    storage: Storage,
-}
-
-impl OrderStore {
-    /// The store on `storage` (migrated at start-up).
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
-    }
-
-    /// Inserts a new order and returns it as stored.
+/// The orders of the server's users (`server_orders`). Implemented by
+/// [`SqlStore`](crate::storage::sql::SqlStore) on SQLite and PostgreSQL.
+#[async_trait]
+pub trait OrderStore: fmt::Debug + Send + Sync + 'static {
+    /// Stores `new` (`updated_at` = `created_at`) and returns it as stored.
     ///
     /// # Errors
-    /// The database error.
-    pub async fn insert(&self, new: &NewOrderRow) -> Result<Order, sqlx::Error> {
-        let at = to_micros(new.created_at);
-        let id = new.id.hyphenated().to_string();
-        match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO server_orders (id, owner, account_id, symbol, side, order_type, \
-                     quantity, limit_price, notes, status, approval_id, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
-                )
-                .bind(&id)
-                .bind(&new.owner)
-                .bind(&new.account_id)
-                .bind(&new.symbol)
-                .bind(new.side)
-                .bind(new.order_type)
-                .bind(&new.quantity)
-                .bind(&new.limit_price)
-                .bind(&new.notes)
-                .bind(new.status.as_str())
-                .bind(&new.approval_id)
-                .bind(at)
-                .execute(pool)
-                .await?;
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO server_orders (id, owner, account_id, symbol, side, order_type, \
-                     quantity, limit_price, notes, status, approval_id, created_at, updated_at) \
-                     VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)",
-                )
-                .bind(&id)
-                .bind(&new.owner)
-                .bind(&new.account_id)
-                .bind(&new.symbol)
-                .bind(new.side)
-                .bind(new.order_type)
-                .bind(&new.quantity)
-                .bind(&new.limit_price)
-                .bind(&new.notes)
-                .bind(new.status.as_str())
-                .bind(&new.approval_id)
-                .bind(at)
-                .execute(pool)
-                .await?;
-            }
-        }
-        self.get(&new.id)
-            .await?
-            .ok_or_else(|| sqlx::Error::Protocol("an inserted order was not found".to_owned()))
-    }
+    /// [`StoreError::Database`]: a taken id or approval id (a unique violation), an owner
+    /// that is not a user (foreign key), or a row the table's checks refuse;
+    /// [`StoreError::TimeOutOfRange`] if `created_at` cannot be stored.
+    async fn insert(&self, new: &NewOrderRow) -> StoreResult<Order>;
 
-    /// The order `id`, if it exists.
+    /// The order `id`, or `None` if there is none.
     ///
     /// # Errors
-    /// The database error.
-    pub async fn get(&self, id: &Uuid) -> Result<Option<Order>, sqlx::Error> {
-        let id = id.hyphenated().to_string();
-        let row: Option<Row> = match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS_SQLITE} FROM server_orders WHERE id = ?1"
-                ))
-                .bind(&id)
-                .fetch_optional(pool)
-                .await?
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS_PG} FROM server_orders WHERE id = $1::uuid"
-                ))
-                .bind(&id)
-                .fetch_optional(pool)
-                .await?
-            }
-        };
-        row.map(order).transpose()
-    }
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if the stored row does not decode.
+    async fn get(&self, id: Uuid) -> StoreResult<Option<Order>>;
 
-    /// The newest [`LIST_LIMIT`] orders of `owner`, newest first.
+    /// The newest [`LIST_LIMIT`] orders of `owner`, newest first (ties by id, descending);
+    /// empty if there are none.
     ///
     /// # Errors
-    /// The database error.
-    pub async fn list_by_owner(&self, owner: &str) -> Result<Vec<Order>, sqlx::Error> {
-        let rows: Vec<Row> = match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS_SQLITE} FROM server_orders WHERE owner = ?1 \
-                     ORDER BY created_at DESC, id DESC LIMIT ?2"
-                ))
-                .bind(owner)
-                .bind(LIST_LIMIT)
-                .fetch_all(pool)
-                .await?
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query_as(&format!(
-                    "SELECT {COLUMNS_PG} FROM server_orders WHERE owner = $1::uuid \
-                     ORDER BY created_at DESC, id DESC LIMIT $2"
-                ))
-                .bind(owner)
-                .bind(LIST_LIMIT)
-                .fetch_all(pool)
-                .await?
-            }
-        };
-        rows.into_iter().map(order).collect()
-    }
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if a stored row does not decode.
+    async fn list_by_owner(&self, owner: Uuid) -> StoreResult<Vec<Order>>;
 
-    /// Moves order `id` from `from` to `to` at `now`; `false` if it was not in `from`
-    /// (someone else moved it first).
+    /// Moves order `id` from `from` to `to` at `now` in one conditional `UPDATE`: `true` if
+    /// it moved, `false` if it was not in `from` (someone else moved it first) or does not
+    /// exist. Of concurrent calls with the same `from`, at most one returns `true`.
     ///
     /// # Errors
-    /// The database error.
-    pub async fn transition(
+    /// [`StoreError::Database`]; [`StoreError::TimeOutOfRange`] if `now` cannot be stored.
+    async fn transition(
         &self,
-        id: &Uuid,
+        id: Uuid,
         from: OrderStatus,
         to: OrderStatus,
         now: OffsetDateTime,
-    ) -> Result<bool, sqlx::Error> {
-        let id = id.hyphenated().to_string();
-        let at = to_micros(now);
-        let done = match &self.storage {
-            Storage::Sqlite(pool) => sqlx::query(
-                "UPDATE server_orders SET status = ?1, updated_at = ?2 \
-                     WHERE id = ?3 AND status = ?4",
-            )
-            .bind(to.as_str())
-            .bind(at)
-            .bind(&id)
-            .bind(from.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Storage::Postgres(pool) => sqlx::query(
-                "UPDATE server_orders SET status = $1, updated_at = $2 \
-                     WHERE id = $3::uuid AND status = $4",
-            )
-            .bind(to.as_str())
-            .bind(at)
-            .bind(&id)
-            .bind(from.as_str())
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(done == 1)
-    }
+    ) -> StoreResult<bool>;
 }
+
+/// A stored time as RFC 3339 text.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] if it is out of range.
+pub(crate) fn rfc3339(micros: i64) -> StoreResult<String> {
+    from_micros(TABLE, micros)?
+        .format(&Rfc3339)
+        .map_err(|e| StoreError::Corrupt {
+            table: TABLE,
+            detail: format!("timestamp {micros} not representable: {e}"),
+        })
+}
+
+/// The table.
+pub(crate) const TABLE: &str = "server_orders";

@@ -16,26 +16,20 @@ const NOW: OffsetDateTime = datetime!(2026-03-02 09:30:00 UTC);
 
 struct Env {
     orders: Orders,
-    roles: RoleStore,
+    roles: Arc<dyn RoleStore>,
     storage: Storage,
 }
 
 impl Env {
     async fn new(storage: Storage, policy: Policy) -> Self {
         test_support::prepare(&storage).await;
-        let roles = RoleStore::new(storage.clone());
+        let stores = storage.stores();
+        let roles = Arc::clone(&stores.roles);
         roles
             .set_default_role(&RoleName::new("viewer").unwrap())
             .await
             .unwrap();
-        let approvals = storage.stores().crates.approvals;
-        let orders = Orders::new(
-            Access::new(policy),
-            approvals,
-            storage.clone(),
-            Decimal::from(1_000_000),
-        )
-        .unwrap();
+        let orders = Orders::new(Access::new(policy), &stores, Decimal::from(1_000_000)).unwrap();
         Self {
             orders,
             roles,
@@ -58,17 +52,22 @@ impl Env {
         let id = test_support::create_user(&self.storage, name).await;
         for role in roles {
             self.roles
-                .grant(&id, &RoleName::new(role).unwrap(), NOW)
+                .grant(id, &RoleName::new(role).unwrap(), NOW)
                 .await
                 .unwrap();
         }
-        Actor::user(id)
+        Actor::user(id.to_string())
     }
 
     async fn place(&self, actor: &Actor, body: serde_json::Value) -> Result<Order> {
         let body = body.to_string();
         self.orders.place_at(actor, Ok(body.as_bytes()), NOW).await
     }
+}
+
+/// The user id of `actor`.
+fn uid(actor: &Actor) -> Uuid {
+    Uuid::parse_str(actor.user_id()).unwrap()
 }
 
 fn generated() -> Policy {
@@ -135,7 +134,7 @@ async fn viewers_are_refused_before_their_body_is_read_and_grants_apply_at_once(
     let (env, _db) = Env::sqlite().await;
     let vera = env.user("vera", &[]).await;
     // The trigger gave the default role.
-    let roles = env.roles.roles_of(vera.user_id()).await.unwrap();
+    let roles = env.roles.roles_of(uid(&vera)).await.unwrap();
     assert_eq!(roles, [RoleName::new("viewer").unwrap()]);
 
     let denial = forbidden(env.place(&vera, limit("1", "1.00")).await);
@@ -161,13 +160,13 @@ async fn viewers_are_refused_before_their_body_is_read_and_grants_apply_at_once(
     );
 
     let trader = RoleName::new("trader").unwrap();
-    assert!(env.roles.grant(vera.user_id(), &trader, NOW).await.unwrap());
-    assert!(!env.roles.grant(vera.user_id(), &trader, NOW).await.unwrap());
+    assert!(env.roles.grant(uid(&vera), &trader, NOW).await.unwrap());
+    assert!(!env.roles.grant(uid(&vera), &trader, NOW).await.unwrap());
     let order = env.place(&vera, limit("1", "1.00")).await.unwrap();
     assert_eq!(order.status, OrderStatus::Accepted);
 
-    assert!(env.roles.revoke(vera.user_id(), &trader).await.unwrap());
-    assert!(!env.roles.revoke(vera.user_id(), &trader).await.unwrap());
+    assert!(env.roles.revoke(uid(&vera), &trader).await.unwrap());
+    assert!(!env.roles.revoke(uid(&vera), &trader).await.unwrap());
     forbidden(env.place(&vera, limit("1", "1.00")).await);
 }
 
@@ -177,13 +176,13 @@ async fn new_users_get_the_configured_default_role() {
     let analyst = RoleName::new("analyst").unwrap();
     env.roles.set_default_role(&analyst).await.unwrap();
     let ana = env.user("ana", &[]).await;
-    assert_eq!(env.roles.roles_of(ana.user_id()).await.unwrap(), [analyst]);
+    assert_eq!(env.roles.roles_of(uid(&ana)).await.unwrap(), [analyst]);
     // Switching it back affects later users only.
     let viewer = RoleName::new("viewer").unwrap();
     env.roles.set_default_role(&viewer).await.unwrap();
     let val = env.user("val", &[]).await;
-    assert_eq!(env.roles.roles_of(val.user_id()).await.unwrap(), [viewer]);
-    assert_eq!(env.roles.roles_of(ana.user_id()).await.unwrap().len(), 1);
+    assert_eq!(env.roles.roles_of(uid(&val)).await.unwrap(), [viewer]);
+    assert_eq!(env.roles.roles_of(uid(&ana)).await.unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -333,7 +332,7 @@ async fn an_initiator_who_lost_the_right_to_trade_gets_the_order_rejected() {
     let bob = env.user("bob", &["trader"]).await;
     let order = env.place(&alice, limit("20000", "100.00")).await.unwrap();
     env.roles
-        .revoke(alice.user_id(), &RoleName::new("trader").unwrap())
+        .revoke(uid(&alice), &RoleName::new("trader").unwrap())
         .await
         .unwrap();
     let approved = env.orders.approve_at(&bob, &order.id, NOW).await.unwrap();
@@ -383,7 +382,7 @@ async fn large_orders_on_postgres() {
     let root = env.user("root", &["admin"]).await;
     let vera = env.user("vera", &[]).await;
     assert_eq!(
-        env.roles.roles_of(vera.user_id()).await.unwrap(),
+        env.roles.roles_of(uid(&vera)).await.unwrap(),
         [RoleName::new("viewer").unwrap()]
     );
     forbidden(env.place(&vera, limit("1", "1.00")).await);
@@ -456,7 +455,7 @@ mod test_support {
     }
 
     /// Creates a user named `name` and returns its id.
-    pub(super) async fn create_user(storage: &Storage, name: &str) -> String {
-        crate::auth::testing::create_user(storage, name).await
+    pub(super) async fn create_user(storage: &Storage, name: &str) -> Uuid {
+        Uuid::parse_str(&crate::auth::testing::create_user(storage, name).await).unwrap()
     }
 }

@@ -43,6 +43,9 @@
 //! finsec-rbac rule), so a stale row never grants access.
 
 pub mod roles;
+mod sql;
+#[cfg(test)]
+pub(crate) mod suite;
 
 use std::fmt;
 use std::io::Read as _;

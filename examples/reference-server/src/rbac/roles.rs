@@ -11,17 +11,20 @@
 //! which a user exists without it. Several instances sharing a database should use the same
 //! `--default-role`; the last one started wins.
 
+use std::fmt;
 use std::io::{self, Write};
 
+use async_trait::async_trait;
 use clap::Subcommand;
 use finsec_rbac::{Policy, RoleName};
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::auth::users::{self, Username};
 use crate::config::Config;
 use crate::error::{Result, ServerError};
-use crate::orders::store::to_micros;
 use crate::storage::Storage;
+use crate::storage::sql::{StoreError, StoreResult};
 
 /// Role operations for operators, on the same database as a running server.
 #[derive(Debug, Clone, Subcommand)]
@@ -53,140 +56,66 @@ fn parse_role(s: &str) -> std::result::Result<RoleName, String> {
     RoleName::new(s).map_err(|e| e.to_string())
 }
 
-/// The roles table on the server's database.
-#[derive(Debug, Clone)]
-pub struct RoleStore {
-    storage: Storage,
+/// Users' roles and the default role of new users, on the server's database
+/// (`server_user_roles`, `server_role_settings`). Implemented by
+/// [`SqlStore`](crate::storage::sql::SqlStore) on SQLite and PostgreSQL.
+#[async_trait]
+pub trait RoleStore: fmt::Debug + Send + Sync + 'static {
+    /// The roles of user `user_id`, sorted by name (byte order, the same on both
+    /// databases); empty if the user has none or does not exist.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if a stored role is not a valid
+    /// role name (the table's `CHECK` prevents it).
+    async fn roles_of(&self, user_id: Uuid) -> StoreResult<Vec<RoleName>>;
+
+    /// Gives `role` to user `user_id` at `now`: `true` if it was added, `false` if the user
+    /// had it already (also when two grants race: exactly one returns `true`).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`], also when the user does not exist (foreign key);
+    /// [`StoreError::TimeOutOfRange`] if `now` cannot be stored.
+    async fn grant(&self, user_id: Uuid, role: &RoleName, now: OffsetDateTime)
+    -> StoreResult<bool>;
+
+    /// Takes `role` away from user `user_id`: `true` if it was removed, `false` if the user
+    /// did not have it (or does not exist).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn revoke(&self, user_id: Uuid, role: &RoleName) -> StoreResult<bool>;
+
+    /// Sets the role new users get (copied by the trigger on `server_users` in the
+    /// transaction that creates a user), replacing the previous one. Existing users keep
+    /// their roles.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`].
+    async fn set_default_role(&self, role: &RoleName) -> StoreResult<()>;
 }
 
-impl RoleStore {
-    /// The store on `storage` (migrated at start-up).
-    pub fn new(storage: Storage) -> Self {
-        Self { storage }
-    }
-
-    /// The roles of user `user_id`, sorted by name.
-    ///
-    /// # Errors
-    /// The database error; a stored role that is not a valid role name (the table's
-    /// `CHECK` prevents it) is a decode error.
-    pub async fn roles_of(&self, user_id: &str) -> Result<Vec<RoleName>, sqlx::Error> {
-        let names: Vec<String> = match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT role FROM server_user_roles WHERE user_id = ?1 ORDER BY role",
-                )
-                .bind(user_id)
-                .fetch_all(pool)
-                .await?
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT role FROM server_user_roles WHERE user_id = $1::uuid ORDER BY role",
-                )
-                .bind(user_id)
-                .fetch_all(pool)
-                .await?
-            }
-        };
-        names
-            .iter()
-            .map(|n| RoleName::new(n).map_err(|e| sqlx::Error::Decode(Box::new(e))))
-            .collect()
-    }
-
-    /// Gives `role` to user `user_id` at `now`; `false` if the user had it already.
-    ///
-    /// # Errors
-    /// The database error (also when the user does not exist: foreign key).
-    pub async fn grant(
-        &self,
-        user_id: &str,
-        role: &RoleName,
-        now: OffsetDateTime,
-    ) -> Result<bool, sqlx::Error> {
-        let at = to_micros(now);
-        let done = match &self.storage {
-            Storage::Sqlite(pool) => sqlx::query(
-                "INSERT INTO server_user_roles (user_id, role, granted_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (user_id, role) DO NOTHING",
-            )
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(at)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-            Storage::Postgres(pool) => sqlx::query(
-                "INSERT INTO server_user_roles (user_id, role, granted_at) \
-                 VALUES ($1::uuid, $2, $3) ON CONFLICT (user_id, role) DO NOTHING",
-            )
-            .bind(user_id)
-            .bind(role.as_str())
-            .bind(at)
-            .execute(pool)
-            .await?
-            .rows_affected(),
-        };
-        Ok(done == 1)
-    }
-
-    /// Takes `role` away from user `user_id`; `false` if the user did not have it.
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn revoke(&self, user_id: &str, role: &RoleName) -> Result<bool, sqlx::Error> {
-        let done = match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query("DELETE FROM server_user_roles WHERE user_id = ?1 AND role = ?2")
-                    .bind(user_id)
-                    .bind(role.as_str())
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query("DELETE FROM server_user_roles WHERE user_id = $1::uuid AND role = $2")
-                    .bind(user_id)
-                    .bind(role.as_str())
-                    .execute(pool)
-                    .await?
-                    .rows_affected()
-            }
-        };
-        Ok(done == 1)
-    }
-
-    /// Sets the role the trigger gives new users.
-    ///
-    /// # Errors
-    /// The database error.
-    pub async fn set_default_role(&self, role: &RoleName) -> Result<(), sqlx::Error> {
-        match &self.storage {
-            Storage::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO server_role_settings (id, default_role) VALUES (1, ?1) \
-                     ON CONFLICT (id) DO UPDATE SET default_role = excluded.default_role",
-                )
-                .bind(role.as_str())
-                .execute(pool)
-                .await?;
-            }
-            Storage::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO server_role_settings (id, default_role) VALUES (1, $1) \
-                     ON CONFLICT (id) DO UPDATE SET default_role = excluded.default_role",
-                )
-                .bind(role.as_str())
-                .execute(pool)
-                .await?;
-            }
-        }
-        Ok(())
-    }
+/// Stored role names as [`RoleName`]s, sorted by name (byte order, whatever the database's
+/// collation).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the first text that is not a valid role name.
+pub(crate) fn role_names(mut names: Vec<String>) -> StoreResult<Vec<RoleName>> {
+    names.sort_unstable();
+    names
+        .iter()
+        .map(|name| {
+            RoleName::new(name).map_err(|e| StoreError::Corrupt {
+                table: "server_user_roles",
+                detail: format!("invalid role name: {e}"),
+            })
+        })
+        .collect()
 }
 
-fn db_error(storage: &Storage) -> impl Fn(sqlx::Error) -> ServerError + '_ {
+fn db_error<E>(storage: &Storage) -> impl Fn(E) -> ServerError + '_
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
     move |source| ServerError::Storage {
         backend: storage.backend().as_str(),
         target: "server_user_roles".to_owned(),
@@ -226,7 +155,7 @@ async fn run_on(
     out: &mut dyn Write,
 ) -> Result<()> {
     crate::capabilities::migrate(storage).await?;
-    let store = RoleStore::new(storage.clone());
+    let store = storage.stores().roles;
     let user = |username: &str| {
         let username = username.to_owned();
         async move {
@@ -235,7 +164,7 @@ async fn run_on(
             let user = users::UserStore::find_by_name(&*storage.stores().users, name.key())
                 .await?
                 .ok_or_else(|| ServerError::Config(format!("no user named {username:?}")))?;
-            Ok::<_, ServerError>(user.id.hyphenated().to_string())
+            Ok::<_, ServerError>(user.id)
         }
     };
     match command {
@@ -248,7 +177,7 @@ async fn run_on(
             }
             let id = user(username).await?;
             let new = store
-                .grant(&id, role, OffsetDateTime::now_utc())
+                .grant(id, role, OffsetDateTime::now_utc())
                 .await
                 .map_err(db_error(storage))?;
             let text = if new {
@@ -260,7 +189,7 @@ async fn run_on(
         }
         RolesCommand::Revoke { username, role } => {
             let id = user(username).await?;
-            let removed = store.revoke(&id, role).await.map_err(db_error(storage))?;
+            let removed = store.revoke(id, role).await.map_err(db_error(storage))?;
             let text = if removed {
                 format!("revoked {role} from {username}")
             } else {
@@ -270,7 +199,7 @@ async fn run_on(
         }
         RolesCommand::List { username } => {
             let id = user(username).await?;
-            let roles = store.roles_of(&id).await.map_err(db_error(storage))?;
+            let roles = store.roles_of(id).await.map_err(db_error(storage))?;
             for role in roles {
                 if policy.role(role.as_str()).is_some() {
                     writeln!(out, "{role}")

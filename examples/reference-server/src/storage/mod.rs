@@ -13,7 +13,7 @@
 
 pub mod sql;
 #[cfg(test)]
-mod suite;
+pub(crate) mod suite;
 
 use std::fmt;
 use std::str::FromStr;
@@ -43,6 +43,8 @@ use crate::auth::sessions::SessionStore;
 use crate::auth::users::UserStore;
 use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
+use crate::orders::store::OrderStore;
+use crate::rbac::roles::RoleStore;
 
 /// How long to wait for a database connection before failing.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -388,6 +390,10 @@ pub struct Stores {
     pub sessions: Arc<dyn SessionStore>,
     /// JWT signing keys and other server secrets.
     pub secrets: Arc<dyn SecretStore>,
+    /// Users' roles and the default role of new users.
+    pub roles: Arc<dyn RoleStore>,
+    /// Orders.
+    pub orders: Arc<dyn OrderStore>,
 }
 
 impl fmt::Debug for Stores {
@@ -400,13 +406,15 @@ impl Stores {
     /// The stores of `server` (the server's tables) and `crates`.
     fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self
     where
-        sql::SqlStore<DB>: UserStore + SessionStore + SecretStore,
+        sql::SqlStore<DB>: UserStore + SessionStore + SecretStore + RoleStore + OrderStore,
     {
         Self {
             crates,
             users: Arc::new(server.clone()),
             sessions: Arc::new(server.clone()),
-            secrets: Arc::new(server),
+            secrets: Arc::new(server.clone()),
+            roles: Arc::new(server.clone()),
+            orders: Arc::new(server),
         }
     }
 }

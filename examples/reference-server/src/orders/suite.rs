@@ -1,0 +1,287 @@
+//! The [`OrderStore`] contract, run on both backends by `crate::storage::suite`.
+
+use std::sync::Arc;
+
+use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use super::new_order_id;
+use super::store::{LIST_LIMIT, NewOrderRow, Order, OrderStatus, OrderStore};
+use crate::storage::sql::{StoreError, is_unique_violation};
+use crate::storage::suite::new_user;
+use crate::storage::{Storage, Stores};
+
+const NOW: OffsetDateTime = datetime!(2026-03-02 09:30:00.123456 UTC);
+
+/// Checks every method of `stores.orders`; `storage` creates the users.
+pub(crate) async fn run(stores: &Stores, storage: &Storage) {
+    let orders = &stores.orders;
+    insert_returns_the_stored_order(orders.as_ref(), storage).await;
+    ids_and_owners_are_checked(orders.as_ref(), storage).await;
+    lists_are_per_owner_newest_first_and_bounded(orders.as_ref(), storage).await;
+    transitions_are_conditional(orders.as_ref(), storage).await;
+    concurrent_transitions_move_once(orders, storage).await;
+}
+
+/// A limit order of `owner` placed at `at`, accepted.
+fn limit(owner: Uuid, at: OffsetDateTime) -> NewOrderRow {
+    NewOrderRow {
+        id: new_order_id(at),
+        owner,
+        account_id: "ACC-1".to_owned(),
+        symbol: "AAPL".to_owned(),
+        side: "buy",
+        order_type: "limit",
+        quantity: "100".to_owned(),
+        limit_price: Some("187.25".to_owned()),
+        notes: Some("<b>hedge</b>".to_owned()),
+        status: OrderStatus::Accepted,
+        approval_id: None,
+        created_at: at,
+    }
+}
+
+/// A market order of `owner` placed at `at`, waiting for approval.
+fn pending(owner: Uuid, at: OffsetDateTime) -> NewOrderRow {
+    NewOrderRow {
+        side: "sell",
+        order_type: "market",
+        limit_price: None,
+        notes: None,
+        status: OrderStatus::PendingApproval,
+        approval_id: Some(Uuid::now_v7().simple().to_string()),
+        ..limit(owner, at)
+    }
+}
+
+async fn insert_returns_the_stored_order(orders: &dyn OrderStore, storage: &Storage) {
+    let owner = new_user(storage).await;
+    let new = limit(owner, NOW);
+    let stored = orders.insert(&new).await.unwrap();
+    assert_eq!(
+        stored,
+        Order {
+            id: new.id.to_string(),
+            owner: owner.to_string(),
+            account_id: "ACC-1".to_owned(),
+            symbol: "AAPL".to_owned(),
+            side: "buy".to_owned(),
+            order_type: "limit".to_owned(),
+            quantity: "100".to_owned(),
+            limit_price: Some("187.25".to_owned()),
+            notes: Some("<b>hedge</b>".to_owned()),
+            status: OrderStatus::Accepted,
+            approval_id: None,
+            created_at: "2026-03-02T09:30:00.123456Z".to_owned(),
+            updated_at: "2026-03-02T09:30:00.123456Z".to_owned(),
+        }
+    );
+    assert_eq!(orders.get(new.id).await.unwrap(), Some(stored));
+
+    let new = pending(owner, NOW);
+    let stored = orders.insert(&new).await.unwrap();
+    assert_eq!(stored.status, OrderStatus::PendingApproval);
+    assert_eq!(stored.approval_id, new.approval_id);
+    assert_eq!(
+        (stored.limit_price.as_deref(), stored.notes.as_deref()),
+        (None, None)
+    );
+    assert_eq!(orders.get(new.id).await.unwrap(), Some(stored));
+
+    assert_eq!(orders.get(Uuid::now_v7()).await.unwrap(), None);
+}
+
+async fn ids_and_owners_are_checked(orders: &dyn OrderStore, storage: &Storage) {
+    let owner = new_user(storage).await;
+    let first = pending(owner, NOW);
+    let stored = orders.insert(&first).await.unwrap();
+    // The same id again is refused and changes nothing.
+    let again = NewOrderRow {
+        symbol: "MSFT".to_owned(),
+        ..limit(owner, NOW)
+    };
+    let again = NewOrderRow {
+        id: first.id,
+        ..again
+    };
+    let err = orders.insert(&again).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Database(e) if is_unique_violation(e)),
+        "{err}"
+    );
+    // So is the same approval request for a second order.
+    let twin = NewOrderRow {
+        approval_id: first.approval_id.clone(),
+        ..pending(owner, NOW)
+    };
+    let err = orders.insert(&twin).await.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Database(e) if is_unique_violation(e)),
+        "{err}"
+    );
+    assert_eq!(orders.get(twin.id).await.unwrap(), None);
+    assert_eq!(orders.get(first.id).await.unwrap(), Some(stored));
+    // The owner must be a user.
+    let orphan = limit(Uuid::now_v7(), NOW);
+    assert!(matches!(
+        orders.insert(&orphan).await,
+        Err(StoreError::Database(_))
+    ));
+    assert_eq!(orders.get(orphan.id).await.unwrap(), None);
+}
+
+async fn lists_are_per_owner_newest_first_and_bounded(orders: &dyn OrderStore, storage: &Storage) {
+    let alice = new_user(storage).await;
+    let bob = new_user(storage).await;
+    assert!(orders.list_by_owner(alice).await.unwrap().is_empty());
+    let older = orders.insert(&limit(alice, NOW)).await.unwrap();
+    let newer = orders
+        .insert(&pending(alice, NOW + Duration::seconds(1)))
+        .await
+        .unwrap();
+    let oldest = orders
+        .insert(&limit(alice, NOW - Duration::seconds(1)))
+        .await
+        .unwrap();
+    // Placed at the same instant: the greater id first.
+    let tied_at = NOW + Duration::seconds(2);
+    let mut tied = [
+        orders.insert(&limit(alice, tied_at)).await.unwrap(),
+        orders.insert(&limit(alice, tied_at)).await.unwrap(),
+    ];
+    tied.sort_by(|a, b| b.id.cmp(&a.id));
+    let [first, second] = tied;
+    let bobs = orders.insert(&limit(bob, NOW)).await.unwrap();
+    assert_eq!(
+        orders.list_by_owner(alice).await.unwrap(),
+        [first, second, newer, older, oldest]
+    );
+    assert_eq!(orders.list_by_owner(bob).await.unwrap(), [bobs]);
+    assert!(
+        orders
+            .list_by_owner(Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // At most LIST_LIMIT, the newest.
+    let carol = new_user(storage).await;
+    let limit_count = usize::try_from(LIST_LIMIT).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..=LIST_LIMIT {
+        let stored = orders
+            .insert(&limit(carol, NOW + Duration::milliseconds(i)))
+            .await
+            .unwrap();
+        ids.push(stored.id);
+    }
+    let listed: Vec<String> = orders
+        .list_by_owner(carol)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
+    ids.reverse();
+    ids.truncate(limit_count);
+    assert_eq!(listed, ids);
+}
+
+async fn transitions_are_conditional(orders: &dyn OrderStore, storage: &Storage) {
+    let owner = new_user(storage).await;
+    let order = orders.insert(&pending(owner, NOW)).await.unwrap();
+    let id = Uuid::parse_str(&order.id).unwrap();
+    let later = NOW + Duration::minutes(5);
+
+    // Not in `from`: nothing changes.
+    assert!(
+        !orders
+            .transition(id, OrderStatus::Accepted, OrderStatus::Rejected, later)
+            .await
+            .unwrap()
+    );
+    assert_eq!(orders.get(id).await.unwrap().as_ref(), Some(&order));
+
+    assert!(
+        orders
+            .transition(
+                id,
+                OrderStatus::PendingApproval,
+                OrderStatus::Accepted,
+                later
+            )
+            .await
+            .unwrap()
+    );
+    let moved = orders.get(id).await.unwrap().unwrap();
+    assert_eq!(moved.status, OrderStatus::Accepted);
+    assert_eq!(moved.updated_at, "2026-03-02T09:35:00.123456Z");
+    assert_eq!(moved.created_at, order.created_at);
+    assert_eq!(
+        Order {
+            status: order.status,
+            updated_at: order.updated_at.clone(),
+            ..moved.clone()
+        },
+        order
+    );
+
+    // Moved already: a second transition from the old status fails.
+    assert!(
+        !orders
+            .transition(
+                id,
+                OrderStatus::PendingApproval,
+                OrderStatus::Expired,
+                later
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(orders.get(id).await.unwrap(), Some(moved));
+
+    // An order that does not exist never moves.
+    assert!(
+        !orders
+            .transition(
+                Uuid::now_v7(),
+                OrderStatus::PendingApproval,
+                OrderStatus::Accepted,
+                later
+            )
+            .await
+            .unwrap()
+    );
+}
+
+async fn concurrent_transitions_move_once(orders: &Arc<dyn OrderStore>, storage: &Storage) {
+    let owner = new_user(storage).await;
+    for _ in 0..8 {
+        let order = orders.insert(&pending(owner, NOW)).await.unwrap();
+        let id = Uuid::parse_str(&order.id).unwrap();
+        let move_to = |to: OrderStatus| {
+            let orders = Arc::clone(orders);
+            tokio::spawn(async move {
+                orders
+                    .transition(id, OrderStatus::PendingApproval, to, NOW)
+                    .await
+                    .unwrap()
+            })
+        };
+        let (a, b) = (
+            move_to(OrderStatus::Accepted),
+            move_to(OrderStatus::Rejected),
+        );
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        assert!(a ^ b, "exactly one concurrent transition wins: {a} {b}");
+        let status = orders.get(id).await.unwrap().unwrap().status;
+        let winner = if a {
+            OrderStatus::Accepted
+        } else {
+            OrderStatus::Rejected
+        };
+        assert_eq!(status, winner);
+    }
+}

@@ -86,6 +86,7 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
+mod sole_writer;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 #[cfg(feature = "sqlite")]
@@ -100,6 +101,7 @@ pub use cache::CacheStats;
 pub use claims::{Audience, Claims};
 pub use keys::{Algorithm, Kid, SigningKey, VerificationKey};
 pub use pair::{TokenPair, TokenService};
+pub use sole_writer::CachedRevocationStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::{SqlRefreshTokenStore, SqlRevocationStore};

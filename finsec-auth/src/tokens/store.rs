@@ -102,6 +102,23 @@ pub trait RefreshTokenStore: Send + Sync + fmt::Debug {
     async fn revoke_family(&self, family: &str) -> Result<()>;
 }
 
+/// A shared store is a store (so `Arc<dyn RevocationStore>` can be wrapped, for example
+/// by [`CachedRevocationStore`](super::CachedRevocationStore)).
+#[async_trait]
+impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
+    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+        (**self).revoke(jti, expires_at).await
+    }
+
+    async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool> {
+        (**self).is_revoked(jti, now).await
+    }
+
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
+        (**self).purge_expired(now).await
+    }
+}
+
 fn poisoned<T>(_: T) -> TokenError {
     TokenError::Store("memory store lock poisoned".into())
 }

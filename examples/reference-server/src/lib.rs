@@ -242,6 +242,8 @@ pub struct Server {
     state: AppState,
     keyring_file: KeyringFile,
     limits: config::LimitsConfig,
+    /// The embedded database's lock, held until [`serve`](Self::serve) returns.
+    owner: Option<storage::DataDirLock>,
 }
 
 impl Server {
@@ -253,8 +255,14 @@ impl Server {
         keys::ensure_data_dir(config.data_dir())?;
         let keyring_file = KeyringFile::for_server(config)?;
         let keyring = Arc::new(keyring_file.load_or_create()?);
+        // Before the database opens: a second server on this data directory stops here.
+        let owner = match config.postgres_url {
+            None => Some(storage::DataDirLock::acquire(config.data_dir())?),
+            Some(_) => None,
+        };
         let storage = Storage::open(config).await?;
-        let (state, app, listener, addr) = match Self::connect(config, &storage, keyring).await {
+        let connected = Self::connect(config, &storage, keyring, owner.as_ref()).await;
+        let (state, app, listener, addr) = match connected {
             Ok(parts) => parts,
             Err(e) => {
                 storage.close().await;
@@ -274,6 +282,7 @@ impl Server {
             state,
             keyring_file,
             limits: config.limits.clone(),
+            owner,
         })
     }
 
@@ -283,6 +292,7 @@ impl Server {
         config: &Config,
         storage: &Storage,
         keyring: Arc<finsec_crypto::Keyring>,
+        owner: Option<&storage::DataDirLock>,
     ) -> Result<(AppState, Router, TcpListener, SocketAddr)> {
         // First, so that a policy that does not load stops start-up before anything else.
         let policy = rbac::load_or_create_policy(config.data_dir(), &config.rbac)?;
@@ -291,8 +301,8 @@ impl Server {
             None => None,
         };
         capabilities::migrate(storage).await?;
-        let auth =
-            Arc::new(auth::Auth::new(config, storage, redis.as_ref(), Arc::clone(&keyring)).await?);
+        let auth = auth::Auth::new(config, storage, redis.as_ref(), Arc::clone(&keyring), owner);
+        let auth = Arc::new(auth.await?);
         let orders = orders::Orders::open(storage, policy, &config.rbac).await?;
         let rate_limits = ratelimit::RateLimits::open(config, redis.as_ref()).await?;
         let request_limits = http::layers::limits::RequestLimits::from_config(&config.limits);
@@ -351,6 +361,7 @@ impl Server {
             state,
             keyring_file,
             limits,
+            owner,
         } = self;
         tracing::info!("listening on http://{addr}");
 
@@ -401,6 +412,8 @@ impl Server {
                 CLOSE_TIMEOUT.as_secs()
             );
         }
+        // The database is closed: another server may now take it.
+        drop(owner);
         tracing::info!("stopped");
         saved
     }

@@ -25,6 +25,7 @@ pub mod routes;
 pub mod secrets;
 pub mod sessions;
 pub mod sql;
+pub mod user_cache;
 pub mod users;
 
 #[cfg(test)]
@@ -42,7 +43,8 @@ use finsec_auth::api_keys::{ApiKeyStore, ApiKeys};
 use finsec_auth::mfa::{BackupCodeKey, BackupCodeStore, TotpReplayStore};
 use finsec_auth::passwords::{Argon2Params, PasswordHasher, PasswordPolicy};
 use finsec_auth::tokens::{
-    RefreshTokenStore, RevocationStore, Signer, TokenService, Validation, Verifier,
+    CachedRevocationStore, RefreshTokenStore, RevocationStore, Signer, TokenService, Validation,
+    Verifier,
 };
 use finsec_crypto::{Envelope, Keyring};
 use time::Duration;
@@ -51,7 +53,7 @@ use crate::config::Config;
 use crate::error::{Result, ServerError};
 use crate::keys::secrets_key_name;
 use crate::redis_backend::Redis;
-use crate::storage::{CrateStores, Storage};
+use crate::storage::{CrateStores, DataDirLock, Storage};
 
 use self::sessions::SessionStore;
 use self::users::UserStore;
@@ -66,6 +68,11 @@ pub const MFA_MAX_FAILURES: u32 = 5;
 /// signature check (expiry and revocation are still checked on every request); a few
 /// hundred bytes each.
 pub const ACCESS_TOKEN_CACHE: NonZeroUsize = NonZeroUsize::MIN.saturating_add(16_383);
+
+/// How many users, and how many token ids' revocation answers, a server that owns its
+/// database keeps in memory (see [`Auth::new`]); when full, the cache is emptied and fills
+/// again.
+pub const MEMORY_CACHE: NonZeroUsize = NonZeroUsize::MIN.saturating_add(65_535);
 
 /// The issuer shown in authenticator apps.
 pub const TOTP_ISSUER: &str = "finsec";
@@ -217,6 +224,13 @@ impl Auth {
     /// Sets up authentication on a migrated database (see [`crate::capabilities::migrate`]): loads or creates
     /// the pepper, the JWT signing key and the backup-code key, and opens the stores.
     ///
+    /// `owner` is the lock of the embedded database when this process holds it: the
+    /// process is then the only writer of the users table and (without Redis) of token
+    /// revocations, and answers both from memory after the first read of each user and
+    /// token ([`user_cache::CachedUserStore`], finsec-auth's [`CachedRevocationStore`]),
+    /// which takes every database query off an authenticated request. Without it (a
+    /// database other instances share), every request reads them from their stores.
+    ///
     /// # Errors
     /// [`ServerError::Config`] for a bad pepper file or settings; [`ServerError::Store`]
     /// if the database fails; [`ServerError::Crypto`] if a stored key does not decrypt.
@@ -225,6 +239,7 @@ impl Auth {
         storage: &Storage,
         redis: Option<&Redis>,
         keyring: Arc<Keyring>,
+        owner: Option<&DataDirLock>,
     ) -> Result<Self> {
         let auth = &config.auth;
         if auth.jwt_issuer.is_empty() || auth.jwt_audience.is_empty() {
@@ -248,8 +263,21 @@ impl Auth {
             .map_err(token_err)?
             .with_cache(ACCESS_TOKEN_CACHE);
         let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
-        let (revocations, refresh, replay) =
+        let (mut revocations, refresh, replay) =
             shared_stores(&stores.crates, redis, &auth.redis_prefix);
+        let mut users = Arc::clone(&stores.users);
+        if owner.is_some() {
+            users = Arc::new(user_cache::CachedUserStore::sole_writer(
+                users,
+                MEMORY_CACHE,
+            ));
+            if redis.is_none() {
+                revocations = Arc::new(CachedRevocationStore::sole_writer(
+                    revocations,
+                    MEMORY_CACHE,
+                ));
+            }
+        }
         let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)
             .with_ttls(auth.access_ttl(), auth.refresh_ttl());
         let api_store = Arc::clone(&stores.crates.api_keys);
@@ -258,7 +286,7 @@ impl Auth {
             *secrets::server_secret(&*stores.secrets, &envelope, "backup_code_key", now).await?,
         );
         Ok(Self {
-            users: Arc::clone(&stores.users),
+            users,
             sessions: Arc::clone(&stores.sessions),
             hasher,
             hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {

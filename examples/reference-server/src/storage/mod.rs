@@ -353,6 +353,56 @@ impl Storage {
     }
 }
 
+/// The lock a serving process holds on its embedded SQLite database (an exclusive lock on
+/// `finsec.db.lock` beside it, released when this is dropped or the process ends).
+///
+/// Holding it makes the process the only server writing that database, which lets it
+/// answer user rows and token revocations from memory (see
+/// [`crate::auth::user_cache`] and finsec-auth's `CachedRevocationStore`): a second server
+/// started on the same data directory is refused instead of silently sharing the file.
+/// The operator subcommands (`roles`, `keys`) do not take it; they write no row the server
+/// keeps in memory.
+#[derive(Debug)]
+pub struct DataDirLock {
+    _file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl DataDirLock {
+    /// The lock file's name, beside the database file.
+    pub const FILE: &'static str = "finsec.db.lock";
+
+    /// Takes the lock of the database in `data_dir`, without waiting.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] if another process holds it (another server runs on this
+    /// data directory); [`ServerError::Io`] if the file cannot be created or locked.
+    pub fn acquire(data_dir: &std::path::Path) -> Result<Self> {
+        let path = data_dir.join(Self::FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| ServerError::io("cannot open", &path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _file: file, path }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(ServerError::Config(format!(
+                "another server is running on the data directory {} (it holds {}); \
+                 stop it, or give this one its own --data-dir",
+                data_dir.display(),
+                path.display()
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(ServerError::io("cannot lock", &path, e)),
+        }
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
 /// The finsec crates' stores on the server's database.
 #[derive(Clone)]
 pub struct CrateStores {
@@ -416,5 +466,21 @@ impl Stores {
             roles: Arc::new(server.clone()),
             orders: Arc::new(server),
         }
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn one_server_per_data_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DataDirLock::acquire(dir.path()).unwrap();
+        assert_eq!(first.path(), dir.path().join(DataDirLock::FILE));
+        let err = DataDirLock::acquire(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("another server is running"), "{err}");
+        drop(first);
+        DataDirLock::acquire(dir.path()).unwrap();
     }
 }

@@ -10,13 +10,15 @@
 //! 1. creates the data directory (mode `0700`) if it is missing;
 //! 2. loads the sealed keyring, or creates it with the keys `pii` and `server-secrets`
 //!    (see [`keys`]);
-//! 3. opens the database (SQLite `finsec.db` in the data directory, or PostgreSQL, with
-//!    TLS as `sslmode` says; TLS files are checked first);
+//! 3. opens the database: SQLite `finsec.db` in the data directory, after taking the
+//!    directory's lock ([`storage::DataDirLock`]: a second server on the same directory
+//!    is refused), or PostgreSQL, with TLS as `sslmode` says (TLS files are checked first);
 //! 4. loads the RBAC policy file, created from finsec-rbac's preset on first start (see
 //!    [`rbac`]); a file that does not load stops start-up with the loader's error;
 //! 5. connects to Redis if configured (with TLS for `rediss://`) and checks it answers
 //!    `PING`;
-//! 6. runs the migrations;
+//! 6. runs the migrations: the finsec crates', then each capability's, as registered in
+//!    [`capabilities`] (the one place a capability is added, with its routes);
 //! 7. binds the listening socket and logs `listening on http://ADDR`.
 //!
 //! Every request then goes through one pipeline of layers (see [`http::layers`]): security

@@ -42,7 +42,14 @@ struct State {
 
 /// A [`RevocationStore`] that answers [`is_revoked`](RevocationStore::is_revoked) from
 /// memory after the first lookup of each token id, for a process that is the only writer of
-/// `inner` (see the [module docs](self)).
+/// `inner`.
+///
+/// On an embedded database that one process owns (a SQLite file), every revocation goes
+/// through that process, so asking the database on every request buys nothing. **Only
+/// correct when no other process writes `inner`**: a revocation written elsewhere (a second
+/// server on the same database, an operator's tool) would not be seen until the entry is
+/// dropped. Use shared stores (PostgreSQL used by several instances, Redis) directly; the
+/// constructor's name, [`sole_writer`](Self::sole_writer), says what the caller promises.
 ///
 /// Writes go to `inner` first and then to memory; a failed write drops what memory knew
 /// of that id, so the next lookup asks `inner` again. At most `capacity` answers are kept:

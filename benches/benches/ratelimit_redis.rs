@@ -29,30 +29,15 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use finsec_benches::timed;
 use finsec_ratelimit::redis::RedisStore;
 use finsec_ratelimit::{Algorithm, Check, Quota, RateLimitStore};
-use tokio::runtime::Runtime;
 
 fn n(v: u32) -> NonZeroU32 {
     NonZeroU32::new(v).unwrap()
-}
-
-/// Runs `iters` sequential calls of `one` inside the runtime and returns the time taken.
-fn timed<F, Fut>(rt: &Runtime, iters: u64, mut one: F) -> Duration
-where
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            one(i).await;
-        }
-        start.elapsed()
-    })
 }
 
 fn bench_redis(c: &mut Criterion) {

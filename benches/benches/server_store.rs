@@ -25,34 +25,18 @@
 )]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };
+use finsec_benches::timed;
 use finsec_reference_server::auth::users::{User, Username};
 use finsec_reference_server::orders::store::{NewOrderRow, Order, OrderStatus};
 use finsec_reference_server::storage::{Storage, Stores};
 use sqlx::{PgPool, SqlitePool};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::runtime::Runtime;
 use uuid::Uuid;
-
-/// Runs `iters` sequential calls of `one` inside the runtime and returns the time taken.
-fn timed<F, Fut>(rt: &Runtime, iters: u64, mut one: F) -> Duration
-where
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            one(i).await;
-        }
-        start.elapsed()
-    })
-}
 
 /// A row of `server_orders` as raw sqlx decodes it (ids as text).
 type OrderRow = (

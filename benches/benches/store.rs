@@ -17,29 +17,14 @@
 )]
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use finsec_auth::api_keys::{ApiKeyId, ApiKeyStore, ApiKeys, NewApiKey};
 use finsec_auth::tokens::{NextRefresh, RefreshRecord, RefreshTokenStore, RotateOutcome};
+use finsec_benches::timed;
 use finsec_rbac::PermissionPattern;
 use time::OffsetDateTime;
-use tokio::runtime::Runtime;
-
-/// Runs `iters` sequential calls of `one` inside the runtime and returns the time taken.
-fn timed<F, Fut>(rt: &Runtime, iters: u64, mut one: F) -> Duration
-where
-    F: FnMut(u64) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    rt.block_on(async {
-        let start = Instant::now();
-        for i in 0..iters {
-            one(i).await;
-        }
-        start.elapsed()
-    })
-}
 
 /// A refresh store holding one live token; `rotate` chains from it.
 struct RotateChain<S> {

@@ -68,6 +68,22 @@ fn sql_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Every folder named `migrations` below `dir` (a package's top-level folder, or a
+/// capability's folder under `src/`), skipping build output.
+fn migration_dirs(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_dir() || path.file_name().is_some_and(|n| n == "target") {
+            continue;
+        }
+        if path.file_name().is_some_and(|n| n == "migrations") {
+            out.push(path);
+        } else {
+            migration_dirs(&path, out);
+        }
+    }
+}
+
 /// The version of a sqlx migration file (`<version>_<description>.sql`).
 fn version_of(file: &Path) -> i64 {
     let name = file.file_name().unwrap().to_str().unwrap();
@@ -83,15 +99,18 @@ fn every_migration_is_in_its_crates_range_and_versions_never_collide() {
     let mut files_checked = 0;
     let mut owners: BTreeMap<i64, String> = BTreeMap::new();
     for (package, dir) in packages(&root) {
-        let migrations = dir.join("migrations");
-        if !migrations.is_dir() {
+        let mut dirs = Vec::new();
+        migration_dirs(&dir, &mut dirs);
+        if dirs.is_empty() {
             continue;
         }
         let range = range_of(&package).unwrap_or_else(|| {
             panic!("{package} ships migrations but owns no range in finsec_sql::migrations::REGISTRY and MIGRATIONS.md")
         });
         let mut files = Vec::new();
-        sql_files(&migrations, &mut files);
+        for migrations in &dirs {
+            sql_files(migrations, &mut files);
+        }
         // Versions per backend folder's parent, to compare the SQLite and PostgreSQL sets.
         let mut per_backend: BTreeMap<(PathBuf, String), BTreeSet<i64>> = BTreeMap::new();
         for file in &files {

@@ -433,22 +433,9 @@ async fn every_kind_of_malformed_request_gets_a_problem() {
     .await;
     assert_eq!(body["retry_after"], retry, "{body}");
 
-    // Beyond axum's default 2 MB limit of JSON bodies (last: the server may close the
-    // connection before the client has sent the whole body).
-    let too_large = client
-        .post(server.url("/auth/login"))
-        .header("content-type", "application/json")
-        .body(format!("{{\"username\": \"{}\"}}", "x".repeat(3 << 20)))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(
-        too_large,
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload-too-large",
-        "body too large",
-    )
-    .await;
+    // A body above the limit is answered 413 before it is read, so a client still sending
+    // it may see its connection closed mid-write: that case is sent as raw bytes in
+    // `hostile::an_oversized_body_is_refused_before_it_is_sent`.
 }
 
 #[tokio::test]

@@ -130,6 +130,7 @@ fn bench_redis(c: &mut Criterion) {
             timed(&rt, iters, |_| {
                 let mut conn = conn.clone();
                 let (sha, key) = (store.script_sha(), &raw_key);
+                let (t, tau) = (one[0].emission_interval_micros(), one[0].tolerance_micros());
                 async move {
                     let reply: Vec<i64> = redis::cmd("EVALSHA")
                         .arg(sha)
@@ -137,9 +138,8 @@ fn bench_redis(c: &mut Criterion) {
                         .arg(key)
                         .arg(1)
                         .arg("g")
-                        .arg(u32::MAX)
-                        .arg(1_000_000)
-                        .arg(u32::MAX)
+                        .arg(t)
+                        .arg(tau)
                         .query_async(&mut conn)
                         .await
                         .unwrap();

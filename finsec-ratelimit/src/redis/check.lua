@@ -1,12 +1,14 @@
 -- finsec-ratelimit: decide every quota of one key, atomically, at the server's time.
 --
--- A line-by-line transcription of src/algorithm.rs (`evaluate`); keep the two in step.
+-- A transcription of src/algorithm.rs (`evaluate`); keep the two in step.
 --
--- KEYS[i]        the state of quota i, all under one hash tag: a string of decimal integers,
---                `<tat>` (GCRA), `<start>:<count>` (fixed window) or
---                `<start>:<previous>:<current>` (sliding window)
--- ARGV[1]        the request's cost
--- ARGV[4i-2..4i+1] quota i: algorithm code ('g', 's' or 'f'), limit, period (us), burst
+-- KEYS[i]            the state of quota i, all under one hash tag: decimal integers,
+--                    `<tat>` (GCRA), `<start>:<count>` (fixed window) or
+--                    `<start>:<previous>:<current>` (sliding window)
+-- ARGV[1]            the request's cost
+-- ARGV[3i-1..3i+1]   quota i: 'g', emission interval (us), tolerance (us)   (GCRA)
+--                            'f', limit, period (us)                         (fixed window)
+--                            's', limit, period (us)                         (sliding window)
 --
 -- Reply: { now_seconds, now_microseconds, then per quota: allowed (1/0), remaining,
 --          retry_after_us, reset_after_us }, where remaining and reset_after_us are taken
@@ -17,52 +19,30 @@
 -- once their state is meaningless. Needs Redis 5 or later (writes after TIME rely on the
 -- script-effects replication that is the default from Redis 5).
 --
--- Integers are written with string.format('%.0f'): a Lua number passed to redis.call is
--- formatted with %.14g, exact only below 10^14.
+-- Speed: this runs in front of every request, so it is written flat. No closure is built per
+-- call (every helper is inlined), no table is built per quota, each argument is converted
+-- once, and the common cases take the shortest path: a GCRA state below 2^53 is one
+-- tonumber() and one string.format().
 --
 -- Arithmetic: Lua 5.1 numbers are IEEE doubles. Every count, period and span is an integer
--- below 2^53 (the Quota constructors guarantee it, and the sliding window's
--- limit x period too), so +, -, * of them are exact. Division is never trusted to round:
--- math.fmod is exact for doubles (C fmod has no rounding), a - fmod(a, b) is then an exact
--- multiple of b, and dividing an exact multiple gives the exact integer quotient. The one
--- absolute time that may pass 2^53 is GCRA's theoretical arrival time (now + a tolerance of
--- up to 2^53 us), so it is only ever handled relative to now, and converted to and from
--- its decimal string as (seconds, microseconds) parts.
+-- below 2^53 (the Quota constructors guarantee it, and the sliding window's limit x period
+-- too), so +, -, * of them are exact. Division is never trusted to round: math.fmod is exact
+-- for doubles (C fmod has no rounding), a - fmod(a, b) is then an exact multiple of b, and
+-- dividing an exact multiple gives the exact integer quotient. The one absolute time that
+-- may pass 2^53 is GCRA's theoretical arrival time (now + a tolerance of up to 2^53 us); when
+-- it does, it is handled relative to now and converted to and from its decimal string as
+-- (seconds, microseconds) parts. Integers are written with string.format('%.0f'): a Lua
+-- number passed to redis.call is not formatted the same way by every Redis version.
 
+local TWO53 = 9007199254740992
 local US = 1000000
-
-local function corrupt(i, what)
-  return redis.error_reply(
-    'FINSEC_RL_STATE the stored state of quota ' .. i .. ' is corrupt: ' .. what)
-end
-
-local function div_floor(a, b)
-  return (a - math.fmod(a, b)) / b
-end
-
-local function div_ceil(a, b)
-  local r = math.fmod(a, b)
-  local q = (a - r) / b
-  if r > 0 then q = q + 1 end
-  return q
-end
-
--- ceil(a * b / c), with a * b <= 2^53.
-local function mul_div_ceil(a, b, c)
-  return div_ceil(a * b, math.max(c, 1))
-end
-
--- The smallest elapsed time e in 0..=period at which ceil(count * (period - e) / period) <= room.
-local function elapsed_needed(count, room, period)
-  if count <= room then return 0 end
-  local fits = div_floor(room * period, count)
-  return period - math.min(fits, period)
-end
+local fmod, floor, max, min = math.fmod, math.floor, math.max, math.min
+local format, match, tonumber = string.format, string.match, tonumber
 
 local n = #KEYS
 local cost = tonumber(ARGV[1])
-if n == 0 or #ARGV ~= 1 + 4 * n or not cost or cost < 0 or cost ~= math.floor(cost) then
-  return redis.error_reply('FINSEC_RL_ARGS expected a cost and 4 arguments per key')
+if n == 0 or #ARGV ~= 1 + 3 * n or not cost or cost < 0 or cost ~= floor(cost) then
+  return redis.error_reply('FINSEC_RL_ARGS expected a cost and 3 arguments per key')
 end
 
 local time = redis.call('TIME')
@@ -70,171 +50,220 @@ local now_s = tonumber(time[1])
 local now_us = tonumber(time[2])
 local now = now_s * US + now_us
 
--- A stored non-negative integer below 2^53.
-local function stored_int(v, i)
-  if #v > 16 then error(corrupt(i, 'out of range')) end
-  local x = tonumber(v)
-  if x >= 9007199254740992 then error(corrupt(i, 'out of range')) end
-  return x
+-- With several quotas, each one's evaluation is kept in flat arrays until all are decided:
+-- allowed, remaining before/after, retry, reset before/after, ttl and the state to write
+-- when every quota allows. One quota (the common case) needs no table but the reply.
+local oks, rem0s, rem1s, retries, reset0s, reset1s, ttls, states
+if n > 1 then
+  oks, rem0s, rem1s, retries, reset0s, reset1s, ttls, states = {}, {}, {}, {}, {}, {}, {}, {}
+end
+local all_allowed = true
+
+-- A non-negative integer below 2^53 in decimal. '%d' is several times cheaper than '%.0f',
+-- but converts to a C long, which may be 32 bits wide: the number goes in 6-digit parts.
+local function int(x)
+  if x < US then return format('%d', x) end
+  local c = fmod(x, US)
+  local y = (x - c) / US
+  if y < US then return format('%d%06d', y, c) end
+  local b = fmod(y, US)
+  return format('%d%06d%06d', (y - b) / US, b, c)
 end
 
--- A stored absolute time (us since the epoch, possibly above 2^53) minus now, exactly.
-local function stored_time_minus_now(v, i)
-  if not string.match(v, '^%d+$') or #v > 17 then error(corrupt(i, 'not a time')) end
-  local hi, lo = 0, tonumber(v)
-  if #v > 6 then
-    hi = tonumber(string.sub(v, 1, -7))
-    lo = tonumber(string.sub(v, -6))
-  end
-  return (hi - now_s) * US + (lo - now_us)
+-- A ttl in microseconds as SET's PX argument: rounded up to whole milliseconds, plus 1 ms
+-- because Redis may date the expiry from a clock reading taken when the script started, a
+-- little before TIME above.
+local function px(us)
+  local m = fmod(us, 1000)
+  local ms = (us - m) / 1000 + 1
+  if m > 0 then ms = ms + 1 end
+  return int(ms)
 end
 
--- now + d (0 <= d <= 2^53) as a decimal string, exactly.
-local function time_after_now(d)
-  local hi = now_s + div_floor(d, US)
-  local lo = now_us + math.fmod(d, US)
-  if lo >= US then
-    hi = hi + 1
-    lo = lo - US
+for i = 1, n do
+  local b = 3 * i - 1
+  local code = ARGV[b]
+  local p1, p2 = tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2])
+  if not (p1 and p2 and p1 >= 1 and p2 >= 1 and p1 < TWO53 and p2 < TWO53
+      and p1 == floor(p1) and p2 == floor(p2)) then
+    return redis.error_reply('FINSEC_RL_ARGS quota ' .. i .. ' has bad parameters')
   end
-  return string.format('%.0f%06.0f', hi, lo)
-end
-
--- Each evaluation returns: allowed, remaining_before, remaining_after, retry_after_us,
--- reset_before_us, reset_after_us, ttl_us, the state to write when every quota allows.
-
-local function gcra(i, key, limit, period, burst)
-  local t = div_ceil(period, limit)
-  local tau = t * burst
-  local stored = redis.call('GET', key)
-  -- r = max(stored tat, now) - now
-  local r = 0
-  if stored then r = math.max(stored_time_minus_now(stored, i), 0) end
-  local inc = t * cost
-  -- allow_at - now = r + inc - tau, computed without leaving 0..2^53
-  local wait = r - (tau - inc)
-  local before = div_floor(math.max(tau - r, 0), t)
-  if wait > 0 then
-    return false, before, before, wait, r, r, r, nil
-  end
-  local nr = r + inc
-  return true, before, div_floor(tau - nr, t), 0, r, nr, nr, time_after_now(nr)
-end
-
-local function fixed(i, key, limit, period)
-  local stored = redis.call('GET', key)
-  local start = now - math.fmod(now, period)
-  local count = 0
-  if stored then
-    local s, c = string.match(stored, '^(%d+):(%d+)$')
-    if not s then error(corrupt(i, 'not a fixed window')) end
-    s, c = stored_int(s, i), stored_int(c, i)
-    if c > limit then error(corrupt(i, 'count above the limit')) end
-    -- A later window than now's (the clock stepped back) is still the current one.
-    if s >= start then
-      start = s
-      count = c
-    end
-  end
-  local reset = start + period - now
-  local before = math.max(limit - count, 0)
-  if count + cost > limit then
-    return false, before, before, reset, reset, reset, reset, nil
-  end
-  count = count + cost
-  return true, before, limit - count, 0, reset, reset, reset, string.format('%.0f:%.0f', start, count)
-end
-
-local function sliding(i, key, limit, period)
-  local stored = redis.call('GET', key)
-  local start = now - math.fmod(now, period)
-  local previous, current = 0, 0
-  if stored then
-    local s, p, c = string.match(stored, '^(%d+):(%d+):(%d+)$')
-    if not s then error(corrupt(i, 'not a sliding window')) end
-    s, p, c = stored_int(s, i), stored_int(p, i), stored_int(c, i)
-    if p > limit or c > limit then error(corrupt(i, 'count above the limit')) end
-    if s >= start then
-      -- As for the fixed window: a later window than now's is still the current one.
-      start = s
-      previous, current = p, c
-    elseif s == start - period then
-      previous, current = c, 0
-    end
-  end
-  local elapsed = math.max(now - start, 0)
-  local weighted = mul_div_ceil(previous, period - elapsed, period)
-  local used = weighted + current
-  local window_end = start + period - now
-  local before = math.max(limit - used, 0)
-  if used + cost > limit then
-    local retry
-    if current + cost <= limit then
-      -- later in this window, once the previous window's weight has decayed enough...
-      local e = elapsed_needed(previous, limit - (current + cost), period)
-      if e < period then
-        retry = math.max(e - elapsed, 0)
+  local stored = redis.call('GET', KEYS[i])
+  local ok, rem0, rem1, retry, reset0, reset1, ttl, state
+  if code == 'g' then
+    -- p1 = emission interval t, p2 = tolerance tau (a multiple of t, at least t)
+    local t, tau = p1, p2
+    -- r = max(stored tat, now) - now
+    local r = 0
+    if stored then
+      local x = tonumber(stored)
+      if x and x >= 0 and x < TWO53 and x == floor(x) then
+        r = x - now
+      elseif match(stored, '^%d+$') and #stored <= 17 then
+        -- at or above 2^53: split into seconds and microseconds, each exact
+        r = (tonumber(string.sub(stored, 1, -7)) - now_s) * US
+          + (tonumber(string.sub(stored, -6)) - now_us)
       else
-        retry = window_end
+        return redis.error_reply(
+          'FINSEC_RL_STATE the stored state of quota ' .. i .. ' is corrupt: not a time')
+      end
+      if r < 0 then r = 0 end
+    end
+    local inc = t * cost
+    -- allow_at - now = r + inc - tau, computed without leaving 0..2^53
+    local wait = r - (tau - inc)
+    local left = tau - r
+    if left < 0 then left = 0 end
+    local before = (left - fmod(left, t)) / t
+    rem0, reset0 = before, r
+    if wait > 0 then
+      ok, rem1, retry, reset1 = false, before, wait, r
+      all_allowed = false
+    else
+      local nr = r + inc
+      local after = tau - nr
+      ok, rem1, retry, reset1 = true, (after - fmod(after, t)) / t, 0, nr
+      ttl = nr
+      local tat = now + nr
+      if tat < TWO53 then
+        state = int(tat)
+      else
+        local lo = now_us + fmod(nr, US)
+        local hi = now_s + (nr - fmod(nr, US)) / US
+        if lo >= US then
+          hi = hi + 1
+          lo = lo - US
+        end
+        state = format('%.0f%06.0f', hi, lo)
+      end
+    end
+  elseif code == 'f' or code == 's' then
+    local limit, period = p1, p2
+    local start = now - fmod(now, period)
+    local previous, count = 0, 0
+    if stored then
+      local s, p, c
+      if code == 'f' then
+        s, c = match(stored, '^(%d+):(%d+)$')
+        p = '0'
+      else
+        s, p, c = match(stored, '^(%d+):(%d+):(%d+)$')
+      end
+      if not s then
+        return redis.error_reply('FINSEC_RL_STATE the stored state of quota ' .. i
+          .. ' is corrupt: not a ' .. (code == 'f' and 'fixed' or 'sliding') .. ' window')
+      end
+      if #s > 16 or #p > 16 or #c > 16 then
+        return redis.error_reply(
+          'FINSEC_RL_STATE the stored state of quota ' .. i .. ' is corrupt: out of range')
+      end
+      s, p, c = tonumber(s), tonumber(p), tonumber(c)
+      if s >= TWO53 or p >= TWO53 or c >= TWO53 then
+        return redis.error_reply(
+          'FINSEC_RL_STATE the stored state of quota ' .. i .. ' is corrupt: out of range')
+      end
+      if p > limit or c > limit then
+        return redis.error_reply('FINSEC_RL_STATE the stored state of quota ' .. i
+          .. ' is corrupt: count above the limit')
+      end
+      -- A later window than now's (the clock stepped back) is still the current one.
+      if s >= start then
+        start, previous, count = s, p, c
+      elseif code == 's' and s == start - period then
+        previous = c
+      end
+    end
+    local window_end = start + period - now
+    if code == 'f' then
+      local before = limit - count
+      if before < 0 then before = 0 end
+      rem0, reset0, reset1 = before, window_end, window_end
+      if count + cost > limit then
+        ok, rem1, retry = false, before, window_end
+        all_allowed = false
+      else
+        count = count + cost
+        ok, rem1, retry = true, limit - count, 0
+        ttl = window_end
+        state = int(start) .. ':' .. int(count)
       end
     else
-      -- ...or in the next window, where this window's count becomes the previous one.
-      retry = window_end + elapsed_needed(current, limit - cost, period)
+      local elapsed = now - start
+      if elapsed < 0 then elapsed = 0 end
+      -- weighted = ceil(previous * (period - elapsed) / period)
+      local a = previous * (period - elapsed)
+      local m = fmod(a, period)
+      local weighted = (a - m) / period
+      if m > 0 then weighted = weighted + 1 end
+      local used = weighted + count
+      local before = limit - used
+      if before < 0 then before = 0 end
+      rem0, reset0, reset1 = before, window_end, window_end
+      if used + cost > limit then
+        -- The smallest elapsed time e in 0..=period at which
+        -- ceil(c * (period - e) / period) <= room: 0 if c <= room, else
+        -- period - min(floor(room * period / c), period).
+        local wait
+        local room = limit - (count + cost)
+        if room >= 0 then
+          -- later in this window, once the previous window's weight has decayed enough...
+          local e = 0
+          if previous > room then
+            local q = room * period
+            e = period - min((q - fmod(q, previous)) / previous, period)
+          end
+          if e < period then
+            wait = max(e - elapsed, 0)
+          else
+            wait = window_end
+          end
+        else
+          -- ...or in the next window, where this window's count becomes the previous one.
+          local e = 0
+          room = limit - cost
+          if count > room then
+            local q = room * period
+            e = period - min((q - fmod(q, count)) / count, period)
+          end
+          wait = window_end + e
+        end
+        ok, rem1, retry = false, before, max(wait, 1)
+        all_allowed = false
+      else
+        count = count + cost
+        ok, rem1, retry = true, limit - (weighted + count), 0
+        ttl = window_end + period
+        state = int(start) .. ':' .. int(previous) .. ':' .. int(count)
+      end
     end
-    return false, before, before, math.max(retry, 1), window_end, window_end,
-      window_end + period, nil
-  end
-  current = current + cost
-  return true, before, limit - (weighted + current), 0, window_end, window_end,
-    window_end + period,
-    string.format('%.0f:%.0f:%.0f', start, previous, current)
-end
-
-local function positive_int(v)
-  local x = tonumber(v)
-  if x and x >= 1 and x < 9007199254740992 and x == math.floor(x) then return x end
-  return nil
-end
-
-local evaluations = {}
-local all_allowed = true
-for i = 1, n do
-  local base = 1 + 4 * (i - 1)
-  local algorithm = ARGV[base + 1]
-  local limit = positive_int(ARGV[base + 2])
-  local period = positive_int(ARGV[base + 3])
-  local burst = positive_int(ARGV[base + 4])
-  if not (limit and period and burst) then
-    return redis.error_reply('FINSEC_RL_ARGS quota ' .. i .. ' has a bad limit, period or burst')
-  end
-  local e
-  if algorithm == 'g' then
-    e = { gcra(i, KEYS[i], limit, period, burst) }
-  elseif algorithm == 'f' then
-    e = { fixed(i, KEYS[i], limit, period) }
-  elseif algorithm == 's' then
-    e = { sliding(i, KEYS[i], limit, period) }
   else
     return redis.error_reply('FINSEC_RL_ARGS quota ' .. i .. ' has an unknown algorithm')
   end
-  if not e[1] then all_allowed = false end
-  evaluations[i] = e
+  if n == 1 then
+    if not ok then
+      return { now_s, now_us, 0, rem0, retry, reset0 }
+    end
+    if cost > 0 then
+      redis.call('SET', KEYS[1], state, 'PX', px(ttl))
+    end
+    return { now_s, now_us, 1, rem1, 0, reset1 }
+  end
+  oks[i], rem0s[i], rem1s[i], retries[i] = ok, rem0, rem1, retry
+  reset0s[i], reset1s[i], ttls[i], states[i] = reset0, reset1, ttl, state
 end
 
 local reply = { now_s, now_us }
 for i = 1, n do
-  local e = evaluations[i]
   if all_allowed and cost > 0 then
-    -- ttl rounded up to whole milliseconds, plus 1 ms because Redis may date the expiry
-    -- from a clock reading taken when the script started, a little before TIME above.
-    -- (A number below 10^14 reaches Redis exactly: Lua formats it with %.14g.)
-    redis.call('SET', KEYS[i], e[8], 'PX', div_ceil(e[7], 1000) + 1)
+    redis.call('SET', KEYS[i], states[i], 'PX', px(ttls[i]))
   end
-  local remaining, reset = e[2], e[5]
-  if all_allowed then remaining, reset = e[3], e[6] end
-  reply[#reply + 1] = e[1] and 1 or 0
-  reply[#reply + 1] = remaining
-  reply[#reply + 1] = e[4]
-  reply[#reply + 1] = reset
+  local k = 4 * i - 1
+  reply[k] = oks[i] and 1 or 0
+  reply[k + 2] = retries[i]
+  if all_allowed then
+    reply[k + 1], reply[k + 3] = rem1s[i], reset1s[i]
+  else
+    reply[k + 1], reply[k + 3] = rem0s[i], reset0s[i]
+  end
 end
 return reply

@@ -259,7 +259,9 @@ where
         }
     }
 
-    /// `EVALSHA <sha> <n> <key per quota> <cost> (<algorithm> <limit> <period> <burst>)*`.
+    /// `EVALSHA <sha> <n> <key per quota> <cost> (<algorithm> <p1> <p2>)*`: GCRA's
+    /// emission interval and tolerance, or a window's limit and period (both in µs), so the
+    /// script converts two numbers per quota and derives nothing.
     fn evalsha(&self, check: &Check<'_, '_>) -> Cmd {
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(self.script.get_hash()).arg(check.quotas.len());
@@ -268,15 +270,18 @@ where
         }
         cmd.arg(check.cost);
         for quota in check.quotas {
-            let code = match quota.algorithm() {
-                Algorithm::Gcra => "g",
-                Algorithm::SlidingWindow => "s",
-                Algorithm::FixedWindow => "f",
+            match quota.algorithm() {
+                Algorithm::Gcra => cmd
+                    .arg("g")
+                    .arg(quota.emission_interval_micros())
+                    .arg(quota.tolerance_micros()),
+                Algorithm::SlidingWindow => {
+                    cmd.arg("s").arg(quota.limit()).arg(quota.period_micros())
+                }
+                Algorithm::FixedWindow => {
+                    cmd.arg("f").arg(quota.limit()).arg(quota.period_micros())
+                }
             };
-            cmd.arg(code)
-                .arg(quota.limit())
-                .arg(quota.period_micros())
-                .arg(quota.burst());
         }
         cmd
     }

@@ -419,7 +419,7 @@ impl<S, K, B, R> Layer<S> for RateLimitLayer<K, B, R> {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimit {
             inner,
-            layer: self.clone(),
+            layer: Arc::new(self.clone()),
         }
     }
 }
@@ -427,14 +427,15 @@ impl<S, K, B, R> Layer<S> for RateLimitLayer<K, B, R> {
 /// The service [`RateLimitLayer`] produces.
 pub struct RateLimit<S, K, B, R = EmptyBody> {
     inner: S,
-    layer: RateLimitLayer<K, B, R>,
+    // Shared: the service is cloned for every request, and so is the layer for its future.
+    layer: Arc<RateLimitLayer<K, B, R>>,
 }
 
 impl<S: Clone, K, B, R> Clone for RateLimit<S, K, B, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            layer: self.layer.clone(),
+            layer: Arc::clone(&self.layer),
         }
     }
 }
@@ -469,7 +470,7 @@ where
         // The clone is not ready; the instance that was polled ready serves this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let layer = self.layer.clone();
+        let layer = Arc::clone(&self.layer);
         Box::pin(async move {
             let Some(identity) = layer.extractor.identity(&request) else {
                 return inner.call(request).await;

@@ -270,14 +270,24 @@ pub async fn authenticate(
         Err(reason) => return Err(refuse(&reason)),
     };
     let auth = state.auth();
-    let (user_id, via) = match credential {
+    let (user_id, via, user) = match credential {
         Credential::Bearer(token) => {
-            let claims = match auth
+            // The user's row is read while the token's revocation is checked (both are
+            // backend calls); it is used only if the token passes.
+            let verified = auth
                 .tokens()
-                .verify_access_at::<AccessClaims>(&token, now)
-                .await
-            {
-                Ok(claims) => claims,
+                .verify_access_with_at::<AccessClaims, _, _>(&token, now, |claims| {
+                    let user_id = claims.sub.as_deref().and_then(|s| Uuid::parse_str(s).ok());
+                    async move {
+                        match user_id {
+                            Some(id) => Some(auth.users.find_by_id(id).await),
+                            None => None,
+                        }
+                    }
+                })
+                .await;
+            let (claims, user) = match verified {
+                Ok(verified) => verified,
                 Err(finsec_auth::TokenError::Store(e)) => {
                     tracing::error!(error = %e, "token store failed");
                     return Err(AuthFailure::Unavailable);
@@ -293,12 +303,14 @@ pub async fn authenticate(
             let user_id = Uuid::parse_str(sub).map_err(|_| refuse(&"sub is not a user id"))?;
             let expires_at = OffsetDateTime::from_unix_timestamp(exp)
                 .map_err(|_| refuse(&"exp out of range"))?;
+            let user = user.ok_or_else(|| refuse(&"sub is not a user id"))?;
             (
                 user_id,
                 Via::Bearer {
                     jti: jti.clone(),
                     expires_at,
                 },
+                user,
             )
         }
         Credential::ApiKey(key) => {
@@ -312,16 +324,18 @@ pub async fn authenticate(
             };
             let user_id = Uuid::parse_str(verified.owner())
                 .map_err(|_| refuse(&"api key owner is not a user id"))?;
+            let user = auth.users.find_by_id(user_id).await;
             (
                 user_id,
                 Via::ApiKey {
                     key_id: verified.id(),
                     scopes: verified.scopes().to_vec(),
                 },
+                user,
             )
         }
     };
-    let user = match auth.users.find_by_id(user_id).await {
+    let user = match user {
         Ok(Some(user)) => user,
         Ok(None) => return Err(refuse(&"user does not exist")),
         Err(e) => {

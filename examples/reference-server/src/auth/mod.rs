@@ -229,7 +229,10 @@ impl Auth {
     /// revocations, and answers both from memory after the first read of each user and
     /// token ([`user_cache::CachedUserStore`], finsec-auth's [`CachedRevocationStore`]),
     /// which takes every database query off an authenticated request. Without it (a
-    /// database other instances share), every request reads them from their stores.
+    /// database other instances share) but with Redis, user rows are kept in memory and
+    /// checked against a version every write stamps in Redis
+    /// ([`user_cache::CachedUserStore::shared`]); with neither, every request reads the
+    /// user's row.
     ///
     /// # Errors
     /// [`ServerError::Config`] for a bad pepper file or settings; [`ServerError::Store`]
@@ -271,12 +274,19 @@ impl Auth {
                 users,
                 MEMORY_CACHE,
             ));
-            if redis.is_none() {
-                revocations = Arc::new(CachedRevocationStore::sole_writer(
-                    revocations,
-                    MEMORY_CACHE,
-                ));
-            }
+        } else if let Some(redis) = redis {
+            users = Arc::new(user_cache::CachedUserStore::shared(
+                users,
+                MEMORY_CACHE,
+                redis.connection(),
+                &auth.redis_prefix,
+            ));
+        }
+        if owner.is_some() && redis.is_none() {
+            revocations = Arc::new(CachedRevocationStore::sole_writer(
+                revocations,
+                MEMORY_CACHE,
+            ));
         }
         let tokens = TokenService::new(Signer::new(keys.current()), verifier, revocations, refresh)
             .with_ttls(auth.access_ttl(), auth.refresh_ttl());

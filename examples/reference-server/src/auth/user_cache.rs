@@ -1,40 +1,119 @@
-//! Users answered from memory, for a server that is the only writer of its database.
+//! Users answered from memory, so an authenticated request reads no user row.
 //!
-//! Authentication reads the user's row on every request ([`UserStore::find_by_id`]). On the
-//! embedded SQLite database, which one server process owns (it holds the data directory's
-//! lock, [`crate::storage::DataDirLock`]), the row changes only through this process, so
-//! [`CachedUserStore`] keeps the rows it has read and drops a row whenever this process
-//! writes it. With PostgreSQL, where other instances write the same rows, the store is used
-//! directly.
+//! Authentication reads the user's row on every request ([`UserStore::find_by_id`]).
+//! [`CachedUserStore`] keeps the rows it has read, and knows a kept row is still current in
+//! one of two ways:
+//!
+//! - [`sole_writer`](CachedUserStore::sole_writer): on the embedded SQLite database, which
+//!   one server process owns (it holds the data directory's lock,
+//!   [`crate::storage::DataDirLock`]), rows change only through this process, which drops a
+//!   row whenever it writes it.
+//! - [`shared`](CachedUserStore::shared): with PostgreSQL and Redis, where other instances
+//!   write the same rows, every write through any instance stamps the user with a new
+//!   random version in Redis (`<prefix>user:<id>:version`) once the write is done. A read
+//!   fetches the user's version (one Redis `GET`, much cheaper than the row) and uses the
+//!   kept row only if it was read under that same version. The version is fetched before
+//!   the row, so a row is never kept under a version newer than itself: a write on another
+//!   instance is seen at the next request after it returned. Should stamping fail (Redis
+//!   down after the database wrote), kept rows are also refused once they are older than
+//!   [`SHARED_MAX_AGE`], which bounds how long another instance can serve the old row.
+//!
+//! With PostgreSQL and no Redis, the store is used directly.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use finsec_auth::api_keys::ApiKeyId;
+use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
-use crate::storage::sql::StoreResult;
+use crate::storage::sql::{StoreError, StoreResult};
+
+/// How long a shared cache keeps using a row, whatever the versions say: the bound on
+/// staleness if a write's version stamp was lost.
+pub const SHARED_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// How long a version stamp lives in Redis after the user's last write. Far longer than
+/// [`SHARED_MAX_AGE`]: once it is gone, rows are read under "no version" until the next
+/// write stamps a new one.
+const VERSION_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// How long a shared cache waits for Redis.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct Entry {
+    user: User,
+    /// The version the row was read under (`None`: no stamp in Redis; always `None` for a
+    /// sole writer).
+    version: Option<u64>,
+    read_at: Instant,
+}
 
 #[derive(Default)]
 struct State {
-    users: HashMap<Uuid, User>,
-    /// Bumped by every write, so that a row read before a concurrent write finished is
-    /// not cached after it.
+    users: HashMap<Uuid, Entry>,
+    /// Bumped by every write through this process, so that a row read before a concurrent
+    /// write finished is not kept after it.
     generation: u64,
 }
 
-/// A [`UserStore`] whose [`find_by_id`](UserStore::find_by_id) answers from memory after
-/// the first read of each user, for a process that is the only writer of `inner`. Every
-/// write that changes a user row drops that row; at most `capacity` rows are kept (when
+/// Where the versions of a shared cache live.
+struct Versions {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl Versions {
+    fn key(&self, id: Uuid) -> String {
+        format!("{}user:{}:version", self.prefix, id.as_simple())
+    }
+
+    async fn get(&self, id: Uuid) -> StoreResult<Option<u64>> {
+        let mut conn = self.conn.clone();
+        let cmd = redis::cmd("GET").arg(self.key(id)).to_owned();
+        bounded(cmd.query_async::<Option<u64>>(&mut conn)).await
+    }
+
+    async fn stamp(&self, id: Uuid) -> StoreResult<()> {
+        let mut conn = self.conn.clone();
+        let version = finsec_crypto::secret::random_array::<8>()
+            .map(u64::from_le_bytes)
+            .map_err(|e| StoreError::Cache(format!("no random version: {e}")))?;
+        let cmd = redis::cmd("SET")
+            .arg(self.key(id))
+            .arg(version)
+            .arg("PX")
+            .arg(VERSION_TTL_MS)
+            .to_owned();
+        bounded(cmd.query_async::<()>(&mut conn)).await
+    }
+}
+
+async fn bounded<T>(call: impl Future<Output = redis::RedisResult<T>>) -> StoreResult<T> {
+    match tokio::time::timeout(REDIS_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(StoreError::Cache(format!("redis: {e}"))),
+        Err(_) => Err(StoreError::Cache(format!(
+            "redis did not answer within {REDIS_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// A [`UserStore`] whose [`find_by_id`](UserStore::find_by_id) answers from memory while a
+/// row it has read is known to be current (see the [module documentation](self)). Every
+/// write that changes a user row goes through it; at most `capacity` rows are kept (when
 /// full, all are dropped and the cache fills again).
 pub struct CachedUserStore {
     inner: Arc<dyn UserStore>,
     capacity: NonZeroUsize,
+    versions: Option<Versions>,
+    max_age: Duration,
     state: Mutex<State>,
 }
 
@@ -43,6 +122,7 @@ impl fmt::Debug for CachedUserStore {
         // Counts only: the rows hold password hashes.
         f.debug_struct("CachedUserStore")
             .field("capacity", &self.capacity)
+            .field("shared", &self.versions.is_some())
             .field("entries", &self.state().users.len())
             .finish_non_exhaustive()
     }
@@ -55,8 +135,40 @@ impl CachedUserStore {
         Self {
             inner,
             capacity,
+            versions: None,
+            max_age: Duration::MAX,
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// `inner` with a cache of at most `capacity` users, shared with other instances that
+    /// write the same table: each write stamps a version under `prefix` in Redis, and each
+    /// read checks it. Every instance writing the table must use this with the same Redis
+    /// and prefix.
+    pub fn shared(
+        inner: Arc<dyn UserStore>,
+        capacity: NonZeroUsize,
+        conn: ConnectionManager,
+        prefix: &str,
+    ) -> Self {
+        Self {
+            inner,
+            capacity,
+            versions: Some(Versions {
+                conn,
+                prefix: prefix.to_owned(),
+            }),
+            max_age: SHARED_MAX_AGE,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// The same cache, refusing kept rows older than `max_age` (a shared cache's default
+    /// is [`SHARED_MAX_AGE`]; a sole writer's rows never age).
+    #[must_use]
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -65,11 +177,21 @@ impl CachedUserStore {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets user `id` (written, or being written, by this process).
-    fn forget(&self, id: Uuid) {
-        let mut state = self.state();
-        state.generation = state.generation.wrapping_add(1);
-        state.users.remove(&id);
+    /// Called after a write to user `id` through this process, whatever its outcome (a
+    /// failed write may still have reached the database): drops the local row and, when
+    /// shared, stamps a new version for the other instances. A failed stamp is logged and
+    /// otherwise ignored (the write itself is done; [`SHARED_MAX_AGE`] bounds the rest).
+    async fn written(&self, id: Uuid) {
+        {
+            let mut state = self.state();
+            state.generation = state.generation.wrapping_add(1);
+            state.users.remove(&id);
+        }
+        if let Some(versions) = &self.versions
+            && let Err(e) = versions.stamp(id).await
+        {
+            tracing::error!(error = %e, "could not stamp a user's new version; other instances may serve the old row for up to {SHARED_MAX_AGE:?}");
+        }
     }
 }
 
@@ -83,7 +205,7 @@ impl UserStore for CachedUserStore {
         now: OffsetDateTime,
     ) -> StoreResult<bool> {
         let inserted = self.inner.insert_user(id, name, password_hash, now).await;
-        self.forget(id);
+        self.written(id).await;
         inserted
     }
 
@@ -92,13 +214,21 @@ impl UserStore for CachedUserStore {
     }
 
     async fn find_by_id(&self, id: Uuid) -> StoreResult<Option<User>> {
+        let version = match &self.versions {
+            Some(versions) => versions.get(id).await?,
+            None => None,
+        };
         let generation = {
             let state = self.state();
-            if let Some(user) = state.users.get(&id) {
-                return Ok(Some(user.clone()));
+            if let Some(entry) = state.users.get(&id)
+                && entry.version == version
+                && entry.read_at.elapsed() < self.max_age
+            {
+                return Ok(Some(entry.user.clone()));
             }
             state.generation
         };
+        let read_at = Instant::now();
         let found = self.inner.find_by_id(id).await?;
         if let Some(user) = &found {
             let mut state = self.state();
@@ -106,7 +236,14 @@ impl UserStore for CachedUserStore {
                 if state.users.len() >= self.capacity.get() {
                     state.users.clear();
                 }
-                state.users.insert(id, user.clone());
+                state.users.insert(
+                    id,
+                    Entry {
+                        user: user.clone(),
+                        version,
+                        read_at,
+                    },
+                );
             }
         }
         Ok(found)
@@ -122,7 +259,7 @@ impl UserStore for CachedUserStore {
             .inner
             .update_password_hash(id, password_hash, now)
             .await;
-        self.forget(id);
+        self.written(id).await;
         updated
     }
 
@@ -141,7 +278,7 @@ impl UserStore for CachedUserStore {
 
     async fn confirm_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
         let confirmed = self.inner.confirm_mfa(user, now).await;
-        self.forget(user);
+        self.written(user).await;
         confirmed
     }
 
@@ -206,6 +343,93 @@ mod tests {
         let state = cache.state();
         assert_eq!(state.users.len(), 1);
         assert!(state.users.contains_key(&other));
+    }
+
+    /// Two instances over one table and one Redis: a write through either is seen by the
+    /// other at its next read, a write behind both is not (the rows are kept), and kept
+    /// rows past their maximum age are read again.
+    #[tokio::test]
+    async fn shared_caches_see_each_others_writes_at_the_next_read() {
+        let db = finsec_testkit::sqlite().await;
+        let redis = finsec_testkit::redis().await;
+        let storage = Storage::Sqlite(db.pool().clone());
+        crate::capabilities::migrate(&storage).await.unwrap();
+        let inner = storage.stores().users;
+        let shared = |inner: &Arc<dyn UserStore>| {
+            CachedUserStore::shared(
+                Arc::clone(inner),
+                NonZeroUsize::MIN.saturating_add(7),
+                redis.conn.clone(),
+                &redis.prefix,
+            )
+        };
+        let (a, b) = (shared(&inner), shared(&inner));
+        let now = OffsetDateTime::now_utc();
+        let id = Uuid::now_v7();
+        assert!(b.find_by_id(id).await.unwrap().is_none());
+        let name = Username::parse("frank").unwrap();
+        assert!(a.insert_user(id, &name, "$h1", now).await.unwrap());
+        assert_eq!(
+            b.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h1"
+        );
+        assert_eq!(b.state().users.len(), 1);
+
+        // Behind both caches' backs: B keeps answering the row it read.
+        inner.update_password_hash(id, "$h2", now).await.unwrap();
+        assert_eq!(
+            b.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h1"
+        );
+        // Through A: B reads the row again at once.
+        assert!(a.update_password_hash(id, "$h3", now).await.unwrap());
+        assert_eq!(
+            b.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h3"
+        );
+        assert!(a.put_pending_secret(id, "sealed", now).await.unwrap());
+        assert!(!b.find_by_id(id).await.unwrap().unwrap().mfa_enabled);
+        assert!(a.confirm_mfa(id, now).await.unwrap());
+        assert!(b.find_by_id(id).await.unwrap().unwrap().mfa_enabled);
+        // And the other way round.
+        assert_eq!(
+            a.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h3"
+        );
+        assert!(b.update_password_hash(id, "$h4", now).await.unwrap());
+        assert_eq!(
+            a.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h4"
+        );
+
+        // A kept row past its age is read again even when no version changed.
+        let c = shared(&inner).with_max_age(Duration::ZERO);
+        assert_eq!(
+            c.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h4"
+        );
+        inner.update_password_hash(id, "$h5", now).await.unwrap();
+        assert_eq!(
+            c.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h5"
+        );
+        assert_eq!(
+            a.find_by_id(id).await.unwrap().unwrap().password_hash,
+            "$h4"
+        );
+
+        // The versions live under the prefix, and only there.
+        let mut conn = redis.conn.clone();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", redis.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            keys,
+            [format!("{}user:{}:version", redis.prefix, id.as_simple())]
+        );
+        assert_eq!(redis.cleanup().await, 1);
     }
 
     #[tokio::test]

@@ -129,6 +129,11 @@ pub enum StoreError {
     /// A time does not fit the stored representation.
     #[error("time {0} is out of the storable range")]
     TimeOutOfRange(OffsetDateTime),
+
+    /// The cache in front of a table failed (Redis down or too slow), so a row could not be
+    /// known current.
+    #[error("cache: {0}")]
+    Cache(String),
 }
 
 /// A store call's result.

@@ -231,6 +231,12 @@ async fn totp_codes_logout_orders_and_roles_are_shared() {
     assert_eq!(me["id"], id.as_str());
     assert_eq!(me["username"], "grace");
 
+    // A has read grace's row (and keeps it); her second factor, confirmed on B below,
+    // shows on A at the next request.
+    let (status, me) = get(a, "/me", &first).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(me["mfa_enabled"], false);
+
     // Second factor enrolled on B; a code accepted by A is refused by B.
     let (status, enrolled) = post(b, "/mfa/enroll", Some(&first), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{enrolled}");
@@ -254,6 +260,12 @@ async fn totp_codes_logout_orders_and_roles_are_shared() {
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{confirmed}");
+    let (status, me) = get(a, "/me", &first).await;
+    assert_eq!(status, StatusCode::OK, "{me}");
+    assert_eq!(
+        me["mfa_enabled"], true,
+        "A served the row it read before the change"
+    );
     let (status, on_a) = login(a, "grace", PASSWORD).await;
     assert_eq!(status, StatusCode::OK, "{on_a}");
     assert_eq!(on_a["mfa_required"], true);

@@ -167,8 +167,12 @@ impl Storage {
                 };
                 let options = PgConnectOptions::from_str(url).map_err(storage_err)?;
                 let options = with_tls_files(options, &config.postgres_tls())?;
+                // No ping before each use (sqlx's default): it is a round trip of its own
+                // in front of every statement, and a connection the server has closed
+                // fails its next statement anyway, once, and is then replaced.
                 let pool = PgPoolOptions::new()
                     .max_connections(config.postgres_max_connections)
+                    .test_before_acquire(false)
                     .acquire_timeout(CONNECT_TIMEOUT)
                     .connect_with(options)
                     .await

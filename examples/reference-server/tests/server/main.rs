@@ -8,6 +8,7 @@
 mod auth;
 mod backends;
 mod contract;
+mod faults;
 mod hostile;
 mod http;
 mod keys;

@@ -150,6 +150,11 @@
 //!   the timeouts can fill the server; rate limits count requests, not connections or
 //!   bytes. A proxy or load balancer with per-address connection limits in front of the
 //!   server closes that gap.
+//! - **Others writing the shared Redis.** Whoever can write the server's Redis keys can
+//!   lift rate limits, replay TOTP codes and undo revocations, and, by putting back a
+//!   user's old version stamp, keep an instance answering that user's previous row for up
+//!   to [`auth::user_cache::SHARED_MAX_AGE`]. Give the servers a Redis (or an ACL user and
+//!   key prefix) of their own, over `rediss://`.
 //! - **A master key file next to the keyring.** Anyone who can read both files can open
 //!   the keyring; set `FINSEC_MASTER_PASSPHRASE` from a secrets manager in production.
 #![forbid(unsafe_code)]

@@ -1,6 +1,8 @@
 //! The optional Redis connection. It is checked at start (the server refuses to start if
-//! Redis does not answer) and reported by `/health`; rate limiting and replay protection
-//! will share it across instances.
+//! Redis does not answer) and reported by `/health`. Instances share through it, under
+//! `--redis-prefix`: the rate limits, access-token revocations and refresh tokens, used TOTP
+//! codes, and the version stamps that tell each instance when a user row it keeps in memory
+//! has changed ([`crate::auth::user_cache`]).
 //!
 //! A `rediss://` URL uses TLS (rustls on aws-lc-rs) and verifies the server's
 //! certificate and host name; `--redis-ca-file` names the CA to trust instead of the

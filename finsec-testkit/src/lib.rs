@@ -440,17 +440,18 @@ impl RedisTestPrefix {
         format!("{}{suffix}", self.prefix)
     }
 
-    /// Deletes every key under the prefix (`SCAN` + `DEL`) and returns how many there were.
+    /// Every key under the prefix whose rest matches the `SCAN` pattern `pattern` (`*` for
+    /// all of them), sorted.
     ///
     /// # Panics
     /// If Redis fails.
-    pub async fn cleanup(self) -> u64 {
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
         let mut conn = self.conn.clone();
         // The prefix is our own constant plus hex digits and ':', none of which is special
         // in a SCAN pattern.
-        let pattern = format!("{}*", self.prefix);
+        let pattern = format!("{}{pattern}", self.prefix);
         let mut cursor: u64 = 0;
-        let mut deleted = 0u64;
+        let mut found = Vec::new();
         loop {
             let (next, keys): (u64, Vec<String>) = match redis::cmd("SCAN")
                 .arg(cursor)
@@ -464,21 +465,38 @@ impl RedisTestPrefix {
                 Ok(page) => page,
                 Err(e) => panic!("SCAN on {} failed: {e}", self.redacted_url),
             };
-            if !keys.is_empty() {
-                match redis::cmd("DEL")
-                    .arg(&keys)
-                    .query_async::<u64>(&mut conn)
-                    .await
-                {
-                    Ok(n) => deleted += n,
-                    Err(e) => panic!("DEL on {} failed: {e}", self.redacted_url),
-                }
-            }
+            found.extend(keys);
             if next == 0 {
-                return deleted;
+                found.sort();
+                found.dedup();
+                return found;
             }
             cursor = next;
         }
+    }
+
+    /// Deletes every key under the prefix (`SCAN` + `DEL`) and returns how many there were.
+    ///
+    /// # Panics
+    /// If Redis fails.
+    pub async fn cleanup(self) -> u64 {
+        let keys = self.keys("*").await;
+        if keys.is_empty() {
+            return 0;
+        }
+        let mut conn = self.conn.clone();
+        let mut deleted = 0u64;
+        for chunk in keys.chunks(1000) {
+            match redis::cmd("DEL")
+                .arg(chunk)
+                .query_async::<u64>(&mut conn)
+                .await
+            {
+                Ok(n) => deleted += n,
+                Err(e) => panic!("DEL on {} failed: {e}", self.redacted_url),
+            }
+        }
+        deleted
     }
 }
 

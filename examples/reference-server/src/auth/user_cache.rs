@@ -419,15 +419,9 @@ mod tests {
         );
 
         // The versions live under the prefix, and only there.
-        let mut conn = redis.conn.clone();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}*", redis.prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
         assert_eq!(
-            keys,
-            [format!("{}user:{}:version", redis.prefix, id.as_simple())]
+            redis.keys("*").await,
+            [redis.key(&format!("user:{}:version", id.as_simple()))]
         );
         assert_eq!(redis.cleanup().await, 1);
     }

@@ -772,12 +772,7 @@ async fn postgres_and_redis_shared_by_two_instances() {
     );
 
     // Revocation state went to Redis under the prefix, not only to Postgres.
-    let mut conn = redis.conn.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}*", redis.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = redis.keys("*").await;
     assert!(!keys.is_empty(), "nothing under {} in redis", redis.prefix);
 
     let (status_a, logs_a) = a.terminate();

@@ -379,12 +379,7 @@ async fn two_instances_share_one_login_limit_in_redis() {
     assert_limited(&login(&b, "carol", PASSWORD).await, "login.account", 20);
     assert_limited(&login(&a, "Carol", PASSWORD).await, "login.account", 20);
 
-    let mut conn = redis.conn.clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}rl:*", redis.prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = redis.keys("rl:*").await;
     assert!(
         keys.iter().any(|k| k.contains("login:account:")),
         "{keys:?}"

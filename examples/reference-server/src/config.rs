@@ -510,6 +510,9 @@ impl ClientIdentity {
 
 /// The default of `--max-connections`.
 pub const DEFAULT_MAX_CONNECTIONS: u32 = 1024;
+/// The default of `--listen-backlog`: as many clients may wait to be accepted as are
+/// served at once.
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 /// The default of `--header-read-timeout-secs`.
 pub const DEFAULT_HEADER_READ_TIMEOUT_SECS: u64 = 10;
 /// The default of `--request-timeout-secs`.
@@ -542,6 +545,18 @@ pub struct LimitsConfig {
         global = true
     )]
     pub max_connections: u32,
+
+    /// Connections the kernel holds for the server before it accepts them (the `listen`
+    /// backlog; Linux caps it at `net.core.somaxconn`). Past it, a new client's connection
+    /// attempt is dropped and retried by its TCP stack a second or more later.
+    #[arg(
+        long,
+        env = "FINSEC_LISTEN_BACKLOG",
+        default_value_t = DEFAULT_LISTEN_BACKLOG,
+        value_parser = clap::value_parser!(u32).range(1..=65_535),
+        global = true
+    )]
+    pub listen_backlog: u32,
 
     /// Seconds a client has to send a request's headers; also how long an idle
     /// keep-alive connection stays open. A connection that takes longer is closed.
@@ -632,6 +647,7 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            listen_backlog: DEFAULT_LISTEN_BACKLOG,
             header_read_timeout_secs: DEFAULT_HEADER_READ_TIMEOUT_SECS,
             request_timeout_secs: DEFAULT_REQUEST_TIMEOUT_SECS,
             body_read_timeout_secs: DEFAULT_BODY_READ_TIMEOUT_SECS,
@@ -648,6 +664,11 @@ impl LimitsConfig {
     /// Connections served at once.
     pub fn max_connections(&self) -> usize {
         usize::try_from(self.max_connections).unwrap_or(usize::MAX)
+    }
+
+    /// The `listen` backlog.
+    pub fn listen_backlog(&self) -> u32 {
+        self.listen_backlog
     }
 
     /// Time allowed to send a request's headers (and to stay idle between requests).
@@ -832,6 +853,7 @@ mod tests {
     fn limits_have_safe_defaults_and_bounds() {
         let limits = Cli::try_parse_from(["x"]).unwrap().config.limits;
         assert_eq!(limits.max_connections(), 1024);
+        assert_eq!(limits.listen_backlog(), 1024);
         assert_eq!(limits.header_read_timeout(), Duration::from_secs(10));
         assert_eq!(limits.request_timeout(), Duration::from_secs(30));
         assert_eq!(limits.body_read_timeout(), Duration::from_secs(10));
@@ -846,6 +868,8 @@ mod tests {
             "x",
             "--max-connections",
             "10",
+            "--listen-backlog",
+            "64",
             "--header-read-timeout-secs",
             "2",
             "--hash-concurrency",
@@ -859,12 +883,15 @@ mod tests {
         .config
         .limits;
         assert_eq!(limits.max_connections(), 10);
+        assert_eq!(limits.listen_backlog(), 64);
         assert_eq!(limits.header_read_timeout(), Duration::from_secs(2));
         assert_eq!(limits.hash_concurrency().get(), 3);
         assert_eq!(limits.hash_queue, 0);
         assert_eq!(limits.body_limit_bytes, 2048);
         for bad in [
             ["--max-connections", "0"],
+            ["--listen-backlog", "0"],
+            ["--listen-backlog", "65536"],
             ["--header-read-timeout-secs", "0"],
             ["--request-timeout-secs", "0"],
             ["--body-read-timeout-secs", "0"],

@@ -65,6 +65,7 @@
 //! | Limit | Flag | Default | Past it |
 //! |---|---|---|---|
 //! | connections served at once | `--max-connections` | 1024 | new clients wait in the listen backlog |
+//! | connections waiting to be accepted | `--listen-backlog` | 1024 (Linux caps it at `net.core.somaxconn`) | a new client's connection attempt is dropped; its TCP stack retries after a second or more |
 //! | time to send a request's headers, and to stay idle between requests | `--header-read-timeout-secs` | 10 s | the connection is closed |
 //! | time from the headers to the answer | `--request-timeout-secs` | 30 s | `504` problem |
 //! | time to send the whole body, from the headers | `--body-read-timeout-secs` | 10 s | `408` problem |
@@ -187,7 +188,7 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tower::Service as _;
 
@@ -324,13 +325,12 @@ impl Server {
         )
         .await?;
         let app = build_app(state.clone())?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = listen(config.listen, config.limits.listen_backlog()).map_err(|source| {
+            ServerError::Bind {
+                addr: config.listen,
+                source,
+            }
+        })?;
         let addr = listener.local_addr().map_err(|source| ServerError::Bind {
             addr: config.listen,
             source,
@@ -424,6 +424,23 @@ impl Server {
         tracing::info!("stopped");
         saved
     }
+}
+
+/// A listening socket on `addr` whose kernel queue holds `backlog` connections not yet
+/// accepted. (`TcpListener::bind` would leave it at 128: a burst of new clients larger than
+/// that, while the server is busy, has its connection attempts dropped, and each client's
+/// TCP stack retries only a second or more later.)
+pub fn listen(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restarted server may take its port at once.
+    #[cfg(not(windows))]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// Accepts connections until `shutdown` completes, each served on its own task holding one

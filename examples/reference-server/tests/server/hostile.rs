@@ -157,6 +157,71 @@ async fn slowloris_is_cut_off_while_other_clients_are_served() {
     server.get_json("/health", 200).await;
 }
 
+/// How many of `clients` new connections to `addr`, all attempted at once, are established
+/// within `limit`.
+async fn connect_burst(addr: std::net::SocketAddr, clients: usize, limit: Duration) -> usize {
+    let mut attempts = JoinSet::new();
+    for _ in 0..clients {
+        attempts.spawn(tokio::time::timeout(limit, TcpStream::connect(addr)));
+    }
+    // Every connection stays open until all are counted.
+    let mut open = Vec::new();
+    while let Some(attempt) = attempts.join_next().await {
+        if let Ok(Ok(stream)) = attempt.unwrap() {
+            open.push(stream);
+        }
+    }
+    open.len()
+}
+
+#[tokio::test]
+async fn a_burst_of_clients_waits_in_the_listen_backlog() {
+    // Linux caps the backlog at net.core.somaxconn (4096 by default since 5.4).
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(4096);
+    let burst = 600.min(somaxconn);
+    // A connection attempt the kernel drops is retried after 1 s: anything established
+    // within 700 ms was held in the backlog.
+    let limit = Duration::from_millis(700);
+    for (backlog, expect_all) in [(8, false), (1024, true)] {
+        let data = DataDir::new();
+        let server = Launch::new()
+            .args([
+                "--max-connections",
+                "1",
+                "--listen-backlog",
+                &backlog.to_string(),
+            ])
+            .start(&data);
+        // One idle connection takes the only place, so the server accepts no other.
+        let mut held = TcpStream::connect(server.addr()).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let connected = connect_burst(server.addr(), burst, limit).await;
+        if expect_all {
+            assert_eq!(
+                connected, burst,
+                "with --listen-backlog {backlog}, only {connected} of {burst} clients connected"
+            );
+        } else {
+            // The kernel holds the backlog and one more; the rest were dropped.
+            assert!(
+                connected <= backlog + 2,
+                "with --listen-backlog {backlog}, {connected} of {burst} clients connected"
+            );
+        }
+        // Once the place is free, the server is serving again.
+        held.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = read_until_closed(&mut held, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        server.get_json("/health", 200).await;
+    }
+}
+
 #[tokio::test]
 async fn an_idle_keep_alive_connection_is_closed() {
     let data = DataDir::new();
@@ -324,11 +389,13 @@ fn health_limit() -> Duration {
 }
 
 /// `GET /health` on a new connection with blocking I/O: the status code and how long the
-/// whole answer took.
+/// whole answer took, connecting included.
 fn blocking_health(addr: std::net::SocketAddr) -> (String, Duration) {
     use std::io::{Read as _, Write as _};
     let sent = Instant::now();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    // Not `connect`'s default of minutes: a connection attempt the kernel dropped (a full
+    // listen backlog) shows as a slow answer, not as a hung test.
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();

@@ -146,7 +146,7 @@ fn round_trip_every_algorithm() {
 
 #[test]
 fn generated_keys_rotate_and_round_trip_through_jwks() {
-    let old = SigningKey::generate_ed25519(kid("2026-01"));
+    let old = SigningKey::generate_ed25519(kid("2026-01")).unwrap();
     let new = SigningKey::generate_es256(kid("2026-02")).unwrap();
     let old_token = Signer::new(SigningKey::ed25519_from_seed(kid("x"), &[0u8; 32]))
         .sign(&claims())
@@ -193,8 +193,8 @@ fn jwks_never_exports_hmac_secrets_and_refuses_oct_keys() {
 
 #[test]
 fn duplicate_kids_are_refused() {
-    let a = SigningKey::generate_ed25519(kid("same"));
-    let b = SigningKey::generate_ed25519(kid("same"));
+    let a = SigningKey::generate_ed25519(kid("same")).unwrap();
+    let b = SigningKey::generate_ed25519(kid("same")).unwrap();
     assert_eq!(
         Verifier::new(
             [a.verification_key().unwrap(), b.verification_key().unwrap()],

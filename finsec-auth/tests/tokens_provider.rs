@@ -54,7 +54,7 @@ fn tokens_ignore_the_global_crypto_provider() {
             finsec_auth::tokens::Algorithm::Hs512,
         )
         .unwrap(),
-        SigningKey::generate_ed25519(Kid::new("e").unwrap()),
+        SigningKey::generate_ed25519(Kid::new("e").unwrap()).unwrap(),
         SigningKey::generate_es256(Kid::new("p").unwrap()).unwrap(),
     ];
     let verifier = Verifier::new(

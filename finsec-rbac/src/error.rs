@@ -227,6 +227,10 @@ pub enum Error {
     /// A storage backend failed.
     #[error("approval store error: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+
+    /// The operating system's random number generator failed (no approval id was made).
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 /// At most this many bytes of caller input are copied into an error message.

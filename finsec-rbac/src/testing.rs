@@ -49,7 +49,7 @@ fn not_found<T: std::fmt::Debug>(result: Result<T>, what: &str) {
 
 fn request(now: OffsetDateTime) -> ApprovalRequest {
     ApprovalRequest {
-        id: ApprovalId::random(),
+        id: ok(ApprovalId::random(), "random approval id"),
         initiator: "maker".to_owned(),
         action: ok(Permission::new("payments:release"), "parse action"),
         subject: "payment 42 (EUR 1,000,000.00) — ünïcode".to_owned(),
@@ -73,7 +73,7 @@ fn request(now: OffsetDateTime) -> ApprovalRequest {
 pub async fn approval_store_conformance<S: ApprovalStore + ?Sized>(store: &S) {
     let t0 = datetime!(2026-03-01 09:30:00.123456 UTC);
 
-    let unknown = ApprovalId::random();
+    let unknown = ok(ApprovalId::random(), "random approval id");
     assert!(ok(store.get(&unknown).await, "get unknown").is_none());
     not_found(
         store.add_approval(&unknown, "x", t0).await,

@@ -220,7 +220,7 @@ async fn approvers_need_the_approver_permission() {
             s.id
         )
     );
-    let unknown = ApprovalId::random();
+    let unknown = ApprovalId::random().unwrap();
     assert!(matches!(
         approve_at(&s.policy, &s.store, &unknown, &outsider, T0).await,
         Err(Error::ApprovalNotFound { .. })
@@ -262,7 +262,15 @@ async fn actions_without_requirement_pass_through() {
         request_approval_at(&policy, &store, &req, "x", T0).await,
         Err(Error::ApprovalNotRequired { .. })
     ));
-    let d = authorize_with_approval_at(&policy, &store, &req, "x", &ApprovalId::random(), T0).await;
+    let d = authorize_with_approval_at(
+        &policy,
+        &store,
+        &req,
+        "x",
+        &ApprovalId::random().unwrap(),
+        T0,
+    )
+    .await;
     assert!(matches!(d.reason(), Reason::AllowedByRule(_)));
     let nothing = who("nobody", &[]);
     let d = authorize_with_approval_at(
@@ -270,7 +278,7 @@ async fn actions_without_requirement_pass_through() {
         &store,
         &Request::new(&nothing, &release()),
         "x",
-        &ApprovalId::random(),
+        &ApprovalId::random().unwrap(),
         T0,
     )
     .await;
@@ -318,11 +326,11 @@ fn break_glass_is_flagged_and_restricted() {
 
 #[test]
 fn approval_ids_parse() {
-    let id = ApprovalId::random();
+    let id = ApprovalId::random().unwrap();
     assert_eq!(ApprovalId::parse(id.as_str()).unwrap(), id);
     assert!(ApprovalId::parse("ABC").is_err());
     assert!(ApprovalId::parse(&"A".repeat(32)).is_err());
-    assert_ne!(ApprovalId::random(), ApprovalId::random());
+    assert_ne!(ApprovalId::random().unwrap(), ApprovalId::random().unwrap());
 }
 
 #[tokio::test]

@@ -74,7 +74,6 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rand::RngCore;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -111,8 +110,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Eight random bytes as 16 lowercase hex digits.
 fn random_hex() -> String {
-    let mut bytes = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let bytes: [u8; 8] = finsec_crypto::random_array()
+        .unwrap_or_else(|e| panic!("no random bytes for a test's unique name: {e}"));
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

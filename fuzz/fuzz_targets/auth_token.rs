@@ -19,7 +19,7 @@ struct Fixture {
 static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).expect("valid time");
     let keys = [
-        SigningKey::generate_ed25519(Kid::new("ed").expect("kid")),
+        SigningKey::generate_ed25519(Kid::new("ed").expect("kid")).expect("ed25519 key"),
         SigningKey::generate_es256(Kid::new("es").expect("kid")).expect("es256 key"),
         SigningKey::hmac(
             Kid::new("hs").expect("kid"),

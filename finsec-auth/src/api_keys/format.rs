@@ -31,8 +31,6 @@
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
 
-use rand::RngCore;
-use rand::rngs::OsRng;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -80,9 +78,7 @@ impl ApiKeyId {
     /// [`ApiKeyError::Random`] if the operating system's random source fails.
     pub fn random() -> Result<Self> {
         let mut bytes = [0u8; ID_LEN];
-        OsRng
-            .try_fill_bytes(&mut bytes)
-            .map_err(|_| ApiKeyError::Random)?;
+        finsec_crypto::fill_random(&mut bytes).map_err(|_| ApiKeyError::Random)?;
         Ok(Self(bytes))
     }
 }
@@ -180,9 +176,7 @@ impl GeneratedKey {
     pub fn generate() -> Result<Self> {
         let id = ApiKeyId::random()?;
         let mut secret = Zeroizing::new([0u8; SECRET_LEN]);
-        OsRng
-            .try_fill_bytes(secret.as_mut())
-            .map_err(|_| ApiKeyError::Random)?;
+        finsec_crypto::fill_random(secret.as_mut()).map_err(|_| ApiKeyError::Random)?;
         Ok(Self::from_parts(id, &secret))
     }
 

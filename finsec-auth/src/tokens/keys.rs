@@ -19,7 +19,6 @@ use jsonwebtoken::jwk::{
     EllipticCurveKeyType, Jwk, KeyAlgorithm, KeyOperations, OctetKeyPairParameters,
     OctetKeyPairType, PublicKeyUse,
 };
-use rand::RngCore as _;
 use std::fmt;
 use zeroize::Zeroizing;
 
@@ -158,20 +157,21 @@ impl fmt::Debug for SigningKey {
     }
 }
 
-fn random32() -> Zeroizing<[u8; 32]> {
+fn random32() -> Result<Zeroizing<[u8; 32]>> {
     let mut out = Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(out.as_mut());
-    out
+    finsec_crypto::fill_random(out.as_mut()).map_err(|_| TokenError::Random)?;
+    Ok(out)
 }
 
 impl SigningKey {
     /// A fresh random HMAC key of the hash's length.
     ///
     /// # Errors
-    /// [`TokenError::InvalidKey`] if `algorithm` is not HMAC.
+    /// [`TokenError::InvalidKey`] if `algorithm` is not HMAC; [`TokenError::Random`] if the
+    /// operating system's random number generator fails.
     pub fn generate_hmac(kid: Kid, algorithm: Algorithm) -> Result<Self> {
         let mut bytes = Zeroizing::new(vec![0u8; algorithm.hmac_len()]);
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        finsec_crypto::fill_random(&mut bytes).map_err(|_| TokenError::Random)?;
         Self::hmac(kid, algorithm, &bytes)
     }
 
@@ -204,9 +204,12 @@ impl SigningKey {
     }
 
     /// A fresh random Ed25519 key.
-    #[must_use]
-    pub fn generate_ed25519(kid: Kid) -> Self {
-        Self::ed25519_from_seed(kid, &random32())
+    ///
+    /// # Errors
+    /// [`TokenError::Random`] if the operating system's random number generator fails.
+    pub fn generate_ed25519(kid: Kid) -> Result<Self> {
+        let seed = random32()?;
+        Ok(Self::ed25519_from_seed(kid, &seed))
     }
 
     /// An Ed25519 key from its 32-byte seed (RFC 8032 private key, JWK `d`).
@@ -228,11 +231,13 @@ impl SigningKey {
     /// A fresh random ES256 (P-256) key.
     ///
     /// # Errors
-    /// [`TokenError::InvalidKey`] only if the OS RNG repeatedly yields invalid scalars.
+    /// [`TokenError::Random`] if the operating system's random number generator fails;
+    /// [`TokenError::InvalidKey`] only if it repeatedly yields invalid scalars.
     pub fn generate_es256(kid: Kid) -> Result<Self> {
         let mut last = TokenError::InvalidKey("no scalar".into());
         for _ in 0..8 {
-            match Self::es256_from_scalar(kid.clone(), &random32()) {
+            let scalar = random32()?;
+            match Self::es256_from_scalar(kid.clone(), &scalar) {
                 Ok(k) => return Ok(k),
                 Err(e) => last = e,
             }

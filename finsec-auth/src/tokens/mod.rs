@@ -238,6 +238,10 @@ pub enum TokenError {
     /// Signing failed.
     #[error("signing failed: {0}")]
     Signing(String),
+    /// The operating system's random number generator failed (no key, token id or
+    /// refresh token was made).
+    #[error("the operating system's random number generator failed")]
+    Random,
 }
 
 /// Result alias of this module.

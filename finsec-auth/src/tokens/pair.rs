@@ -4,7 +4,6 @@ use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStor
 use super::{Claims, Result, Signer, TokenError, Verifier};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand::RngCore as _;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -55,10 +54,10 @@ pub struct TokenService {
     refresh_ttl: Duration,
 }
 
-fn random_token() -> String {
+fn random_token() -> Result<String> {
     let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-    rand::rngs::OsRng.fill_bytes(bytes.as_mut());
-    URL_SAFE_NO_PAD.encode(bytes.as_ref())
+    finsec_crypto::fill_random(bytes.as_mut()).map_err(|_| TokenError::Random)?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
 fn hash_token(token: &str) -> String {
@@ -123,7 +122,7 @@ impl TokenService {
             self.access_ttl,
             extra,
         )
-        .with_jti(random_token());
+        .with_jti(random_token()?);
         let token = self.signer.sign(&claims)?;
         Ok((
             SecretString::from(token),
@@ -142,8 +141,8 @@ impl TokenService {
         now: OffsetDateTime,
     ) -> Result<TokenPair> {
         let (access_token, access_expires_at) = self.access(subject, extra, now)?;
-        let refresh = random_token();
-        let family = random_token();
+        let refresh = random_token()?;
+        let family = random_token()?;
         let refresh_expires_at = now.saturating_add(self.refresh_ttl);
         self.refresh
             .insert(RefreshRecord {
@@ -175,7 +174,7 @@ impl TokenService {
         extra: T,
         now: OffsetDateTime,
     ) -> Result<TokenPair> {
-        let next = random_token();
+        let next = random_token()?;
         let refresh_expires_at = now.saturating_add(self.refresh_ttl);
         let outcome = self
             .refresh

@@ -17,7 +17,6 @@
 
 use super::Result;
 use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
-use rand::RngCore as _;
 
 use futures_util::future::join_all;
 use time::{Duration, OffsetDateTime};
@@ -36,7 +35,9 @@ fn ok<T>(check: &str, r: Result<T>) -> T {
 
 fn prefix() -> String {
     let mut b = [0u8; 6];
-    rand::rngs::OsRng.fill_bytes(&mut b);
+    if let Err(e) = finsec_crypto::fill_random(&mut b) {
+        fail("a random key prefix", &e.to_string());
+    }
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("conf-{hex}-")
 }

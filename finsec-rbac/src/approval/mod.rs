@@ -61,10 +61,17 @@ pub struct ApprovalId(String);
 
 impl ApprovalId {
     /// A fresh random id from the operating system's generator.
-    pub fn random() -> Self {
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the generator fails.
+    pub fn random() -> Result<Self> {
         let mut bytes = [0u8; 16];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        // finsec-rbac does not depend on finsec-crypto: its one read of the operating
+        // system's generator, fallible as `finsec_crypto::fill_random` is (clippy.toml).
+        rand::rngs::OsRng
+            .try_fill_bytes(&mut bytes)
+            .map_err(|_| Error::Random)?;
+        Ok(Self(bytes.iter().map(|b| format!("{b:02x}")).collect()))
     }
 
     /// Parses an id.
@@ -210,7 +217,7 @@ pub async fn request_approval_at(
     };
     let now = micros(now);
     let record = ApprovalRequest {
-        id: ApprovalId::random(),
+        id: ApprovalId::random()?,
         initiator: request.principal().id().to_owned(),
         action: request.action().clone(),
         subject: subject.to_owned(),

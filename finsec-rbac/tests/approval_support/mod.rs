@@ -75,7 +75,7 @@ pub(crate) async fn flow<S: ApprovalStore>(store: &S) {
 /// Two stores on one database (two processes) race to use one approval.
 pub(crate) async fn two_stores_consume_once<S: ApprovalStore>(a: &S, b: &S) {
     let req = ApprovalRequest {
-        id: ApprovalId::random(),
+        id: ApprovalId::random().unwrap(),
         initiator: "maker".into(),
         action: Permission::new("payments:release").unwrap(),
         subject: "pay-2".into(),

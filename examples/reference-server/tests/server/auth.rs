@@ -526,7 +526,8 @@ async fn full_flow_on_sqlite() {
     let alg_none = format!("{}.{payload}.", b64url(br#"{"alg":"none","typ":"JWT"}"#));
     let forged_key = finsec_auth::tokens::SigningKey::generate_ed25519(
         finsec_auth::tokens::Kid::new("ed25519-1").unwrap(),
-    );
+    )
+    .unwrap();
     let forged = finsec_auth::tokens::Signer::new(forged_key)
         .sign_payload(claims.to_string().as_bytes())
         .unwrap();

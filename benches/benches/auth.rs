@@ -16,7 +16,9 @@
 //!   store write included), with a wrong code (all three window steps computed, no store
 //!   write: the pure code check), and one `hotp` step for reference.
 //! - `api_keys`: `ParsedApiKey::parse` and `ApiKeys::verify_at` on the memory store, next to
-//!   raw SHA-256 of the bytes finsec hashes (domain, id and secret).
+//!   raw SHA-256 of the bytes finsec hashes (domain, id and secret), raw crc32fast over the
+//!   85 bytes the checksum covers and raw `const-hex` decoding of the 80 digits of id and
+//!   secret: the three steps of a parse (and `hex`, which finsec used before, for scale).
 #![expect(
     clippy::unwrap_used,
     reason = "benchmark setup and measured calls: any failure must abort the run"
@@ -361,8 +363,8 @@ fn bench_api_keys(c: &mut Criterion) {
     let store = MemoryApiKeyStore::new();
     block_on(store.insert(&ApiKeyRecord {
         id,
-        owner: "svc-settlement".to_owned(),
-        scopes: vec![PermissionPattern::new("orders:read").unwrap()],
+        owner: "svc-settlement".into(),
+        scopes: vec![PermissionPattern::new("orders:read").unwrap()].into(),
         secret_hash: generated.hash.clone(),
         created_at: now,
         expires_at: None,
@@ -393,6 +395,27 @@ fn bench_api_keys(c: &mut Criterion) {
     });
     group.bench_function("raw_sha256_same_bytes", |b| {
         b.iter(|| Sha256::digest(black_box(&hashed)))
+    });
+    // The two other steps of a parse, each with the crate it uses: the checksum over the
+    // 85 bytes before it, and the hex decoding of the id and secret (80 digits).
+    let checksummed = printable.as_bytes().get(..85).unwrap();
+    group.bench_function("raw_crc32fast_85_bytes", |b| {
+        b.iter(|| crc32fast::hash(black_box(checksummed)))
+    });
+    let digits = format!("{id}{}", printable.get(21..85).unwrap());
+    group.bench_function("raw_const_hex_decode_40_bytes", |b| {
+        b.iter(|| {
+            let mut out = [0u8; 40];
+            const_hex::decode_to_slice(black_box(digits.as_bytes()), &mut out).unwrap();
+            out
+        })
+    });
+    group.bench_function("raw_hex_decode_40_bytes", |b| {
+        b.iter(|| {
+            let mut out = [0u8; 40];
+            hex::decode_to_slice(black_box(digits.as_bytes()), &mut out).unwrap();
+            out
+        })
     });
     group.finish();
 }

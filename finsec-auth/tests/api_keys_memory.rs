@@ -211,8 +211,8 @@ async fn api_keys_rotation_overlap() {
         .rotate_at(&old.record.id, Duration::from_secs(3600), NOW)
         .await
         .unwrap();
-    assert_eq!(new.record.owner, "carol");
-    assert_eq!(new.record.scopes, scopes());
+    assert_eq!(&*new.record.owner, "carol");
+    assert_eq!(*new.record.scopes, *scopes());
     let during = NOW + time::Duration::minutes(59);
     keys.verify_at(old.printable.expose_secret(), during)
         .await

@@ -137,9 +137,23 @@ impl SecretHash {
         Self(h.finalize().into())
     }
 
-    /// Constant-time equality.
+    /// Constant-time equality, compared as four 64-bit words (`subtle` hides each word's
+    /// comparison from the optimiser; byte by byte it costs as much as the rest of a lookup).
     pub(crate) fn ct_eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
+        let words = |h: &[u8; 32]| {
+            let mut out = [0u64; 4];
+            for (word, chunk) in out.iter_mut().zip(h.chunks_exact(8)) {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(chunk);
+                *word = u64::from_le_bytes(bytes);
+            }
+            out
+        };
+        let (a, b) = (words(&self.0), words(&other.0));
+        a.iter()
+            .zip(&b)
+            .fold(subtle::Choice::from(1), |equal, (x, y)| equal & x.ct_eq(y))
+            .into()
     }
 }
 
@@ -272,37 +286,24 @@ impl ParsedApiKey {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
-}
-
+/// `N` bytes from exactly `2N` lowercase hex digits (uppercase is refused, so that every
+/// key has one spelling).
 fn decode_hex<const N: usize>(s: &[u8]) -> Option<[u8; N]> {
-    if s.len() != N * 2 {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let [hi, lo] = pair else { return None };
-        *o = (hex_val(*hi)? << 4) | hex_val(*lo)?;
+    const_hex::decode_to_slice(s, &mut out).ok()?;
+    // Every byte is now a hex digit; refuse `A`-`F` (no early exit, so it vectorises).
+    if s.iter()
+        .fold(false, |upper, c| upper | c.is_ascii_uppercase())
+    {
+        return None;
     }
     Some(out)
 }
 
-/// CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), bitwise: keys are short.
+/// CRC-32 (IEEE 802.3, the zlib/PNG one: reflected, polynomial 0xEDB88320), as the key's
+/// checksum uses it.
 pub fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            let mask = (crc & 1).wrapping_neg();
-            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
-        }
-    }
-    !crc
+    crc32fast::hash(data)
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ pub mod sqlite;
 pub mod testing;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use finsec_rbac::{Permission, PermissionPattern};
@@ -286,8 +287,8 @@ impl fmt::Debug for IssuedApiKey {
 #[derive(Debug, Clone)]
 pub struct VerifiedApiKey {
     id: ApiKeyId,
-    owner: String,
-    scopes: Vec<PermissionPattern>,
+    owner: Arc<str>,
+    scopes: Arc<[PermissionPattern]>,
 }
 
 impl VerifiedApiKey {
@@ -367,8 +368,8 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         let generated = GeneratedKey::generate()?;
         let record = ApiKeyRecord {
             id: generated.id,
-            owner: new.owner,
-            scopes: new.scopes,
+            owner: new.owner.into(),
+            scopes: new.scopes.into(),
             secret_hash: generated.hash,
             created_at: now,
             expires_at,

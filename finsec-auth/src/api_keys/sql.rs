@@ -86,8 +86,8 @@ impl RawRow {
             .map_err(|_| corrupt("bad replaced_by id"))?;
         Ok(ApiKeyRecord {
             id,
-            owner: self.owner,
-            scopes,
+            owner: self.owner.into(),
+            scopes: scopes.into(),
             secret_hash: SecretHash::from_bytes(hash),
             created_at: time(self.created_at)?,
             expires_at: opt_time(self.expires_at)?,
@@ -175,7 +175,7 @@ macro_rules! impl_api_key_store {
             {
                 let done = sqlx::query(INSERT)
                     .bind(id_to_db(&r.id))
-                    .bind(&r.owner)
+                    .bind(&*r.owner)
                     .bind(scopes_to_db(&r.scopes))
                     .bind(r.secret_hash.as_bytes().as_slice())
                     .bind(to_micros(r.created_at)?)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use finsec_rbac::PermissionPattern;
@@ -19,10 +19,11 @@ pub const MAX_USE_COUNT: u64 = u64::MAX >> 1;
 pub struct ApiKeyRecord {
     /// The key id.
     pub id: ApiKeyId,
-    /// The owner (principal) the key acts for.
-    pub owner: String,
-    /// What the key may do.
-    pub scopes: Vec<PermissionPattern>,
+    /// The owner (principal) the key acts for. Shared, so that handing out a record (each
+    /// verification does) does not copy it.
+    pub owner: Arc<str>,
+    /// What the key may do (shared, as `owner` is).
+    pub scopes: Arc<[PermissionPattern]>,
     /// The hash of the secret.
     pub secret_hash: SecretHash,
     /// When it was issued.
@@ -107,8 +108,12 @@ pub trait ApiKeyStore: Send + Sync {
 /// An [`ApiKeyStore`] in process memory, for tests and single-process deployments.
 #[derive(Default)]
 pub struct MemoryApiKeyStore {
-    rows: Mutex<HashMap<ApiKeyId, ApiKeyRecord>>,
+    rows: Mutex<Rows>,
 }
+
+/// Keyed by ids this crate generated (random), so a caller can look up any id it likes but
+/// cannot make stored keys collide: a fast hash is safe here.
+type Rows = HashMap<ApiKeyId, ApiKeyRecord, foldhash::fast::RandomState>;
 
 impl fmt::Debug for MemoryApiKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -124,7 +129,7 @@ impl MemoryApiKeyStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<ApiKeyId, ApiKeyRecord>> {
+    fn lock(&self) -> MutexGuard<'_, Rows> {
         // Every update below is applied whole under the lock, so a poisoned map is intact.
         self.rows.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -149,7 +154,7 @@ impl ApiKeyStore for MemoryApiKeyStore {
         let mut out: Vec<ApiKeyRecord> = self
             .lock()
             .values()
-            .filter(|r| r.owner == owner)
+            .filter(|r| *r.owner == *owner)
             .cloned()
             .collect();
         out.sort_by_key(|r| (r.created_at, r.id));

@@ -136,8 +136,8 @@ fn pattern(s: &str) -> PermissionPattern {
 fn record(owner: &str, created_at: OffsetDateTime, fill: u8) -> ApiKeyRecord {
     ApiKeyRecord {
         id: ok("id", ApiKeyId::random()),
-        owner: owner.to_owned(),
-        scopes: vec![pattern("orders:read"), pattern("trade:*"), pattern("*")],
+        owner: owner.into(),
+        scopes: vec![pattern("orders:read"), pattern("trade:*"), pattern("*")].into(),
         secret_hash: SecretHash::from_bytes([fill; 32]),
         created_at,
         expires_at: None,
@@ -182,7 +182,7 @@ async fn insert_get<S: ApiKeyStore + ?Sized>(store: &S, owner: &str) {
         get(store, &r.id).await == r,
     );
     let mut empty = record(owner, T1, 3);
-    empty.scopes = Vec::new();
+    empty.scopes = std::sync::Arc::from([]);
     ok("insert empty scopes", store.insert(&empty).await);
     check(
         "insert: empty scopes read back",
@@ -367,7 +367,7 @@ async fn list<S: ApiKeyStore + ?Sized>(store: &S, owner: &str) {
     );
     check(
         "list: only this owner",
-        listed.iter().all(|r| r.owner == owner),
+        listed.iter().all(|r| *r.owner == *owner),
     );
     let other = ok("list", store.list_for_owner("conformance-nobody-x").await);
     check("list: unknown owner is empty", other.is_empty());

@@ -40,9 +40,20 @@ impl Default for UsageConfig {
 
 #[derive(Debug, Default)]
 struct Pending {
-    per_key: HashMap<ApiKeyId, (u64, OffsetDateTime)>,
+    /// Keyed by verified ids only (a use is counted after the secret matched), which callers
+    /// cannot choose: a fast hash is safe here.
+    per_key: HashMap<ApiKeyId, (u64, OffsetDateTime), foldhash::fast::RandomState>,
     total: u64,
-    last_flush: Option<OffsetDateTime>,
+    /// When the interval since the last flush runs out; `None` before the first use.
+    flush_due: Option<FlushDue>,
+}
+
+/// The end of the current flush interval, computed once per interval rather than per use.
+#[derive(Debug, Clone, Copy)]
+enum FlushDue {
+    At(OffsetDateTime),
+    /// The interval reaches past the largest representable time.
+    Never,
 }
 
 /// The in-memory accumulator of uses. Thread safe.
@@ -68,19 +79,18 @@ impl UsageBatcher {
     /// Counts one use of `id` at `now`. Returns the batch to write if a flush is due.
     pub fn record(&self, id: ApiKeyId, now: OffsetDateTime) -> Option<Vec<UsageUpdate>> {
         let mut p = self.lock();
-        let last_flush = *p.last_flush.get_or_insert(now);
+        let due = *p
+            .flush_due
+            .get_or_insert_with(|| flush_due(self.config, now));
         let entry = p.per_key.entry(id).or_insert((0, now));
         entry.0 = entry.0.saturating_add(1);
         if entry.1 < now {
             entry.1 = now;
         }
         p.total = p.total.saturating_add(1);
-        let interval_due = time::Duration::try_from(self.config.max_interval)
-            .ok()
-            .and_then(|d| last_flush.checked_add(d))
-            .is_some_and(|due| now >= due);
+        let interval_due = matches!(due, FlushDue::At(at) if now >= at);
         if p.total >= self.config.max_pending_uses.get() || interval_due {
-            Some(drain(&mut p, now))
+            Some(drain(&mut p, self.config, now))
         } else {
             None
         }
@@ -88,7 +98,7 @@ impl UsageBatcher {
 
     /// Takes everything pending (for an explicit flush).
     pub fn take(&self, now: OffsetDateTime) -> Vec<UsageUpdate> {
-        drain(&mut self.lock(), now)
+        drain(&mut self.lock(), self.config, now)
     }
 
     /// Puts back a batch whose write failed, so its counts go out with the next flush.
@@ -110,9 +120,17 @@ impl UsageBatcher {
     }
 }
 
-fn drain(p: &mut Pending, now: OffsetDateTime) -> Vec<UsageUpdate> {
+/// The end of a flush interval that starts at `start`.
+fn flush_due(config: UsageConfig, start: OffsetDateTime) -> FlushDue {
+    time::Duration::try_from(config.max_interval)
+        .ok()
+        .and_then(|d| start.checked_add(d))
+        .map_or(FlushDue::Never, FlushDue::At)
+}
+
+fn drain(p: &mut Pending, config: UsageConfig, now: OffsetDateTime) -> Vec<UsageUpdate> {
     p.total = 0;
-    p.last_flush = Some(now);
+    p.flush_due = Some(flush_due(config, now));
     let mut batch: Vec<UsageUpdate> = p
         .per_key
         .drain()

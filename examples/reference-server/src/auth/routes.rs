@@ -1122,7 +1122,7 @@ pub async fn delete_api_key(
         .await
         .map_err(|e| internal("api key lookup", &e))?
         .ok_or(ApiError::NotFound)?;
-    if record.owner != principal.user_id.to_string() || record.revoked_at.is_some() {
+    if *record.owner != *principal.user_id.to_string() || record.revoked_at.is_some() {
         return Err(ApiError::NotFound);
     }
     auth.api_keys()

@@ -317,6 +317,27 @@ mod tests {
     }
 
     #[test]
+    fn uppercase_hex_is_refused_even_with_a_matching_checksum() {
+        let id = ApiKeyId::from_bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
+        let key = GeneratedKey::from_parts(id, &[0xab; SECRET_LEN]);
+        let text = key.printable.expose_secret();
+        assert!(ParsedApiKey::parse(text).is_ok());
+        // The same digits in uppercase, with the checksum recomputed over them: only the
+        // alphabet is wrong.
+        for (start, end) in [(4, 20), (21, 85)] {
+            let mut body = text[..85].to_owned();
+            body.replace_range(start..end, &text[start..end].to_ascii_uppercase());
+            let forged = format!("{body}{:08x}", crc32(body.as_bytes()));
+            match ParsedApiKey::parse(&forged) {
+                Err(ApiKeyError::Rejected(r)) => {
+                    assert_eq!(r.reason(), RejectReason::Malformed, "{start}..{end}");
+                }
+                other => panic!("{start}..{end}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn known_key_layout() {
         let id = ApiKeyId::from_bytes([0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef]);
         let key = GeneratedKey::from_parts(id, &[0x11; SECRET_LEN]);

@@ -4,7 +4,7 @@
 
 pub mod algorithm;
 pub mod client_ip;
-mod clock;
+pub mod clock;
 pub mod decision;
 pub mod error;
 pub mod failure;
@@ -25,6 +25,7 @@ pub mod tower;
 pub mod trading;
 
 pub use client_ip::TrustedProxies;
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use decision::{Decision, QuotaDecision};
 pub use error::{Error, Result};
 pub use failure::{FailurePolicy, Outcome, RateLimiter};

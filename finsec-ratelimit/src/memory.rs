@@ -80,14 +80,18 @@
 //! # Time
 //!
 //! [`RateLimitStore::check`], [`MemoryStore::check_now`] and [`MemoryStore::sweep`] read the
-//! store's clock: the system clock's time in microseconds, read from the CPU's cycle counter
-//! (through `quanta`; the OS monotonic clock where no invariant counter exists) plus an offset
-//! that is taken from the system clock again every second. It costs a few nanoseconds where
-//! the system clock costs a call into the kernel's vDSO, stays within the counter's drift over
-//! one second (parts per million) of the system clock, and follows a step of the system clock
-//! within a second. [`MemoryStore::check_at`] (a [`SystemTime`]) and
+//! store's [`Clock`], a type parameter. The default, [`SystemClock`], is the system clock's
+//! time in microseconds, read from the CPU's cycle counter (through `quanta`; the OS
+//! monotonic clock where no invariant counter exists) plus an offset that is taken from the
+//! system clock again every second. It costs a few nanoseconds where the system clock costs a
+//! call into the kernel's vDSO, stays within the counter's drift over one second (parts per
+//! million) of the system clock, and follows a step of the system clock within a second.
+//! [`MemoryStore::with_clock`] sets another clock, such as a
+//! [`ManualClock`](crate::ManualClock) that a test moves on instead of sleeping.
+//! [`MemoryStore::check_at`] (a [`SystemTime`]) and
 //! [`MemoryStore::check_at_micros`] (microseconds since the Unix epoch) take the time as a
-//! parameter; all of these are synchronous, so they can be called without an async runtime. Times before the epoch or after [`MAX_TIME_MICROS`] are refused with
+//! parameter; all of these are synchronous, so they can be called without an async runtime.
+//! Times before the epoch or after [`MAX_TIME_MICROS`] are refused with
 //! [`Error::InvalidTime`]. The store tolerates a clock that steps backwards: every algorithm
 //! then decides as if no time had passed since the latest state.
 
@@ -103,7 +107,7 @@ use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use smallvec::SmallVec;
 
 use crate::algorithm::{Evaluation, QuotaState, evaluate, expires_at};
-use crate::clock::Clock;
+use crate::clock::{Clock, SystemClock};
 use crate::decision::Decision;
 use crate::error::{Error, Result};
 use crate::quota::{Algorithm, Quota};
@@ -502,7 +506,7 @@ struct Shard {
 /// assert_eq!(denied.retry_after().map(|d| d.as_secs()), Some(30));
 /// # Ok::<(), finsec_ratelimit::Error>(())
 /// ```
-pub struct MemoryStore {
+pub struct MemoryStore<C = SystemClock> {
     shards: Box<[Shard]>,
     /// `shards.len() - 1` (the length is a power of two).
     mask: usize,
@@ -514,10 +518,10 @@ pub struct MemoryStore {
     sweep_due: AtomicI64,
     /// `SWEEP_INTERVAL / shards`, in µs (at least 1).
     sweep_step: i64,
-    clock: Clock,
+    clock: C,
 }
 
-impl fmt::Debug for MemoryStore {
+impl<C> fmt::Debug for MemoryStore<C> {
     /// Shows the shape of the store, never its keys (they identify clients).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
@@ -559,8 +563,29 @@ impl MemoryStore {
             cursor: AtomicUsize::new(0),
             sweep_due: AtomicI64::new(i64::MIN),
             sweep_step: (SWEEP_INTERVAL_MICROS / i64::try_from(count).unwrap_or(i64::MAX)).max(1),
-            clock: Clock::new(),
+            clock: SystemClock::new(),
         }
+    }
+}
+
+impl<C: Clock> MemoryStore<C> {
+    /// The same store, reading the time from `clock` (for example a
+    /// [`ManualClock`](crate::ManualClock) in a test) instead of its current clock.
+    pub fn with_clock<D: Clock>(self, clock: D) -> MemoryStore<D> {
+        MemoryStore {
+            shards: self.shards,
+            mask: self.mask,
+            hasher: self.hasher,
+            cursor: self.cursor,
+            sweep_due: self.sweep_due,
+            sweep_step: self.sweep_step,
+            clock,
+        }
+    }
+
+    /// The clock checks without a time of their own are decided at.
+    pub fn clock(&self) -> &C {
+        &self.clock
     }
 
     /// The number of shards.
@@ -984,7 +1009,7 @@ fn micros_since_epoch(now: SystemTime) -> Result<i64> {
 }
 
 #[async_trait]
-impl RateLimitStore for MemoryStore {
+impl<C: Clock> RateLimitStore for MemoryStore<C> {
     async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
         self.check_now(check)
     }
@@ -1443,6 +1468,37 @@ mod tests {
         let to_midnight = 86_400 - since % 86_400;
         let reset = decision.quotas()[0].reset_after().as_secs();
         assert!(reset.abs_diff(to_midnight) <= 2, "{reset} vs {to_midnight}");
+    }
+
+    #[test]
+    fn a_manual_clock_drives_checks_batches_and_the_sweep() {
+        use std::sync::Arc;
+        use std::time::Duration;
+
+        use crate::clock::ManualClock;
+
+        let clock = Arc::new(ManualClock::new(T0));
+        let store = MemoryStore::with_shards(1).with_clock(Arc::clone(&clock));
+        let quotas = [Quota::per_second(n(2))];
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let check = || rt.block_on(store.check(Check::new("k", &quotas))).unwrap();
+        assert!(check().allowed());
+        assert!(check().allowed());
+        assert!(!check().allowed(), "the burst of 2 is spent at one instant");
+        clock.advance(Duration::from_millis(500));
+        assert!(check().allowed(), "half a second refills one");
+        assert!(!check().allowed());
+        let batch = [Check::new("k", &quotas), Check::new("other", &quotas)];
+        let decisions = rt.block_on(store.check_batch(&batch)).unwrap();
+        assert!(!decisions[0].allowed() && decisions[1].allowed());
+
+        assert_eq!(store.len(), 2);
+        assert_eq!(store.sweep(), 0, "nothing has expired yet");
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(store.sweep(), 2, "the clock, not the system time, decides expiry");
+        assert!(store.is_empty());
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //!   raw baseline: the cheapest possible AES-GCM call, and unsafe to use this way), and
 //!   against the same cipher with a fresh `OsRng` nonce per message (`raw_aes_gcm_os_nonce`,
 //!   how aes-gcm's documentation uses it). `os_random` times one OS randomness call.
+//!   `finsec` uses the default RustCrypto backend; `finsec_aws_lc` the `aws-lc-rs` feature's
+//!   backend, next to `raw_aws_lc` (an `aws_lc_rs::aead::LessSafeKey` created once, fixed
+//!   nonce, sealing into a new `Vec`).
+//! - `stream_encrypt`: `StreamEncryptor` (64 KiB chunks) on each backend.
 //! - `kdf`: `PassphraseKdf` against raw `pbkdf2` and `argon2` with the same parameters.
 //! - `hkdf`: `hazmat::hkdf_sha256` and `kdf::derive_subkey` against raw `hkdf`.
 //! - `blind_index`: `BlindIndex::compute` (e-mail normalisation, HMAC-SHA256, truncation)
@@ -26,7 +30,10 @@ use finsec_crypto::blind_index::{BlindIndex, Normalizer};
 use finsec_crypto::envelope::aad_for;
 use finsec_crypto::hazmat::hkdf_sha256;
 use finsec_crypto::kdf::{PassphraseKdf, SUBKEY_SALT, derive_subkey};
-use finsec_crypto::{Envelope, Key256, KeyName, Keyring, Passphrase, Salt, fill_random};
+use finsec_crypto::{
+    AeadBackend, Envelope, Key256, KeyName, Keyring, Passphrase, Salt, StreamEncryptor,
+    StreamOptions, fill_random,
+};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -36,7 +43,27 @@ fn envelope() -> Envelope<Keyring> {
     let name = KeyName::new("pii").unwrap();
     let keyring = Keyring::new();
     keyring.create_key(&name).unwrap();
-    Envelope::new(keyring, name)
+    Envelope::new(keyring, name).with_backend(AeadBackend::RustCrypto)
+}
+
+fn raw_aws_lc() -> aws_lc_rs::aead::LessSafeKey {
+    let key = Key256::generate().unwrap();
+    let unbound =
+        aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key.expose_secret())
+            .unwrap();
+    aws_lc_rs::aead::LessSafeKey::new(unbound)
+}
+
+fn aws_lc_seal(key: &aws_lc_rs::aead::LessSafeKey, pt: &[u8], aad: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(pt.len() + 16);
+    out.extend_from_slice(pt);
+    key.seal_in_place_append_tag(
+        aws_lc_rs::aead::Nonce::assume_unique_for_key([7; 12]),
+        aws_lc_rs::aead::Aad::from(aad),
+        &mut out,
+    )
+    .unwrap();
+    out
 }
 
 fn raw_cipher() -> Aes256Gcm {
@@ -45,7 +72,9 @@ fn raw_cipher() -> Aes256Gcm {
 
 fn bench_envelope(c: &mut Criterion) {
     let env = envelope();
+    let env_aws = env.clone().with_backend(AeadBackend::AwsLc);
     let raw = raw_cipher();
+    let raw_aws = raw_aws_lc();
     let nonce = Nonce::from_slice(&[7u8; 12]);
     let aad = aad_for("users", "email", "42");
 
@@ -55,6 +84,12 @@ fn bench_envelope(c: &mut Criterion) {
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_with_input(BenchmarkId::new("finsec", size), &pt, |b, pt| {
             b.iter(|| env.encrypt(black_box(pt), black_box(&aad)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("finsec_aws_lc", size), &pt, |b, pt| {
+            b.iter(|| env_aws.encrypt(black_box(pt), black_box(&aad)).unwrap());
+        });
+        group.bench_with_input(BenchmarkId::new("raw_aws_lc", size), &pt, |b, pt| {
+            b.iter(|| aws_lc_seal(&raw_aws, black_box(pt), black_box(&aad)));
         });
         group.bench_with_input(BenchmarkId::new("raw_aes_gcm", size), &pt, |b, pt| {
             b.iter(|| {
@@ -89,12 +124,12 @@ fn bench_envelope(c: &mut Criterion) {
     }
     group.finish();
 
-    // What one OS randomness call costs here: an envelope encryption makes two (data key
-    // and nonce together, then the wrapping nonce).
+    // What one OS randomness call costs here: an envelope encryption makes one (data key,
+    // data nonce and wrapping nonce together).
     let mut group = c.benchmark_group("os_random");
-    group.bench_function("fill_random_44", |b| {
+    group.bench_function("fill_random_56", |b| {
         b.iter(|| {
-            let mut buf = [0u8; 44];
+            let mut buf = [0u8; 56];
             fill_random(black_box(&mut buf)).unwrap();
             buf
         });
@@ -118,6 +153,23 @@ fn bench_envelope(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("finsec", size), &ct, |b, ct| {
             b.iter(|| env.decrypt(black_box(ct), black_box(&aad)).unwrap());
         });
+        group.bench_with_input(BenchmarkId::new("finsec_aws_lc", size), &ct, |b, ct| {
+            b.iter(|| env_aws.decrypt(black_box(ct), black_box(&aad)).unwrap());
+        });
+        let aws_ct = aws_lc_seal(&raw_aws, &pt, &aad);
+        group.bench_with_input(BenchmarkId::new("raw_aws_lc", size), &aws_ct, |b, ct| {
+            b.iter(|| {
+                let mut buf = black_box(ct).clone();
+                raw_aws
+                    .open_in_place(
+                        aws_lc_rs::aead::Nonce::assume_unique_for_key([7; 12]),
+                        aws_lc_rs::aead::Aad::from(black_box(&aad)),
+                        &mut buf,
+                    )
+                    .unwrap()
+                    .len()
+            });
+        });
         group.bench_with_input(BenchmarkId::new("raw_aes_gcm", size), &raw_ct, |b, ct| {
             b.iter(|| {
                 raw.decrypt(
@@ -130,6 +182,31 @@ fn bench_envelope(c: &mut Criterion) {
                 .unwrap()
             });
         });
+    }
+    group.finish();
+}
+
+fn bench_stream(c: &mut Criterion) {
+    let name = KeyName::new("files").unwrap();
+    let keyring = Keyring::new();
+    keyring.create_key(&name).unwrap();
+    let mut group = c.benchmark_group("stream_encrypt");
+    for size in [64 * 1024, 1024 * 1024] {
+        let pt = vec![0x5a_u8; size];
+        group.throughput(Throughput::Bytes(size as u64));
+        for backend in [AeadBackend::RustCrypto, AeadBackend::AwsLc] {
+            let options = StreamOptions::default().backend(backend);
+            group.bench_with_input(BenchmarkId::new(backend.name(), size), &pt, |b, pt| {
+                b.iter(|| {
+                    let out = Vec::with_capacity(size + 1024);
+                    let mut enc =
+                        StreamEncryptor::with_options(&keyring, &name, b"file", options, out)
+                            .unwrap();
+                    enc.update(black_box(pt)).unwrap();
+                    enc.finish().unwrap()
+                });
+            });
+        }
     }
     group.finish();
 }
@@ -256,6 +333,7 @@ fn bench_blind_index(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_envelope,
+    bench_stream,
     bench_kdf,
     bench_hkdf,
     bench_blind_index

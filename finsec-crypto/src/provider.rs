@@ -147,6 +147,43 @@ impl fmt::Debug for WrappedDek {
     }
 }
 
+/// A fresh 96-bit nonce for wrapping one data key with AES-GCM (see
+/// [`KeyProvider::wrap_dek_with_nonce`]).
+///
+/// Only this crate makes one, from the operating system's RNG, and each is consumed by the
+/// one wrap it is given to, so a provider may use it as a nonce without checking it is
+/// fresh. It is not secret; `Debug` shows its length only.
+pub struct WrapNonce([u8; WrapNonce::LEN]);
+
+impl WrapNonce {
+    /// Length in bytes.
+    pub const LEN: usize = 12;
+
+    /// A nonce read from the operating system's RNG on its own.
+    ///
+    /// # Errors
+    /// [`Error::Random`] if the operating system refuses to provide randomness.
+    pub fn random() -> Result<Self> {
+        crate::secret::random_array().map(Self)
+    }
+
+    /// A nonce from bytes this crate has just read from the operating system's RNG.
+    pub(crate) fn from_fresh(bytes: [u8; WrapNonce::LEN]) -> Self {
+        Self(bytes)
+    }
+
+    /// The nonce's bytes.
+    pub fn as_bytes(&self) -> &[u8; WrapNonce::LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WrapNonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WrapNonce(12 bytes)")
+    }
+}
+
 /// A source of key-encryption keys: wraps data keys under the primary version of a named
 /// key and unwraps them from a stored [`KekRef`].
 ///
@@ -166,6 +203,23 @@ pub trait KeyProvider: Send + Sync {
     /// the primary version reached its hard usage limit; [`Error::Random`].
     fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)>;
 
+    /// As [`wrap_dek`](Self::wrap_dek), with a fresh random nonce drawn by the caller in
+    /// the same read of the operating system's RNG as the data key, which saves a provider
+    /// that wraps locally with AES-GCM its own read. A provider that needs no nonce (a
+    /// remote KMS) ignores it, which is what the default does.
+    ///
+    /// # Errors
+    /// As [`wrap_dek`](Self::wrap_dek).
+    fn wrap_dek_with_nonce(
+        &self,
+        name: &KeyName,
+        dek: &Key256,
+        nonce: WrapNonce,
+    ) -> Result<(KekRef, WrappedDek)> {
+        let _ = nonce;
+        self.wrap_dek(name, dek)
+    }
+
     /// Unwraps a data key that [`wrap_dek`](Self::wrap_dek) produced under `kek`.
     ///
     /// # Errors
@@ -184,6 +238,14 @@ impl<P: KeyProvider + ?Sized> KeyProvider for &P {
     fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
         (**self).wrap_dek(name, dek)
     }
+    fn wrap_dek_with_nonce(
+        &self,
+        name: &KeyName,
+        dek: &Key256,
+        nonce: WrapNonce,
+    ) -> Result<(KekRef, WrappedDek)> {
+        (**self).wrap_dek_with_nonce(name, dek, nonce)
+    }
     fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
         (**self).unwrap_dek(kek, wrapped)
     }
@@ -196,6 +258,14 @@ impl<P: KeyProvider + ?Sized> KeyProvider for Arc<P> {
     fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
         (**self).wrap_dek(name, dek)
     }
+    fn wrap_dek_with_nonce(
+        &self,
+        name: &KeyName,
+        dek: &Key256,
+        nonce: WrapNonce,
+    ) -> Result<(KekRef, WrappedDek)> {
+        (**self).wrap_dek_with_nonce(name, dek, nonce)
+    }
     fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
         (**self).unwrap_dek(kek, wrapped)
     }
@@ -207,6 +277,14 @@ impl<P: KeyProvider + ?Sized> KeyProvider for Arc<P> {
 impl<P: KeyProvider + ?Sized> KeyProvider for Box<P> {
     fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
         (**self).wrap_dek(name, dek)
+    }
+    fn wrap_dek_with_nonce(
+        &self,
+        name: &KeyName,
+        dek: &Key256,
+        nonce: WrapNonce,
+    ) -> Result<(KekRef, WrappedDek)> {
+        (**self).wrap_dek_with_nonce(name, dek, nonce)
     }
     fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
         (**self).unwrap_dek(kek, wrapped)

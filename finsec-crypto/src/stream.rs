@@ -3,8 +3,9 @@
 //! [`StreamEncryptor`] (a [`Write`]) and [`StreamDecryptor`] (a [`Read`]) split the
 //! plaintext into fixed-size chunks and seal each one with AES-256-GCM under the STREAM
 //! construction (Hoang, Reyhanitabar, Rogaway, Vizár, "Online Authenticated-Encryption and
-//! its Nonce-Reuse Misuse-Resistance", 2015), as implemented by
-//! [`aes_gcm::aead::stream`]'s `EncryptorBE32`/`DecryptorBE32`. Each chunk's nonce is the
+//! its Nonce-Reuse Misuse-Resistance", 2015), byte for byte as [`aes_gcm::aead::stream`]'s
+//! `EncryptorBE32`/`DecryptorBE32` lay it out (a test checks this), with the AES-256-GCM
+//! implementation chosen by [`AeadBackend`]. Each chunk's nonce is the
 //! stream's random 7-byte prefix, the chunk's index as a 32-bit big-endian counter, and a
 //! final-chunk flag byte, so a chunk that is moved, dropped, duplicated, or taken from another
 //! stream fails to authenticate, and a stream cut off before its final chunk is detected.
@@ -85,11 +86,9 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::stream::{DecryptorBE32, EncryptorBE32};
-use aes_gcm::{Aes256Gcm, KeyInit};
 use zeroize::Zeroizing;
 
+use crate::backend::{AeadBackend, DataCipher};
 use crate::error::{Error, Result};
 use crate::provider::{KekRef, KeyName, KeyProvider, MAX_KEY_NAME_LEN, MAX_WRAPPED_DEK_LEN};
 use crate::secret::{Key256, random_array};
@@ -122,8 +121,72 @@ const MARKER_FINAL: u8 = 0x01;
 /// Domain label at the start of the chunk AAD.
 const AAD_LABEL: &[u8] = b"finsec/stream";
 
-type Encryptor = EncryptorBE32<Aes256Gcm>;
-type Decryptor = DecryptorBE32<Aes256Gcm>;
+/// Seals or opens the chunks of one stream in order: the STREAM construction with a
+/// 32-bit big-endian counter (the nonce layout in the module docs).
+struct ChunkCipher {
+    cipher: DataCipher,
+    prefix: [u8; NONCE_PREFIX_LEN],
+    /// Index of the next chunk.
+    position: u32,
+}
+
+impl ChunkCipher {
+    fn new(backend: AeadBackend, dek: &Key256, prefix: [u8; NONCE_PREFIX_LEN]) -> Result<Self> {
+        Ok(Self {
+            cipher: DataCipher::new(backend, dek)?,
+            prefix,
+            position: 0,
+        })
+    }
+
+    /// The nonce of the next chunk: prefix, counter, and the final-chunk flag.
+    fn nonce(&self, last: bool) -> [u8; 12] {
+        let mut nonce = [0u8; 12];
+        let counter = self.position.to_be_bytes();
+        let parts = self.prefix.iter().chain(&counter).copied();
+        for (dst, src) in nonce.iter_mut().zip(parts.chain([u8::from(last)])) {
+            *dst = src;
+        }
+        nonce
+    }
+
+    /// Moves to the next chunk after a non-final one.
+    fn advance(&mut self, last: bool) -> Option<()> {
+        if !last {
+            self.position = self.position.checked_add(1)?;
+        }
+        Some(())
+    }
+
+    /// Seals `buf` (the chunk's plaintext) in place and appends the tag. `None` once the
+    /// counter is exhausted: a non-final chunk may not take the last counter value, which
+    /// stays free for the final chunk.
+    fn seal(&mut self, aad: &[u8], buf: &mut Vec<u8>, last: bool) -> Option<()> {
+        if !last && self.position == u32::MAX {
+            return None;
+        }
+        let tag = self
+            .cipher
+            .seal_in_place(&self.nonce(last), aad, buf)
+            .ok()?;
+        buf.extend_from_slice(&tag);
+        self.advance(last)
+    }
+
+    /// Opens `buf` (the sealed chunk, tag last) in place, leaving only the plaintext.
+    /// `None` if it does not authenticate.
+    fn open(&mut self, aad: &[u8], buf: &mut Vec<u8>, last: bool) -> Option<()> {
+        if !last && self.position == u32::MAX {
+            return None;
+        }
+        let split = buf.len().checked_sub(TAG_LEN)?;
+        let tag: [u8; TAG_LEN] = buf.get(split..)?.try_into().ok()?;
+        buf.truncate(split);
+        let nonce = self.nonce(last);
+        self.cipher.open_in_place(&nonce, aad, buf, &tag).ok()?;
+        self.advance(last)
+    }
+}
 
 fn check_chunk_size(chunk_size: usize) -> Result<()> {
     if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&chunk_size) {
@@ -145,11 +208,6 @@ fn chunk_aad(chunk_size: u32, user_aad: &[u8]) -> Vec<u8> {
     aad.extend_from_slice(&(user_aad.len() as u64).to_be_bytes());
     aad.extend_from_slice(user_aad);
     aad
-}
-
-fn cipher(dek: &Key256) -> Result<Aes256Gcm> {
-    Aes256Gcm::new_from_slice(dek.expose_secret())
-        .map_err(|_| Error::invalid_length("key", Key256::LEN, dek.expose_secret().len()))
 }
 
 /// Converts an error for the `Read`/`Write` impls, keeping I/O errors as they were.
@@ -187,6 +245,42 @@ pub fn error_from_io(e: io::Error) -> Error {
     }
 }
 
+/// How a [`StreamEncryptor`] seals: the chunk size and the AES-GCM backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamOptions {
+    /// Plaintext bytes per chunk, [`MIN_CHUNK_SIZE`]..=[`MAX_CHUNK_SIZE`]; default
+    /// [`DEFAULT_CHUNK_SIZE`].
+    pub chunk_size: usize,
+    /// The AES-256-GCM implementation; default [`AeadBackend::default`].
+    pub backend: AeadBackend,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            backend: AeadBackend::default(),
+        }
+    }
+}
+
+impl StreamOptions {
+    /// The same options with another chunk size (checked when the stream starts).
+    #[must_use]
+    pub fn chunk_size(mut self, chunk_size: usize) -> Self {
+        self.chunk_size = chunk_size;
+        self
+    }
+
+    /// The same options with another backend.
+    #[must_use]
+    pub fn backend(mut self, backend: AeadBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+}
+
 /// Encrypts a stream written to it, writing the sealed stream to `W`.
 ///
 /// The header is written by the constructor. Plaintext is buffered until a chunk is full;
@@ -198,7 +292,7 @@ pub fn error_from_io(e: io::Error) -> Error {
 /// until it is full or the stream is finished.
 pub struct StreamEncryptor<W: Write> {
     inner: W,
-    encryptor: Option<Encryptor>,
+    encryptor: Option<ChunkCipher>,
     /// Plaintext of the chunk being filled; holds the sealed chunk while it is written out.
     buf: Zeroizing<Vec<u8>>,
     aad: Vec<u8>,
@@ -234,8 +328,28 @@ impl<W: Write> StreamEncryptor<W> {
         key: &KeyName,
         aad: &[u8],
         chunk_size: usize,
+        inner: W,
+    ) -> Result<Self> {
+        let options = StreamOptions::default().chunk_size(chunk_size);
+        Self::with_options(provider, key, aad, options, inner)
+    }
+
+    /// As [`new`](Self::new) with explicit [`StreamOptions`] (chunk size and AES-GCM
+    /// backend).
+    ///
+    /// # Errors
+    /// [`Error::InvalidParameter`] for a chunk size out of range, and as [`new`](Self::new).
+    pub fn with_options<P: KeyProvider + ?Sized>(
+        provider: &P,
+        key: &KeyName,
+        aad: &[u8],
+        options: StreamOptions,
         mut inner: W,
     ) -> Result<Self> {
+        let StreamOptions {
+            chunk_size,
+            backend,
+        } = options;
         check_chunk_size(chunk_size)?;
         let chunk_size_u32 = u32::try_from(chunk_size).map_err(|_| Error::InvalidParameter {
             name: "chunk size",
@@ -273,7 +387,7 @@ impl<W: Write> StreamEncryptor<W> {
         header.extend_from_slice(&nonce_prefix);
         inner.write_all(&header).map_err(Error::Stream)?;
 
-        let encryptor = Encryptor::from_aead(cipher(&dek)?, &GenericArray::from(nonce_prefix));
+        let encryptor = ChunkCipher::new(backend, &dek, nonce_prefix)?;
         Ok(Self {
             inner,
             encryptor: Some(encryptor),
@@ -340,8 +454,8 @@ impl<W: Write> StreamEncryptor<W> {
         })?;
         let limit = u64::from(u32::MAX - 1).saturating_mul(self.chunk_size as u64);
         encryptor
-            .encrypt_next_in_place(&self.aad, &mut *self.buf)
-            .map_err(|_| Error::TooLarge {
+            .seal(&self.aad, &mut self.buf, false)
+            .ok_or(Error::TooLarge {
                 size: self
                     .chunks
                     .saturating_add(1)
@@ -364,7 +478,7 @@ impl<W: Write> StreamEncryptor<W> {
     /// encryptor failed earlier (the stream must then be discarded).
     pub fn finish(mut self) -> Result<W> {
         self.check_usable()?;
-        let encryptor = self.encryptor.take().ok_or(Error::InvalidParameter {
+        let mut encryptor = self.encryptor.take().ok_or(Error::InvalidParameter {
             name: "stream encryptor",
             reason: "the stream is already finished".into(),
         })?;
@@ -374,8 +488,8 @@ impl<W: Write> StreamEncryptor<W> {
             reason: "final chunk does not fit the format".into(),
         })?;
         encryptor
-            .encrypt_last_in_place(&self.aad, &mut *self.buf)
-            .map_err(|_| Error::TooLarge {
+            .seal(&self.aad, &mut self.buf, true)
+            .ok_or(Error::TooLarge {
                 size: self.chunks.saturating_mul(self.chunk_size as u64),
                 limit: u64::from(u32::MAX - 1).saturating_mul(self.chunk_size as u64),
             })?;
@@ -464,7 +578,7 @@ impl Failure {
 /// [`Error`]; [`next_chunk`](Self::next_chunk) returns them directly.
 pub struct StreamDecryptor<R: Read> {
     inner: R,
-    decryptor: Option<Decryptor>,
+    decryptor: Option<ChunkCipher>,
     /// The current chunk: sealed while being read, plaintext once authenticated.
     buf: Zeroizing<Vec<u8>>,
     /// Bytes of `buf` already handed out.
@@ -536,7 +650,21 @@ impl<R: Read> StreamDecryptor<R> {
     /// [`Error::UnsupportedVersion`]; [`Error::InvalidHeader`] for an out-of-range field;
     /// the provider's errors ([`Error::UnknownKey`], [`Error::KeyRetired`],
     /// [`Error::KeyUnwrap`]); [`Error::Stream`] if reading fails.
-    pub fn new<P: KeyProvider + ?Sized>(provider: &P, aad: &[u8], mut inner: R) -> Result<Self> {
+    pub fn new<P: KeyProvider + ?Sized>(provider: &P, aad: &[u8], inner: R) -> Result<Self> {
+        Self::with_backend(provider, aad, AeadBackend::default(), inner)
+    }
+
+    /// As [`new`](Self::new), opening chunks with `backend`. Any backend opens what any
+    /// other sealed.
+    ///
+    /// # Errors
+    /// As [`new`](Self::new).
+    pub fn with_backend<P: KeyProvider + ?Sized>(
+        provider: &P,
+        aad: &[u8],
+        backend: AeadBackend,
+        mut inner: R,
+    ) -> Result<Self> {
         let mut offset = 0usize;
         let magic: [u8; 3] = read_field(&mut inner, "magic", &mut offset)?;
         if magic != MAGIC {
@@ -604,7 +732,7 @@ impl<R: Read> StreamDecryptor<R> {
             version: key_version,
         };
         let dek = provider.unwrap_dek(&kek, &wrapped)?;
-        let decryptor = Decryptor::from_aead(cipher(&dek)?, &GenericArray::from(nonce_prefix));
+        let decryptor = ChunkCipher::new(backend, &dek, nonce_prefix)?;
         Ok(Self {
             inner,
             decryptor: Some(decryptor),
@@ -690,8 +818,8 @@ impl<R: Read> StreamDecryptor<R> {
                     .as_mut()
                     .ok_or(Error::StreamChunk { index })?;
                 decryptor
-                    .decrypt_next_in_place(&self.aad, &mut *self.buf)
-                    .map_err(|_| Error::StreamChunk { index })?;
+                    .open(&self.aad, &mut self.buf, false)
+                    .ok_or(Error::StreamChunk { index })?;
                 self.chunks = index.saturating_add(1);
                 Ok(())
             }
@@ -710,10 +838,10 @@ impl<R: Read> StreamDecryptor<R> {
                 if read_up_to(&mut self.inner, &mut self.buf).map_err(Error::Stream)? < sealed_len {
                     return Err(truncated);
                 }
-                let decryptor = self.decryptor.take().ok_or(Error::StreamChunk { index })?;
+                let mut decryptor = self.decryptor.take().ok_or(Error::StreamChunk { index })?;
                 decryptor
-                    .decrypt_last_in_place(&self.aad, &mut *self.buf)
-                    .map_err(|_| Error::StreamChunk { index })?;
+                    .open(&self.aad, &mut self.buf, true)
+                    .ok_or(Error::StreamChunk { index })?;
                 self.chunks = index.saturating_add(1);
                 let mut probe = [0u8; 1];
                 if read_up_to(&mut self.inner, &mut probe).map_err(Error::Stream)? != 0 {
@@ -887,6 +1015,74 @@ fn stream_io_at(e: Error, path: &Path) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The chunk layout is byte for byte that of `aead::stream`'s `EncryptorBE32`, on every
+    /// backend: streams written before the backends existed still open.
+    #[test]
+    fn chunks_match_aead_stream_be32() {
+        use aes_gcm::aead::generic_array::GenericArray;
+        use aes_gcm::aead::stream::EncryptorBE32;
+        use aes_gcm::{Aes256Gcm, KeyInit};
+
+        let key = Key256::from_bytes([0x42; 32]);
+        let prefix = [9u8, 8, 7, 6, 5, 4, 3];
+        let aad = chunk_aad(1024, b"context");
+        let chunks: [&[u8]; 4] = [&[1; 1024], &[2; 1024], &[3; 1024], &[4; 17]];
+        for &backend in AeadBackend::ALL {
+            let aes = Aes256Gcm::new_from_slice(key.expose_secret()).unwrap();
+            let mut reference = EncryptorBE32::from_aead(aes, &GenericArray::from(prefix));
+            let mut ours = ChunkCipher::new(backend, &key, prefix).unwrap();
+            let mut opener = ChunkCipher::new(backend, &key, prefix).unwrap();
+            for (i, chunk) in chunks.iter().enumerate() {
+                let last = i == chunks.len() - 1;
+                let mut expected = chunk.to_vec();
+                if last {
+                    let (mut enc, mut buf) = (
+                        EncryptorBE32::from_aead(
+                            Aes256Gcm::new_from_slice(key.expose_secret()).unwrap(),
+                            &GenericArray::from(prefix),
+                        ),
+                        Vec::new(),
+                    );
+                    // Bring a fresh reference to the same position, then seal last.
+                    for _ in 0..i {
+                        enc.encrypt_next_in_place(&aad, &mut buf).unwrap();
+                        buf.clear();
+                    }
+                    enc.encrypt_last_in_place(&aad, &mut expected).unwrap();
+                } else {
+                    reference
+                        .encrypt_next_in_place(&aad, &mut expected)
+                        .unwrap();
+                }
+                let mut got = chunk.to_vec();
+                ours.seal(&aad, &mut got, last).unwrap();
+                assert_eq!(got, expected, "{backend}: chunk {i}");
+                opener.open(&aad, &mut got, last).unwrap();
+                assert_eq!(got, *chunk, "{backend}: chunk {i} opens");
+            }
+        }
+    }
+
+    #[test]
+    fn the_counter_keeps_its_last_value_for_the_final_chunk() {
+        let key = Key256::from_bytes([1; 32]);
+        let mut cipher = ChunkCipher::new(AeadBackend::default(), &key, [0; 7]).unwrap();
+        cipher.position = u32::MAX - 1;
+        let mut buf = vec![0u8; 8];
+        assert!(cipher.seal(b"", &mut buf, false).is_some());
+        assert_eq!(cipher.position, u32::MAX);
+        let mut buf = vec![0u8; 8];
+        assert!(
+            cipher.seal(b"", &mut buf, false).is_none(),
+            "no non-final chunk at MAX"
+        );
+        let mut buf = vec![0u8; 8];
+        assert!(
+            cipher.seal(b"", &mut buf, true).is_some(),
+            "the final chunk fits"
+        );
+    }
 
     #[test]
     fn io_errors_round_trip() {

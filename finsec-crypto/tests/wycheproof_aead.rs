@@ -1,11 +1,13 @@
-//! Wycheproof AES-GCM vectors against `hazmat::aes256gcm_seal` / `aes256gcm_open`.
+//! Wycheproof AES-GCM vectors against `hazmat::aes256gcm_seal_with` / `aes256gcm_open_with`,
+//! once for every backend compiled in (RustCrypto always; AWS-LC with the `aws-lc-rs`
+//! feature).
 //!
 //! Groups with a 256-bit key, a 96-bit nonce and a 128-bit tag are run in full; for every
 //! other group the functions must refuse the parameters with `Error::InvalidLength`.
 #![cfg(test)]
 
-use finsec_crypto::Error;
-use finsec_crypto::hazmat::{aes256gcm_open, aes256gcm_seal};
+use finsec_crypto::hazmat::{aes256gcm_open_with, aes256gcm_seal_with};
+use finsec_crypto::{AeadBackend, Error};
 use serde::Deserialize;
 
 const VECTORS: &str = concat!(
@@ -48,7 +50,19 @@ fn unhex(s: &str) -> Vec<u8> {
 }
 
 #[test]
-fn wycheproof_aes_gcm() {
+fn wycheproof_aes_gcm_every_backend() {
+    for &backend in AeadBackend::ALL {
+        run(backend);
+    }
+    #[cfg(feature = "aws-lc-rs")]
+    assert_eq!(AeadBackend::ALL.len(), 2);
+}
+
+fn run(backend: AeadBackend) {
+    let aes256gcm_seal =
+        |k: &[u8], n: &[u8], a: &[u8], m: &[u8]| aes256gcm_seal_with(backend, k, n, a, m);
+    let aes256gcm_open =
+        |k: &[u8], n: &[u8], a: &[u8], c: &[u8]| aes256gcm_open_with(backend, k, n, a, c);
     let text =
         std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("cannot read {VECTORS}: {e}"));
     let file: File = serde_json::from_str(&text).unwrap();
@@ -80,12 +94,12 @@ fn wycheproof_aes_gcm() {
                 let sealed = aes256gcm_seal(&key, &iv, &aad, &msg);
                 assert!(
                     matches!(sealed, Err(Error::InvalidLength { what: w, .. }) if w == what),
-                    "tc {id}: seal should refuse the {what}: {sealed:?}"
+                    "{backend} tc {id}: seal should refuse the {what}: {sealed:?}"
                 );
                 let opened = aes256gcm_open(&key, &iv, &aad, &ct_tag);
                 assert!(
                     matches!(opened, Err(Error::InvalidLength { what: w, .. }) if w == what),
-                    "tc {id}: open should refuse the {what}: {opened:?}"
+                    "{backend} tc {id}: open should refuse the {what}: {opened:?}"
                 );
                 refused += 1;
                 continue;
@@ -94,26 +108,30 @@ fn wycheproof_aes_gcm() {
             match case.result.as_str() {
                 "valid" => {
                     let sealed = aes256gcm_seal(&key, &iv, &aad, &msg).unwrap();
-                    assert_eq!(hex::encode(&sealed), hex::encode(&ct_tag), "tc {id}: seal");
+                    assert_eq!(
+                        hex::encode(&sealed),
+                        hex::encode(&ct_tag),
+                        "{backend} tc {id}: seal"
+                    );
                     let opened = aes256gcm_open(&key, &iv, &aad, &ct_tag).unwrap();
-                    assert_eq!(opened, msg, "tc {id}: open");
+                    assert_eq!(opened, msg, "{backend} tc {id}: open");
                     valid += 1;
                 }
                 "invalid" => {
                     let opened = aes256gcm_open(&key, &iv, &aad, &ct_tag);
                     assert!(
                         matches!(opened, Err(Error::Decryption)),
-                        "tc {id}: invalid vector accepted: {opened:?}"
+                        "{backend} tc {id}: invalid vector accepted: {opened:?}"
                     );
                     invalid += 1;
                 }
-                other => panic!("tc {id}: unexpected result {other:?}"),
+                other => panic!("{backend} tc {id}: unexpected result {other:?}"),
             }
         }
     }
 
     println!(
-        "wycheproof aes_gcm: {valid} valid + {invalid} invalid run (AES-256/96/128), \
+        "wycheproof aes_gcm on {backend}: {valid} valid + {invalid} invalid run (AES-256/96/128), \
          {refused} refused (other sizes)"
     );
     assert!(valid > 0 && invalid > 0 && refused > 0);

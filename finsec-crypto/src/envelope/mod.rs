@@ -1,11 +1,12 @@
 //! Envelope encryption: a fresh data key per message, wrapped by a named, versioned
 //! key-encryption key.
 //!
-//! [`Envelope::encrypt`] draws a fresh random 256-bit data key (DEK) and a random 96-bit
-//! nonce (in one call to the operating system's RNG), encrypts the plaintext with
-//! AES-256-GCM under the DEK, asks the [`KeyProvider`] to wrap the DEK under the primary
-//! version of the envelope's key-encryption key (KEK), and returns one self-describing
-//! byte string. [`Envelope::decrypt`] reads the KEK name and version from the header, has
+//! [`Envelope::encrypt`] draws a fresh random 256-bit data key (DEK), a random 96-bit
+//! data nonce and a random 96-bit nonce for wrapping the DEK, all in one read of the
+//! operating system's RNG; encrypts the plaintext with AES-256-GCM under the DEK (with the
+//! [`AeadBackend`] of the envelope); asks the [`KeyProvider`] to wrap the DEK under the
+//! primary version of the envelope's key-encryption key (KEK); and returns one
+//! self-describing byte string. [`Envelope::decrypt`] reads the KEK name and version from the header, has
 //! the provider unwrap the DEK, and authenticates and decrypts the data.
 //! [`Envelope::rewrap`] moves a ciphertext to the KEK's current primary version by
 //! replacing only the wrapped DEK; the encrypted data bytes are not touched.
@@ -65,17 +66,16 @@ mod format;
 
 use std::fmt;
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
 pub use format::{FORMAT_VERSION, Header, MAGIC, NONCE_LEN, TAG_LEN};
 
+use crate::backend::{AeadBackend, DataCipher};
 use crate::error::{Error, Result};
 use crate::hazmat::AES_GCM_MAX_PLAINTEXT;
-use crate::provider::{KeyName, KeyProvider};
+use crate::provider::{KeyName, KeyProvider, WrapNonce};
 use crate::secret::{Key256, fill_random};
 
 /// Domain-separation prefix of the data's associated data.
@@ -101,16 +101,22 @@ const MAX_AAD_LEN: u64 = (1 << 36) - 26;
 ///
 /// `Envelope` is `Send + Sync` when the provider is, and holds no per-message state, so
 /// one instance can serve every thread.
+///
+/// The data is encrypted with [`AeadBackend::default`] unless
+/// [`with_backend`](Self::with_backend) chooses another; the bytes are the same either
+/// way, so any backend decrypts what any other encrypted.
 #[derive(Clone)]
 pub struct Envelope<P: KeyProvider> {
     provider: P,
     key: KeyName,
+    backend: AeadBackend,
 }
 
 impl<P: KeyProvider> fmt::Debug for Envelope<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Envelope")
             .field("key", &self.key)
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }
@@ -135,7 +141,23 @@ impl<P: KeyProvider> Envelope<P> {
     /// The key is looked up on each call, so the envelope may be created before the key
     /// exists; encrypting then fails with [`Error::UnknownKey`].
     pub fn new(provider: P, key: KeyName) -> Self {
-        Self { provider, key }
+        Self {
+            provider,
+            key,
+            backend: AeadBackend::default(),
+        }
+    }
+
+    /// The same envelope, encrypting and decrypting data with `backend`.
+    #[must_use]
+    pub fn with_backend(mut self, backend: AeadBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The AES-256-GCM implementation this envelope uses for data.
+    pub fn backend(&self) -> AeadBackend {
+        self.backend
     }
 
     /// The key provider.
@@ -170,30 +192,28 @@ impl<P: KeyProvider> Envelope<P> {
         }
         check_aad(aad)?;
 
-        // One RNG call for the data key and the nonce.
-        let mut seed = Zeroizing::new([0u8; Key256::LEN + NONCE_LEN]);
+        // One RNG read for the data key, the data nonce and the wrapping nonce.
+        let mut seed = Zeroizing::new([0u8; SEED_LEN]);
         fill_random(seed.as_mut_slice())?;
-        let (dek, nonce) = split_seed(&seed)?;
-        let dek = Key256::from_bytes(*dek);
+        let (dek, nonce, wrap_nonce) = split_seed(&seed);
+        let dek = Key256::from_bytes(dek);
 
-        let (kek, wrapped) = self.provider.wrap_dek(&self.key, &dek)?;
-        let header = Header::new(kek, wrapped, *nonce)?;
+        let (kek, wrapped) = self.provider.wrap_dek_with_nonce(
+            &self.key,
+            &dek,
+            WrapNonce::from_fresh(wrap_nonce),
+        )?;
+        let header = Header::new(kek, wrapped, nonce)?;
 
         let mut out = Vec::with_capacity(header.encoded_len() + plaintext.len() + TAG_LEN);
         header.write_to(&mut out);
         let body_start = out.len();
         out.extend_from_slice(plaintext);
 
-        let cipher = Aes256Gcm::new(dek.expose_secret().into());
+        let cipher = DataCipher::new(self.backend, &dek)?;
         drop(dek);
         let (_, body) = out.split_at_mut(body_start);
-        let tag = with_data_aad(aad, |data_aad| {
-            cipher.encrypt_in_place_detached(Nonce::from_slice(nonce), data_aad, body)
-        })
-        .map_err(|_| Error::TooLarge {
-            size,
-            limit: AES_GCM_MAX_PLAINTEXT,
-        })?;
+        let tag = with_data_aad(aad, |data_aad| cipher.seal_in_place(&nonce, data_aad, body))?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -216,19 +236,14 @@ impl<P: KeyProvider> Envelope<P> {
         let dek = self
             .provider
             .unwrap_dek(header.kek(), header.wrapped_dek().as_bytes())?;
-        let cipher = Aes256Gcm::new(dek.expose_secret().into());
+        let cipher = DataCipher::new(self.backend, &dek)?;
         drop(dek);
+        let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Decryption)?;
 
         let mut out = data.to_vec();
         with_data_aad(aad, |data_aad| {
-            cipher.decrypt_in_place_detached(
-                Nonce::from_slice(header.nonce()),
-                data_aad,
-                &mut out,
-                Tag::from_slice(tag),
-            )
-        })
-        .map_err(|_| Error::Decryption)?;
+            cipher.open_in_place(header.nonce(), data_aad, &mut out, tag)
+        })?;
         Ok(out)
     }
 
@@ -397,15 +412,19 @@ fn check_aad(aad: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Splits the random seed into the data key and the nonce.
-fn split_seed(
-    seed: &[u8; Key256::LEN + NONCE_LEN],
-) -> Result<(&[u8; Key256::LEN], &[u8; NONCE_LEN])> {
-    let (dek, nonce) = seed
-        .split_first_chunk::<{ Key256::LEN }>()
-        .ok_or(Error::Random)?;
-    let nonce = nonce.first_chunk::<NONCE_LEN>().ok_or(Error::Random)?;
-    Ok((dek, nonce))
+/// Bytes of one encryption's random seed: data key, data nonce, wrapping nonce.
+const SEED_LEN: usize = Key256::LEN + NONCE_LEN + WrapNonce::LEN;
+
+/// Splits the random seed into the data key, the data nonce and the wrapping nonce.
+fn split_seed(seed: &[u8; SEED_LEN]) -> ([u8; Key256::LEN], [u8; NONCE_LEN], [u8; WrapNonce::LEN]) {
+    let mut dek = [0u8; Key256::LEN];
+    let mut nonce = [0u8; NONCE_LEN];
+    let mut wrap = [0u8; WrapNonce::LEN];
+    let parts = dek.iter_mut().chain(&mut nonce).chain(&mut wrap);
+    for (dst, src) in parts.zip(seed) {
+        *dst = *src;
+    }
+    (dek, nonce, wrap)
 }
 
 /// Calls `f` with the data's associated data,

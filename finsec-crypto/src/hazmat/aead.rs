@@ -1,8 +1,6 @@
 //! AES-256-GCM with an explicit, caller-chosen nonce.
 
-use aes_gcm::aead::{Aead, Payload};
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
-
+use crate::backend::{AeadBackend, DataCipher};
 use crate::error::{Error, Result};
 
 /// AES-256 key length in bytes.
@@ -21,20 +19,15 @@ pub const AES_GCM_MAX_PLAINTEXT: u64 = (1 << 36) - 32;
 /// Largest associated data the AES-GCM implementation accepts, in bytes.
 pub(crate) const AES_GCM_MAX_AAD: u64 = 1 << 36;
 
-fn cipher(key: &[u8], nonce: &[u8]) -> Result<(Aes256Gcm, Nonce<aes_gcm::aead::consts::U12>)> {
+/// Checks the key and nonce lengths and expands the key for `backend`.
+fn cipher(backend: AeadBackend, key: &[u8], nonce: &[u8]) -> Result<(DataCipher, [u8; 12])> {
     if key.len() != AES_GCM_KEY_LEN {
         return Err(Error::invalid_length("key", AES_GCM_KEY_LEN, key.len()));
     }
-    if nonce.len() != AES_GCM_NONCE_LEN {
-        return Err(Error::invalid_length(
-            "nonce",
-            AES_GCM_NONCE_LEN,
-            nonce.len(),
-        ));
-    }
-    let cipher = Aes256Gcm::new_from_slice(key)
-        .map_err(|_| Error::invalid_length("key", AES_GCM_KEY_LEN, key.len()))?;
-    Ok((cipher, *Nonce::from_slice(nonce)))
+    let nonce: [u8; AES_GCM_NONCE_LEN] = nonce
+        .try_into()
+        .map_err(|_| Error::invalid_length("nonce", AES_GCM_NONCE_LEN, nonce.len()))?;
+    Ok((DataCipher::from_slice(backend, key)?, nonce))
 }
 
 fn check_aad(aad: &[u8]) -> Result<()> {
@@ -49,7 +42,7 @@ fn check_aad(aad: &[u8]) -> Result<()> {
 }
 
 /// Encrypts `plaintext` with AES-256-GCM under `key` and `nonce`, authenticating `aad`.
-/// Returns the ciphertext followed by the 16-byte tag.
+/// Returns the ciphertext followed by the 16-byte tag. Uses [`AeadBackend::default`].
 ///
 /// The caller is responsible for never using the same nonce twice with the same key:
 /// a repeated nonce reveals the XOR of the two plaintexts and lets an attacker forge tags.
@@ -59,7 +52,21 @@ fn check_aad(aad: &[u8]) -> Result<()> {
 /// the nonce 12 bytes; [`Error::TooLarge`] if the plaintext exceeds
 /// [`AES_GCM_MAX_PLAINTEXT`] or the associated data exceeds the implementation's limit.
 pub fn aes256gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-    let (cipher, nonce) = cipher(key, nonce)?;
+    aes256gcm_seal_with(AeadBackend::default(), key, nonce, aad, plaintext)
+}
+
+/// [`aes256gcm_seal`] with the given backend; every backend gives the same bytes.
+///
+/// # Errors
+/// As [`aes256gcm_seal`].
+pub fn aes256gcm_seal_with(
+    backend: AeadBackend,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>> {
+    let (cipher, nonce) = cipher(backend, key, nonce)?;
     let size = plaintext.len() as u64;
     if size > AES_GCM_MAX_PLAINTEXT {
         return Err(Error::TooLarge {
@@ -68,22 +75,16 @@ pub fn aes256gcm_seal(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) ->
         });
     }
     check_aad(aad)?;
-    cipher
-        .encrypt(
-            &nonce,
-            Payload {
-                msg: plaintext,
-                aad,
-            },
-        )
-        .map_err(|_| Error::TooLarge {
-            size,
-            limit: AES_GCM_MAX_PLAINTEXT,
-        })
+    let mut out = Vec::with_capacity(plaintext.len() + AES_GCM_TAG_LEN);
+    out.extend_from_slice(plaintext);
+    let tag = cipher.seal_in_place(&nonce, aad, &mut out)?;
+    out.extend_from_slice(&tag);
+    Ok(out)
 }
 
 /// Decrypts and authenticates `ciphertext_and_tag` (ciphertext followed by a 16-byte tag)
-/// with AES-256-GCM under `key` and `nonce`, with associated data `aad`.
+/// with AES-256-GCM under `key` and `nonce`, with associated data `aad`. Uses
+/// [`AeadBackend::default`].
 ///
 /// Nothing is returned unless the tag verifies; the comparison is constant time.
 ///
@@ -98,25 +99,35 @@ pub fn aes256gcm_open(
     aad: &[u8],
     ciphertext_and_tag: &[u8],
 ) -> Result<Vec<u8>> {
-    let (cipher, nonce) = cipher(key, nonce)?;
-    if ciphertext_and_tag.len() < AES_GCM_TAG_LEN {
+    aes256gcm_open_with(AeadBackend::default(), key, nonce, aad, ciphertext_and_tag)
+}
+
+/// [`aes256gcm_open`] with the given backend; every backend opens what any other sealed.
+///
+/// # Errors
+/// As [`aes256gcm_open`].
+pub fn aes256gcm_open_with(
+    backend: AeadBackend,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    ciphertext_and_tag: &[u8],
+) -> Result<Vec<u8>> {
+    let (cipher, nonce) = cipher(backend, key, nonce)?;
+    let Some(split) = ciphertext_and_tag.len().checked_sub(AES_GCM_TAG_LEN) else {
         return Err(Error::Truncated {
             field: "tag",
             offset: 0,
             needed: AES_GCM_TAG_LEN,
             available: ciphertext_and_tag.len(),
         });
-    }
+    };
     check_aad(aad)?;
-    cipher
-        .decrypt(
-            &nonce,
-            Payload {
-                msg: ciphertext_and_tag,
-                aad,
-            },
-        )
-        .map_err(|_| Error::Decryption)
+    let (data, tag) = ciphertext_and_tag.split_at(split);
+    let tag: &[u8; AES_GCM_TAG_LEN] = tag.try_into().map_err(|_| Error::Decryption)?;
+    let mut out = data.to_vec();
+    cipher.open_in_place(&nonce, aad, &mut out, tag)?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 mod aead;
 
 pub use aead::{AES_GCM_KEY_LEN, AES_GCM_MAX_PLAINTEXT, AES_GCM_NONCE_LEN, AES_GCM_TAG_LEN};
-pub use aead::{aes256gcm_open, aes256gcm_seal};
+pub use aead::{aes256gcm_open, aes256gcm_open_with, aes256gcm_seal, aes256gcm_seal_with};
 
 mod kdf;
 

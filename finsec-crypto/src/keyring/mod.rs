@@ -174,8 +174,8 @@ use zeroize::Zeroizing;
 pub use file::{DOCUMENT_FORMAT, DOCUMENT_VERSION, SEALED_FORMAT, SEALED_VERSION, SealKey};
 
 use crate::error::{Error, Result};
-use crate::provider::{KekRef, KeyName, KeyProvider, WrappedDek};
-use crate::secret::{Key256, random_array};
+use crate::provider::{KekRef, KeyName, KeyProvider, WrapNonce, WrappedDek};
+use crate::secret::Key256;
 
 /// Length of a data key wrapped by the local keyring: 12-byte nonce, 32-byte encrypted
 /// key, 16-byte tag.
@@ -656,6 +656,16 @@ impl Keyring {
 
 impl KeyProvider for Keyring {
     fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
+        self.wrap_dek_with_nonce(name, dek, WrapNonce::random()?)
+    }
+
+    fn wrap_dek_with_nonce(
+        &self,
+        name: &KeyName,
+        dek: &Key256,
+        nonce: WrapNonce,
+    ) -> Result<(KekRef, WrappedDek)> {
+        let nonce = *nonce.as_bytes();
         let state = self.read();
         let entry = state.keys.get(name).ok_or_else(|| unknown(name, 0))?;
         let version = entry.primary;
@@ -674,7 +684,6 @@ impl KeyProvider for Keyring {
                 count,
             })?;
         let aad = wrap_aad(name, version)?;
-        let nonce: [u8; NONCE_LEN] = random_array()?;
         let mut buf = Zeroizing::new(*dek.expose_secret());
         let tag = kv
             .cipher

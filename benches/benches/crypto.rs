@@ -20,6 +20,7 @@
 )]
 
 use std::hint::black_box;
+use std::sync::Arc;
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -39,11 +40,11 @@ use sha2::Sha256;
 
 const SIZES: [usize; 4] = [64, 1024, 64 * 1024, 1024 * 1024];
 
-fn envelope() -> Envelope<Keyring> {
+fn envelope() -> Envelope<Arc<Keyring>> {
     let name = KeyName::new("pii").unwrap();
     let keyring = Keyring::new();
     keyring.create_key(&name).unwrap();
-    Envelope::new(keyring, name).with_backend(AeadBackend::RustCrypto)
+    Envelope::new(Arc::new(keyring), name).with_backend(AeadBackend::RustCrypto)
 }
 
 fn raw_aws_lc() -> aws_lc_rs::aead::LessSafeKey {

@@ -10,6 +10,11 @@
 //! - `check_2_quotas` (1): `RedisStore::check`, per-minute GCRA + per-hour fixed window.
 //! - `check_batch_100` (1/100): `RedisStore::check_batch` of 100 checks (2 quotas, 100
 //!   keys); throughput counts the 100 decisions.
+//! - `check_batch_100_1_quota` (1/100): the same with one GCRA quota per check.
+//!
+//! Around `check_1_quota` and `check_batch_100_1_quota` the bench reads Redis's
+//! `INFO commandstats` and prints the server's CPU time per `EVALSHA` over every call the
+//! benchmark made (warm-up included): the Redis CPU cost of one one-quota decision.
 //! - `original_incr_expire_x2` (4): the original design, INCR + EXPIRE of a minute counter
 //!   and INCR + EXPIRE of an hour counter, each awaited in turn.
 //! - `raw_evalsha_same_script_1_quota` (1): the store's script for one quota as a bare
@@ -40,6 +45,39 @@ fn n(v: u32) -> NonZeroU32 {
     NonZeroU32::new(v).unwrap()
 }
 
+/// `EVALSHA` calls and microseconds of CPU Redis has counted so far.
+fn evalsha_stats(rt: &tokio::runtime::Runtime, conn: &redis::aio::ConnectionManager) -> (u64, u64) {
+    let mut conn = conn.clone();
+    let info: String = rt
+        .block_on(
+            redis::cmd("INFO")
+                .arg("commandstats")
+                .query_async(&mut conn),
+        )
+        .unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("cmdstat_evalsha:"))
+        .unwrap_or("cmdstat_evalsha:calls=0,usec=0");
+    let field = |name: &str| -> u64 {
+        line.split([':', ','])
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("calls"), field("usec"))
+}
+
+/// Prints the Redis CPU per `EVALSHA` between two `evalsha_stats` readings.
+fn report_redis_cpu(what: &str, before: (u64, u64), after: (u64, u64)) {
+    let calls = after.0.saturating_sub(before.0);
+    let usec = after.1.saturating_sub(before.1);
+    if calls > 0 {
+        let per_call = usec as f64 / calls as f64;
+        eprintln!("{what}: Redis CPU {per_call:.2} us per EVALSHA over {calls} calls");
+    }
+}
+
 fn bench_redis(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -68,6 +106,7 @@ fn bench_redis(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(4));
 
     group.throughput(Throughput::Elements(1));
+    let before = evalsha_stats(&rt, &t.conn);
     group.bench_function("check_1_quota", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, |_| async {
@@ -76,6 +115,7 @@ fn bench_redis(c: &mut Criterion) {
             })
         })
     });
+    report_redis_cpu("check_1_quota", before, evalsha_stats(&rt, &t.conn));
     group.bench_function("check_2_quotas", |b| {
         b.iter_custom(|iters| {
             timed(&rt, iters, |_| async {
@@ -181,6 +221,21 @@ fn bench_redis(c: &mut Criterion) {
             })
         })
     });
+    let batch_one: Vec<Check<'_, '_>> = keys.iter().map(|k| Check::new(k, &one)).collect();
+    let before = evalsha_stats(&rt, &t.conn);
+    group.bench_function("check_batch_100_1_quota", |b| {
+        b.iter_custom(|iters| {
+            timed(&rt, iters, |_| async {
+                let decisions = store.check_batch(&batch_one).await.unwrap();
+                assert!(black_box(decisions).iter().all(|d| d.allowed()));
+            })
+        })
+    });
+    report_redis_cpu(
+        "check_batch_100_1_quota",
+        before,
+        evalsha_stats(&rt, &t.conn),
+    );
     group.finish();
 
     rt.block_on(t.cleanup());

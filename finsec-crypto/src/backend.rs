@@ -20,7 +20,8 @@
 use std::fmt;
 
 use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+use aes_gcm::aead::consts::U12;
+use aes_gcm::{AesGcm, KeyInit, Nonce, Tag};
 
 use crate::error::{Error, Result};
 use crate::secret::Key256;
@@ -75,10 +76,22 @@ impl fmt::Display for AeadBackend {
     }
 }
 
+/// RustCrypto's AES-256-GCM over the encryption-only AES key schedule: GCM never runs
+/// the block cipher backwards, so the decryption round keys `Aes256Gcm` also expands (and
+/// erases) would be wasted work on every message.
+type RustCryptoGcm = AesGcm<aes::Aes256Enc, U12>;
+
 /// An AES-256-GCM key ready to seal and open, from one backend. Holds expanded key
 /// material; both backends erase it when dropped.
+#[cfg_attr(
+    feature = "aws-lc-rs",
+    expect(
+        clippy::large_enum_variant,
+        reason = "one lives on the stack for one message; boxing would cost an allocation each"
+    )
+)]
 pub(crate) enum DataCipher {
-    RustCrypto(Box<Aes256Gcm>),
+    RustCrypto(RustCryptoGcm),
     #[cfg(feature = "aws-lc-rs")]
     AwsLc(aws_lc_rs::aead::LessSafeKey),
 }
@@ -93,9 +106,9 @@ impl DataCipher {
     pub(crate) fn from_slice(backend: AeadBackend, key: &[u8]) -> Result<Self> {
         let wrong = || Error::invalid_length("key", Key256::LEN, key.len());
         match backend {
-            AeadBackend::RustCrypto => Ok(Self::RustCrypto(Box::new(
-                Aes256Gcm::new_from_slice(key).map_err(|_| wrong())?,
-            ))),
+            AeadBackend::RustCrypto => Ok(Self::RustCrypto(
+                RustCryptoGcm::new_from_slice(key).map_err(|_| wrong())?,
+            )),
             #[cfg(feature = "aws-lc-rs")]
             AeadBackend::AwsLc => {
                 if key.len() != Key256::LEN {

@@ -1497,7 +1497,11 @@ mod tests {
         assert_eq!(store.len(), 2);
         assert_eq!(store.sweep(), 0, "nothing has expired yet");
         clock.advance(Duration::from_secs(5));
-        assert_eq!(store.sweep(), 2, "the clock, not the system time, decides expiry");
+        assert_eq!(
+            store.sweep(),
+            2,
+            "the clock, not the system time, decides expiry"
+        );
         assert!(store.is_empty());
     }
 

@@ -174,7 +174,7 @@ use zeroize::Zeroizing;
 pub use file::{DOCUMENT_FORMAT, DOCUMENT_VERSION, SEALED_FORMAT, SEALED_VERSION, SealKey};
 
 use crate::error::{Error, Result};
-use crate::provider::{KekRef, KeyName, KeyProvider, WrapNonce, WrappedDek};
+use crate::provider::{KekRef, KeyName, KeyProvider, MAX_KEY_NAME_LEN, WrapNonce, WrappedDek};
 use crate::secret::Key256;
 
 /// Length of a data key wrapped by the local keyring: 12-byte nonce, 32-byte encrypted
@@ -377,17 +377,44 @@ fn creation_time(now: OffsetDateTime) -> Result<OffsetDateTime> {
 }
 
 /// The associated data binding a wrapped data key to its key name and version.
-fn wrap_aad(name: &KeyName, version: u32) -> Result<Vec<u8>> {
+/// Longest wrapping AAD: prefix, name length, a name of the maximum length, version.
+const MAX_WRAP_AAD_LEN: usize = WRAP_AAD_PREFIX.len() + 1 + MAX_KEY_NAME_LEN + 4;
+
+/// A data key's wrapping AAD, built on the stack (it is built on every wrap and unwrap).
+struct WrapAad {
+    buf: [u8; MAX_WRAP_AAD_LEN],
+    len: usize,
+}
+
+impl WrapAad {
+    fn as_slice(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+}
+
+fn wrap_aad(name: &KeyName, version: u32) -> Result<WrapAad> {
     let name = name.as_str().as_bytes();
-    let len = u8::try_from(name.len()).map_err(|_| Error::InvalidKeyName {
+    let too_long = || Error::InvalidKeyName {
         name: String::from_utf8_lossy(name).into_owned(),
         reason: "key name is longer than 64 bytes",
-    })?;
-    let mut aad = Vec::with_capacity(WRAP_AAD_PREFIX.len() + 1 + name.len() + 4);
-    aad.extend_from_slice(WRAP_AAD_PREFIX);
-    aad.push(len);
-    aad.extend_from_slice(name);
-    aad.extend_from_slice(&version.to_be_bytes());
+    };
+    let len = u8::try_from(name.len()).map_err(|_| too_long())?;
+    if name.len() > MAX_KEY_NAME_LEN {
+        return Err(too_long());
+    }
+    let version = version.to_be_bytes();
+    let parts = WRAP_AAD_PREFIX
+        .iter()
+        .chain([&len])
+        .chain(name)
+        .chain(&version);
+    let mut aad = WrapAad {
+        buf: [0; MAX_WRAP_AAD_LEN],
+        len: WRAP_AAD_PREFIX.len() + 1 + name.len() + version.len(),
+    };
+    for (dst, src) in aad.buf.iter_mut().zip(parts) {
+        *dst = *src;
+    }
     Ok(aad)
 }
 
@@ -684,10 +711,11 @@ impl KeyProvider for Keyring {
                 count,
             })?;
         let aad = wrap_aad(name, version)?;
+        let aad = aad.as_slice();
         let mut buf = Zeroizing::new(*dek.expose_secret());
         let tag = kv
             .cipher
-            .encrypt_in_place_detached(&Nonce::from(nonce), &aad, buf.as_mut_slice())
+            .encrypt_in_place_detached(&Nonce::from(nonce), aad, buf.as_mut_slice())
             .map_err(|_| Error::InvalidParameter {
                 name: "data key",
                 reason: "AES-256-GCM refused to wrap the data key".into(),
@@ -730,11 +758,12 @@ impl KeyProvider for Keyring {
             .ok_or(Error::KeyUnwrap)?;
         let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::KeyUnwrap)?;
         let aad = wrap_aad(&kek.name, kek.version)?;
+        let aad = aad.as_slice();
         let mut buf = Zeroizing::new(*ciphertext);
         kv.cipher
             .decrypt_in_place_detached(
                 &Nonce::from(*nonce),
-                &aad,
+                aad,
                 buf.as_mut_slice(),
                 &Tag::from(*tag),
             )
@@ -777,7 +806,7 @@ mod tests {
         expected_aad.push(3);
         expected_aad.extend_from_slice(b"pii");
         expected_aad.extend_from_slice(&[0, 0, 0, 1]);
-        assert_eq!(wrap_aad(&n, 1).unwrap(), expected_aad);
+        assert_eq!(wrap_aad(&n, 1).unwrap().as_slice(), expected_aad);
         let bytes = wrapped.as_bytes();
         let mut ct = bytes[12..44].to_vec();
         kv.cipher

@@ -234,65 +234,46 @@ pub trait KeyProvider: Send + Sync {
     fn primary_version(&self, name: &KeyName) -> Result<u32>;
 }
 
-impl<P: KeyProvider + ?Sized> KeyProvider for &P {
-    fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek(name, dek)
-    }
-    fn wrap_dek_with_nonce(
-        &self,
-        name: &KeyName,
-        dek: &Key256,
-        nonce: WrapNonce,
-    ) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek_with_nonce(name, dek, nonce)
-    }
-    fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
-        (**self).unwrap_dek(kek, wrapped)
-    }
-    fn primary_version(&self, name: &KeyName) -> Result<u32> {
-        (**self).primary_version(name)
-    }
+/// Forwards [`KeyProvider`] through each smart pointer or reference type given, so that
+/// `&P`, `Arc<P>` and `Box<P>` (and `dyn KeyProvider` behind them) are providers too.
+macro_rules! forward_provider {
+    ($($ty:ty),*) => {$(
+        impl<P: KeyProvider + ?Sized> KeyProvider for $ty {
+            fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
+                (**self).wrap_dek(name, dek)
+            }
+            fn wrap_dek_with_nonce(
+                &self,
+                name: &KeyName,
+                dek: &Key256,
+                nonce: WrapNonce,
+            ) -> Result<(KekRef, WrappedDek)> {
+                (**self).wrap_dek_with_nonce(name, dek, nonce)
+            }
+            fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
+                (**self).unwrap_dek(kek, wrapped)
+            }
+            fn primary_version(&self, name: &KeyName) -> Result<u32> {
+                (**self).primary_version(name)
+            }
+        }
+    )*};
 }
 
-impl<P: KeyProvider + ?Sized> KeyProvider for Arc<P> {
-    fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek(name, dek)
-    }
-    fn wrap_dek_with_nonce(
-        &self,
-        name: &KeyName,
-        dek: &Key256,
-        nonce: WrapNonce,
-    ) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek_with_nonce(name, dek, nonce)
-    }
-    fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
-        (**self).unwrap_dek(kek, wrapped)
-    }
-    fn primary_version(&self, name: &KeyName) -> Result<u32> {
-        (**self).primary_version(name)
-    }
-}
+forward_provider!(&P, Arc<P>, Box<P>);
 
-impl<P: KeyProvider + ?Sized> KeyProvider for Box<P> {
-    fn wrap_dek(&self, name: &KeyName, dek: &Key256) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek(name, dek)
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_provider<P: KeyProvider>() {}
+    fn shapes() {
+        is_provider::<&crate::Keyring>();
+        is_provider::<Arc<dyn KeyProvider>>();
+        is_provider::<Box<dyn KeyProvider>>();
+        is_provider::<&dyn KeyProvider>();
     }
-    fn wrap_dek_with_nonce(
-        &self,
-        name: &KeyName,
-        dek: &Key256,
-        nonce: WrapNonce,
-    ) -> Result<(KekRef, WrappedDek)> {
-        (**self).wrap_dek_with_nonce(name, dek, nonce)
-    }
-    fn unwrap_dek(&self, kek: &KekRef, wrapped: &[u8]) -> Result<Key256> {
-        (**self).unwrap_dek(kek, wrapped)
-    }
-    fn primary_version(&self, name: &KeyName) -> Result<u32> {
-        (**self).primary_version(name)
-    }
-}
+    let _ = shapes;
+};
 
 #[cfg(test)]
 mod tests {

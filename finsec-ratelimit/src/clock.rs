@@ -42,23 +42,18 @@ pub trait Clock: Send + Sync {
     fn now_micros(&self) -> i64;
 }
 
-impl<C: Clock + ?Sized> Clock for &C {
-    fn now_micros(&self) -> i64 {
-        (**self).now_micros()
-    }
+/// Forwards [`Clock`] through each smart pointer or reference type given.
+macro_rules! forward_clock {
+    ($($ty:ty),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $ty {
+            fn now_micros(&self) -> i64 {
+                (**self).now_micros()
+            }
+        }
+    )*};
 }
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
-    fn now_micros(&self) -> i64 {
-        (**self).now_micros()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    fn now_micros(&self) -> i64 {
-        (**self).now_micros()
-    }
-}
+forward_clock!(&C, Arc<C>, Box<C>);
 
 /// The system clock's time, read from a cycle counter kept in step with it (see the
 /// [module docs](self)). The default clock of [`MemoryStore`](crate::MemoryStore).

@@ -212,6 +212,44 @@ pub trait RateLimitStore: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> &'static str;
 }
 
+/// Forwards [`RateLimitStore`] through each smart pointer or reference type given, so that
+/// `&S`, `Arc<S>` and `Box<S>` (and `dyn RateLimitStore` behind them) are stores too. The
+/// batch is forwarded as a batch, so a Redis store behind a pointer keeps its one round trip.
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: RateLimitStore + ?Sized> RateLimitStore for $ty {
+            async fn check<'q>(&self, check: Check<'_, 'q>) -> Result<Decision<'q>> {
+                (**self).check(check).await
+            }
+            async fn check_batch<'q>(
+                &self,
+                checks: &[Check<'_, 'q>],
+            ) -> Result<Vec<Decision<'q>>> {
+                (**self).check_batch(checks).await
+            }
+            fn backend(&self) -> &'static str {
+                (**self).backend()
+            }
+        }
+    )*};
+}
+
+forward_store!(&S, std::sync::Arc<S>, Box<S>);
+
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_store<S: RateLimitStore>() {}
+    fn shapes() {
+        is_store::<&crate::MemoryStore>();
+        is_store::<std::sync::Arc<dyn RateLimitStore>>();
+        is_store::<Box<dyn RateLimitStore>>();
+        is_store::<&dyn RateLimitStore>();
+    }
+    let _ = shapes;
+};
+
 #[cfg(test)]
 mod tests {
     use std::num::NonZeroU32;

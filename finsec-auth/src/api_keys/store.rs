@@ -224,10 +224,11 @@ pub(crate) fn check_rotatable(row: &ApiKeyRecord) -> Result<()> {
     })
 }
 
+/// Forwards [`ApiKeyStore`] through each smart pointer or reference type given.
 macro_rules! forward_store {
-    ($($ptr:ident)::+) => {
+    ($($ty:ty),*) => {$(
         #[async_trait]
-        impl<S: ApiKeyStore + ?Sized> ApiKeyStore for $($ptr)::+<S> {
+        impl<S: ApiKeyStore + ?Sized> ApiKeyStore for $ty {
             async fn insert(&self, record: &ApiKeyRecord) -> Result<()> {
                 (**self).insert(record).await
             }
@@ -257,9 +258,20 @@ macro_rules! forward_store {
                 (**self).record_usage(batch).await
             }
         }
-    };
+    )*};
 }
 
-// `ApiKeys<Box<dyn ApiKeyStore>>` and `ApiKeys<Arc<S>>` work.
-forward_store!(Box);
-forward_store!(std::sync::Arc);
+// `ApiKeys<&S>`, `ApiKeys<Box<dyn ApiKeyStore>>` and `ApiKeys<Arc<S>>` work.
+forward_store!(&S, Box<S>, Arc<S>);
+
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_store<S: ApiKeyStore>() {}
+    fn shapes() {
+        is_store::<&dyn ApiKeyStore>();
+        is_store::<Arc<dyn ApiKeyStore>>();
+        is_store::<Box<dyn ApiKeyStore>>();
+    }
+    let _ = shapes;
+};

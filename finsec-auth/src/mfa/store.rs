@@ -85,19 +85,6 @@ pub trait TotpReplayStore: Send + Sync {
     async fn forget(&self, user: &MfaUserId) -> Result<()>;
 }
 
-#[async_trait]
-impl<T: TotpReplayStore + ?Sized> TotpReplayStore for Arc<T> {
-    async fn try_advance(&self, user: &MfaUserId, step: u64) -> Result<bool> {
-        (**self).try_advance(user, step).await
-    }
-    async fn last_step(&self, user: &MfaUserId) -> Result<Option<u64>> {
-        (**self).last_step(user).await
-    }
-    async fn forget(&self, user: &MfaUserId) -> Result<()> {
-        (**self).forget(user).await
-    }
-}
-
 /// Steps are stored as signed 64-bit integers (SQL `BIGINT`); every store refuses larger
 /// ones. Real time steps are far below (`2^63` 30-second steps is ~8.8 trillion years).
 pub(crate) fn step_to_i64(step: u64) -> Result<i64> {
@@ -179,18 +166,54 @@ pub trait BackupCodeStore: Send + Sync {
     async fn remaining(&self, user: &MfaUserId) -> Result<usize>;
 }
 
-#[async_trait]
-impl<T: BackupCodeStore + ?Sized> BackupCodeStore for Arc<T> {
-    async fn replace(&self, user: &MfaUserId, hashes: Vec<BackupCodeHash>) -> Result<()> {
-        (**self).replace(user, hashes).await
-    }
-    async fn consume(&self, user: &MfaUserId, hash: &BackupCodeHash) -> Result<bool> {
-        (**self).consume(user, hash).await
-    }
-    async fn remaining(&self, user: &MfaUserId) -> Result<usize> {
-        (**self).remaining(user).await
-    }
+/// Forwards both store traits through each smart pointer or reference type given.
+macro_rules! forward_stores {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: TotpReplayStore + ?Sized> TotpReplayStore for $ty {
+            async fn try_advance(&self, user: &MfaUserId, step: u64) -> Result<bool> {
+                (**self).try_advance(user, step).await
+            }
+            async fn last_step(&self, user: &MfaUserId) -> Result<Option<u64>> {
+                (**self).last_step(user).await
+            }
+            async fn forget(&self, user: &MfaUserId) -> Result<()> {
+                (**self).forget(user).await
+            }
+        }
+
+        #[async_trait]
+        impl<S: BackupCodeStore + ?Sized> BackupCodeStore for $ty {
+            async fn replace(&self, user: &MfaUserId, hashes: Vec<BackupCodeHash>) -> Result<()> {
+                (**self).replace(user, hashes).await
+            }
+            async fn consume(&self, user: &MfaUserId, hash: &BackupCodeHash) -> Result<bool> {
+                (**self).consume(user, hash).await
+            }
+            async fn remaining(&self, user: &MfaUserId) -> Result<usize> {
+                (**self).remaining(user).await
+            }
+        }
+    )*};
 }
+
+forward_stores!(&S, Arc<S>, Box<S>);
+
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_replay<S: TotpReplayStore>() {}
+    fn is_backup<S: BackupCodeStore>() {}
+    fn shapes() {
+        is_replay::<&dyn TotpReplayStore>();
+        is_replay::<Arc<dyn TotpReplayStore>>();
+        is_replay::<Box<dyn TotpReplayStore>>();
+        is_backup::<&MemoryBackupCodeStore>();
+        is_backup::<Arc<dyn BackupCodeStore>>();
+        is_backup::<Box<dyn BackupCodeStore>>();
+    }
+    let _ = shapes;
+};
 
 /// A [`BackupCodeStore`] in process memory.
 #[derive(Debug, Default)]

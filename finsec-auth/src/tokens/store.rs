@@ -102,22 +102,62 @@ pub trait RefreshTokenStore: Send + Sync + fmt::Debug {
     async fn revoke_family(&self, family: &str) -> Result<()>;
 }
 
-/// A shared store is a store (so `Arc<dyn RevocationStore>` can be wrapped, for example
-/// by [`CachedRevocationStore`](super::CachedRevocationStore)).
-#[async_trait]
-impl<T: RevocationStore + ?Sized> RevocationStore for std::sync::Arc<T> {
-    async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
-        (**self).revoke(jti, expires_at).await
-    }
+/// Forwards both store traits through each smart pointer or reference type given, so that
+/// `&S`, `Arc<S>` and `Box<S>` (and `dyn` stores behind them) are stores too; for example an
+/// `Arc<dyn RevocationStore>` can be wrapped by
+/// [`CachedRevocationStore`](super::CachedRevocationStore).
+macro_rules! forward_stores {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: RevocationStore + ?Sized> RevocationStore for $ty {
+            async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
+                (**self).revoke(jti, expires_at).await
+            }
+            async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool> {
+                (**self).is_revoked(jti, now).await
+            }
+            async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
+                (**self).purge_expired(now).await
+            }
+        }
 
-    async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool> {
-        (**self).is_revoked(jti, now).await
-    }
-
-    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
-        (**self).purge_expired(now).await
-    }
+        #[async_trait]
+        impl<S: RefreshTokenStore + ?Sized> RefreshTokenStore for $ty {
+            async fn insert(&self, record: RefreshRecord) -> Result<()> {
+                (**self).insert(record).await
+            }
+            async fn rotate(
+                &self,
+                token_hash: &str,
+                next: NextRefresh,
+                now: OffsetDateTime,
+            ) -> Result<RotateOutcome> {
+                (**self).rotate(token_hash, next, now).await
+            }
+            async fn revoke_family(&self, family: &str) -> Result<()> {
+                (**self).revoke_family(family).await
+            }
+        }
+    )*};
 }
+
+forward_stores!(&S, std::sync::Arc<S>, Box<S>);
+
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_revocation<S: RevocationStore>() {}
+    fn is_refresh<S: RefreshTokenStore>() {}
+    fn shapes() {
+        is_revocation::<&MemoryRevocationStore>();
+        is_revocation::<std::sync::Arc<dyn RevocationStore>>();
+        is_revocation::<Box<dyn RevocationStore>>();
+        is_refresh::<&MemoryRefreshTokenStore>();
+        is_refresh::<std::sync::Arc<dyn RefreshTokenStore>>();
+        is_refresh::<Box<dyn RefreshTokenStore>>();
+    }
+    let _ = shapes;
+};
 
 fn poisoned<T>(_: T) -> TokenError {
     TokenError::Store("memory store lock poisoned".into())

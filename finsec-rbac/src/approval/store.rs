@@ -55,6 +55,48 @@ pub trait ApprovalStore: Send + Sync + fmt::Debug {
     async fn consume(&self, id: &ApprovalId, at: OffsetDateTime) -> Result<bool>;
 }
 
+/// Forwards [`ApprovalStore`] through each smart pointer or reference type given, so that
+/// `&S`, `Arc<S>` and `Box<S>` (and `dyn ApprovalStore` behind them) are stores too.
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        #[async_trait]
+        impl<S: ApprovalStore + ?Sized> ApprovalStore for $ty {
+            async fn create(&self, request: &ApprovalRequest) -> Result<()> {
+                (**self).create(request).await
+            }
+            async fn get(&self, id: &ApprovalId) -> Result<Option<ApprovalRecord>> {
+                (**self).get(id).await
+            }
+            async fn add_approval(
+                &self,
+                id: &ApprovalId,
+                approver: &str,
+                at: OffsetDateTime,
+            ) -> Result<bool> {
+                (**self).add_approval(id, approver, at).await
+            }
+            async fn consume(&self, id: &ApprovalId, at: OffsetDateTime) -> Result<bool> {
+                (**self).consume(id, at).await
+            }
+        }
+    )*};
+}
+
+forward_store!(&S, std::sync::Arc<S>, Box<S>);
+
+/// Compile-time check that the forwarding impls cover every pointer shape.
+#[cfg(test)]
+const _: () = {
+    fn is_store<S: ApprovalStore>() {}
+    fn shapes() {
+        is_store::<&MemoryApprovalStore>();
+        is_store::<std::sync::Arc<dyn ApprovalStore>>();
+        is_store::<Box<dyn ApprovalStore>>();
+        is_store::<&dyn ApprovalStore>();
+    }
+    let _ = shapes;
+};
+
 /// An [`ApprovalStore`] in process memory (lost on restart; for tests and single-process
 /// deployments).
 #[derive(Debug, Default)]

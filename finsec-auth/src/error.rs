@@ -16,7 +16,7 @@ pub enum Error {
     Password(#[from] PasswordError),
     /// An MFA operation failed.
     #[error(transparent)]
-    Mfa(#[from] crate::mfa::Error),
+    Mfa(#[from] crate::mfa::MfaError),
     /// An API key operation failed or the key was rejected.
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),

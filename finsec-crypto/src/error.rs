@@ -210,6 +210,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
+    /// message): how a `SubjectKeyStore` of your own reports its backend's errors.
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Store(source.into())
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),

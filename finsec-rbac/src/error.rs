@@ -233,6 +233,14 @@ pub enum Error {
     Random,
 }
 
+impl Error {
+    /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
+    /// message): how an `ApprovalStore` of your own reports its backend's errors.
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Store(source.into())
+    }
+}
+
 /// At most this many bytes of caller input are copied into an error message.
 const MAX_ECHO: usize = 160;
 

@@ -168,16 +168,31 @@ pub enum ApiKeyError {
         /// What was wrong.
         detail: String,
     },
-    /// The database failed.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    /// The store failed (a database, or any store of your own); its error is the source.
     #[error("api key store: {0}")]
-    Store(#[from] sqlx::Error),
-    /// Running migrations failed.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-    #[error("api key migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl ApiKeyError {
+    /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
+    /// message).
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Store(source.into())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for ApiKeyError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::store(e)
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::migrate::MigrateError> for ApiKeyError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::store(e)
+    }
 }
 
 /// Result alias of the API key module.

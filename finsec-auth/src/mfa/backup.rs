@@ -23,7 +23,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 use super::store::{BackupCodeStore, MfaUserId};
 
 /// How many codes a set has.
@@ -54,16 +54,16 @@ impl BackupCodeKey {
     /// A fresh random key.
     ///
     /// # Errors
-    /// [`Error::Random`] if the operating system refuses to provide randomness.
+    /// [`MfaError::Random`] if the operating system refuses to provide randomness.
     pub fn generate() -> Result<Self> {
         Ok(Self(
-            finsec_crypto::Key256::generate().map_err(|_| Error::Random)?,
+            finsec_crypto::Key256::generate().map_err(|_| MfaError::Random)?,
         ))
     }
 
     fn hash(&self, user: &MfaUserId, normalized: &[u8]) -> Result<BackupCodeHash> {
         let mut mac = Hmac::<Sha256>::new_from_slice(self.0.expose_secret())
-            .map_err(|_| Error::Corrupt("backup code key rejected by HMAC".to_owned()))?;
+            .map_err(|_| MfaError::Corrupt("backup code key rejected by HMAC".to_owned()))?;
         mac.update(DOMAIN);
         mac.update(user.as_str().as_bytes());
         mac.update(b"\0");
@@ -113,7 +113,7 @@ impl BackupCodes {
     /// Generates [`BACKUP_CODE_COUNT`] codes for `user`, hashed under `key`.
     ///
     /// # Errors
-    /// [`Error::Random`] if the operating system refuses to provide randomness.
+    /// [`MfaError::Random`] if the operating system refuses to provide randomness.
     pub fn generate(key: &BackupCodeKey, user: &MfaUserId) -> Result<Self> {
         let mut codes = Vec::with_capacity(BACKUP_CODE_COUNT);
         let mut hashes = Vec::with_capacity(BACKUP_CODE_COUNT);
@@ -158,7 +158,7 @@ fn random_code() -> Result<Zeroizing<Vec<u8>>> {
     let mut out = Zeroizing::new(Vec::with_capacity(BACKUP_CODE_LEN));
     let mut buf = Zeroizing::new([0u8; 32]);
     while out.len() < BACKUP_CODE_LEN {
-        finsec_crypto::fill_random(buf.as_mut_slice()).map_err(|_| Error::Random)?;
+        finsec_crypto::fill_random(buf.as_mut_slice()).map_err(|_| MfaError::Random)?;
         // Rejection sampling: 248 = 8 * 31, so `b % 31` is uniform for b < 248.
         for &b in buf.iter().filter(|&&b| b < 248) {
             if out.len() == BACKUP_CODE_LEN {
@@ -191,24 +191,24 @@ fn normalize(input: &str) -> Result<Zeroizing<Vec<u8>>> {
         }
         let upper = c.to_ascii_uppercase();
         let Ok(byte) = u8::try_from(upper) else {
-            return Err(Error::MalformedCode {
+            return Err(MfaError::MalformedCode {
                 reason: "contains a character outside the backup code alphabet",
             });
         };
         if !BACKUP_CODE_ALPHABET.contains(&byte) {
-            return Err(Error::MalformedCode {
+            return Err(MfaError::MalformedCode {
                 reason: "contains a character outside the backup code alphabet",
             });
         }
         if out.len() == BACKUP_CODE_LEN {
-            return Err(Error::MalformedCode {
+            return Err(MfaError::MalformedCode {
                 reason: "too many characters",
             });
         }
         out.push(byte);
     }
     if out.len() != BACKUP_CODE_LEN {
-        return Err(Error::MalformedCode {
+        return Err(MfaError::MalformedCode {
             reason: "too few characters",
         });
     }

@@ -8,7 +8,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 use super::store::{MfaUserId, TotpReplayStore};
 use super::totp::{Totp, TotpOutcome, TotpParams, TotpSecret};
 
@@ -32,7 +32,7 @@ fn check_label(field: &'static str, value: &str) -> Result<()> {
         None
     };
     match reason {
-        Some(reason) => Err(Error::InvalidLabel { field, reason }),
+        Some(reason) => Err(MfaError::InvalidLabel { field, reason }),
         None => Ok(()),
     }
 }
@@ -89,8 +89,8 @@ impl PendingEnrollment {
     /// `issuer` is the service name shown in the app, `account` the user's login name.
     ///
     /// # Errors
-    /// [`Error::InvalidLabel`] if `issuer` or `account` is empty, longer than
-    /// [`MAX_LABEL_LEN`], or contains `:` or a control character; [`Error::Random`] if
+    /// [`MfaError::InvalidLabel`] if `issuer` or `account` is empty, longer than
+    /// [`MAX_LABEL_LEN`], or contains `:` or a control character; [`MfaError::Random`] if
     /// the OS has no randomness.
     pub fn begin(user: MfaUserId, issuer: &str, account: &str) -> Result<Self> {
         Self::begin_with_params(user, issuer, account, TotpParams::default())
@@ -113,7 +113,7 @@ impl PendingEnrollment {
     /// Rebuilds a pending enrollment from stored parts.
     ///
     /// # Errors
-    /// [`Error::InvalidLabel`] as for [`begin`](Self::begin).
+    /// [`MfaError::InvalidLabel`] as for [`begin`](Self::begin).
     pub fn resume(
         user: MfaUserId,
         issuer: &str,
@@ -169,13 +169,13 @@ impl PendingEnrollment {
             uri.expose_secret().as_bytes(),
             qrcode::EcLevel::M,
         )
-        .map_err(|e| Error::Qr(e.to_string()))
+        .map_err(|e| MfaError::Qr(e.to_string()))
     }
 
     /// The URI as a QR code in a PNG image (greyscale). It contains the secret.
     ///
     /// # Errors
-    /// [`Error::Qr`] if the QR code or the PNG cannot be produced.
+    /// [`MfaError::Qr`] if the QR code or the PNG cannot be produced.
     pub fn qr_png(&self) -> Result<Zeroizing<Vec<u8>>> {
         let image = self
             .qr()?
@@ -185,14 +185,14 @@ impl PendingEnrollment {
         let mut out = Zeroizing::new(Vec::new());
         image
             .write_to(&mut Cursor::new(&mut *out), image::ImageFormat::Png)
-            .map_err(|e| Error::Qr(e.to_string()))?;
+            .map_err(|e| MfaError::Qr(e.to_string()))?;
         Ok(out)
     }
 
     /// The URI as a QR code in an SVG document. It contains the secret.
     ///
     /// # Errors
-    /// [`Error::Qr`] if the QR code cannot be produced.
+    /// [`MfaError::Qr`] if the QR code cannot be produced.
     pub fn qr_svg(&self) -> Result<Zeroizing<String>> {
         Ok(Zeroizing::new(
             self.qr()?

@@ -3,7 +3,7 @@
 /// What went wrong in an MFA operation. Messages never contain secrets or codes.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum MfaError {
     /// A parameter was out of range.
     #[error("invalid parameter {name}: {reason}")]
     InvalidParameter {
@@ -42,22 +42,39 @@ pub enum Error {
     /// A stored value was out of range (corrupt or written by something else).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// A SQL store failed.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+    /// The store failed (SQL, Redis, or any store of your own); its error is the source.
     #[error("mfa store: {0}")]
-    Sql(#[from] sqlx::Error),
-    /// A migration failed.
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
-    #[error("mfa migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    /// A Redis store failed.
-    #[cfg(feature = "redis")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-    #[error("mfa redis store: {0}")]
-    Redis(#[from] redis::RedisError),
+    Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl MfaError {
+    /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
+    /// message).
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Store(source.into())
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::Error> for MfaError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::store(e)
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+impl From<sqlx::migrate::MigrateError> for MfaError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        Self::store(e)
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<redis::RedisError> for MfaError {
+    fn from(e: redis::RedisError) -> Self {
+        Self::store(e)
+    }
 }
 
 /// The result type of the MFA module.
-pub type Result<T> = std::result::Result<T, Error>;
+pub type Result<T, E = MfaError> = std::result::Result<T, E>;

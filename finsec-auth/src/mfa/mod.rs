@@ -113,7 +113,7 @@ pub use backup::{
     BackupCodeHash, BackupCodeKey, BackupCodeOutcome, BackupCodes, redeem_backup_code,
 };
 pub use enroll::{Confirmation, MAX_LABEL_LEN, PendingEnrollment, percent_encode};
-pub use error::{Error, Result};
+pub use error::{MfaError, Result};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::{SqlBackupCodeStore, SqlTotpReplayStore};

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 
 use super::backup::BackupCodeHash;
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 use super::store::{BackupCodeStore, MfaUserId, TotpReplayStore, step_to_i64};
 
 // Steps are compared as canonical non-negative decimal strings (longer is larger, equal
@@ -83,7 +83,7 @@ impl TotpReplayStore for RedisTotpReplayStore {
             .query_async(&mut conn)
             .await?;
         value
-            .map(|v| u64::try_from(v).map_err(|_| Error::Corrupt(format!("negative step {v}"))))
+            .map(|v| u64::try_from(v).map_err(|_| MfaError::Corrupt(format!("negative step {v}"))))
             .transpose()
     }
 

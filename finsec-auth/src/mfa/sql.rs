@@ -17,7 +17,7 @@ use finsec_sql::Backend;
 use sqlx::Pool;
 
 use super::backup::BackupCodeHash;
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 use super::store::{BackupCodeStore, MfaUserId, TotpReplayStore, step_to_i64};
 
 /// A [`TotpReplayStore`] in SQL, on a pool the caller built: `SqliteTotpReplayStore` /
@@ -39,7 +39,7 @@ crate::sql_store::pool_wrapper!(SqlTotpReplayStore);
 crate::sql_store::pool_wrapper!(SqlBackupCodeStore);
 
 fn to_step(value: i64) -> Result<u64> {
-    u64::try_from(value).map_err(|_| Error::Corrupt(format!("negative step {value}")))
+    u64::try_from(value).map_err(|_| MfaError::Corrupt(format!("negative step {value}")))
 }
 
 /// The trait implementations, expanded once per backend: the same code on a concrete pool
@@ -122,7 +122,7 @@ macro_rules! impl_mfa_stores {
                 .fetch_one(&self.pool)
                 .await?;
                 usize::try_from(count)
-                    .map_err(|_| Error::Corrupt(format!("negative count {count}")))
+                    .map_err(|_| MfaError::Corrupt(format!("negative count {count}")))
             }
         }
     };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::backup::BackupCodeHash;
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 
 /// The id of the user an MFA credential belongs to: 1 to 255 bytes, no control
 /// characters. Use a stable internal id, not an e-mail address that may change.
@@ -21,7 +21,7 @@ impl MfaUserId {
     /// Validates `id`.
     ///
     /// # Errors
-    /// [`Error::InvalidLabel`] if it is empty, longer than [`MAX_LEN`](Self::MAX_LEN)
+    /// [`MfaError::InvalidLabel`] if it is empty, longer than [`MAX_LEN`](Self::MAX_LEN)
     /// bytes, or contains a control character.
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
@@ -35,7 +35,7 @@ impl MfaUserId {
             None
         };
         match reason {
-            Some(reason) => Err(Error::InvalidLabel {
+            Some(reason) => Err(MfaError::InvalidLabel {
                 field: "user id",
                 reason,
             }),
@@ -88,7 +88,7 @@ pub trait TotpReplayStore: Send + Sync {
 /// Steps are stored as signed 64-bit integers (SQL `BIGINT`); every store refuses larger
 /// ones. Real time steps are far below (`2^63` 30-second steps is ~8.8 trillion years).
 pub(crate) fn step_to_i64(step: u64) -> Result<i64> {
-    i64::try_from(step).map_err(|_| Error::InvalidParameter {
+    i64::try_from(step).map_err(|_| MfaError::InvalidParameter {
         name: "step",
         reason: format!("{step} exceeds i64::MAX"),
     })

@@ -60,7 +60,7 @@ impl Ids {
         let mut random = [0u8; 6];
         ok(
             "random prefix",
-            finsec_crypto::fill_random(&mut random).map_err(|_| super::Error::Random),
+            finsec_crypto::fill_random(&mut random).map_err(|_| super::MfaError::Random),
         );
         let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
         Self {

@@ -8,7 +8,7 @@ use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
-use super::error::{Error, Result};
+use super::error::{MfaError, Result};
 use super::store::{MfaUserId, TotpReplayStore};
 
 /// The HMAC hash function of a TOTP credential.
@@ -94,11 +94,11 @@ impl TotpParams {
     /// Parameters with the given algorithm, digits and time step.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `step_seconds` is outside
+    /// [`MfaError::InvalidParameter`] if `step_seconds` is outside
     /// [`MIN_STEP_SECONDS`](Self::MIN_STEP_SECONDS)..=[`MAX_STEP_SECONDS`](Self::MAX_STEP_SECONDS).
     pub fn new(algorithm: Algorithm, digits: Digits, step_seconds: u32) -> Result<Self> {
         if !(Self::MIN_STEP_SECONDS..=Self::MAX_STEP_SECONDS).contains(&step_seconds) {
-            return Err(Error::InvalidParameter {
+            return Err(MfaError::InvalidParameter {
                 name: "step_seconds",
                 reason: format!(
                     "{step_seconds} is outside {}..={}",
@@ -157,22 +157,22 @@ impl TotpSecret {
     /// A fresh 160-bit secret from the operating system's random number generator.
     ///
     /// # Errors
-    /// [`Error::Random`] if the operating system refuses to provide randomness.
+    /// [`MfaError::Random`] if the operating system refuses to provide randomness.
     pub fn generate() -> Result<Self> {
-        let bytes =
-            finsec_crypto::SecretBytes::random(Self::GENERATED_LEN).map_err(|_| Error::Random)?;
+        let bytes = finsec_crypto::SecretBytes::random(Self::GENERATED_LEN)
+            .map_err(|_| MfaError::Random)?;
         Ok(Self(bytes))
     }
 
     /// Takes ownership of raw secret bytes (for example decrypted from storage).
     ///
     /// # Errors
-    /// [`Error::InvalidSecret`] if the length is outside
+    /// [`MfaError::InvalidSecret`] if the length is outside
     /// [`MIN_LEN`](Self::MIN_LEN)..=[`MAX_LEN`](Self::MAX_LEN).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self> {
         let bytes = Zeroizing::new(bytes);
         if !(Self::MIN_LEN..=Self::MAX_LEN).contains(&bytes.len()) {
-            return Err(Error::InvalidSecret {
+            return Err(MfaError::InvalidSecret {
                 reason: format!(
                     "length {} bytes is outside {}..={}",
                     bytes.len(),
@@ -188,7 +188,7 @@ impl TotpSecret {
     /// trailing `=` padding ignored.
     ///
     /// # Errors
-    /// [`Error::InvalidSecret`] if it is not base32 or has a bad length.
+    /// [`MfaError::InvalidSecret`] if it is not base32 or has a bad length.
     pub fn from_base32(text: &str) -> Result<Self> {
         let normalized: Zeroizing<String> = Zeroizing::new(
             text.chars()
@@ -199,7 +199,7 @@ impl TotpSecret {
         let trimmed = normalized.trim_end_matches('=');
         let bytes = data_encoding::BASE32_NOPAD
             .decode(trimmed.as_bytes())
-            .map_err(|e| Error::InvalidSecret {
+            .map_err(|e| MfaError::InvalidSecret {
                 reason: format!("not base32 at position {}", e.position),
             })?;
         Self::from_bytes(bytes)
@@ -259,7 +259,7 @@ impl OtpCode {
     /// (authenticator apps show `123 456`).
     ///
     /// # Errors
-    /// [`Error::MalformedCode`] on any other character or the wrong number of digits.
+    /// [`MfaError::MalformedCode`] on any other character or the wrong number of digits.
     pub fn parse(text: &str, digits: Digits) -> Result<Self> {
         let mut value: u32 = 0;
         let mut count: u32 = 0;
@@ -267,22 +267,22 @@ impl OtpCode {
             if c == ' ' {
                 continue;
             }
-            let d = c
-                .to_digit(10)
-                .filter(|_| c.is_ascii_digit())
-                .ok_or(Error::MalformedCode {
-                    reason: "contains a character that is not a digit",
-                })?;
+            let d =
+                c.to_digit(10)
+                    .filter(|_| c.is_ascii_digit())
+                    .ok_or(MfaError::MalformedCode {
+                        reason: "contains a character that is not a digit",
+                    })?;
             count += 1;
             if count > digits.count() {
-                return Err(Error::MalformedCode {
+                return Err(MfaError::MalformedCode {
                     reason: "too many digits",
                 });
             }
             value = value * 10 + d;
         }
         if count != digits.count() {
-            return Err(Error::MalformedCode {
+            return Err(MfaError::MalformedCode {
                 reason: "too few digits",
             });
         }
@@ -311,7 +311,7 @@ impl OtpCode {
 /// The HMAC of `counter` under `secret` (RFC 4226 step 1).
 fn hmac_counter(secret: &[u8], algorithm: Algorithm, counter: u64) -> Result<Vec<u8>> {
     let msg = counter.to_be_bytes();
-    let bad_key = |_| Error::InvalidSecret {
+    let bad_key = |_| MfaError::InvalidSecret {
         reason: "rejected by HMAC".to_owned(),
     };
     Ok(match algorithm {
@@ -335,7 +335,7 @@ fn hmac_counter(secret: &[u8], algorithm: Algorithm, counter: u64) -> Result<Vec
 
 /// RFC 4226 dynamic truncation: the 31-bit value before reduction modulo `10^digits`.
 fn dynamic_truncation(mac: &[u8]) -> Result<u32> {
-    let internal = || Error::InvalidSecret {
+    let internal = || MfaError::InvalidSecret {
         reason: "HMAC output too short".to_owned(),
     };
     let offset = usize::from(mac.last().ok_or_else(internal)? & 0x0f);
@@ -352,7 +352,7 @@ fn dynamic_truncation(mac: &[u8]) -> Result<u32> {
 /// TOTP is HOTP with the time step as counter; use [`Totp`] for time-based codes.
 ///
 /// # Errors
-/// [`Error::InvalidSecret`] only if the HMAC implementation rejects the key (it does not
+/// [`MfaError::InvalidSecret`] only if the HMAC implementation rejects the key (it does not
 /// for any length).
 pub fn hotp(
     secret: &TotpSecret,
@@ -430,9 +430,9 @@ impl Totp {
     /// The code for the time step containing `now`.
     ///
     /// # Errors
-    /// [`Error::InvalidParameter`] if `now` is before the Unix epoch.
+    /// [`MfaError::InvalidParameter`] if `now` is before the Unix epoch.
     pub fn code_at(&self, now: OffsetDateTime) -> Result<OtpCode> {
-        let step = self.params.step_at(now).ok_or(Error::InvalidParameter {
+        let step = self.params.step_at(now).ok_or(MfaError::InvalidParameter {
             name: "now",
             reason: "before the Unix epoch".to_owned(),
         })?;

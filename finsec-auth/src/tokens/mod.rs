@@ -214,9 +214,9 @@ pub enum TokenError {
     /// A JWK could not be turned into a verification key.
     #[error("unsupported jwk: {0}")]
     UnsupportedJwk(String),
-    /// A store operation failed.
+    /// A store operation failed; the store's own error is the source.
     #[error("token store: {0}")]
-    Store(String),
+    Store(#[source] StoreFailure),
     /// The access token's `jti` is revoked.
     #[error("token revoked")]
     Revoked,
@@ -244,8 +244,57 @@ pub enum TokenError {
     Random,
 }
 
+impl TokenError {
+    /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
+    /// message).
+    pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self::Store(StoreFailure(Arc::from(source.into())))
+    }
+}
+
+/// A token store's own error, kept whole inside [`TokenError::Store`] (its `Display` and
+/// `source()` are the store error's).
+///
+/// Shared, so that [`TokenError`] stays `Clone`; two `StoreFailure`s are equal only when
+/// they are clones of one failure.
+#[derive(Clone)]
+pub struct StoreFailure(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl StoreFailure {
+    /// The store's error, for downcasting to the backend's error type.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for StoreFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl std::error::Error for StoreFailure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for StoreFailure {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StoreFailure {}
+
 /// Result alias of this module.
-pub type Result<T> = std::result::Result<T, TokenError>;
+pub type Result<T, E = TokenError> = std::result::Result<T, E>;
 
 /// Claim checks applied by a [`Verifier`].
 #[derive(Debug, Clone, PartialEq, Eq)]

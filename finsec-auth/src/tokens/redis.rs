@@ -16,8 +16,8 @@ use redis::aio::ConnectionManager;
 use std::fmt;
 use time::OffsetDateTime;
 
-fn store_err(e: impl fmt::Display) -> TokenError {
-    TokenError::Store(e.to_string())
+fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
+    TokenError::store(e)
 }
 
 fn micros(t: OffsetDateTime) -> i64 {
@@ -171,7 +171,7 @@ impl RedisRefreshTokenStore {
 
 fn parse_i64(s: Option<&String>) -> Result<i64> {
     s.and_then(|v| v.parse().ok())
-        .ok_or_else(|| TokenError::Store("corrupt refresh token entry".into()))
+        .ok_or_else(|| TokenError::store("corrupt refresh token entry"))
 }
 
 #[async_trait]
@@ -191,9 +191,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
         if inserted == 1 {
             Ok(())
         } else {
-            Err(TokenError::Store(
-                "refresh token hash already exists".into(),
-            ))
+            Err(TokenError::store("refresh token hash already exists"))
         }
     }
 
@@ -234,12 +232,8 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
                     .map_err(store_err)?,
                 }))
             }
-            Some("exists") => Err(TokenError::Store(
-                "refresh token hash already exists".into(),
-            )),
-            _ => Err(TokenError::Store(
-                "unexpected reply from rotate script".into(),
-            )),
+            Some("exists") => Err(TokenError::store("refresh token hash already exists")),
+            _ => Err(TokenError::store("unexpected reply from rotate script")),
         }
     }
 

@@ -177,7 +177,7 @@ mod tests {
     impl RevocationStore for Counting {
         async fn revoke(&self, jti: &str, expires_at: OffsetDateTime) -> Result<()> {
             if self.fail_writes.load(Ordering::SeqCst) {
-                return Err(TokenError::Store("write refused".to_owned()));
+                return Err(TokenError::store("write refused"));
             }
             self.store.revoke(jti, expires_at).await
         }

@@ -19,8 +19,8 @@ use time::OffsetDateTime;
 use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
 use super::{Result, TokenError};
 
-fn store_err(e: impl fmt::Display) -> TokenError {
-    TokenError::Store(e.to_string())
+fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
+    TokenError::store(e)
 }
 
 fn micros(t: OffsetDateTime) -> i64 {

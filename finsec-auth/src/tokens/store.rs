@@ -160,7 +160,7 @@ const _: () = {
 };
 
 fn poisoned<T>(_: T) -> TokenError {
-    TokenError::Store("memory store lock poisoned".into())
+    TokenError::store("memory store lock poisoned")
 }
 
 /// In-memory [`RevocationStore`] (one process; lost on restart).
@@ -226,9 +226,7 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
     async fn insert(&self, record: RefreshRecord) -> Result<()> {
         let mut state = self.state.lock().map_err(poisoned)?;
         if state.tokens.contains_key(&record.token_hash) {
-            return Err(TokenError::Store(
-                "refresh token hash already exists".into(),
-            ));
+            return Err(TokenError::store("refresh token hash already exists"));
         }
         state
             .tokens
@@ -259,9 +257,7 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
             return Ok(RotateOutcome::Expired);
         }
         if state.tokens.contains_key(&next.token_hash) {
-            return Err(TokenError::Store(
-                "refresh token hash already exists".into(),
-            ));
+            return Err(TokenError::store("refresh token hash already exists"));
         }
         if let Some(entry) = state.tokens.get_mut(token_hash) {
             entry.1 = true;

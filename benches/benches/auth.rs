@@ -157,7 +157,7 @@ fn bench_tokens(c: &mut Criterion) {
             "HS256",
             SigningKey::hmac(
                 Kid::new("hs-1").unwrap(),
-                finsec_auth::tokens::Algorithm::Hs256,
+                finsec_auth::tokens::SigningAlgorithm::Hs256,
                 &hs_secret,
             )
             .unwrap(),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
 use finsec_auth::mfa::{
-    Algorithm, BackupCodeKey, BackupCodeOutcome, BackupCodeStore, BackupCodes, Digits,
-    MemoryBackupCodeStore, MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpParams,
+    BackupCodeKey, BackupCodeOutcome, BackupCodeStore, BackupCodes, Digits, MemoryBackupCodeStore,
+    MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpAlgorithm, TotpParams,
     TotpReplayStore, TotpSecret, redeem_backup_code,
 };
 use secrecy::ExposeSecret;
@@ -61,7 +61,7 @@ fn otpauth_uri_is_percent_encoded() {
          secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ&issuer=ACME%20%26%20Co\
          &algorithm=SHA1&digits=6&period=30"
     );
-    let params = TotpParams::new(Algorithm::Sha256, Digits::Eight, 60).unwrap();
+    let params = TotpParams::new(TotpAlgorithm::Sha256, Digits::Eight, 60).unwrap();
     let pending = PendingEnrollment::begin_with_params(user, "Bank", "bob", params).unwrap();
     let uri = pending.otpauth_uri();
     assert!(

@@ -3,8 +3,8 @@
 #![cfg(test)]
 
 use finsec_auth::mfa::{
-    Algorithm, Digits, MemoryTotpReplayStore, MfaUserId, OtpCode, Totp, TotpOutcome, TotpParams,
-    TotpSecret,
+    Digits, MemoryTotpReplayStore, MfaUserId, OtpCode, Totp, TotpAlgorithm, TotpOutcome,
+    TotpParams, TotpSecret,
 };
 use proptest::prelude::*;
 use time::OffsetDateTime;
@@ -49,7 +49,7 @@ proptest! {
         sign in any::<bool>(),
     ) {
         // 8 digits: an accidental match has probability ~3e-8 per case.
-        let params = TotpParams::new(Algorithm::Sha256, Digits::Eight, 30).unwrap();
+        let params = TotpParams::new(TotpAlgorithm::Sha256, Digits::Eight, 30).unwrap();
         let totp = Totp::new(TotpSecret::from_bytes(secret).unwrap(), params);
         let step = t / 30;
         let other = if sign { step + steps } else { (step - steps).max(0) };

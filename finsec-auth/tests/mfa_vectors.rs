@@ -3,7 +3,7 @@
 
 #![cfg(test)]
 
-use finsec_auth::mfa::{Algorithm, Digits, Totp, TotpParams, TotpSecret, hotp};
+use finsec_auth::mfa::{Digits, Totp, TotpAlgorithm, TotpParams, TotpSecret, hotp};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -74,7 +74,7 @@ fn rfc4226_hotp_vectors() {
     let key = secret(&file.secret);
     let mut ran = 0;
     for case in &file.tests {
-        let code = hotp(&key, Algorithm::Sha1, Digits::Six, case.counter).unwrap();
+        let code = hotp(&key, TotpAlgorithm::Sha1, Digits::Six, case.counter).unwrap();
         assert_eq!(code.expose(), case.hotp, "counter {}", case.counter);
         assert_eq!(
             format!("{:06}", case.truncated_dec % 1_000_000),
@@ -94,9 +94,9 @@ fn rfc6238_totp_vectors_8_and_6_digits() {
     let mut ran = 0;
     for case in &file.tests {
         let (algorithm, key) = match case.algorithm.as_str() {
-            "SHA1" => (Algorithm::Sha1, secret(&file.secrets.sha1)),
-            "SHA256" => (Algorithm::Sha256, secret(&file.secrets.sha256)),
-            "SHA512" => (Algorithm::Sha512, secret(&file.secrets.sha512)),
+            "SHA1" => (TotpAlgorithm::Sha1, secret(&file.secrets.sha1)),
+            "SHA256" => (TotpAlgorithm::Sha256, secret(&file.secrets.sha256)),
+            "SHA512" => (TotpAlgorithm::Sha512, secret(&file.secrets.sha512)),
             other => panic!("unknown algorithm {other}"),
         };
         let now = OffsetDateTime::from_unix_timestamp(case.time).unwrap();

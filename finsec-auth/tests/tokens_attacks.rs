@@ -6,7 +6,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use finsec_auth::tokens::{
-    Algorithm, Claims, Kid, Signer, SigningKey, TokenError, Validation, VerificationKey, Verifier,
+    Claims, Kid, Signer, SigningAlgorithm, SigningKey, TokenError, Validation, VerificationKey,
+    Verifier,
 };
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,7 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
-    let hs = SigningKey::hmac(kid("hs-1"), Algorithm::Hs256, &HS_SECRET).unwrap();
+    let hs = SigningKey::hmac(kid("hs-1"), SigningAlgorithm::Hs256, &HS_SECRET).unwrap();
     let ed = SigningKey::ed25519_from_seed(kid("ed-1"), &[1u8; 32]);
     let es = SigningKey::es256_from_scalar(kid("es-1"), &[2u8; 32]).unwrap();
     let keys = vec![
@@ -128,7 +129,11 @@ fn round_trip_every_algorithm() {
         let token = signer.sign(&claims()).unwrap();
         assert_eq!(verify(&f, &token).unwrap(), claims());
     }
-    for alg in [Algorithm::Hs256, Algorithm::Hs384, Algorithm::Hs512] {
+    for alg in [
+        SigningAlgorithm::Hs256,
+        SigningAlgorithm::Hs384,
+        SigningAlgorithm::Hs512,
+    ] {
         let key = SigningKey::generate_hmac(kid("h"), alg).unwrap();
         let v =
             Verifier::new([key.verification_key().unwrap()], Validation::new(ISS, AUD)).unwrap();
@@ -231,8 +236,8 @@ fn hs256_keyed_with_a_public_key_is_refused() {
     sec1.extend_from_slice(&f.es_public.0);
     sec1.extend_from_slice(&f.es_public.1);
     let cases = [
-        ("ed-1", f.ed_public.to_vec(), Algorithm::EdDsa),
-        ("es-1", sec1, Algorithm::Es256),
+        ("ed-1", f.ed_public.to_vec(), SigningAlgorithm::EdDsa),
+        ("es-1", sec1, SigningAlgorithm::Es256),
     ];
     for (kid, public, key_alg) in cases {
         let header = format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#);
@@ -295,7 +300,7 @@ fn missing_kid_with_several_keys_is_refused_and_accepted_with_one() {
     let token = forge_hs256(r#"{"alg":"HS256"}"#, &good_payload(), &HS_SECRET);
     assert_eq!(verify(&f, &token), Err(TokenError::MissingKid));
     let single = Verifier::new(
-        [VerificationKey::hmac(kid("only"), Algorithm::Hs256, &HS_SECRET).unwrap()],
+        [VerificationKey::hmac(kid("only"), SigningAlgorithm::Hs256, &HS_SECRET).unwrap()],
         Validation::new(ISS, AUD),
     )
     .unwrap();
@@ -398,7 +403,7 @@ fn tampering_is_detected() {
 fn signature_from_another_key_with_the_same_kid_is_refused() {
     let f = fixture();
     let cases = [
-        SigningKey::hmac(kid("hs-1"), Algorithm::Hs256, &[8u8; 32]).unwrap(),
+        SigningKey::hmac(kid("hs-1"), SigningAlgorithm::Hs256, &[8u8; 32]).unwrap(),
         SigningKey::ed25519_from_seed(kid("ed-1"), &[9u8; 32]),
         SigningKey::es256_from_scalar(kid("es-1"), &[3u8; 32]).unwrap(),
     ];
@@ -420,7 +425,7 @@ fn oversized_tokens_are_refused_before_parsing() {
         })
     );
     let small = Verifier::new(
-        [VerificationKey::hmac(kid("hs-1"), Algorithm::Hs256, &HS_SECRET).unwrap()],
+        [VerificationKey::hmac(kid("hs-1"), SigningAlgorithm::Hs256, &HS_SECRET).unwrap()],
         Validation::new(ISS, AUD).with_max_token_bytes(64),
     )
     .unwrap();
@@ -540,7 +545,7 @@ fn crit_and_key_carrying_headers_are_refused() {
 #[test]
 fn debug_never_shows_key_material() {
     let secret = [0xabu8; 32];
-    let key = SigningKey::hmac(kid("dbg"), Algorithm::Hs256, &secret).unwrap();
+    let key = SigningKey::hmac(kid("dbg"), SigningAlgorithm::Hs256, &secret).unwrap();
     let seed = [0xcdu8; 32];
     let ed = SigningKey::ed25519_from_seed(kid("dbg-ed"), &seed);
     let es = SigningKey::es256_from_scalar(kid("dbg-es"), &[0x11u8; 32]).unwrap();
@@ -551,7 +556,7 @@ fn debug_never_shows_key_material() {
         format!("{es:?}"),
         format!(
             "{:?}",
-            Signer::new(SigningKey::hmac(kid("d"), Algorithm::Hs256, &secret).unwrap())
+            Signer::new(SigningKey::hmac(kid("d"), SigningAlgorithm::Hs256, &secret).unwrap())
         ),
         format!(
             "{:?}",
@@ -577,15 +582,15 @@ fn debug_never_shows_key_material() {
 #[test]
 fn weak_or_mismatched_keys_are_refused() {
     assert!(matches!(
-        SigningKey::hmac(kid("k"), Algorithm::Hs256, &[1u8; 31]),
+        SigningKey::hmac(kid("k"), SigningAlgorithm::Hs256, &[1u8; 31]),
         Err(TokenError::InvalidKey(_))
     ));
     assert!(matches!(
-        SigningKey::hmac(kid("k"), Algorithm::Hs512, &[1u8; 63]),
+        SigningKey::hmac(kid("k"), SigningAlgorithm::Hs512, &[1u8; 63]),
         Err(TokenError::InvalidKey(_))
     ));
     assert!(matches!(
-        SigningKey::hmac(kid("k"), Algorithm::EdDsa, &[1u8; 64]),
+        SigningKey::hmac(kid("k"), SigningAlgorithm::EdDsa, &[1u8; 64]),
         Err(TokenError::InvalidKey(_))
     ));
     assert!(matches!(

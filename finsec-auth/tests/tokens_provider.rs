@@ -51,7 +51,7 @@ fn tokens_ignore_the_global_crypto_provider() {
     let keys = [
         SigningKey::generate_hmac(
             Kid::new("h").unwrap(),
-            finsec_auth::tokens::Algorithm::Hs512,
+            finsec_auth::tokens::SigningAlgorithm::Hs512,
         )
         .unwrap(),
         SigningKey::generate_ed25519(Kid::new("e").unwrap()).unwrap(),

@@ -10,7 +10,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use finsec_auth::tokens::{Algorithm, Claims, Kid, Signer, SigningKey, Validation, Verifier};
+use finsec_auth::tokens::{
+    Claims, Kid, Signer, SigningAlgorithm, SigningKey, Validation, Verifier,
+};
 use jsonwebtoken::jwk::AlgorithmParameters;
 use jsonwebtoken::{DecodingKey, EncodingKey, Header};
 use time::{Duration, OffsetDateTime};
@@ -48,7 +50,8 @@ fn default_features_unify_to_one_backend_and_nothing_panics() {
 
     let hs_secret = [0x42u8; 32];
     let raw_hs = EncodingKey::from_secret(&hs_secret);
-    let hs = SigningKey::hmac(Kid::new("hs").unwrap(), Algorithm::Hs256, &hs_secret).unwrap();
+    let hs =
+        SigningKey::hmac(Kid::new("hs").unwrap(), SigningAlgorithm::Hs256, &hs_secret).unwrap();
 
     for (key, raw_enc, raw_alg) in [
         (es, raw_es, jsonwebtoken::Algorithm::ES256),

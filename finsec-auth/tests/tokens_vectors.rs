@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use finsec_auth::tokens::{
-    Algorithm, Kid, SigningKey, TokenError, Validation, VerificationKey, Verifier,
+    Kid, SigningAlgorithm, SigningKey, TokenError, Validation, VerificationKey, Verifier,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -31,7 +31,7 @@ fn rfc_verifier(example: &Value) -> Verifier {
     let jwk = &example["jwk"];
     let kid = Kid::new("rfc").unwrap();
     let key = match example["alg"].as_str().unwrap() {
-        "HS256" => VerificationKey::hmac(kid, Algorithm::Hs256, &b64d(&jwk["k"])).unwrap(),
+        "HS256" => VerificationKey::hmac(kid, SigningAlgorithm::Hs256, &b64d(&jwk["k"])).unwrap(),
         "ES256" => {
             VerificationKey::es256(kid, &arr32(b64d(&jwk["x"])), &arr32(b64d(&jwk["y"]))).unwrap()
         }
@@ -103,9 +103,9 @@ fn wycheproof_jws_key(group: &Value) -> Option<Result<VerificationKey, TokenErro
     match (jwk["kty"].as_str(), jwk["crv"].as_str()) {
         (Some("oct"), _) => {
             let alg = match jwk["alg"].as_str() {
-                Some("HS256") => Algorithm::Hs256,
-                Some("HS384") => Algorithm::Hs384,
-                Some("HS512") => Algorithm::Hs512,
+                Some("HS256") => SigningAlgorithm::Hs256,
+                Some("HS384") => SigningAlgorithm::Hs384,
+                Some("HS512") => SigningAlgorithm::Hs512,
                 _ => return None,
             };
             Some(kid().and_then(|k| VerificationKey::hmac(k, alg, &b64d(&jwk["k"]))))

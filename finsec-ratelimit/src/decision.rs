@@ -95,7 +95,7 @@ type QuotaDecisions<'q> = SmallVec<[QuotaDecision<'q>; 2]>;
 /// The request is allowed only if every quota allows it; a denied request consumed nothing.
 ///
 /// It borrows its quotas from the check (`'q`), so it lives as long as they do: usually they
-/// belong to a long-lived [`Policy`](crate::Policy), and a decision is read while answering the
+/// belong to a long-lived [`RateLimitPolicy`](crate::RateLimitPolicy), and a decision is read while answering the
 /// request it was made for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision<'q> {

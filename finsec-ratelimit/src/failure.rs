@@ -19,7 +19,7 @@
 //!
 //! # Policies of several keys
 //!
-//! [`RateLimiter::check_policy`] checks a named [`Policy`]: the rules sharing a key kind are one
+//! [`RateLimiter::check_policy`] checks a named [`RateLimitPolicy`]: the rules sharing a key kind are one
 //! key, decided atomically by the store (all of its quotas or none). Different kinds are
 //! different keys, and no store decides several keys atomically, so the keys are checked **one
 //! at a time, in the policy's order, stopping at the first denial**. A request denied by a
@@ -38,7 +38,7 @@ use std::time::Duration;
 use crate::decision::{Decision, QuotaDecision};
 use crate::error::{Error, Result};
 use crate::memory::MemoryStore;
-use crate::policy::{Identity, KeyKind, Policy};
+use crate::policy::{Identity, KeyKind, RateLimitPolicy};
 use crate::quota::Quota;
 use crate::store::{Check, RateLimitStore};
 
@@ -329,7 +329,7 @@ impl RateLimiter {
     /// of a store.
     pub async fn check_policy<'q>(
         &self,
-        policy: &'q Policy,
+        policy: &'q RateLimitPolicy,
         identity: &Identity,
         cost: u32,
     ) -> Result<PolicyOutcome<'q>> {

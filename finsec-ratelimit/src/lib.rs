@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use failure::{FailurePolicy, Outcome, RateLimiter};
 pub use headers::RateLimitHeaders;
 pub use memory::MemoryStore;
-pub use policy::{Identity, KeyKind, Policies, Policy};
+pub use policy::{Identity, KeyKind, Policies, RateLimitPolicy};
 pub use quota::{Algorithm, Quota};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;

@@ -1,6 +1,6 @@
 //! Named policies: which quotas apply to a kind of request, and what each is keyed by.
 //!
-//! A [`Policy`] is a name and a list of [`Rule`]s; each rule says what it counts per (the
+//! A [`RateLimitPolicy`] is a name and a list of [`Rule`]s; each rule says what it counts per (the
 //! client IP, the account, the API key, the authenticated subject, or a custom identity, see
 //! [`KeyKind`]) and its [`Quota`]. The `login` policy, for example, allows 20 attempts a minute
 //! per IP and 5 a minute per account. A [`Policies`] registry holds them by name and is loaded
@@ -317,13 +317,13 @@ impl RuleGroup {
 
 /// A named list of rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Policy {
+pub struct RateLimitPolicy {
     name: Arc<str>,
     rules: Vec<Rule>,
     groups: Vec<RuleGroup>,
 }
 
-impl Policy {
+impl RateLimitPolicy {
     /// A policy of `rules`, checked in order (grouped by key kind, in the order each kind first
     /// appears).
     ///
@@ -432,7 +432,7 @@ fn check_policy_name(name: &str) -> std::result::Result<(), String> {
 /// Policies by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policies {
-    by_name: BTreeMap<String, Arc<Policy>>,
+    by_name: BTreeMap<String, Arc<RateLimitPolicy>>,
 }
 
 impl Policies {
@@ -480,7 +480,7 @@ impl Policies {
     }
 
     /// Adds `policy`, replacing and returning one of the same name.
-    pub fn insert(&mut self, policy: Policy) -> Option<Arc<Policy>> {
+    pub fn insert(&mut self, policy: RateLimitPolicy) -> Option<Arc<RateLimitPolicy>> {
         self.by_name
             .insert(policy.name().to_owned(), Arc::new(policy))
     }
@@ -495,14 +495,14 @@ impl Policies {
     ///
     /// # Errors
     /// [`Error::UnknownPolicy`] if there is none.
-    pub fn get(&self, name: &str) -> Result<&Arc<Policy>> {
+    pub fn get(&self, name: &str) -> Result<&Arc<RateLimitPolicy>> {
         self.by_name.get(name).ok_or_else(|| Error::UnknownPolicy {
             name: name.to_owned(),
         })
     }
 
     /// The policies, by name.
-    pub fn iter(&self) -> impl Iterator<Item = &Arc<Policy>> {
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<RateLimitPolicy>> {
         self.by_name.values()
     }
 
@@ -521,39 +521,39 @@ fn nz(v: u32) -> Option<NonZeroU32> {
     NonZeroU32::new(v)
 }
 
-fn default_global() -> Option<Policy> {
+fn default_global() -> Option<RateLimitPolicy> {
     let quota = Quota::per_second(nz(50)?)
         .with_burst(nz(100)?)
         .ok()?
         .named("global.ip")
         .ok()?;
-    Policy::new("global", vec![Rule::new(KeyKind::Ip, quota)]).ok()
+    RateLimitPolicy::new("global", vec![Rule::new(KeyKind::Ip, quota)]).ok()
 }
 
-fn default_api() -> Option<Policy> {
+fn default_api() -> Option<RateLimitPolicy> {
     let quota = Quota::per_second(nz(10)?)
         .with_burst(nz(20)?)
         .ok()?
         .named("api.key")
         .ok()?;
-    Policy::new("api", vec![Rule::new(KeyKind::ApiKey, quota)]).ok()
+    RateLimitPolicy::new("api", vec![Rule::new(KeyKind::ApiKey, quota)]).ok()
 }
 
-fn default_auth() -> Option<Policy> {
+fn default_auth() -> Option<RateLimitPolicy> {
     let quota = Quota::per_second(nz(1)?)
         .with_burst(nz(5)?)
         .ok()?
         .named("auth.ip")
         .ok()?;
-    Policy::new("auth", vec![Rule::new(KeyKind::Ip, quota)]).ok()
+    RateLimitPolicy::new("auth", vec![Rule::new(KeyKind::Ip, quota)]).ok()
 }
 
 /// Per IP first: a client whose IP is over its limit is then stopped before it consumes the
 /// account's budget, so one address cannot lock an account out beyond its own share.
-fn default_login() -> Option<Policy> {
+fn default_login() -> Option<RateLimitPolicy> {
     let ip = Quota::per_minute(nz(20)?).named("login.ip").ok()?;
     let account = Quota::per_minute(nz(5)?).named("login.account").ok()?;
-    Policy::new(
+    RateLimitPolicy::new(
         "login",
         vec![
             Rule::new(KeyKind::Ip, ip),
@@ -563,7 +563,7 @@ fn default_login() -> Option<Policy> {
     .ok()
 }
 
-fn build_policy(name: &str, rules: &[RuleConfig]) -> Result<Policy> {
+fn build_policy(name: &str, rules: &[RuleConfig]) -> Result<RateLimitPolicy> {
     let path = format!("policies.{name}");
     check_policy_name(name).map_err(|reason| Error::Config {
         path: path.clone(),
@@ -573,7 +573,7 @@ fn build_policy(name: &str, rules: &[RuleConfig]) -> Result<Policy> {
     for (i, rule) in rules.iter().enumerate() {
         built.push(build_rule(name, &format!("{path}[{i}]"), rule)?);
     }
-    Policy::new(name, built)
+    RateLimitPolicy::new(name, built)
 }
 
 fn build_rule(policy: &str, path: &str, rule: &RuleConfig) -> Result<Rule> {

@@ -1,4 +1,4 @@
-//! A `tower` [`Layer`] that rate-limits HTTP requests with a [`Policy`] (feature `tower`).
+//! A `tower` [`Layer`] that rate-limits HTTP requests with a [`RateLimitPolicy`] (feature `tower`).
 //!
 //! [`RateLimitLayer`] wraps any `tower::Service<http::Request<B>>` (axum, tonic, hyper): for
 //! each request a [`KeyExtractor`] says who is asking (an [`Identity`]: client IP,
@@ -66,7 +66,7 @@ use crate::decision::Decision;
 use crate::error::Error;
 use crate::failure::RateLimiter;
 use crate::headers::{self, RateLimitHeaders};
-use crate::policy::{Identity, Policy};
+use crate::policy::{Identity, RateLimitPolicy};
 
 /// The direct peer's address, as a request extension. Insert it where the connection is
 /// accepted if the server does not already put a `SocketAddr` in the extensions.
@@ -316,7 +316,7 @@ impl RateLimitStatus {
 /// Cloning is cheap (the parts are shared); the builder methods may be called on any copy.
 pub struct RateLimitLayer<K, B, R = EmptyBody> {
     limiter: RateLimiter,
-    policy: Arc<Policy>,
+    policy: Arc<RateLimitPolicy>,
     policy_header: Option<String>,
     scope: HeaderScope,
     extractor: Arc<K>,
@@ -357,7 +357,11 @@ where
 {
     /// Limits requests with `policy`, identified by `extractor`, each of cost 1, refused with
     /// an empty body ([`EmptyBody`]).
-    pub fn new(limiter: RateLimiter, policy: impl Into<Arc<Policy>>, extractor: K) -> Self {
+    pub fn new(
+        limiter: RateLimiter,
+        policy: impl Into<Arc<RateLimitPolicy>>,
+        extractor: K,
+    ) -> Self {
         let policy = policy.into();
         let policy_header = headers::rate_limit_policy(&policy.quotas());
         Self {

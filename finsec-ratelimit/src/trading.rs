@@ -1,6 +1,6 @@
 //! Ready-made trading limits: messages per account, and the order-to-trade ratio.
 //!
-//! - [`message_rate`] is a [`Policy`] of `N` messages per second per account (GCRA), checked
+//! - [`message_rate`] is a [`RateLimitPolicy`] of `N` messages per second per account (GCRA), checked
 //!   like any other policy with [`RateLimiter::check_policy`](crate::failure::RateLimiter::check_policy).
 //! - [`OrderToTradeRatio`] limits how many orders an account may submit for each fill over a
 //!   sliding window, the ratio venues and regulators watch (MiFID II RTS 9 requires trading
@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use crate::decision::Decision;
 use crate::error::{Error, Result};
-use crate::policy::{KeyKind, MAX_POLICY_NAME_LEN, Policy, Rule};
+use crate::policy::{KeyKind, MAX_POLICY_NAME_LEN, RateLimitPolicy, Rule};
 use crate::quota::{Algorithm, MAX_SPAN_MICROS, Quota};
 use crate::store::{Check, RateLimitStore, validate_key};
 
@@ -41,11 +41,11 @@ use crate::store::{Check, RateLimitStore, validate_key};
 ///
 /// # Errors
 /// [`Error::InvalidQuota`] if the burst spans more than the longest time a quota can hold.
-pub fn message_rate(per_second: NonZeroU32, burst: Option<NonZeroU32>) -> Result<Policy> {
+pub fn message_rate(per_second: NonZeroU32, burst: Option<NonZeroU32>) -> Result<RateLimitPolicy> {
     let quota = Quota::per_second(per_second)
         .with_burst(burst.unwrap_or(per_second))?
         .named("messages.account")?;
-    Policy::new("messages", vec![Rule::new(KeyKind::Account, quota)])
+    RateLimitPolicy::new("messages", vec![Rule::new(KeyKind::Account, quota)])
 }
 
 /// Parameters of an [`OrderToTradeRatio`].

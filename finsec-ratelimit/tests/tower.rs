@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use finsec_ratelimit::failure::{FailurePolicy, RateLimiter};
-use finsec_ratelimit::policy::{Policy, Rule};
+use finsec_ratelimit::policy::{RateLimitPolicy, Rule};
 use finsec_ratelimit::tower::{
     ClientIp, HeaderScope, PeerAddr, RateLimitLayer, RateLimitStatus, Refusal,
 };
@@ -24,11 +24,11 @@ use finsec_ratelimit::{
 use http::{Request, Response, StatusCode};
 use tower::{Layer, ServiceExt, service_fn};
 
-fn day_policy(limit: u32) -> Policy {
+fn day_policy(limit: u32) -> RateLimitPolicy {
     let quota = Quota::per_day(std::num::NonZeroU32::new(limit).unwrap())
         .named("day")
         .unwrap();
-    Policy::new("web", vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
+    RateLimitPolicy::new("web", vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
 }
 
 fn request(peer: &str, xff: Option<&str>) -> Request<String> {
@@ -105,7 +105,7 @@ async fn per_route_cost_and_custom_extractor() {
     let quota = Quota::per_day(std::num::NonZeroU32::new(5).unwrap())
         .named("subj")
         .unwrap();
-    let policy = Policy::new("reports", vec![Rule::new(KeyKind::Subject, quota)]).unwrap();
+    let policy = RateLimitPolicy::new("reports", vec![Rule::new(KeyKind::Subject, quota)]).unwrap();
     let layer = RateLimitLayer::new(limiter, policy, |req: &Request<String>| {
         req.headers()
             .get("x-subject")
@@ -216,7 +216,7 @@ async fn backend_failures_reach_the_hook_and_follow_the_policy() {
     }
 }
 
-fn ip_layer(policy: Policy) -> RateLimitLayer<ClientIp, String> {
+fn ip_layer(policy: RateLimitPolicy) -> RateLimitLayer<ClientIp, String> {
     RateLimitLayer::new(
         RateLimiter::new(Arc::new(MemoryStore::new()), FailurePolicy::FailClosed),
         policy,
@@ -224,11 +224,11 @@ fn ip_layer(policy: Policy) -> RateLimitLayer<ClientIp, String> {
     )
 }
 
-fn named_policy(name: &str, quota: &str, limit: u32) -> Policy {
+fn named_policy(name: &str, quota: &str, limit: u32) -> RateLimitPolicy {
     let quota = Quota::per_day(std::num::NonZeroU32::new(limit).unwrap())
         .named(quota)
         .unwrap();
-    Policy::new(name, vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
+    RateLimitPolicy::new(name, vec![Rule::new(KeyKind::Ip, quota)]).unwrap()
 }
 
 #[tokio::test]

@@ -3,11 +3,11 @@
 //! [`break_glass`] lets a principal perform an action whose only obstacle is a missing
 //! maker-checker approval, in an emergency. It never overrides a deny rule, never grants
 //! an action no rule allows, and is only available to principals the policy allows
-//! [`BREAK_GLASS_PERMISSION`]. The returned [`Decision`] has
-//! [`Reason::AllowedByBreakGlass`] and [`Decision::is_break_glass`] set; write its
-//! [`audit_record`](Decision::audit_record) to the audit log and review every such record.
+//! [`BREAK_GLASS_PERMISSION`]. The returned [`AccessDecision`] has
+//! [`Reason::AllowedByBreakGlass`] and [`AccessDecision::is_break_glass`] set; write its
+//! [`audit_record`](AccessDecision::audit_record) to the audit log and review every such record.
 
-use crate::decision::{Decision, Reason};
+use crate::decision::{AccessDecision, Reason};
 use crate::permission::Permission;
 use crate::policy::Policy;
 use crate::request::Request;
@@ -24,13 +24,13 @@ pub const MAX_JUSTIFICATION_LEN: usize = 1024;
 ///
 /// Returns the policy's own decision when it does not require approval (allowed or
 /// denied), and an [`Reason::ApprovalRefused`] deny when break-glass is not permitted.
-pub fn break_glass(policy: &Policy, request: &Request<'_>, justification: &str) -> Decision {
+pub fn break_glass(policy: &Policy, request: &Request<'_>, justification: &str) -> AccessDecision {
     let decision = policy.check(request);
     let Reason::ApprovalRequired(rule) = decision.reason() else {
         return decision;
     };
     let refuse = |problem: &str| {
-        Decision::new(Reason::ApprovalRefused {
+        AccessDecision::new(Reason::ApprovalRefused {
             rule: rule.clone(),
             problem: problem.to_owned(),
         })
@@ -43,7 +43,7 @@ pub fn break_glass(policy: &Policy, request: &Request<'_>, justification: &str) 
         return refuse("break-glass needs a justification of 1 to 1024 bytes of text");
     }
     let Ok(permission) = Permission::new(BREAK_GLASS_PERMISSION) else {
-        return Decision::new(Reason::Internal(
+        return AccessDecision::new(Reason::Internal(
             "break-glass permission does not parse".to_owned(),
         ));
     };
@@ -53,7 +53,7 @@ pub fn break_glass(policy: &Policy, request: &Request<'_>, justification: &str) 
     {
         return refuse("principal may not break glass (needs rbac:break_glass)");
     }
-    Decision::new(Reason::AllowedByBreakGlass {
+    AccessDecision::new(Reason::AllowedByBreakGlass {
         rule: rule.clone(),
         justification: justification.to_owned(),
     })

@@ -1,8 +1,8 @@
-//! The outcome of a check: [`Decision`], with the [`Reason`] that decided it.
+//! The outcome of a check: [`AccessDecision`], with the [`Reason`] that decided it.
 //!
-//! A `Decision` can only be made by this crate (its constructor is private), so code that
-//! receives one knows a policy produced it. [`Decision::explain`] renders it for people;
-//! [`Decision::audit_record`] gives the stable, serialisable form for the audit log.
+//! A `AccessDecision` can only be made by this crate (its constructor is private), so code that
+//! receives one knows a policy produced it. [`AccessDecision::explain`] renders it for people;
+//! [`AccessDecision::audit_record`] gives the stable, serialisable form for the audit log.
 
 use std::fmt;
 use std::sync::Arc;
@@ -106,11 +106,11 @@ pub enum Reason {
 /// Only this crate makes decisions; every path that is not an explicit allow is a deny.
 #[derive(Debug, Clone)]
 #[must_use = "a decision must be enforced"]
-pub struct Decision {
+pub struct AccessDecision {
     reason: Reason,
 }
 
-/// The audit-log form of a [`Decision`] (serialise it with serde).
+/// The audit-log form of a [`AccessDecision`] (serialise it with serde).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
     /// `allow` or `deny`.
@@ -135,7 +135,7 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
-impl Decision {
+impl AccessDecision {
     pub(crate) fn new(reason: Reason) -> Self {
         Self { reason }
     }
@@ -254,7 +254,7 @@ impl Decision {
     }
 }
 
-impl fmt::Display for Decision {
+impl fmt::Display for AccessDecision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.explain())
     }

@@ -2,10 +2,10 @@
 //!
 //! Errors come from building things (parsing a permission, loading a policy, recording an
 //! approval). Authorization itself never returns an error: [`Policy::check`] returns a
-//! [`Decision`], and anything that goes wrong inside a check is a deny with a reason.
+//! [`AccessDecision`], and anything that goes wrong inside a check is a deny with a reason.
 //!
 //! [`Policy::check`]: crate::Policy::check
-//! [`Decision`]: crate::Decision
+//! [`AccessDecision`]: crate::AccessDecision
 
 use std::fmt;
 

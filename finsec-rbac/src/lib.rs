@@ -23,7 +23,7 @@ pub mod testing;
 
 pub use approval::{ApprovalId, ApprovalStore, MemoryApprovalStore};
 pub use condition::Condition;
-pub use decision::{AuditRecord, Decision, Reason, RuleMatch};
+pub use decision::{AccessDecision, AuditRecord, Reason, RuleMatch};
 pub use error::{Error, Result};
 pub use permission::{Permission, PermissionPattern};
 pub use policy::{Approval, Effect, Policy, Role, RoleName, Rule};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::decision::Decision;
+use crate::decision::AccessDecision;
 use crate::error::Result;
 use crate::policy::Policy;
 use crate::request::Request;
@@ -29,7 +29,7 @@ impl SharedPolicy {
     }
 
     /// Decides `request` against the current policy.
-    pub fn check(&self, request: &Request<'_>) -> Decision {
+    pub fn check(&self, request: &Request<'_>) -> AccessDecision {
         self.current.load().check(request)
     }
 

@@ -84,7 +84,7 @@ async fn setup() -> Setup {
     }
 }
 
-async fn authorize(s: &Setup, subject: &str, now: OffsetDateTime) -> finsec_rbac::Decision {
+async fn authorize(s: &Setup, subject: &str, now: OffsetDateTime) -> finsec_rbac::AccessDecision {
     let action = release();
     authorize_with_approval_at(
         &s.policy,

@@ -23,7 +23,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
         SigningKey::generate_es256(Kid::new("es").expect("kid")).expect("es256 key"),
         SigningKey::hmac(
             Kid::new("hs").expect("kid"),
-            finsec_auth::tokens::Algorithm::Hs256,
+            finsec_auth::tokens::SigningAlgorithm::Hs256,
             &[7u8; 32],
         )
         .expect("hmac key"),

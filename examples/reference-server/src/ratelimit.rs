@@ -97,8 +97,8 @@ use clap::{Args, ValueEnum};
 use finsec_ratelimit::policy::{Policies, PoliciesConfig};
 use finsec_ratelimit::tower::{HeaderScope, RateLimitStatus};
 use finsec_ratelimit::{
-    FailurePolicy, Identity, KeyKind, MemoryStore, Policy, RateLimitStore, RateLimiter, RedisStore,
-    TrustedProxies, headers,
+    FailurePolicy, Identity, KeyKind, MemoryStore, RateLimitPolicy, RateLimitStore, RateLimiter,
+    RedisStore, TrustedProxies, headers,
 };
 use ipnet::IpNet;
 use sha2::{Digest as _, Sha256};
@@ -238,10 +238,10 @@ pub struct RateLimits {
 struct Inner {
     limiter: RateLimiter,
     proxies: TrustedProxies,
-    global: Arc<Policy>,
-    auth: Arc<Policy>,
-    login: Arc<Policy>,
-    api: Arc<Policy>,
+    global: Arc<RateLimitPolicy>,
+    auth: Arc<RateLimitPolicy>,
+    login: Arc<RateLimitPolicy>,
+    api: Arc<RateLimitPolicy>,
 }
 
 impl fmt::Debug for RateLimits {
@@ -320,7 +320,11 @@ impl RateLimits {
     /// # Errors
     /// The 500 problem when the check itself is impossible (a store error that is not a
     /// backend failure; logged at error level).
-    pub async fn check(&self, policy: &Policy, identity: &Identity) -> Result<Checked, Response> {
+    pub async fn check(
+        &self,
+        policy: &RateLimitPolicy,
+        identity: &Identity,
+    ) -> Result<Checked, Response> {
         match self.inner.limiter.check_policy(policy, identity, 1).await {
             Ok(outcome) => {
                 for error in outcome.backend_errors() {
@@ -356,17 +360,17 @@ impl RateLimits {
     }
 
     /// The `global` policy.
-    pub fn policy_global(&self) -> &Arc<Policy> {
+    pub fn policy_global(&self) -> &Arc<RateLimitPolicy> {
         &self.inner.global
     }
 
     /// The `auth` policy.
-    pub fn policy_auth(&self) -> &Arc<Policy> {
+    pub fn policy_auth(&self) -> &Arc<RateLimitPolicy> {
         &self.inner.auth
     }
 
     /// The `api` policy.
-    pub fn policy_api(&self) -> &Arc<Policy> {
+    pub fn policy_api(&self) -> &Arc<RateLimitPolicy> {
         &self.inner.api
     }
 }

@@ -120,4 +120,4 @@ pub use sql::{SqlBackupCodeStore, SqlTotpReplayStore};
 pub use store::{
     BackupCodeStore, MemoryBackupCodeStore, MemoryTotpReplayStore, MfaUserId, TotpReplayStore,
 };
-pub use totp::{Algorithm, Digits, OtpCode, Totp, TotpOutcome, TotpParams, TotpSecret, hotp};
+pub use totp::{Digits, OtpCode, Totp, TotpAlgorithm, TotpOutcome, TotpParams, TotpSecret, hotp};

@@ -14,7 +14,7 @@ use super::store::{MfaUserId, TotpReplayStore};
 /// The HMAC hash function of a TOTP credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
-pub enum Algorithm {
+pub enum TotpAlgorithm {
     /// HMAC-SHA-1: the default, and the only one every authenticator app supports.
     #[default]
     Sha1,
@@ -24,7 +24,7 @@ pub enum Algorithm {
     Sha512,
 }
 
-impl Algorithm {
+impl TotpAlgorithm {
     /// The name used in `otpauth://` URIs (`SHA1`, `SHA256`, `SHA512`).
     pub fn uri_name(self) -> &'static str {
         match self {
@@ -68,7 +68,7 @@ impl Digits {
 /// The default is SHA-1, 6 digits, 30 seconds, for authenticator compatibility.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TotpParams {
-    algorithm: Algorithm,
+    algorithm: TotpAlgorithm,
     digits: Digits,
     step_seconds: u32,
 }
@@ -76,7 +76,7 @@ pub struct TotpParams {
 impl Default for TotpParams {
     fn default() -> Self {
         Self {
-            algorithm: Algorithm::Sha1,
+            algorithm: TotpAlgorithm::Sha1,
             digits: Digits::Six,
             step_seconds: Self::DEFAULT_STEP_SECONDS,
         }
@@ -96,7 +96,7 @@ impl TotpParams {
     /// # Errors
     /// [`MfaError::InvalidParameter`] if `step_seconds` is outside
     /// [`MIN_STEP_SECONDS`](Self::MIN_STEP_SECONDS)..=[`MAX_STEP_SECONDS`](Self::MAX_STEP_SECONDS).
-    pub fn new(algorithm: Algorithm, digits: Digits, step_seconds: u32) -> Result<Self> {
+    pub fn new(algorithm: TotpAlgorithm, digits: Digits, step_seconds: u32) -> Result<Self> {
         if !(Self::MIN_STEP_SECONDS..=Self::MAX_STEP_SECONDS).contains(&step_seconds) {
             return Err(MfaError::InvalidParameter {
                 name: "step_seconds",
@@ -115,7 +115,7 @@ impl TotpParams {
     }
 
     /// The HMAC algorithm.
-    pub fn algorithm(&self) -> Algorithm {
+    pub fn algorithm(&self) -> TotpAlgorithm {
         self.algorithm
     }
 
@@ -309,23 +309,23 @@ impl OtpCode {
 }
 
 /// The HMAC of `counter` under `secret` (RFC 4226 step 1).
-fn hmac_counter(secret: &[u8], algorithm: Algorithm, counter: u64) -> Result<Vec<u8>> {
+fn hmac_counter(secret: &[u8], algorithm: TotpAlgorithm, counter: u64) -> Result<Vec<u8>> {
     let msg = counter.to_be_bytes();
     let bad_key = |_| MfaError::InvalidSecret {
         reason: "rejected by HMAC".to_owned(),
     };
     Ok(match algorithm {
-        Algorithm::Sha1 => {
+        TotpAlgorithm::Sha1 => {
             let mut mac = Hmac::<sha1::Sha1>::new_from_slice(secret).map_err(bad_key)?;
             mac.update(&msg);
             mac.finalize().into_bytes().to_vec()
         }
-        Algorithm::Sha256 => {
+        TotpAlgorithm::Sha256 => {
             let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).map_err(bad_key)?;
             mac.update(&msg);
             mac.finalize().into_bytes().to_vec()
         }
-        Algorithm::Sha512 => {
+        TotpAlgorithm::Sha512 => {
             let mut mac = Hmac::<sha2::Sha512>::new_from_slice(secret).map_err(bad_key)?;
             mac.update(&msg);
             mac.finalize().into_bytes().to_vec()
@@ -356,7 +356,7 @@ fn dynamic_truncation(mac: &[u8]) -> Result<u32> {
 /// for any length).
 pub fn hotp(
     secret: &TotpSecret,
-    algorithm: Algorithm,
+    algorithm: TotpAlgorithm,
     digits: Digits,
     counter: u64,
 ) -> Result<OtpCode> {
@@ -541,14 +541,14 @@ mod tests {
 
     #[test]
     fn params_bounds() {
-        assert!(TotpParams::new(Algorithm::Sha1, Digits::Six, 0).is_err());
-        assert!(TotpParams::new(Algorithm::Sha1, Digits::Six, 14).is_err());
-        assert!(TotpParams::new(Algorithm::Sha1, Digits::Six, 301).is_err());
-        assert!(TotpParams::new(Algorithm::Sha512, Digits::Eight, 60).is_ok());
+        assert!(TotpParams::new(TotpAlgorithm::Sha1, Digits::Six, 0).is_err());
+        assert!(TotpParams::new(TotpAlgorithm::Sha1, Digits::Six, 14).is_err());
+        assert!(TotpParams::new(TotpAlgorithm::Sha1, Digits::Six, 301).is_err());
+        assert!(TotpParams::new(TotpAlgorithm::Sha512, Digits::Eight, 60).is_ok());
         let p = TotpParams::default();
         assert_eq!(
             (p.algorithm(), p.digits(), p.step_seconds()),
-            (Algorithm::Sha1, Digits::Six, 30)
+            (TotpAlgorithm::Sha1, Digits::Six, 30)
         );
     }
 

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 /// The supported signature algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
-pub enum Algorithm {
+pub enum SigningAlgorithm {
     /// HMAC-SHA-256.
     Hs256,
     /// HMAC-SHA-384.
@@ -38,7 +38,7 @@ pub enum Algorithm {
     Es256,
 }
 
-impl Algorithm {
+impl SigningAlgorithm {
     /// The JOSE name (`alg` header value).
     #[must_use]
     pub fn as_str(self) -> &'static str {
@@ -75,7 +75,7 @@ impl Algorithm {
     }
 }
 
-impl fmt::Display for Algorithm {
+impl fmt::Display for SigningAlgorithm {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -133,7 +133,7 @@ const P256_PKCS8_PREFIX: [u8; 35] = [
 /// inside aws-lc's key object, which wipes its memory when the key is dropped.
 pub struct SigningKey {
     kid: Kid,
-    algorithm: Algorithm,
+    algorithm: SigningAlgorithm,
     key: PrivateKey,
 }
 
@@ -169,7 +169,7 @@ impl SigningKey {
     /// # Errors
     /// [`TokenError::InvalidKey`] if `algorithm` is not HMAC; [`TokenError::Random`] if the
     /// operating system's random number generator fails.
-    pub fn generate_hmac(kid: Kid, algorithm: Algorithm) -> Result<Self> {
+    pub fn generate_hmac(kid: Kid, algorithm: SigningAlgorithm) -> Result<Self> {
         let mut bytes = Zeroizing::new(vec![0u8; algorithm.hmac_len()]);
         finsec_crypto::fill_random(&mut bytes).map_err(|_| TokenError::Random)?;
         Self::hmac(kid, algorithm, &bytes)
@@ -179,7 +179,7 @@ impl SigningKey {
     ///
     /// # Errors
     /// [`TokenError::InvalidKey`] if `algorithm` is not HMAC or the secret is too short.
-    pub fn hmac(kid: Kid, algorithm: Algorithm, secret: &[u8]) -> Result<Self> {
+    pub fn hmac(kid: Kid, algorithm: SigningAlgorithm, secret: &[u8]) -> Result<Self> {
         if !algorithm.is_hmac() {
             return Err(TokenError::InvalidKey(format!(
                 "{algorithm} is not an hmac algorithm"
@@ -223,7 +223,7 @@ impl SigningKey {
         };
         Self {
             kid,
-            algorithm: Algorithm::EdDsa,
+            algorithm: SigningAlgorithm::EdDsa,
             key,
         }
     }
@@ -259,7 +259,7 @@ impl SigningKey {
             .map_err(|e| TokenError::InvalidKey(format!("p-256 private key: {e}")))?;
         Ok(Self {
             kid,
-            algorithm: Algorithm::Es256,
+            algorithm: SigningAlgorithm::Es256,
             key: PrivateKey::Es256(pair),
         })
     }
@@ -272,7 +272,7 @@ impl SigningKey {
 
     /// The algorithm.
     #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
+    pub fn algorithm(&self) -> SigningAlgorithm {
         self.algorithm
     }
 
@@ -351,7 +351,7 @@ enum PublicMaterial {
 #[derive(Clone)]
 pub struct VerificationKey {
     kid: Kid,
-    algorithm: Algorithm,
+    algorithm: SigningAlgorithm,
     key: PublicKey,
     public: Option<PublicMaterial>,
 }
@@ -385,7 +385,7 @@ impl VerificationKey {
     ///
     /// # Errors
     /// As [`SigningKey::hmac`].
-    pub fn hmac(kid: Kid, algorithm: Algorithm, secret: &[u8]) -> Result<Self> {
+    pub fn hmac(kid: Kid, algorithm: SigningAlgorithm, secret: &[u8]) -> Result<Self> {
         SigningKey::hmac(kid, algorithm, secret)?.verification_key()
     }
 
@@ -422,7 +422,7 @@ impl VerificationKey {
                 }
                 let key = ParsedPublicKey::new(&ED25519, x.as_slice())
                     .map_err(|e| TokenError::InvalidKey(format!("ed25519 public key: {e}")))?;
-                (Algorithm::EdDsa, key)
+                (SigningAlgorithm::EdDsa, key)
             }
             PublicMaterial::P256 { x, y } => {
                 if x.len() != 32 || y.len() != 32 {
@@ -436,7 +436,7 @@ impl VerificationKey {
                 point.extend_from_slice(y);
                 let key = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
                     .map_err(|e| TokenError::InvalidKey(format!("p-256 public key: {e}")))?;
-                (Algorithm::Es256, key)
+                (SigningAlgorithm::Es256, key)
             }
         };
         let key = PublicKey::Signature(key);
@@ -542,7 +542,7 @@ impl VerificationKey {
 
     /// The algorithm.
     #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
+    pub fn algorithm(&self) -> SigningAlgorithm {
         self.algorithm
     }
 

@@ -21,7 +21,7 @@
 //! # Policy
 //!
 //! - The algorithm comes from the key, never from the token: a key is created for exactly one
-//!   [`Algorithm`] and a token whose header `alg` differs is refused
+//!   [`SigningAlgorithm`] and a token whose header `alg` differs is refused
 //!   ([`TokenError::AlgorithmMismatch`]). `alg: none` in any casing is refused
 //!   ([`TokenError::AlgNone`]). An HMAC key can never verify an EdDSA/ES256 token and vice versa.
 //! - Keys are chosen by `kid` only. A token without `kid` is accepted only when the verifier
@@ -99,7 +99,7 @@ pub mod testing;
 
 pub use cache::CacheStats;
 pub use claims::{Audience, Claims};
-pub use keys::{Algorithm, Kid, SigningKey, VerificationKey};
+pub use keys::{Kid, SigningAlgorithm, SigningKey, VerificationKey};
 pub use pair::{TokenPair, TokenService};
 pub use sole_writer::CachedRevocationStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
@@ -161,7 +161,7 @@ pub enum TokenError {
         /// The `alg` the token claims.
         header: String,
         /// The key's algorithm.
-        key: Algorithm,
+        key: SigningAlgorithm,
     },
     /// The header carries a member that could pick or embed a key (`jku`, `x5u`, `x5c`, `jwk`).
     #[error("header member {0:?} is not accepted")]
@@ -359,7 +359,7 @@ impl Validation {
 #[derive(Clone, PartialEq, Eq)]
 pub struct VerifiedJws {
     kid: Option<Kid>,
-    algorithm: Algorithm,
+    algorithm: SigningAlgorithm,
     payload: Vec<u8>,
 }
 
@@ -382,7 +382,7 @@ impl VerifiedJws {
 
     /// The algorithm of the key that verified it.
     #[must_use]
-    pub fn algorithm(&self) -> Algorithm {
+    pub fn algorithm(&self) -> SigningAlgorithm {
         self.algorithm
     }
 

@@ -13,7 +13,7 @@
 //!    after use ([`Error::ApprovalConsumed`]). The same approver approving twice counts
 //!    once;
 //! 3. the initiator performs the action through [`authorize_with_approval_at`], which
-//!    returns a [`Decision`]: allowed only if the policy still requires exactly this
+//!    returns a [`AccessDecision`]: allowed only if the policy still requires exactly this
 //!    approval, the request matches (same initiator, action and subject), it has not
 //!    expired, at least `quorum` distinct approvers other than the initiator approved
 //!    before expiry, and it has not been used. Using it marks it used (atomically in the
@@ -49,7 +49,7 @@ use time::OffsetDateTime;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use self::sql::SqlApprovalStore;
 pub use self::store::{ApprovalStore, MemoryApprovalStore};
-use crate::decision::{Decision, Reason, RuleMatch};
+use crate::decision::{AccessDecision, Reason, RuleMatch};
 use crate::error::{Error, Result, echo};
 use crate::permission::Permission;
 use crate::policy::Policy;
@@ -291,27 +291,27 @@ pub async fn authorize_with_approval_at(
     subject: &str,
     id: &ApprovalId,
     now: OffsetDateTime,
-) -> Decision {
+) -> AccessDecision {
     let decision = policy.check(request);
     let Reason::ApprovalRequired(rule) = decision.reason() else {
         return decision;
     };
     let rule = rule.clone();
     let refuse = |problem: String| {
-        Decision::new(Reason::ApprovalRefused {
+        AccessDecision::new(Reason::ApprovalRefused {
             rule: rule.clone(),
             problem,
         })
     };
     let Some(required) = rule.rule().approval() else {
-        return Decision::new(Reason::Internal(
+        return AccessDecision::new(Reason::Internal(
             "approval-gated rule without requirement".to_owned(),
         ));
     };
     let record = match store.get(id).await {
         Ok(Some(r)) => r,
         Ok(None) => return refuse(format!("approval request {id} not found")),
-        Err(e) => return Decision::new(Reason::Internal(e.to_string())),
+        Err(e) => return AccessDecision::new(Reason::Internal(e.to_string())),
     };
     let r = &record.request;
     if r.initiator != request.principal().id()
@@ -344,13 +344,13 @@ pub async fn authorize_with_approval_at(
         ));
     }
     match store.consume(id, micros(now)).await {
-        Ok(true) => Decision::new(Reason::AllowedWithApproval {
+        Ok(true) => AccessDecision::new(Reason::AllowedWithApproval {
             rule: RuleMatch::clone(&rule),
             approval: id.clone(),
             approvers,
         }),
         Ok(false) => refuse(format!("approval request {id} was already used")),
-        Err(e) => Decision::new(Reason::Internal(e.to_string())),
+        Err(e) => AccessDecision::new(Reason::Internal(e.to_string())),
     }
 }
 
@@ -387,7 +387,7 @@ pub async fn authorize_with_approval(
     request: &Request<'_>,
     subject: &str,
     id: &ApprovalId,
-) -> Decision {
+) -> AccessDecision {
     authorize_with_approval_at(
         policy,
         store,

@@ -78,7 +78,7 @@ use time::Duration;
 
 pub use self::load::MAX_POLICY_BYTES;
 use crate::condition::{Condition, Truth};
-use crate::decision::{Decision, Reason, RuleMatch};
+use crate::decision::{AccessDecision, Reason, RuleMatch};
 use crate::error::{Error, Result, echo};
 use crate::permission::{Permission, PermissionPattern};
 use crate::request::Request;
@@ -555,7 +555,7 @@ impl Policy {
 
     /// Decides `request`. Never fails: anything that prevents an allow is a deny with a
     /// reason. See the [module docs](self) for the order in which rules win.
-    pub fn check(&self, request: &Request<'_>) -> Decision {
+    pub fn check(&self, request: &Request<'_>) -> AccessDecision {
         let action = request.action;
         let first = action
             .segment_slice()
@@ -572,7 +572,7 @@ impl Policy {
             else {
                 // A role the policy does not define: stale principal data, or a role that
                 // was removed. Fail closed, so removing a role never adds access.
-                return Decision::new(Reason::UnknownRole(role_name.clone()));
+                return AccessDecision::new(Reason::UnknownRole(role_name.clone()));
             };
             for entry in role.candidates(first).iter().chain(role.wild.iter()) {
                 if !entry.pattern.matches(action) {
@@ -582,7 +582,9 @@ impl Policy {
                 match rule.effect {
                     Effect::Deny => {
                         if rule.applies(request) {
-                            return Decision::new(Reason::DeniedByRule(RuleMatch::new(entry)));
+                            return AccessDecision::new(Reason::DeniedByRule(RuleMatch::new(
+                                entry,
+                            )));
                         }
                     }
                     Effect::Allow => {
@@ -601,9 +603,11 @@ impl Policy {
             }
         }
         match (allow, gated) {
-            (Some(entry), _) => Decision::new(Reason::AllowedByRule(RuleMatch::new(entry))),
-            (None, Some(entry)) => Decision::new(Reason::ApprovalRequired(RuleMatch::new(entry))),
-            (None, None) => Decision::new(Reason::NoRuleMatched),
+            (Some(entry), _) => AccessDecision::new(Reason::AllowedByRule(RuleMatch::new(entry))),
+            (None, Some(entry)) => {
+                AccessDecision::new(Reason::ApprovalRequired(RuleMatch::new(entry)))
+            }
+            (None, None) => AccessDecision::new(Reason::NoRuleMatched),
         }
     }
 

@@ -56,7 +56,7 @@ use std::sync::Arc;
 use clap::Args;
 use finsec_rbac::policy::{MAX_POLICY_BYTES, preset};
 use finsec_rbac::{
-    Decision, Permission, PermissionPattern, Policy, Principal, Reason, Request, Resource,
+    AccessDecision, Permission, PermissionPattern, Policy, Principal, Reason, Request, Resource,
     RoleName, SharedPolicy,
 };
 use rust_decimal::Decimal;
@@ -413,7 +413,7 @@ pub struct Denial {
 
 impl Denial {
     /// The client-safe form of a denying decision.
-    pub fn from_decision(decision: &Decision) -> Self {
+    pub fn from_decision(decision: &AccessDecision) -> Self {
         let record = decision.audit_record();
         let rule = match decision.reason() {
             // The internal detail and the unknown role stay in the log.
@@ -496,7 +496,7 @@ impl Access {
         principal: &Principal,
         action: &Permission,
         resource: Option<&Resource>,
-    ) -> Decision {
+    ) -> AccessDecision {
         let mut request = Request::new(principal, action);
         if let Some(resource) = resource {
             request = request.on(resource);
@@ -509,7 +509,7 @@ impl Access {
 }
 
 /// Logs an authorization decision: who, what, the explanation and the audit record.
-pub fn log_decision(actor: &Actor, action: &Permission, decision: &Decision, scope_ok: bool) {
+pub fn log_decision(actor: &Actor, action: &Permission, decision: &AccessDecision, scope_ok: bool) {
     let audit = serde_json::to_string(&decision.audit_record())
         .unwrap_or_else(|e| format!("{{\"unserialisable\":\"{e}\"}}"));
     tracing::info!(

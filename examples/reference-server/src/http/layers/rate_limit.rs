@@ -107,7 +107,7 @@ impl Respond<Body> for ProblemAnswer {
     }
 }
 
-fn layer(limits: &RateLimits, policy: &Arc<finsec_ratelimit::Policy>, key: Key) -> Layer {
+fn layer(limits: &RateLimits, policy: &Arc<finsec_ratelimit::RateLimitPolicy>, key: Key) -> Layer {
     let name = policy.name().to_owned();
     RateLimitLayer::new(limits.limiter().clone(), Arc::clone(policy), key)
         .with_header_scope(HeaderScope::Tightest)

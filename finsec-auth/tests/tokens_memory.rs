@@ -138,7 +138,7 @@ async fn refresh_unknown_expired_and_logged_out() {
         TokenError::RefreshExpired
     );
     let pair = s.issue_pair_at("user-1", app(), now()).await.unwrap();
-    s.revoke_family(&pair.family).await.unwrap();
+    s.revoke_family_at(&pair.family, now()).await.unwrap();
     assert_eq!(
         s.refresh_at(&pair.refresh_token, app(), now())
             .await

@@ -3,6 +3,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod migrations;
+pub mod time;
 
 mod sealed {
     /// Only the sqlx drivers this crate knows are backends.

@@ -21,7 +21,7 @@ use super::{ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyStore, Result, SecretHash
 
 /// Unix time in microseconds.
 pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
-    i64::try_from(t.unix_timestamp_nanos() / 1000).map_err(|_| ApiKeyError::TimeOutOfRange(t))
+    finsec_sql::time::to_micros(t).map_err(|_| ApiKeyError::TimeOutOfRange(t))
 }
 
 /// A use count as stored (saturating at `i64::MAX`).
@@ -63,8 +63,7 @@ impl RawRow {
             detail: detail.to_owned(),
         };
         let time = |micros: i64| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-                .map_err(|_| corrupt("timestamp out of range"))
+            finsec_sql::time::from_micros(micros).map_err(|_| corrupt("timestamp out of range"))
         };
         let opt_time = |micros: Option<i64>| micros.map(time).transpose();
         let id: ApiKeyId = key_id.parse().map_err(|_| corrupt("bad key id"))?;

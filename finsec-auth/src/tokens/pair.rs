@@ -276,11 +276,20 @@ impl TokenService {
         self.revocations.revoke(jti, exp).await
     }
 
-    /// Revokes every refresh token of `family` (logout of one session).
+    /// Revokes every refresh token of `family` (logout of one session), at `now`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn revoke_family_at(&self, family: &str, now: OffsetDateTime) -> Result<()> {
+        self.refresh.revoke_family(family, now).await
+    }
+
+    /// [`revoke_family_at`](Self::revoke_family_at) the system clock's current time.
     ///
     /// # Errors
     /// Store errors.
     pub async fn revoke_family(&self, family: &str) -> Result<()> {
-        self.refresh.revoke_family(family).await
+        self.revoke_family_at(family, OffsetDateTime::now_utc())
+            .await
     }
 }

@@ -237,7 +237,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
         }
     }
 
-    async fn revoke_family(&self, family: &str) -> Result<()> {
+    async fn revoke_family(&self, family: &str, _at: OffsetDateTime) -> Result<()> {
         let mut conn = self.conn.clone();
         let _: i64 = redis::cmd("SADD")
             .arg(self.families_key())

@@ -23,12 +23,12 @@ fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
     TokenError::store(e)
 }
 
-fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+fn micros(t: OffsetDateTime) -> Result<i64> {
+    finsec_sql::time::to_micros(t).map_err(store_err)
 }
 
 fn from_micros(m: i64) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(m) * 1000).map_err(store_err)
+    finsec_sql::time::from_micros(m).map_err(store_err)
 }
 
 /// A [`RevocationStore`] in SQL, on a pool the caller built: `SqliteRevocationStore` /
@@ -66,7 +66,7 @@ macro_rules! impl_token_stores {
                      THEN excluded.expires_at ELSE finsec_revoked_jti.expires_at END",
                 )
                 .bind(jti)
-                .bind(micros(expires_at))
+                .bind(micros(expires_at)?)
                 .execute(&self.pool)
                 .await
                 .map_err(store_err)?;
@@ -78,7 +78,7 @@ macro_rules! impl_token_stores {
                     "SELECT 1 FROM finsec_revoked_jti WHERE jti = $1 AND expires_at > $2",
                 )
                 .bind(jti)
-                .bind(micros(now))
+                .bind(micros(now)?)
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(store_err)?;
@@ -87,7 +87,7 @@ macro_rules! impl_token_stores {
 
             async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
                 let done = sqlx::query("DELETE FROM finsec_revoked_jti WHERE expires_at <= $1")
-                    .bind(micros(now))
+                    .bind(micros(now)?)
                     .execute(&self.pool)
                     .await
                     .map_err(store_err)?;
@@ -102,7 +102,7 @@ macro_rules! impl_token_stores {
                     .bind(&record.token_hash)
                     .bind(&record.family)
                     .bind(&record.subject)
-                    .bind(micros(record.expires_at))
+                    .bind(micros(record.expires_at)?)
                     .execute(&self.pool)
                     .await
                     .map_err(store_err)?;
@@ -123,7 +123,7 @@ macro_rules! impl_token_stores {
                      RETURNING family, subject, expires_at",
                 )
                 .bind(token_hash)
-                .bind(micros(now))
+                .bind(micros(now)?)
                 .fetch_optional(&mut *tx)
                 .await
                 .map_err(store_err)?;
@@ -135,7 +135,7 @@ macro_rules! impl_token_stores {
                         .bind(&next.token_hash)
                         .bind(&family)
                         .bind(&subject)
-                        .bind(micros(next.expires_at))
+                        .bind(micros(next.expires_at)?)
                         .execute(&mut *tx)
                         .await
                         .map_err(store_err)?;
@@ -168,7 +168,7 @@ macro_rules! impl_token_stores {
                 } else if used_at.is_some() {
                     sqlx::query(REVOKE_FAMILY)
                         .bind(&family)
-                        .bind(micros(now))
+                        .bind(micros(now)?)
                         .execute(&mut *tx)
                         .await
                         .map_err(store_err)?;
@@ -180,10 +180,10 @@ macro_rules! impl_token_stores {
                 Ok(outcome)
             }
 
-            async fn revoke_family(&self, family: &str) -> Result<()> {
+            async fn revoke_family(&self, family: &str, at: OffsetDateTime) -> Result<()> {
                 sqlx::query(REVOKE_FAMILY)
                     .bind(family)
-                    .bind(micros(OffsetDateTime::now_utc()))
+                    .bind(micros(at)?)
                     .execute(&self.pool)
                     .await
                     .map_err(store_err)?;

@@ -95,11 +95,13 @@ pub trait RefreshTokenStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
     ) -> Result<RotateOutcome>;
 
-    /// Revokes every token of `family` (logout everywhere for that session).
+    /// Revokes every token of `family` (logout everywhere for that session), recording
+    /// `at` as the time of revocation where the store keeps one. Stores never read the
+    /// clock themselves: the caller passes the time, as everywhere in finsec.
     ///
     /// # Errors
     /// [`TokenError::Store`] on a backend failure.
-    async fn revoke_family(&self, family: &str) -> Result<()>;
+    async fn revoke_family(&self, family: &str, at: OffsetDateTime) -> Result<()>;
 }
 
 /// Forwards both store traits through each smart pointer or reference type given, so that
@@ -134,8 +136,8 @@ macro_rules! forward_stores {
             ) -> Result<RotateOutcome> {
                 (**self).rotate(token_hash, next, now).await
             }
-            async fn revoke_family(&self, family: &str) -> Result<()> {
-                (**self).revoke_family(family).await
+            async fn revoke_family(&self, family: &str, at: OffsetDateTime) -> Result<()> {
+                (**self).revoke_family(family, at).await
             }
         }
     )*};
@@ -272,7 +274,7 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
         Ok(RotateOutcome::Rotated(record))
     }
 
-    async fn revoke_family(&self, family: &str) -> Result<()> {
+    async fn revoke_family(&self, family: &str, _at: OffsetDateTime) -> Result<()> {
         let mut state = self.state.lock().map_err(poisoned)?;
         state.revoked_families.insert(family.to_owned());
         Ok(())

@@ -201,7 +201,7 @@ pub async fn refresh_store_conformance<S: RefreshTokenStore + ?Sized>(store: &S)
     );
     ok(
         "revoke family",
-        store.revoke_family(&format!("{p}f2")).await,
+        store.revoke_family(&format!("{p}f2"), now).await,
     );
     let outcome = ok(
         "rotate g1",

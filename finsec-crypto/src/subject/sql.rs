@@ -29,15 +29,14 @@ pub(crate) fn store_error(message: String) -> Error {
 
 /// `t` as unix microseconds, rounded towards the past.
 pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
-    i64::try_from(t.unix_timestamp_nanos().div_euclid(1_000))
-        .map_err(|_| store_error(format!("timestamp {t} is out of range")))
+    finsec_sql::time::to_micros(t).map_err(Error::store)
 }
 
 /// Unix microseconds back to a time.
 pub(crate) fn from_micros(micros: i64, column: &str, subject: &str) -> Result<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| {
+    finsec_sql::time::from_micros(micros).map_err(|e| {
         store_error(format!(
-            "finsec_subject_keys.{column} of subject {subject} is out of range: {micros}"
+            "finsec_subject_keys.{column} of subject {subject}: {e}"
         ))
     })
 }

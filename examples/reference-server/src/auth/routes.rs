@@ -801,7 +801,7 @@ pub async fn logout(
         .map_err(|e| internal("session lookup", &e))?
     {
         auth.tokens()
-            .revoke_family(&family)
+            .revoke_family_at(&family, now)
             .await
             .map_err(|e| internal("refresh family revocation", &e))?;
     }
@@ -817,7 +817,7 @@ pub async fn logout(
         {
             Ok(pair) => auth
                 .tokens()
-                .revoke_family(&pair.family)
+                .revoke_family_at(&pair.family, now)
                 .await
                 .map_err(|e| internal("refresh family revocation", &e))?,
             Err(e) => tracing::debug!(reason = %e, "logout: refresh token not usable"),

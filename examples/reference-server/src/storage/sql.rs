@@ -144,7 +144,7 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// # Errors
 /// [`StoreError::TimeOutOfRange`] past the year 294,000 or so.
 pub fn to_micros(t: OffsetDateTime) -> StoreResult<i64> {
-    i64::try_from(t.unix_timestamp_nanos() / 1_000).map_err(|_| StoreError::TimeOutOfRange(t))
+    finsec_sql::time::to_micros(t).map_err(|_| StoreError::TimeOutOfRange(t))
 }
 
 /// A stored time in unix microseconds.
@@ -152,11 +152,9 @@ pub fn to_micros(t: OffsetDateTime) -> StoreResult<i64> {
 /// # Errors
 /// [`StoreError::Corrupt`] if it is out of range.
 pub fn from_micros(table: &'static str, micros: i64) -> StoreResult<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1_000).map_err(|_| {
-        StoreError::Corrupt {
-            table,
-            detail: format!("timestamp {micros} out of range"),
-        }
+    finsec_sql::time::from_micros(micros).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
     })
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use finsec_auth::api_keys::format::{KEY_LEN, PREFIX, SCANNER_REGEX, SECRET_LEN, crc32};
-use finsec_auth::api_keys::testing::api_key_store_conformance;
+use finsec_auth::api_keys::testing::{api_key_store_conformance, api_key_store_two_instances};
 use finsec_auth::api_keys::{
     ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyStore, ApiKeys, GeneratedKey, MemoryApiKeyStore,
     NewApiKey, ParsedApiKey, RejectReason, UsageConfig, UsageUpdate,
@@ -42,6 +42,7 @@ async fn api_keys_memory_conformance() {
     let store = MemoryApiKeyStore::new();
     api_key_store_conformance(&store).await;
     api_key_store_conformance(&store).await;
+    api_key_store_two_instances(&store, &store).await;
     // Object safe.
     let boxed: Box<dyn ApiKeyStore> = Box::new(MemoryApiKeyStore::new());
     api_key_store_conformance(boxed.as_ref()).await;

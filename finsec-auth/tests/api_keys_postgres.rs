@@ -4,7 +4,7 @@
 #![cfg(test)]
 
 use finsec_auth::api_keys::postgres::PgApiKeyStore;
-use finsec_auth::api_keys::testing::api_key_store_conformance;
+use finsec_auth::api_keys::testing::{api_key_store_conformance, api_key_store_two_instances};
 use finsec_auth::api_keys::{ApiKeyError, ApiKeyStore, ApiKeys, NewApiKey, RejectReason};
 use finsec_auth::postgres::migrate;
 use finsec_rbac::PermissionPattern;
@@ -24,6 +24,8 @@ async fn api_keys_postgres_conformance() {
     let store = PgApiKeyStore::new(db.pool().clone());
     api_key_store_conformance(&store).await;
     api_key_store_conformance(&store).await;
+    let second = PgApiKeyStore::new(db.new_pool().await);
+    api_key_store_two_instances(&store, &second).await;
     db.cleanup().await;
 }
 

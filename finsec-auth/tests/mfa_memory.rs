@@ -7,7 +7,9 @@ mod mfa_support;
 
 use std::sync::Arc;
 
-use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::mfa::testing::{
+    backup_code_store_conformance, mfa_stores_two_instances, totp_replay_store_conformance,
+};
 use finsec_auth::mfa::{
     BackupCodeKey, BackupCodeOutcome, BackupCodeStore, BackupCodes, Digits, MemoryBackupCodeStore,
     MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpAlgorithm, TotpParams,
@@ -40,7 +42,9 @@ async fn memory_verify_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_concurrent_tasks() {
     let store: Arc<dyn TotpReplayStore> = Arc::new(MemoryTotpReplayStore::new());
-    mfa_support::concurrent_servers(store.clone(), store, 32).await;
+    mfa_support::concurrent_servers(store.clone(), Arc::clone(&store), 32).await;
+    let backup = MemoryBackupCodeStore::new();
+    mfa_stores_two_instances(&store, &store, &backup, &backup).await;
 }
 
 #[test]

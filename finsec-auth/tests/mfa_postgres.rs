@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use finsec_auth::mfa::TotpReplayStore;
 use finsec_auth::mfa::postgres::{PgBackupCodeStore, PgTotpReplayStore};
-use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::mfa::testing::{
+    backup_code_store_conformance, mfa_stores_two_instances, totp_replay_store_conformance,
+};
 use finsec_auth::postgres::migrate;
 
 #[tokio::test]
@@ -32,8 +34,16 @@ async fn postgres_two_pools_race() {
     let db = finsec_testkit::postgres().await;
     migrate(db.pool()).await.unwrap();
     let a: Arc<dyn TotpReplayStore> = Arc::new(PgTotpReplayStore::new(db.pool().clone()));
-    let b: Arc<dyn TotpReplayStore> = Arc::new(PgTotpReplayStore::new(db.new_pool().await));
-    mfa_support::concurrent_servers(a, b.clone(), 24).await;
+    let other = db.new_pool().await;
+    let b: Arc<dyn TotpReplayStore> = Arc::new(PgTotpReplayStore::new(other.clone()));
+    mfa_support::concurrent_servers(Arc::clone(&a), Arc::clone(&b), 24).await;
+    mfa_stores_two_instances(
+        &a,
+        &b,
+        &PgBackupCodeStore::new(db.pool().clone()),
+        &PgBackupCodeStore::new(other),
+    )
+    .await;
     drop(b);
     db.cleanup().await;
 }

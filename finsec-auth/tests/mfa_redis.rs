@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use finsec_auth::mfa::TotpReplayStore;
 use finsec_auth::mfa::redis::{RedisBackupCodeStore, RedisTotpReplayStore};
-use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::mfa::testing::{
+    backup_code_store_conformance, mfa_stores_two_instances, totp_replay_store_conformance,
+};
 
 #[tokio::test]
 async fn redis_replay_conformance_and_flows() {
@@ -37,7 +39,14 @@ async fn redis_two_connections_race() {
         two.conn.clone(),
         one.prefix.clone(),
     ));
-    mfa_support::concurrent_servers(a, b, 24).await;
+    mfa_support::concurrent_servers(Arc::clone(&a), Arc::clone(&b), 24).await;
+    mfa_stores_two_instances(
+        &a,
+        &b,
+        &RedisBackupCodeStore::new(one.conn.clone(), one.prefix.clone()),
+        &RedisBackupCodeStore::new(two.conn.clone(), one.prefix.clone()),
+    )
+    .await;
     one.cleanup().await;
     two.cleanup().await;
 }

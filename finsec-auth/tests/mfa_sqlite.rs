@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use finsec_auth::mfa::TotpReplayStore;
 use finsec_auth::mfa::sqlite::{SqliteBackupCodeStore, SqliteTotpReplayStore};
-use finsec_auth::mfa::testing::{backup_code_store_conformance, totp_replay_store_conformance};
+use finsec_auth::mfa::testing::{
+    backup_code_store_conformance, mfa_stores_two_instances, totp_replay_store_conformance,
+};
 use finsec_auth::sqlite::migrate;
 
 #[tokio::test]
@@ -31,6 +33,14 @@ async fn sqlite_two_pools_race() {
     let db = finsec_testkit::sqlite().await;
     migrate(db.pool()).await.unwrap();
     let a: Arc<dyn TotpReplayStore> = Arc::new(SqliteTotpReplayStore::new(db.pool().clone()));
-    let b: Arc<dyn TotpReplayStore> = Arc::new(SqliteTotpReplayStore::new(db.new_pool().await));
-    mfa_support::concurrent_servers(a, b, 24).await;
+    let other = db.new_pool().await;
+    let b: Arc<dyn TotpReplayStore> = Arc::new(SqliteTotpReplayStore::new(other.clone()));
+    mfa_support::concurrent_servers(Arc::clone(&a), Arc::clone(&b), 24).await;
+    mfa_stores_two_instances(
+        &a,
+        &b,
+        &SqliteBackupCodeStore::new(db.pool().clone()),
+        &SqliteBackupCodeStore::new(other),
+    )
+    .await;
 }

@@ -1,7 +1,9 @@
 //! Access/refresh pairs, `jti` revocation and the store conformance suites on the memory stores.
 #![cfg(test)]
 
-use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
+use finsec_auth::tokens::testing::{
+    refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
+};
 use finsec_auth::tokens::{
     Claims, Kid, MemoryRefreshTokenStore, MemoryRevocationStore, Signer, SigningKey, TokenError,
     TokenService, Validation, Verifier,
@@ -49,6 +51,8 @@ async fn memory_revocation_store_conforms() {
 #[tokio::test]
 async fn memory_refresh_store_conforms() {
     refresh_store_conformance(&MemoryRefreshTokenStore::new()).await;
+    let (revocations, refresh) = (MemoryRevocationStore::new(), MemoryRefreshTokenStore::new());
+    token_stores_two_instances(&revocations, &revocations, &refresh, &refresh).await;
 }
 
 #[tokio::test]

@@ -4,7 +4,9 @@
 
 use finsec_auth::postgres::migrate;
 use finsec_auth::tokens::postgres::{PostgresRefreshTokenStore, PostgresRevocationStore};
-use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
+use finsec_auth::tokens::testing::{
+    refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
+};
 use finsec_auth::tokens::{
     Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,
 };
@@ -38,6 +40,14 @@ async fn tokens_postgres_refresh_conformance() {
     refresh_store_conformance(&store).await;
     let other = PostgresRefreshTokenStore::new(db.new_pool().await);
     refresh_store_conformance(&other).await;
+    let second = db.new_pool().await;
+    token_stores_two_instances(
+        &PostgresRevocationStore::new(db.pool().clone()),
+        &PostgresRevocationStore::new(second.clone()),
+        &store,
+        &PostgresRefreshTokenStore::new(second),
+    )
+    .await;
     db.cleanup().await;
 }
 

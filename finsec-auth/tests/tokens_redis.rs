@@ -2,7 +2,9 @@
 #![cfg(test)]
 
 use finsec_auth::tokens::redis::{RedisRefreshTokenStore, RedisRevocationStore};
-use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
+use finsec_auth::tokens::testing::{
+    refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
+};
 use finsec_auth::tokens::{
     Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,
 };
@@ -24,6 +26,16 @@ async fn tokens_redis_refresh_conformance() {
     let store = RedisRefreshTokenStore::new(r.conn.clone(), r.prefix.clone());
     refresh_store_conformance(&store).await;
     refresh_store_conformance(&store).await;
+    // A second server: its own connection, the same key prefix.
+    let other = finsec_testkit::redis().await;
+    token_stores_two_instances(
+        &RedisRevocationStore::new(r.conn.clone(), &r.prefix),
+        &RedisRevocationStore::new(other.conn.clone(), &r.prefix),
+        &store,
+        &RedisRefreshTokenStore::new(other.conn.clone(), r.prefix.clone()),
+    )
+    .await;
+    other.cleanup().await;
     assert!(r.cleanup().await >= 1);
 }
 

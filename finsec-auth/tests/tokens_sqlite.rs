@@ -4,7 +4,9 @@
 
 use finsec_auth::sqlite::migrate;
 use finsec_auth::tokens::sqlite::{SqliteRefreshTokenStore, SqliteRevocationStore};
-use finsec_auth::tokens::testing::{refresh_store_conformance, revocation_store_conformance};
+use finsec_auth::tokens::testing::{
+    refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
+};
 use finsec_auth::tokens::{
     Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,
 };
@@ -37,6 +39,14 @@ async fn tokens_sqlite_refresh_conformance() {
     refresh_store_conformance(&store).await;
     let other = SqliteRefreshTokenStore::new(db.new_pool().await);
     refresh_store_conformance(&other).await;
+    let second = db.new_pool().await;
+    token_stores_two_instances(
+        &SqliteRevocationStore::new(db.pool().clone()),
+        &SqliteRevocationStore::new(second.clone()),
+        &store,
+        &SqliteRefreshTokenStore::new(second),
+    )
+    .await;
 }
 
 #[tokio::test]

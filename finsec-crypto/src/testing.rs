@@ -23,9 +23,10 @@ use futures_util::future::join_all;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
-use crate::provider::{KekRef, KeyName, MAX_WRAPPED_DEK_LEN, WrappedDek};
-use crate::secret::random_array;
+use crate::provider::{KekRef, KeyName, KeyProvider, MAX_WRAPPED_DEK_LEN, WrapNonce, WrappedDek};
+use crate::secret::{Key256, random_array};
 use crate::subject::{StoredSubjectKey, SubjectId, SubjectKeyState, SubjectKeyStore};
 
 /// Runs the whole [`SubjectKeyStore`] conformance suite against `store`.
@@ -480,6 +481,129 @@ async fn list_active<S: SubjectKeyStore + ?Sized>(store: &S, ids: &Ids) {
     );
 }
 
+/// The cross-instance race checks: `a` and `b` are two instances of one store (two
+/// processes on one database, say two pools). For a single store, pass it twice.
+///
+/// Checks, with every racing call alternating between the instances:
+/// - 16 concurrent `insert_if_absent` calls for one new subject all return the one key
+///   that was stored, and both instances then read it;
+/// - two concurrent `replace_wrapped` calls from the same old KEK version: exactly one
+///   succeeds, and both instances read its result;
+/// - `destroy` on one instance racing 8 `insert_if_absent` calls: once it returned, both
+///   instances read `Destroyed`, and inserting on either is refused with `Destroyed`.
+///
+/// # Panics
+/// At the first behaviour that differs from the [`SubjectKeyStore`] contract, or on any
+/// store error.
+pub async fn subject_key_store_two_instances<A, B>(a: &A, b: &B)
+where
+    A: SubjectKeyStore + ?Sized,
+    B: SubjectKeyStore + ?Sized,
+{
+    let ids = Ids::new();
+
+    let first = ids.id("two-instances-first-use");
+    let inserts = (0..16_u8).map(|i| {
+        let candidate = key(&first, 1, i, T0);
+        async move {
+            if i % 2 == 0 {
+                a.insert_if_absent(candidate).await
+            } else {
+                b.insert_if_absent(candidate).await
+            }
+        }
+    });
+    let results = join_all(inserts).await;
+    let stored = ok("get on the first instance", a.get(&first).await);
+    assert!(
+        matches!(stored, SubjectKeyState::Active(_)),
+        "conformance: after racing inserts the subject must have an active key"
+    );
+    assert_eq!(
+        ok("get on the second instance", b.get(&first).await),
+        stored,
+        "conformance: both instances must read the one stored key"
+    );
+    for result in results {
+        assert_eq!(
+            ok("racing insert", result),
+            stored,
+            "conformance: every racing insert_if_absent, on either instance, must return the one stored key"
+        );
+    }
+
+    let rewrap = ids.id("two-instances-rewrap");
+    ok(
+        "insert",
+        a.insert_if_absent(key(&rewrap, 1, 0x21, T0)).await,
+    );
+    let (x, y) = futures_util::future::join(
+        a.replace_wrapped(&rewrap, &kek(1), kek(2), wrapped(0x22, 60)),
+        b.replace_wrapped(&rewrap, &kek(1), kek(3), wrapped(0x23, 60)),
+    )
+    .await;
+    let (x, y) = (ok("racing rewrap", x), ok("racing rewrap", y));
+    assert!(
+        x != y,
+        "conformance: of two racing replace_wrapped calls from one version, exactly one must win"
+    );
+    let winner = if x { kek(2) } else { kek(3) };
+    for (name, state) in [
+        ("first", ok("get", a.get(&rewrap).await)),
+        ("second", ok("get", b.get(&rewrap).await)),
+    ] {
+        let SubjectKeyState::Active(now) = state else {
+            unreachable_state(&state);
+        };
+        assert_eq!(
+            now.kek, winner,
+            "conformance: the {name} instance must read the winning re-wrap"
+        );
+    }
+
+    let erased = ids.id("two-instances-erase");
+    let writers = (0..8_u8).map(|i| {
+        let candidate = key(&erased, 1, i, T0);
+        async move {
+            if i % 2 == 0 {
+                a.insert_if_absent(candidate).await
+            } else {
+                b.insert_if_absent(candidate).await
+            }
+        }
+    });
+    let (written, destroyed) =
+        futures_util::future::join(join_all(writers), b.destroy(&erased, T1)).await;
+    ok("racing destroy", destroyed);
+    for result in written {
+        ok("insert racing destroy", result);
+    }
+    for (name, state) in [
+        ("first", ok("get", a.get(&erased).await)),
+        ("second", ok("get", b.get(&erased).await)),
+    ] {
+        assert!(
+            matches!(state, SubjectKeyState::Destroyed { .. }),
+            "conformance: after destroy returned, the {name} instance must read Destroyed, found {state:?}"
+        );
+    }
+    for (name, result) in [
+        ("first", a.insert_if_absent(key(&erased, 1, 0x30, T2)).await),
+        (
+            "second",
+            b.insert_if_absent(key(&erased, 1, 0x31, T2)).await,
+        ),
+    ] {
+        assert!(
+            matches!(
+                ok("insert after destroy", result),
+                SubjectKeyState::Destroyed { .. }
+            ),
+            "conformance: a destroyed subject must never get a key again (on the {name} instance)"
+        );
+    }
+}
+
 async fn concurrent_insert<S: SubjectKeyStore + ?Sized>(store: &S, ids: &Ids) {
     let eve = ids.id("concurrent");
     let attempts: Vec<_> = (0..16_u8)
@@ -505,5 +629,134 @@ async fn concurrent_insert<S: SubjectKeyStore + ?Sized>(store: &S, ids: &Ids) {
     reason = "a conformance suite fails the calling test by panicking"
 )]
 fn unreachable_state(state: &SubjectKeyState) -> ! {
-    panic!("conformance: after concurrent inserts the key must be Active, found {state:?}")
+    panic!("conformance: the subject's key must be Active here, found {state:?}")
+}
+
+/// Runs the [`KeyProvider`] conformance suite against `provider`, which must hold the two
+/// distinct keys `key` and `other` (created by the caller; a KMS-backed provider points
+/// them at two test keys).
+///
+/// Checks: the primary version is at least 1; a wrapped data key names `key` and its
+/// primary version and unwraps to the same bytes, by [`KeyProvider::wrap_dek`] and by
+/// [`KeyProvider::wrap_dek_with_nonce`]; a wrapped key unwrapped under the other key's
+/// name, or under a version that does not exist, fails; every single-bit change of the
+/// wrapped bytes fails with [`Error::KeyUnwrap`], as does every truncation; a name the
+/// provider does not hold is [`Error::UnknownKey`] for wrapping, unwrapping and the
+/// primary version; and an [`Envelope`] over the provider round trips.
+///
+/// # Panics
+/// At the first behaviour that differs from the [`KeyProvider`] contract, or on any
+/// unexpected provider error.
+pub fn key_provider_conformance<P: KeyProvider + ?Sized>(
+    provider: &P,
+    key: &KeyName,
+    other: &KeyName,
+) {
+    assert_ne!(key, other, "conformance: pass two distinct key names");
+    let primary = ok("primary_version", provider.primary_version(key));
+    assert!(primary >= 1, "conformance: key versions start at 1");
+
+    let dek = ok("data key", Key256::generate());
+    let wrapped_plain = ok("wrap_dek", provider.wrap_dek(key, &dek));
+    let nonce = ok("wrap nonce", WrapNonce::random());
+    let wrapped_nonce = ok(
+        "wrap_dek_with_nonce",
+        provider.wrap_dek_with_nonce(key, &dek, nonce),
+    );
+    for (how, (kek, wrapped)) in [
+        ("wrap_dek", &wrapped_plain),
+        ("wrap_dek_with_nonce", &wrapped_nonce),
+    ] {
+        assert_eq!(
+            (&kek.name, kek.version),
+            (key, primary),
+            "conformance: {how} must name the key and its primary version"
+        );
+        let back = ok("unwrap_dek", provider.unwrap_dek(kek, wrapped.as_bytes()));
+        assert_eq!(
+            back.expose_secret(),
+            dek.expose_secret(),
+            "conformance: {how} then unwrap_dek must give the data key back"
+        );
+    }
+
+    let (kek, wrapped) = &wrapped_plain;
+    let bytes = wrapped.as_bytes();
+    let moved_name = KekRef {
+        name: other.clone(),
+        version: ok("primary_version", provider.primary_version(other)),
+    };
+    let moved_version = KekRef {
+        name: kek.name.clone(),
+        version: kek.version.saturating_add(1_000),
+    };
+    for (what, moved) in [
+        ("another key's name", moved_name),
+        ("a version that does not exist", moved_version),
+    ] {
+        assert!(
+            provider.unwrap_dek(&moved, bytes).is_err(),
+            "conformance: a wrapped key unwrapped under {what} must fail"
+        );
+    }
+
+    let mut flips = 0;
+    for index in 0..bytes.len() {
+        for bit in 0..8 {
+            let mut altered = bytes.to_vec();
+            if let Some(byte) = altered.get_mut(index) {
+                *byte ^= 1 << bit;
+            }
+            assert!(
+                matches!(provider.unwrap_dek(kek, &altered), Err(Error::KeyUnwrap)),
+                "conformance: flipping bit {bit} of byte {index} of a wrapped key must fail with KeyUnwrap"
+            );
+            flips += 1;
+        }
+    }
+    assert_eq!(flips, bytes.len() * 8);
+    for len in 0..bytes.len() {
+        assert!(
+            matches!(
+                provider.unwrap_dek(kek, bytes.get(..len).unwrap_or_default()),
+                Err(Error::KeyUnwrap)
+            ),
+            "conformance: a wrapped key cut to {len} bytes must fail with KeyUnwrap"
+        );
+    }
+
+    let unknown = ok("key name", KeyName::new("conformance-no-such-key"));
+    assert!(
+        matches!(
+            provider.primary_version(&unknown),
+            Err(Error::UnknownKey { .. })
+        ),
+        "conformance: primary_version of an unknown key must be UnknownKey"
+    );
+    assert!(
+        matches!(
+            provider.wrap_dek(&unknown, &dek),
+            Err(Error::UnknownKey { .. })
+        ),
+        "conformance: wrapping under an unknown key must be UnknownKey"
+    );
+    let unknown_ref = KekRef {
+        name: unknown,
+        version: 1,
+    };
+    assert!(
+        matches!(
+            provider.unwrap_dek(&unknown_ref, bytes),
+            Err(Error::UnknownKey { .. })
+        ),
+        "conformance: unwrapping under an unknown key must be UnknownKey"
+    );
+
+    let envelope = Envelope::new(provider, key.clone());
+    let sealed = ok("envelope encrypt", envelope.encrypt(b"conformance", b"aad"));
+    assert_eq!(
+        ok("envelope decrypt", envelope.decrypt(&sealed, b"aad")),
+        b"conformance",
+        "conformance: an envelope over the provider must round trip"
+    );
 }

@@ -7,7 +7,7 @@ mod subject_support;
 use std::sync::Arc;
 
 use finsec_crypto::subject::{MemorySubjectKeyStore, SubjectKeyStore};
-use finsec_crypto::testing::subject_key_store_conformance;
+use finsec_crypto::testing::{subject_key_store_conformance, subject_key_store_two_instances};
 
 #[tokio::test]
 async fn subject_memory_conformance() {
@@ -44,6 +44,12 @@ async fn subject_memory_concurrent_first_use() {
     let store = Arc::new(MemorySubjectKeyStore::new());
     subject_support::concurrent_first_use(store.clone(), store.clone()).await;
     assert_eq!(store.len(), 1);
+    subject_key_store_two_instances(&store, &Arc::clone(&store)).await;
+    assert_eq!(
+        store.len(),
+        4,
+        "one key more per racing subject, and one tombstone"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,7 +8,7 @@ mod subject_support;
 use finsec_crypto::postgres::migrate;
 use finsec_crypto::subject::SubjectKeys;
 use finsec_crypto::subject::postgres::PostgresSubjectKeyStore;
-use finsec_crypto::testing::subject_key_store_conformance;
+use finsec_crypto::testing::{subject_key_store_conformance, subject_key_store_two_instances};
 use finsec_testkit::PgTestDb;
 use sqlx::Row;
 
@@ -114,6 +114,11 @@ async fn subject_postgres_concurrent_first_use_two_pools() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+    subject_key_store_two_instances(
+        &PostgresSubjectKeyStore::new(db.pool().clone()),
+        &PostgresSubjectKeyStore::new(other.clone()),
+    )
+    .await;
     other.close().await;
     db.cleanup().await;
 }

@@ -8,7 +8,7 @@ mod subject_support;
 use finsec_crypto::sqlite::migrate;
 use finsec_crypto::subject::SubjectKeys;
 use finsec_crypto::subject::sqlite::SqliteSubjectKeyStore;
-use finsec_crypto::testing::subject_key_store_conformance;
+use finsec_crypto::testing::{subject_key_store_conformance, subject_key_store_two_instances};
 use finsec_testkit::SqliteTestDb;
 use sqlx::Row;
 
@@ -109,6 +109,11 @@ async fn subject_sqlite_concurrent_first_use_two_pools() {
         .await
         .unwrap();
     assert_eq!(rows, 1);
+    subject_key_store_two_instances(
+        &SqliteSubjectKeyStore::new(db.pool().clone()),
+        &SqliteSubjectKeyStore::new(other.clone()),
+    )
+    .await;
     other.close().await;
 }
 

@@ -685,3 +685,36 @@ macro_rules! rate_limit_store_tests {
         );
     };
 }
+
+/// Runs the whole [`RateLimitStore`] conformance suite against `store`, its keys under
+/// `namespace`: the same as `Suite::new(store, namespace).run_all()`, in the shape every
+/// finsec crate gives its suites (`<trait>_conformance`, then `<trait>_two_instances`).
+///
+/// The store is taken in an [`Arc`] because the concurrency checks race it from spawned
+/// tasks (a multi-threaded tokio runtime).
+///
+/// # Panics
+/// At the first behaviour that differs from the contract, on any store error, or if the
+/// namespace is empty, longer than 64 bytes or holds a control character.
+pub async fn rate_limit_store_conformance<S>(store: Arc<S>, namespace: &str)
+where
+    S: RateLimitStore + ?Sized + 'static,
+{
+    Suite::new(store, namespace).run_all().await;
+}
+
+/// The cross-instance race check alone: `a` and `b` are two instances of one store (two
+/// servers on one Redis), raced from spawned tasks; no quota lets more through across
+/// them than it allows ([`Suite::exact_across_two_instances`]).
+///
+/// # Panics
+/// As [`rate_limit_store_conformance`].
+pub async fn rate_limit_store_two_instances<S>(a: Arc<S>, b: Arc<S>, namespace: &str)
+where
+    S: RateLimitStore + ?Sized + 'static,
+{
+    Suite::new(a, namespace)
+        .with_second_instance(b)
+        .exact_across_two_instances()
+        .await;
+}

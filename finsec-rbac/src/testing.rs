@@ -156,3 +156,57 @@ pub async fn approval_store_conformance<S: ApprovalStore + ?Sized>(store: &S) {
 fn missing<T>() -> T {
     panic!("conformance: a created request must be found")
 }
+
+/// The cross-instance race check: `a` and `b` are two instances of one store (two
+/// processes on one database, say two pools). They race, at once, to record one approver
+/// of one request (eight rounds, each instance first in turn) and then to consume it.
+///
+/// Checks that the request created on `a` is refused as a duplicate on `b`, that the
+/// approver is recorded exactly once across both instances, and that exactly one of two
+/// concurrent `consume` calls wins. For a single store, pass it twice.
+///
+/// # Panics
+/// At the first behaviour that differs from the [`ApprovalStore`] contract, or on any
+/// store error.
+pub async fn approval_store_two_instances<A, B>(a: &A, b: &B)
+where
+    A: ApprovalStore + ?Sized,
+    B: ApprovalStore + ?Sized,
+{
+    let now = datetime!(2024-06-30 12:00:00.123_456 UTC);
+    let req = request(now);
+    ok(a.create(&req).await, "create on the first instance");
+    assert!(
+        b.create(&req).await.is_err(),
+        "conformance: a request created on one instance must be a duplicate on the other"
+    );
+    let mut wins = 0;
+    for round in 0..8 {
+        let (x, y) = if round % 2 == 0 {
+            futures_util::future::join(
+                a.add_approval(&req.id, "checker", now),
+                b.add_approval(&req.id, "checker", now),
+            )
+            .await
+        } else {
+            let (y, x) = futures_util::future::join(
+                b.add_approval(&req.id, "checker", now),
+                a.add_approval(&req.id, "checker", now),
+            )
+            .await;
+            (x, y)
+        };
+        wins +=
+            usize::from(ok(x, "racing add_approval")) + usize::from(ok(y, "racing add_approval"));
+    }
+    assert_eq!(
+        wins, 1,
+        "conformance: one approver must be recorded once across instances"
+    );
+    let (x, y) = futures_util::future::join(a.consume(&req.id, now), b.consume(&req.id, now)).await;
+    assert_eq!(
+        usize::from(ok(x, "racing consume")) + usize::from(ok(y, "racing consume")),
+        1,
+        "conformance: exactly one of two concurrent consumes across instances must win"
+    );
+}

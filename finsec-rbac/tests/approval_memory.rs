@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use finsec_rbac::testing::approval_store_conformance;
+use finsec_rbac::testing::{approval_store_conformance, approval_store_two_instances};
 use finsec_rbac::{ApprovalStore, MemoryApprovalStore};
 
 #[tokio::test]
@@ -18,4 +18,10 @@ async fn approval_memory_conformance() {
 async fn approval_memory_as_trait_object() {
     let store: Arc<dyn ApprovalStore> = Arc::new(MemoryApprovalStore::new());
     approval_store_conformance(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn approval_memory_two_handles_race() {
+    let store = Arc::new(MemoryApprovalStore::new());
+    approval_store_two_instances(&store, &Arc::clone(&store)).await;
 }

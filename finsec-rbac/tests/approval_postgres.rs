@@ -5,7 +5,7 @@
 
 use finsec_rbac::approval::postgres::PgApprovalStore;
 use finsec_rbac::postgres::migrate;
-use finsec_rbac::testing::approval_store_conformance;
+use finsec_rbac::testing::{approval_store_conformance, approval_store_two_instances};
 use finsec_testkit::PgTestDb;
 
 mod approval_support;
@@ -66,7 +66,7 @@ async fn approval_postgres_maker_checker_flow() {
 async fn approval_postgres_two_pools_consume_once() {
     let db = db().await;
     let other = db.new_pool().await;
-    approval_support::two_stores_consume_once(
+    approval_store_two_instances(
         &PgApprovalStore::new(db.pool().clone()),
         &PgApprovalStore::new(other.clone()),
     )

@@ -5,7 +5,7 @@
 
 use finsec_rbac::approval::sqlite::SqliteApprovalStore;
 use finsec_rbac::sqlite::migrate;
-use finsec_rbac::testing::approval_store_conformance;
+use finsec_rbac::testing::{approval_store_conformance, approval_store_two_instances};
 use finsec_testkit::SqliteTestDb;
 
 mod approval_support;
@@ -64,7 +64,7 @@ async fn approval_sqlite_maker_checker_flow() {
 async fn approval_sqlite_two_pools_consume_once() {
     let db = db().await;
     let other = db.new_pool().await;
-    approval_support::two_stores_consume_once(
+    approval_store_two_instances(
         &SqliteApprovalStore::new(db.pool().clone()),
         &SqliteApprovalStore::new(other.clone()),
     )

@@ -298,3 +298,78 @@ pub async fn backup_code_store_conformance<S: BackupCodeStore + ?Sized>(store: &
         accepted == 1,
     );
 }
+
+/// The cross-instance race checks of both MFA stores: `a` and `b` are two instances of one
+/// store (two servers on one database or one Redis). For a single store, pass it twice.
+///
+/// Checks that [`RACERS`] concurrent `try_advance` calls with one step, alternating
+/// between the instances, accept exactly one (a TOTP code is used once across servers);
+/// that a step accepted on one instance is refused on the other afterwards; and that
+/// [`RACERS`] concurrent `consume` calls of one backup code, alternating between the
+/// instances, accept exactly one.
+///
+/// # Panics
+/// At the first behaviour that differs from the contract, or on any store error.
+pub async fn mfa_stores_two_instances<A, B>(totp_a: &A, totp_b: &A, backup_a: &B, backup_b: &B)
+where
+    A: TotpReplayStore + ?Sized,
+    B: BackupCodeStore + ?Sized,
+{
+    let ids = Ids::new();
+
+    let user = ids.user("totp-two-instances");
+    let attempts: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = if i % 2 == 0 { totp_a } else { totp_b };
+            store.try_advance(&user, 1_000)
+        })
+        .collect();
+    let accepted = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| ok("racing try_advance", r))
+        .filter(|accepted| *accepted)
+        .count();
+    check(
+        "one step raced across two instances is accepted exactly once",
+        accepted == 1,
+    );
+    check(
+        "a step accepted on one instance is refused on the other",
+        !ok("try_advance again", totp_b.try_advance(&user, 1_000).await)
+            && !ok("try_advance again", totp_a.try_advance(&user, 1_000).await),
+    );
+    check(
+        "both instances see the accepted step",
+        ok("last_step", totp_a.last_step(&user).await) == Some(1_000)
+            && ok("last_step", totp_b.last_step(&user).await) == Some(1_000),
+    );
+
+    let user = ids.user("backup-two-instances");
+    ok(
+        "replace codes",
+        backup_a.replace(&user, vec![hash(1), hash(2)]).await,
+    );
+    let code = hash(1);
+    let attempts: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = if i % 2 == 0 { backup_a } else { backup_b };
+            store.consume(&user, &code)
+        })
+        .collect();
+    let consumed = join_all(attempts)
+        .await
+        .into_iter()
+        .map(|r| ok("racing consume", r))
+        .filter(|consumed| *consumed)
+        .count();
+    check(
+        "one backup code raced across two instances is accepted exactly once",
+        consumed == 1,
+    );
+    check(
+        "the other code is untouched on both instances",
+        ok("remaining", backup_a.remaining(&user).await) == 1
+            && ok("remaining", backup_b.remaining(&user).await) == 1,
+    );
+}

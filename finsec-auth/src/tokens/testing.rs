@@ -246,3 +246,102 @@ pub async fn refresh_store_conformance<S: RefreshTokenStore + ?Sized>(store: &S)
         fail("concurrent rotation", &format!("{rotated} winners"));
     }
 }
+
+/// The cross-instance race checks of both token stores: `a` and `b` are two instances of
+/// one store (two servers on one database or one Redis). For a single store, pass it
+/// twice.
+///
+/// Checks that a `jti` revoked on one instance is revoked on the other; that eight
+/// concurrent rotations of one refresh token, alternating between the instances, leave
+/// exactly one winner and report the rest as reuse; and that the family is then revoked
+/// on both instances (the winner's successor no longer rotates on either).
+///
+/// # Panics
+/// At the first deviation from the contract or on any store error.
+pub async fn token_stores_two_instances<R, F>(
+    revoke_a: &R,
+    revoke_b: &R,
+    refresh_a: &F,
+    refresh_b: &F,
+) where
+    R: RevocationStore + ?Sized,
+    F: RefreshTokenStore + ?Sized,
+{
+    let p = prefix();
+    let now = t0();
+    let later = now + Duration::hours(1);
+
+    let jti = format!("{p}jti");
+    ok("revoke on one instance", revoke_a.revoke(&jti, later).await);
+    if !ok(
+        "is_revoked on the other",
+        revoke_b.is_revoked(&jti, now).await,
+    ) {
+        fail(
+            "revocation across instances",
+            "a jti revoked on one instance is not revoked on the other",
+        );
+    }
+
+    ok(
+        "insert",
+        refresh_a.insert(record(&p, "x0", "fx", later)).await,
+    );
+    let x0 = format!("{p}x0");
+    let names: Vec<String> = (0..8).map(|i| format!("x1-{i}")).collect();
+    let futures: Vec<_> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let store = if i % 2 == 0 { refresh_a } else { refresh_b };
+            store.rotate(&x0, next(&p, n, later), now)
+        })
+        .collect();
+    let outcomes: Vec<RotateOutcome> = join_all(futures)
+        .await
+        .into_iter()
+        .map(|r| ok("racing rotate", r))
+        .collect();
+    let winners: Vec<&RotateOutcome> = outcomes
+        .iter()
+        .filter(|o| matches!(o, RotateOutcome::Rotated(_)))
+        .collect();
+    if winners.len() != 1 {
+        fail(
+            "rotation across instances",
+            &format!("{} winners of one refresh token", winners.len()),
+        );
+    }
+    let reused = outcomes
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                RotateOutcome::Reused { .. } | RotateOutcome::FamilyRevoked
+            )
+        })
+        .count();
+    if reused != outcomes.len() - 1 {
+        fail("rotation across instances", &format!("{outcomes:?}"));
+    }
+    // The winner's successor belongs to a family now revoked by the reuse.
+    let Some(winner) = names.iter().enumerate().find_map(|(i, n)| {
+        matches!(outcomes.get(i), Some(RotateOutcome::Rotated(_))).then(|| format!("{p}{n}"))
+    }) else {
+        fail("rotation across instances", "no winner found");
+    };
+    for (name, store) in [("first", refresh_a), ("second", refresh_b)] {
+        let outcome = ok(
+            "rotate the successor",
+            store
+                .rotate(&winner, next(&p, &format!("x2-{name}"), later), now)
+                .await,
+        );
+        if !matches!(outcome, RotateOutcome::FamilyRevoked) {
+            fail(
+                "family revoked across instances",
+                &format!("the {name} instance rotated a successor of a reused token: {outcome:?}"),
+            );
+        }
+    }
+}

@@ -1,11 +1,7 @@
 //! Flows shared by the SQL store tests.
 
-use finsec_rbac::approval::{
-    ApprovalRequest, approve_at, authorize_with_approval_at, request_approval_at,
-};
-use finsec_rbac::{
-    ApprovalId, ApprovalStore, Error, Permission, Policy, Principal, Request, RoleName,
-};
+use finsec_rbac::approval::{approve_at, authorize_with_approval_at, request_approval_at};
+use finsec_rbac::{ApprovalStore, Error, Permission, Policy, Principal, Request, RoleName};
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
@@ -70,38 +66,4 @@ pub(crate) async fn flow<S: ApprovalStore>(store: &S) {
     let stored = store.get(&opened.id).await.unwrap().unwrap();
     assert_eq!(stored.request, opened);
     assert_eq!(stored.consumed_at, Some(T0));
-}
-
-/// Two stores on one database (two processes) race to use one approval.
-pub(crate) async fn two_stores_consume_once<S: ApprovalStore>(a: &S, b: &S) {
-    let req = ApprovalRequest {
-        id: ApprovalId::random().unwrap(),
-        initiator: "maker".into(),
-        action: Permission::new("payments:release").unwrap(),
-        subject: "pay-2".into(),
-        approver: Permission::new("payments:approve").unwrap(),
-        quorum: 1,
-        created_at: T0,
-        expires_at: T0 + Duration::minutes(10),
-    };
-    a.create(&req).await.unwrap();
-    assert!(b.create(&req).await.is_err());
-    let mut wins = 0;
-    for round in 0..8 {
-        let (x, y) = if round % 2 == 0 {
-            tokio::join!(
-                a.add_approval(&req.id, "c", T0),
-                b.add_approval(&req.id, "c", T0)
-            )
-        } else {
-            tokio::join!(
-                b.add_approval(&req.id, "c", T0),
-                a.add_approval(&req.id, "c", T0)
-            )
-        };
-        wins += usize::from(x.unwrap()) + usize::from(y.unwrap());
-    }
-    assert_eq!(wins, 1, "one approver is recorded once across processes");
-    let (x, y) = tokio::join!(a.consume(&req.id, T0), b.consume(&req.id, T0));
-    assert_eq!(usize::from(x.unwrap()) + usize::from(y.unwrap()), 1);
 }

@@ -44,12 +44,15 @@ impl fmt::Debug for TokenPair {
 }
 
 /// Issues and refreshes token pairs and checks access tokens against revocations.
+///
+/// Generic over its two stores, like every finsec service; the defaults are the
+/// type-erased `Arc<dyn …>` forms, so `TokenService` alone names a service over any stores.
 #[derive(Debug)]
-pub struct TokenService {
+pub struct TokenService<R = Arc<dyn RevocationStore>, S = Arc<dyn RefreshTokenStore>> {
     signer: Signer,
     verifier: Verifier,
-    revocations: Arc<dyn RevocationStore>,
-    refresh: Arc<dyn RefreshTokenStore>,
+    revocations: R,
+    refresh: S,
     access_ttl: Duration,
     refresh_ttl: Duration,
 }
@@ -70,17 +73,12 @@ fn hash_token(token: &str) -> String {
     out
 }
 
-impl TokenService {
+impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
     /// A service signing with `signer` (whose key must be in `verifier`), with default
     /// lifetimes: 15 minutes for access tokens, 14 days for refresh tokens. The issuer and
     /// audience of issued tokens are the verifier's.
     #[must_use]
-    pub fn new(
-        signer: Signer,
-        verifier: Verifier,
-        revocations: Arc<dyn RevocationStore>,
-        refresh: Arc<dyn RefreshTokenStore>,
-    ) -> Self {
+    pub fn new(signer: Signer, verifier: Verifier, revocations: R, refresh: S) -> Self {
         Self {
             signer,
             verifier,

@@ -35,7 +35,7 @@
 //! | `postgres` | the same stores on PostgreSQL (migrations run by [`postgres::migrate`]) |
 //! | `redis` | Redis stores for token revocation/refresh families, TOTP replay and backup codes |
 //! | `legacy-bcrypt` | verification of `$2a$`/`$2b$`/`$2y$` bcrypt hashes, to migrate to argon2id on login |
-//! | `testing` | the behavioural conformance suites every store implementation runs |
+//! | `testing` | the behavioural conformance suites every store implementation runs, and their cross-instance race checks |
 //! | `full` | all of the above |
 //!
 //! Each SQL store is written once for both databases (a generic `Sql*Store` with

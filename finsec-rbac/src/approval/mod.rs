@@ -187,9 +187,9 @@ fn micros(t: OffsetDateTime) -> OffsetDateTime {
 /// [`Error::ApprovalNotRequired`] if the policy does not answer "approval required" for
 /// `request` (it is allowed or denied outright); [`Error::InvalidValue`] for a bad
 /// subject; store errors.
-pub async fn request_approval_at(
+pub async fn request_approval_at<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     request: &Request<'_>,
     subject: &str,
     now: OffsetDateTime,
@@ -236,9 +236,9 @@ pub async fn request_approval_at(
 /// [`Error::ApprovalNotFound`], [`Error::ApprovalConsumed`], [`Error::ApprovalExpired`],
 /// [`Error::SelfApproval`], [`Error::NotAnApprover`] (checked against `policy`), store
 /// errors.
-pub async fn approve_at(
+pub async fn approve_at<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     id: &ApprovalId,
     approver: &Principal,
     now: OffsetDateTime,
@@ -284,9 +284,9 @@ pub async fn approve_at(
 
 /// Decides `request` on `subject`, using approval request `id` if the policy requires
 /// approval. Uses the approval up when it allows. Never fails: problems are denies.
-pub async fn authorize_with_approval_at(
+pub async fn authorize_with_approval_at<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     request: &Request<'_>,
     subject: &str,
     id: &ApprovalId,
@@ -358,9 +358,9 @@ pub async fn authorize_with_approval_at(
 ///
 /// # Errors
 /// As [`request_approval_at`].
-pub async fn request_approval(
+pub async fn request_approval<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     request: &Request<'_>,
     subject: &str,
 ) -> Result<ApprovalRequest> {
@@ -371,9 +371,9 @@ pub async fn request_approval(
 ///
 /// # Errors
 /// As [`approve_at`].
-pub async fn approve(
+pub async fn approve<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     id: &ApprovalId,
     approver: &Principal,
 ) -> Result<ApprovalStatus> {
@@ -381,9 +381,9 @@ pub async fn approve(
 }
 
 /// [`authorize_with_approval_at`] at the current system time.
-pub async fn authorize_with_approval(
+pub async fn authorize_with_approval<S: ApprovalStore + ?Sized>(
     policy: &Policy,
-    store: &dyn ApprovalStore,
+    store: &S,
     request: &Request<'_>,
     subject: &str,
     id: &ApprovalId,

@@ -16,10 +16,6 @@ use redis::aio::ConnectionManager;
 use std::fmt;
 use time::OffsetDateTime;
 
-fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
-    TokenError::store(e)
-}
-
 fn micros(t: OffsetDateTime) -> i64 {
     i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
 }
@@ -98,7 +94,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(micros(expires_at))
             .invoke_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         Ok(())
     }
 
@@ -109,7 +105,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(jti)
             .query_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         #[expect(
             clippy::cast_precision_loss,
             reason = "unix microseconds stay below 2^53, exact in f64"
@@ -126,7 +122,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(micros(now))
             .query_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         Ok(removed)
     }
 }
@@ -187,7 +183,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
             .arg(millis(record.expires_at))
             .invoke_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         if inserted == 1 {
             Ok(())
         } else {
@@ -212,7 +208,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
             .arg(millis(next.expires_at))
             .invoke_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         match reply.first().map(String::as_str) {
             Some("unknown") => Ok(RotateOutcome::Unknown),
             Some("revoked") => Ok(RotateOutcome::FamilyRevoked),
@@ -229,7 +225,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
                     expires_at: OffsetDateTime::from_unix_timestamp_nanos(
                         i128::from(expires) * 1000,
                     )
-                    .map_err(store_err)?,
+                    .map_err(TokenError::store)?,
                 }))
             }
             Some("exists") => Err(TokenError::store("refresh token hash already exists")),
@@ -244,7 +240,7 @@ impl RefreshTokenStore for RedisRefreshTokenStore {
             .arg(family)
             .query_async(&mut conn)
             .await
-            .map_err(store_err)?;
+            .map_err(TokenError::store)?;
         Ok(())
     }
 }

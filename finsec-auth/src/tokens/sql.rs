@@ -19,16 +19,12 @@ use time::OffsetDateTime;
 use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
 use super::{Result, TokenError};
 
-fn store_err(e: impl std::error::Error + Send + Sync + 'static) -> TokenError {
-    TokenError::store(e)
-}
-
 fn micros(t: OffsetDateTime) -> Result<i64> {
-    finsec_sql::time::to_micros(t).map_err(store_err)
+    finsec_sql::time::to_micros(t).map_err(TokenError::store)
 }
 
 fn from_micros(m: i64) -> Result<OffsetDateTime> {
-    finsec_sql::time::from_micros(m).map_err(store_err)
+    finsec_sql::time::from_micros(m).map_err(TokenError::store)
 }
 
 /// A [`RevocationStore`] in SQL, on a pool the caller built: `SqliteRevocationStore` /
@@ -69,7 +65,7 @@ macro_rules! impl_token_stores {
                 .bind(micros(expires_at)?)
                 .execute(&self.pool)
                 .await
-                .map_err(store_err)?;
+                .map_err(TokenError::store)?;
                 Ok(())
             }
 
@@ -81,7 +77,7 @@ macro_rules! impl_token_stores {
                 .bind(micros(now)?)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(store_err)?;
+                .map_err(TokenError::store)?;
                 Ok(row.is_some())
             }
 
@@ -90,7 +86,7 @@ macro_rules! impl_token_stores {
                     .bind(micros(now)?)
                     .execute(&self.pool)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(TokenError::store)?;
                 Ok(done.rows_affected())
             }
         }
@@ -105,7 +101,7 @@ macro_rules! impl_token_stores {
                     .bind(micros(record.expires_at)?)
                     .execute(&self.pool)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(TokenError::store)?;
                 Ok(())
             }
 
@@ -115,7 +111,7 @@ macro_rules! impl_token_stores {
                 next: NextRefresh,
                 now: OffsetDateTime,
             ) -> Result<RotateOutcome> {
-                let mut tx = self.pool.begin().await.map_err(store_err)?;
+                let mut tx = self.pool.begin().await.map_err(TokenError::store)?;
                 let spent = sqlx::query(
                     "UPDATE finsec_refresh_tokens SET used_at = $2 \
                      WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
@@ -126,11 +122,11 @@ macro_rules! impl_token_stores {
                 .bind(micros(now)?)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(store_err)?;
+                .map_err(TokenError::store)?;
                 if let Some(row) = spent {
-                    let family: String = row.try_get("family").map_err(store_err)?;
-                    let subject: String = row.try_get("subject").map_err(store_err)?;
-                    let expires_at = from_micros(row.try_get("expires_at").map_err(store_err)?)?;
+                    let family: String = row.try_get("family").map_err(TokenError::store)?;
+                    let subject: String = row.try_get("subject").map_err(TokenError::store)?;
+                    let expires_at = from_micros(row.try_get("expires_at").map_err(TokenError::store)?)?;
                     sqlx::query(INSERT_REFRESH)
                         .bind(&next.token_hash)
                         .bind(&family)
@@ -138,8 +134,8 @@ macro_rules! impl_token_stores {
                         .bind(micros(next.expires_at)?)
                         .execute(&mut *tx)
                         .await
-                        .map_err(store_err)?;
-                    tx.commit().await.map_err(store_err)?;
+                        .map_err(TokenError::store)?;
+                    tx.commit().await.map_err(TokenError::store)?;
                     return Ok(RotateOutcome::Rotated(RefreshRecord {
                         token_hash: token_hash.to_owned(),
                         family,
@@ -155,14 +151,14 @@ macro_rules! impl_token_stores {
                 .bind(token_hash)
                 .fetch_optional(&mut *tx)
                 .await
-                .map_err(store_err)?;
+                .map_err(TokenError::store)?;
                 let Some(row) = row else {
-                    tx.commit().await.map_err(store_err)?;
+                    tx.commit().await.map_err(TokenError::store)?;
                     return Ok(RotateOutcome::Unknown);
                 };
-                let family: String = row.try_get("family").map_err(store_err)?;
-                let used_at: Option<i64> = row.try_get("used_at").map_err(store_err)?;
-                let revoked: bool = row.try_get("revoked").map_err(store_err)?;
+                let family: String = row.try_get("family").map_err(TokenError::store)?;
+                let used_at: Option<i64> = row.try_get("used_at").map_err(TokenError::store)?;
+                let revoked: bool = row.try_get("revoked").map_err(TokenError::store)?;
                 let outcome = if revoked {
                     RotateOutcome::FamilyRevoked
                 } else if used_at.is_some() {
@@ -171,12 +167,12 @@ macro_rules! impl_token_stores {
                         .bind(micros(now)?)
                         .execute(&mut *tx)
                         .await
-                        .map_err(store_err)?;
+                        .map_err(TokenError::store)?;
                     RotateOutcome::Reused { family }
                 } else {
                     RotateOutcome::Expired
                 };
-                tx.commit().await.map_err(store_err)?;
+                tx.commit().await.map_err(TokenError::store)?;
                 Ok(outcome)
             }
 
@@ -186,7 +182,7 @@ macro_rules! impl_token_stores {
                     .bind(micros(at)?)
                     .execute(&self.pool)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(TokenError::store)?;
                 Ok(())
             }
         }

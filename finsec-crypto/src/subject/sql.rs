@@ -22,11 +22,6 @@ use super::{StoredSubjectKey, SubjectId, SubjectKeyState, SubjectKeyStore, check
 use crate::error::{Error, Result};
 use crate::provider::{KekRef, KeyName, WrappedDek};
 
-/// A store error that is not a driver error (a malformed row, an out-of-range value).
-pub(crate) fn store_error(message: String) -> Error {
-    Error::Store(message.into())
-}
-
 /// `t` as unix microseconds, rounded towards the past.
 pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
     finsec_sql::time::to_micros(t).map_err(Error::store)
@@ -35,7 +30,7 @@ pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
 /// Unix microseconds back to a time.
 pub(crate) fn from_micros(micros: i64, column: &str, subject: &str) -> Result<OffsetDateTime> {
     finsec_sql::time::from_micros(micros).map_err(|e| {
-        store_error(format!(
+        Error::store(format!(
             "finsec_subject_keys.{column} of subject {subject}: {e}"
         ))
     })
@@ -61,7 +56,7 @@ impl RawRow {
             });
         }
         let malformed = |what: &str| {
-            store_error(format!(
+            Error::store(format!(
                 "finsec_subject_keys row of subject {subject} {what}"
             ))
         };
@@ -96,7 +91,7 @@ impl RawRow {
         let subject = self.subject_id.clone();
         match self.into_state()? {
             SubjectKeyState::Active(stored) => Ok(stored),
-            _ => Err(store_error(format!(
+            _ => Err(Error::store(format!(
                 "finsec_subject_keys row of subject {subject} was listed as active but is not"
             ))),
         }

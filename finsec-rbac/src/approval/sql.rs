@@ -30,11 +30,6 @@ impl From<sqlx::migrate::MigrateError> for Error {
     }
 }
 
-/// A store error that is not a driver error (a malformed row, an out-of-range value).
-pub(crate) fn store_error(message: String) -> Error {
-    Error::Store(message.into())
-}
-
 /// `t` as unix microseconds, rounded towards the past.
 pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
     finsec_sql::time::to_micros(t).map_err(Error::store)
@@ -43,7 +38,7 @@ pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
 /// Unix microseconds back to a time.
 pub(crate) fn from_micros(micros: i64, column: &str) -> Result<OffsetDateTime> {
     finsec_sql::time::from_micros(micros)
-        .map_err(|e| store_error(format!("finsec_rbac_approval_requests.{column}: {e}")))
+        .map_err(|e| Error::store(format!("finsec_rbac_approval_requests.{column}: {e}")))
 }
 
 /// One row of `finsec_rbac_approval_requests`, as read from either database.
@@ -63,7 +58,7 @@ impl RawRequest {
     /// The record the rows stand for; refuses values that do not parse.
     pub(crate) fn into_record(self, approvals: Vec<(String, i64)>) -> Result<ApprovalRecord> {
         let malformed = |what: &str| {
-            store_error(format!(
+            Error::store(format!(
                 "finsec_rbac_approval_requests row {} has an invalid {what}",
                 self.id
             ))

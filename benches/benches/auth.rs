@@ -216,7 +216,10 @@ fn bench_tokens(c: &mut Criterion) {
         let raw_token = jsonwebtoken::encode(&raw_header, &claims, &raw_enc).unwrap();
         // Each side accepts the other's token: same claims, same keys.
         assert_eq!(
-            verifier.verify_at::<Extra>(&raw_token, now).unwrap(),
+            verifier
+                .verify_at::<Extra>(&raw_token, now)
+                .into_result()
+                .unwrap(),
             claims
         );
         assert_eq!(
@@ -233,7 +236,12 @@ fn bench_tokens(c: &mut Criterion) {
             b.iter(|| jsonwebtoken::encode(&raw_header, black_box(&claims), &raw_enc).unwrap())
         });
         group.bench_function(BenchmarkId::new("finsec_verify", name), |b| {
-            b.iter(|| verifier.verify_at::<Extra>(black_box(&token), now).unwrap())
+            b.iter(|| {
+                verifier
+                    .verify_at::<Extra>(black_box(&token), now)
+                    .into_result()
+                    .unwrap()
+            })
         });
         group.bench_function(BenchmarkId::new("raw_jsonwebtoken_decode", name), |b| {
             b.iter(|| {
@@ -314,7 +322,7 @@ fn bench_totp(c: &mut Criterion) {
     assert!(
         block_on(totp.verify_at(&user, &bad, now, &MemoryTotpReplayStore::new()))
             .unwrap()
-            .is_failure()
+            .is_rejected()
     );
 
     group.bench_function("finsec_verify_accepted_fresh_store", |b| {
@@ -377,7 +385,14 @@ fn bench_api_keys(c: &mut Criterion) {
     let keys = ApiKeys::new(store);
     let parsed = ParsedApiKey::parse(&printable).unwrap();
     assert_eq!(parsed.hash(), &generated.hash);
-    assert_eq!(block_on(keys.verify_at(&printable, now)).unwrap().id(), id);
+    assert_eq!(
+        block_on(keys.verify_at(&printable, now))
+            .unwrap()
+            .into_result()
+            .unwrap()
+            .id(),
+        id
+    );
 
     let mut hashed = b"finsec-api-key-v1\0".to_vec();
     hashed.extend_from_slice(id.as_bytes());

@@ -2,27 +2,35 @@
 //!
 //! | module | what it holds |
 //! |---|---|
+//! | [`outcome`] | [`CredentialOutcome`], the answer of every credential check below, and [`CredentialRejection`], the stable audit code of each reason |
 //! | [`tokens`] | JWT issue/verify (HS256/384/512, EdDSA, ES256) on aws-lc-rs (`jsonwebtoken`'s `aws_lc_rs` backend; keys parsed once, no process-wide provider needed) with strict defaults, `kid` rotation and JWKS, access/refresh pairs with reuse detection, `jti` revocation ([`tokens::RevocationStore`], [`tokens::RefreshTokenStore`]) |
 //! | [`passwords`] | argon2id PHC hashes (OWASP defaults), rehash detection, optional pepper, dummy verification for unknown users, NIST SP 800-63B rules, legacy bcrypt verification (feature `legacy-bcrypt`) |
 //! | [`mfa`] | RFC 6238 TOTP with replay protection ([`mfa::TotpReplayStore`]), pending enrollment, `otpauth://` URIs and QR codes (PNG, SVG), hashed single-use backup codes |
 //! | [`api_keys`] | printable keys (`fsk_` prefix, key id, 256-bit secret, CRC-32) stored as hashes, scopes, expiry, revocation, rotation with overlap, batched usage tracking ([`api_keys::ApiKeyStore`]) |
 //!
-//! Each module has its own error type; [`Error`] gathers them. Credential failures reach
-//! the caller as one indistinguishable outcome per module (a password `Mismatch`, an API key
-//! `Rejected`, a TOTP `Invalid`), with the detail kept for the audit log.
+//! Every credential check (password, TOTP code, backup code, API key, token) answers with
+//! one type, [`CredentialOutcome`]: accepted, or rejected with the module's reason, whose
+//! [`CredentialRejection::code`] is a stable string for the audit log. `Err` means only
+//! that a check could not be carried out (a store failed, a stored hash is corrupt). Each
+//! module has its own error type; [`Error`] gathers them.
 //!
 //! ```
-//! use finsec_auth::passwords::{Argon2Params, Password, PasswordHasher, PasswordPolicy, Verification};
+//! use finsec_auth::outcome::{CredentialOutcome, CredentialRejection};
+//! use finsec_auth::passwords::{
+//!     Argon2Params, Password, PasswordAccepted, PasswordHasher, PasswordPolicy,
+//! };
 //!
 //! # fn main() -> Result<(), finsec_auth::Error> {
 //! let hasher = PasswordHasher::new(Argon2Params::default(), None)?;
 //! let new = PasswordPolicy::default().check(&Password::new("correct horse battery staple"))?;
 //! let stored = hasher.hash(&new)?;
-//! assert!(matches!(
+//! assert_eq!(
 //!     hasher.verify(&Password::new("correct horse battery staple"), &stored)?,
-//!     Verification::Verified { needs_rehash: false }
-//! ));
-//! assert_eq!(hasher.dummy_verify(&Password::new("guess")), Verification::Mismatch);
+//!     CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: false })
+//! );
+//! // An unknown user: the same work, and a rejection whose code goes to the audit log.
+//! let outcome = hasher.dummy_verify(&Password::new("guess"));
+//! assert_eq!(outcome.rejection().map(|r| r.code()), Some("password.mismatch"));
 //! # Ok(())
 //! # }
 //! ```
@@ -63,10 +71,12 @@
 //! the compromise of the host holding signing keys and peppers.
 #![forbid(unsafe_code)]
 
+pub mod outcome;
+pub use outcome::{CredentialOutcome, CredentialRejection};
 pub mod tokens;
 pub use tokens::{Claims, SigningKey, TokenError, Validation, Verifier};
 pub mod passwords;
-pub use passwords::{Password, PasswordError, PasswordHasher, PasswordPolicy, Verification};
+pub use passwords::{Password, PasswordError, PasswordHasher, PasswordOutcome, PasswordPolicy};
 pub mod api_keys;
 pub mod error;
 pub mod mfa;

@@ -10,8 +10,8 @@ use std::time::Duration;
 use finsec_auth::api_keys::format::{KEY_LEN, PREFIX, SCANNER_REGEX, SECRET_LEN, crc32};
 use finsec_auth::api_keys::testing::{api_key_store_conformance, api_key_store_two_instances};
 use finsec_auth::api_keys::{
-    ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyStore, ApiKeys, GeneratedKey, MemoryApiKeyStore,
-    NewApiKey, ParsedApiKey, RejectReason, UsageConfig, UsageUpdate,
+    ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyRejection, ApiKeyStore, ApiKeys, GeneratedKey,
+    MemoryApiKeyStore, NewApiKey, ParsedApiKey, RejectReason, UsageConfig, UsageUpdate,
 };
 use finsec_rbac::{Permission, PermissionPattern};
 use secrecy::ExposeSecret;
@@ -27,9 +27,9 @@ fn scopes() -> Vec<PermissionPattern> {
     ]
 }
 
-fn reason(result: Result<impl std::fmt::Debug, ApiKeyError>) -> RejectReason {
+fn reason(result: Result<impl std::fmt::Debug, ApiKeyRejection>) -> RejectReason {
     match result {
-        Err(ApiKeyError::Rejected(r)) => {
+        Err(r) => {
             assert_eq!(r.to_string(), "api key rejected");
             r.reason()
         }
@@ -57,6 +57,8 @@ async fn api_keys_memory_conformance() {
         .unwrap();
     keys.verify_at(issued.printable.expose_secret(), NOW)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
 }
 
@@ -129,6 +131,8 @@ async fn api_keys_issue_verify_and_scopes() {
     let v = keys
         .verify_at(issued.printable.expose_secret(), NOW)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(v.owner(), "alice");
     assert_eq!(v.id(), issued.record.id);
@@ -179,22 +183,32 @@ async fn api_keys_rejections_are_indistinguishable() {
         (&text[..50], RejectReason::Malformed),
         ("", RejectReason::Malformed),
     ] {
-        let err = keys.verify_at(input, NOW).await.unwrap_err();
+        let err = keys
+            .verify_at(input, NOW)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err();
         messages.push(err.to_string());
         assert_eq!(reason(Err::<(), _>(err)), expected);
     }
     let err = keys
         .verify_at(text, NOW + time::Duration::hours(1))
         .await
+        .unwrap()
+        .into_result()
         .unwrap_err();
     messages.push(err.to_string());
     assert_eq!(reason(Err::<(), _>(err)), RejectReason::Expired);
     assert!(keys.revoke_at(&id, NOW).await.unwrap());
     assert!(!keys.revoke_at(&id, NOW).await.unwrap());
-    let err = keys.verify_at(text, NOW).await.unwrap_err();
-    if let ApiKeyError::Rejected(r) = &err {
-        assert_eq!(r.key_id(), Some(id));
-    }
+    let err = keys
+        .verify_at(text, NOW)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap_err();
+    assert_eq!(err.key_id(), Some(id));
     messages.push(err.to_string());
     assert_eq!(reason(Err::<(), _>(err)), RejectReason::Revoked);
     assert_eq!(messages.len(), 6);
@@ -217,17 +231,28 @@ async fn api_keys_rotation_overlap() {
     let during = NOW + time::Duration::minutes(59);
     keys.verify_at(old.printable.expose_secret(), during)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     keys.verify_at(new.printable.expose_secret(), during)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     let after = NOW + time::Duration::hours(1);
     assert_eq!(
-        reason(keys.verify_at(old.printable.expose_secret(), after).await),
+        reason(
+            keys.verify_at(old.printable.expose_secret(), after)
+                .await
+                .unwrap()
+                .into_result()
+        ),
         RejectReason::Expired
     );
     keys.verify_at(new.printable.expose_secret(), after)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     // The old key is rotated once; the chain continues from the new key.
     assert!(matches!(
@@ -239,7 +264,12 @@ async fn api_keys_rotation_overlap() {
         .await
         .unwrap();
     assert_eq!(
-        reason(keys.verify_at(new.printable.expose_secret(), after).await),
+        reason(
+            keys.verify_at(new.printable.expose_secret(), after)
+                .await
+                .unwrap()
+                .into_result()
+        ),
         RejectReason::Expired
     );
     let missing = ApiKeyId::random().unwrap();
@@ -272,12 +302,16 @@ async fn api_keys_usage_is_batched_every_n_uses() {
         let t = NOW + time::Duration::seconds(i);
         keys.verify_at(a.printable.expose_secret(), t)
             .await
+            .unwrap()
+            .into_result()
             .unwrap();
         assert_eq!(get(a.record.id).await.use_count, 0, "no write per request");
     }
     let t5 = NOW + time::Duration::seconds(10);
     keys.verify_at(b.printable.expose_secret(), t5)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     let ra = get(a.record.id).await;
     assert_eq!(ra.use_count, 4);
@@ -285,9 +319,11 @@ async fn api_keys_usage_is_batched_every_n_uses() {
     let rb = get(b.record.id).await;
     assert_eq!((rb.use_count, rb.last_used_at), (1, Some(t5)));
     // Rejected attempts are not counted.
-    let _ = keys.verify_at("fsk_nope", t5).await;
+    let _ = keys.verify_at("fsk_nope", t5).await.unwrap().into_result();
     keys.verify_at(a.printable.expose_secret(), t5)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(get(a.record.id).await.use_count, 4);
     keys.flush_usage_at(t5).await.unwrap();
@@ -317,7 +353,11 @@ async fn api_keys_usage_is_flushed_after_the_interval() {
         let keys = keys.clone();
         let text = text.clone();
         tasks.push(tokio::spawn(async move {
-            keys.verify_at(&text, NOW).await.unwrap();
+            keys.verify_at(&text, NOW)
+                .await
+                .unwrap()
+                .into_result()
+                .unwrap();
         }));
     }
     for t in tasks {
@@ -334,10 +374,14 @@ async fn api_keys_usage_is_flushed_after_the_interval() {
     assert_eq!(count(keys.clone()).await, 0);
     keys.verify_at(&text, NOW + time::Duration::seconds(59))
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(count(keys.clone()).await, 0);
     keys.verify_at(&text, NOW + time::Duration::seconds(60))
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(count(keys.clone()).await, 12);
 }
@@ -354,9 +398,24 @@ async fn api_keys_secrets_never_in_debug_display_or_errors() {
     let parsed = ParsedApiKey::parse(&text).unwrap();
     let wrong = GeneratedKey::from_parts(issued.record.id, &[9; SECRET_LEN]);
     let wrong_text = wrong.printable.expose_secret().to_owned();
-    let err = keys.verify_at(&wrong_text, NOW).await.unwrap_err();
-    let malformed = keys.verify_at(&text[..80], NOW).await.unwrap_err();
-    let verified = keys.verify_at(&text, NOW).await.unwrap();
+    let err = keys
+        .verify_at(&wrong_text, NOW)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap_err();
+    let malformed = keys
+        .verify_at(&text[..80], NOW)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap_err();
+    let verified = keys
+        .verify_at(&text, NOW)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     let hash_hex = hex::encode(issued.record.secret_hash.as_bytes());
     let rendered = [
         format!("{issued:?}"),
@@ -434,6 +493,8 @@ async fn api_keys_failed_usage_write_keeps_counts_and_never_denies() {
     for _ in 0..3 {
         keys.verify_at(a.printable.expose_secret(), NOW)
             .await
+            .unwrap()
+            .into_result()
             .unwrap();
     }
     assert_eq!(keys.pending_uses(), 3);

@@ -5,7 +5,7 @@
 
 use finsec_auth::api_keys::sqlite::SqliteApiKeyStore;
 use finsec_auth::api_keys::testing::{api_key_store_conformance, api_key_store_two_instances};
-use finsec_auth::api_keys::{ApiKeyError, ApiKeyStore, ApiKeys, NewApiKey, RejectReason};
+use finsec_auth::api_keys::{ApiKeyStore, ApiKeys, NewApiKey, RejectReason};
 use finsec_auth::sqlite::migrate;
 use finsec_rbac::PermissionPattern;
 use finsec_testkit::SqliteTestDb;
@@ -60,18 +60,28 @@ async fn api_keys_sqlite_flows_and_no_secret_in_table() {
         .await
         .unwrap();
     let text = issued.printable.expose_secret().to_owned();
-    keys.verify_at(&text, now).await.unwrap();
+    keys.verify_at(&text, now)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     let new = keys
         .rotate_at(&issued.record.id, std::time::Duration::from_secs(60), now)
         .await
         .unwrap();
-    keys.verify_at(&text, now).await.unwrap();
+    keys.verify_at(&text, now)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     keys.verify_at(new.printable.expose_secret(), now)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     let later = now + time::Duration::seconds(60);
-    match keys.verify_at(&text, later).await {
-        Err(ApiKeyError::Rejected(r)) => assert_eq!(r.reason(), RejectReason::Expired),
+    match keys.verify_at(&text, later).await.unwrap().into_result() {
+        Err(r) => assert_eq!(r.reason(), RejectReason::Expired),
         other => panic!("expected rejection, got {other:?}"),
     }
     keys.flush_usage_at(later).await.unwrap();

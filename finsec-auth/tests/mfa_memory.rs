@@ -11,10 +11,11 @@ use finsec_auth::mfa::testing::{
     backup_code_store_conformance, mfa_stores_two_instances, totp_replay_store_conformance,
 };
 use finsec_auth::mfa::{
-    BackupCodeKey, BackupCodeOutcome, BackupCodeStore, BackupCodes, Digits, MemoryBackupCodeStore,
-    MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpAlgorithm, TotpParams,
-    TotpReplayStore, TotpSecret, redeem_backup_code,
+    BackupCodeKey, BackupCodeRejection, BackupCodeStore, BackupCodes, Digits,
+    MemoryBackupCodeStore, MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpAlgorithm,
+    TotpParams, TotpReplayStore, TotpSecret, redeem_backup_code,
 };
+use finsec_auth::outcome::CredentialOutcome;
 use secrecy::ExposeSecret;
 
 #[tokio::test]
@@ -133,18 +134,21 @@ async fn backup_codes_single_use() {
         redeem_backup_code(&key, &user, &sloppy, &store)
             .await
             .unwrap(),
-        BackupCodeOutcome::Accepted
+        CredentialOutcome::Accepted(())
     );
     let again = redeem_backup_code(&key, &user, &codes[0], &store)
         .await
         .unwrap();
-    assert_eq!(again, BackupCodeOutcome::Invalid);
-    assert!(again.is_failure());
+    assert_eq!(
+        again,
+        CredentialOutcome::Rejected(BackupCodeRejection::Invalid)
+    );
+    assert!(again.is_rejected());
     assert_eq!(
         redeem_backup_code(&key, &user, "0000-0000-0000", &store)
             .await
             .unwrap(),
-        BackupCodeOutcome::Malformed
+        CredentialOutcome::Rejected(BackupCodeRejection::Malformed)
     );
     // Another user, or another server key, cannot use the code.
     let mallory = MfaUserId::new("mallory").unwrap();
@@ -152,14 +156,14 @@ async fn backup_codes_single_use() {
         redeem_backup_code(&key, &mallory, &codes[1], &store)
             .await
             .unwrap(),
-        BackupCodeOutcome::Invalid
+        CredentialOutcome::Rejected(BackupCodeRejection::Invalid)
     );
     let other_key = BackupCodeKey::generate().unwrap();
     assert_eq!(
         redeem_backup_code(&other_key, &user, &codes[1], &store)
             .await
             .unwrap(),
-        BackupCodeOutcome::Invalid
+        CredentialOutcome::Rejected(BackupCodeRejection::Invalid)
     );
     assert_eq!(store.remaining(&user).await.unwrap(), 9);
 
@@ -170,7 +174,7 @@ async fn backup_codes_single_use() {
         redeem_backup_code(&key, &user, &codes[2], &store)
             .await
             .unwrap(),
-        BackupCodeOutcome::Invalid
+        CredentialOutcome::Rejected(BackupCodeRejection::Invalid)
     );
 }
 

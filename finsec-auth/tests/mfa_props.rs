@@ -3,9 +3,10 @@
 #![cfg(test)]
 
 use finsec_auth::mfa::{
-    Digits, MemoryTotpReplayStore, MfaUserId, OtpCode, Totp, TotpAlgorithm, TotpOutcome,
-    TotpParams, TotpSecret,
+    Digits, MemoryTotpReplayStore, MfaUserId, OtpCode, Totp, TotpAlgorithm, TotpParams,
+    TotpRejection, TotpSecret,
 };
+use finsec_auth::outcome::CredentialOutcome;
 use proptest::prelude::*;
 use time::OffsetDateTime;
 
@@ -38,7 +39,7 @@ proptest! {
         let first = block_on(totp.verify_at(&user, &code, at(t + delta), &store)).unwrap();
         prop_assert!(first.is_accepted());
         let second = block_on(totp.verify_at(&user, &code, at(t + delta), &store)).unwrap();
-        prop_assert_eq!(second, TotpOutcome::Replayed);
+        prop_assert_eq!(second, CredentialOutcome::Rejected(TotpRejection::Replayed));
     }
 
     #[test]
@@ -59,6 +60,6 @@ proptest! {
         let store = MemoryTotpReplayStore::new();
         let user = MfaUserId::new("p").unwrap();
         let outcome = block_on(totp.verify_at(&user, &code, at(t), &store)).unwrap();
-        prop_assert_eq!(outcome, TotpOutcome::Invalid);
+        prop_assert_eq!(outcome, CredentialOutcome::Rejected(TotpRejection::Invalid));
     }
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::PasswordHash;
+use finsec_auth::outcome::CredentialOutcome;
 use finsec_auth::passwords::{
-    Argon2Params, DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, NewPassword, Password, PasswordError,
-    PasswordHasher, PasswordPolicy, Pepper, SetDenyList, Verification,
+    Argon2Params, DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, NewPassword, Password, PasswordAccepted,
+    PasswordError, PasswordHasher, PasswordPolicy, PasswordRejection, Pepper, SetDenyList,
 };
 
 fn new_pw(s: &str) -> NewPassword {
@@ -64,15 +65,15 @@ fn hash_and_verify_round_trip() {
         hasher
             .verify(&Password::new("correct horse battery staple"), &stored)
             .unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
     assert_eq!(
         hasher
             .verify(&Password::new("correct horse battery stapl"), &stored)
             .unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
     // Fresh salt each time.
     assert_ne!(
@@ -99,7 +100,7 @@ fn unicode_is_nfkc_normalised() {
             hasher
                 .verify(&Password::new(typed), &stored)
                 .unwrap()
-                .is_verified(),
+                .is_accepted(),
             "{typed}"
         );
     }
@@ -107,7 +108,7 @@ fn unicode_is_nfkc_normalised() {
         hasher
             .verify(&Password::new("fine cafe PASS"), &stored)
             .unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
 }
 
@@ -119,26 +120,26 @@ fn weaker_or_different_params_need_rehash() {
     let old = default.hash(&new_pw(pw)).unwrap();
     assert_eq!(
         strong.verify(&Password::new(pw), &old).unwrap(),
-        Verification::Verified { needs_rehash: true }
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
     );
     let new = strong.hash(&new_pw(pw)).unwrap();
     assert_eq!(
         strong.verify(&Password::new(pw), &new).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
     // Stronger than current is fine; a different lane count is not.
     assert_eq!(
         default.verify(&Password::new(pw), &new).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
     let lanes = PasswordHasher::new(Argon2Params::new(19_456, 2, 2).unwrap(), None).unwrap();
     assert_eq!(
         lanes.verify(&Password::new(pw), &old).unwrap(),
-        Verification::Verified { needs_rehash: true }
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
     );
 }
 
@@ -150,9 +151,9 @@ fn pepper_is_required_and_rotates() {
     assert!(stored.contains(",keyid=cDE$"), "{stored}"); // base64("p1")
     assert_eq!(
         v1.verify(&Password::new(pw), &stored).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
     // Without the pepper: not configured, an error for the operator.
     match PasswordHasher::default().verify(&Password::new(pw), &stored) {
@@ -163,7 +164,7 @@ fn pepper_is_required_and_rotates() {
     let wrong = PasswordHasher::new(Argon2Params::default(), Some(pepper("p1", 9))).unwrap();
     assert_eq!(
         wrong.verify(&Password::new(pw), &stored).unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
     // Rotation: p2 current, p1 retired.
     let v2 = PasswordHasher::new(Argon2Params::default(), Some(pepper("p2", 2)))
@@ -172,20 +173,20 @@ fn pepper_is_required_and_rotates() {
         .unwrap();
     assert_eq!(
         v2.verify(&Password::new(pw), &stored).unwrap(),
-        Verification::Verified { needs_rehash: true }
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
     );
     let fresh = v2.hash(&new_pw(pw)).unwrap();
     assert_eq!(
         v2.verify(&Password::new(pw), &fresh).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
     // An unpeppered hash under a peppered hasher verifies and needs a rehash.
     let plain = PasswordHasher::default().hash(&new_pw(pw)).unwrap();
     assert_eq!(
         v2.verify(&Password::new(pw), &plain).unwrap(),
-        Verification::Verified { needs_rehash: true }
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
     );
     assert!(matches!(
         v2.with_retired_pepper(pepper("p2", 3)),
@@ -261,9 +262,12 @@ fn absurdly_long_password_is_a_mismatch() {
     let huge = Password::new("a".repeat(1_000_000));
     assert_eq!(
         hasher.verify(&huge, &stored).unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
-    assert_eq!(hasher.dummy_verify(&huge), Verification::Mismatch);
+    assert_eq!(
+        hasher.dummy_verify(&huge),
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
+    );
 }
 
 #[test]
@@ -281,11 +285,11 @@ fn dummy_verify_uses_current_params_and_costs_a_real_verify() {
         hasher
             .verify(&Password::new("anything at all"), hasher.dummy_hash())
             .unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
     assert_eq!(
         hasher.dummy_verify(&Password::new("anything at all")),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
 
     let stored = hasher.hash(&new_pw("a long enough password")).unwrap();
@@ -457,9 +461,20 @@ fn secrets_never_show_in_debug_or_errors() {
 }
 
 #[test]
-fn verification_helpers() {
-    assert!(Verification::Verified { needs_rehash: true }.is_verified());
-    assert!(!Verification::Mismatch.is_verified());
+fn a_mismatch_has_one_code_and_a_message_without_detail() {
+    use finsec_auth::outcome::CredentialRejection as _;
+    let hasher = PasswordHasher::default();
+    let stored = hasher.hash(&new_pw("pw-ok-1234567")).unwrap();
+    let outcome = hasher
+        .verify(&Password::new("pw-wrong-123456"), &stored)
+        .unwrap();
+    let why = outcome.rejection().expect("a wrong password is rejected");
+    assert_eq!(why.code(), "password.mismatch");
+    assert_eq!(why.to_string(), "password does not match");
+    assert_eq!(
+        hasher.dummy_verify(&Password::new("pw-wrong-123456")),
+        outcome
+    );
 }
 
 proptest::proptest! {
@@ -472,7 +487,7 @@ proptest::proptest! {
         let _ = PasswordPolicy::default().check(&Password::new(pw.as_str()));
         let hasher = PasswordHasher::default();
         if let Ok(v) = hasher.verify(&Password::new(pw.as_str()), &stored) {
-            proptest::prop_assert!(!v.is_verified());
+            proptest::prop_assert!(!v.is_accepted());
         }
     }
 }
@@ -491,7 +506,10 @@ fn verify_and_rehash_upgrades_old_hashes_without_the_policy() {
     let (v, new) = current
         .verify_and_rehash(&Password::new(typed), &stored)
         .unwrap();
-    assert_eq!(v, Verification::Verified { needs_rehash: true });
+    assert_eq!(
+        v,
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
+    );
     let new = new.unwrap();
     assert!(new.starts_with("$argon2id$v=19$m=32768,t=2,p=1$"), "{new}");
     assert_eq!(
@@ -499,9 +517,9 @@ fn verify_and_rehash_upgrades_old_hashes_without_the_policy() {
             .verify_and_rehash(&Password::new(typed), &new)
             .unwrap(),
         (
-            Verification::Verified {
+            CredentialOutcome::Accepted(PasswordAccepted {
                 needs_rehash: false
-            },
+            }),
             None
         )
     );
@@ -509,6 +527,9 @@ fn verify_and_rehash_upgrades_old_hashes_without_the_policy() {
         current
             .verify_and_rehash(&Password::new("8 chars?"), &stored)
             .unwrap(),
-        (Verification::Mismatch, None)
+        (
+            CredentialOutcome::Rejected(PasswordRejection::Mismatch),
+            None
+        )
     );
 }

@@ -3,9 +3,10 @@
 
 #![cfg(all(test, feature = "legacy-bcrypt"))]
 
+use finsec_auth::outcome::CredentialOutcome;
 use finsec_auth::passwords::legacy::{BCRYPT_MAX_PASSWORD_BYTES, MAX_BCRYPT_COST, verify_bcrypt};
 use finsec_auth::passwords::{
-    Password, PasswordError, PasswordHasher, PasswordPolicy, Verification,
+    Password, PasswordAccepted, PasswordError, PasswordHasher, PasswordPolicy, PasswordRejection,
 };
 
 /// (password, hash) from OpenWall's crypt_blowfish test suite (`wrapper.c`); `$2b$` and
@@ -42,14 +43,14 @@ fn openwall_vectors_verify_and_need_rehash() {
             let stored = format!("{prefix}{}", &hash[4..]);
             assert_eq!(
                 hasher.verify(&Password::new(*pw), &stored).unwrap(),
-                Verification::Verified { needs_rehash: true },
+                CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true }),
                 "{stored}"
             );
             // Prefix, not suffix: bytes after the 72nd do not count.
             let wrong = format!("!{pw}");
             assert_eq!(
                 hasher.verify(&Password::new(wrong), &stored).unwrap(),
-                Verification::Mismatch,
+                CredentialOutcome::Rejected(PasswordRejection::Mismatch),
                 "{stored}"
             );
             ran += 1;
@@ -68,13 +69,13 @@ fn long_passwords_truncate_at_72_bytes_like_passlib() {
         assert!(
             verify_bcrypt(&Password::new(pw), stored)
                 .unwrap()
-                .is_verified()
+                .is_accepted()
         );
     }
     // 71 bytes is a different password.
     assert_eq!(
         verify_bcrypt(&Password::new(&long[..71]), stored).unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
 }
 
@@ -87,11 +88,11 @@ fn legacy_passwords_are_not_normalised() {
     assert!(
         verify_bcrypt(&Password::new("cafe\u{301}"), &stored)
             .unwrap()
-            .is_verified()
+            .is_accepted()
     );
     assert_eq!(
         verify_bcrypt(&Password::new("caf\u{e9}"), &stored).unwrap(),
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     );
 }
 
@@ -123,7 +124,7 @@ fn migration_on_successful_login() {
     let hasher = PasswordHasher::default();
     let typed = "my old platform password";
     let legacy = bcrypt::hash(typed, 4).unwrap();
-    let Verification::Verified { needs_rehash: true } =
+    let CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true }) =
         hasher.verify(&Password::new(typed), &legacy).unwrap()
     else {
         panic!("legacy hash did not verify");
@@ -136,9 +137,9 @@ fn migration_on_successful_login() {
     assert!(migrated.starts_with("$argon2id$"));
     assert_eq!(
         hasher.verify(&Password::new(typed), &migrated).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
 }
 
@@ -151,13 +152,16 @@ fn verify_and_rehash_migrates_bcrypt() {
             "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
         )
         .unwrap();
-    assert_eq!(v, Verification::Verified { needs_rehash: true });
+    assert_eq!(
+        v,
+        CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true })
+    );
     let new = new.unwrap();
     assert!(new.starts_with("$argon2id$"));
     assert_eq!(
         hasher.verify(&Password::new("U*U"), &new).unwrap(),
-        Verification::Verified {
+        CredentialOutcome::Accepted(PasswordAccepted {
             needs_rehash: false
-        }
+        })
     );
 }

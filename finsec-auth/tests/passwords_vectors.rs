@@ -8,7 +8,10 @@ use std::fs;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD_NO_PAD;
-use finsec_auth::passwords::{Password, PasswordError, PasswordHasher, Verification};
+use finsec_auth::outcome::CredentialOutcome;
+use finsec_auth::passwords::{
+    Password, PasswordAccepted, PasswordError, PasswordHasher, PasswordRejection,
+};
 use serde::Deserialize;
 
 macro_rules! vector_path {
@@ -69,14 +72,14 @@ fn reference_phc_strings_verify() {
             hasher
                 .verify(&Password::new(t.password.as_str()), &t.phc)
                 .unwrap(),
-            Verification::Verified { needs_rehash: true },
+            CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true }),
             "{}",
             t.id
         );
         let wrong = format!("{}x", t.password);
         assert_eq!(
             hasher.verify(&Password::new(wrong), &t.phc).unwrap(),
-            Verification::Mismatch,
+            CredentialOutcome::Rejected(PasswordRejection::Mismatch),
             "{}",
             t.id
         );
@@ -93,11 +96,16 @@ fn reference_verify_cases() {
     for c in &file.verify_cases {
         let got = hasher.verify(&Password::new(c.password.as_str()), &c.phc);
         if c.expected {
-            assert!(got.unwrap().is_verified(), "{}", c.why);
+            assert!(got.unwrap().is_accepted(), "{}", c.why);
             pass += 1;
         } else {
             match got {
-                Ok(v) => assert_eq!(v, Verification::Mismatch, "{}", c.why),
+                Ok(v) => assert_eq!(
+                    v,
+                    CredentialOutcome::Rejected(PasswordRejection::Mismatch),
+                    "{}",
+                    c.why
+                ),
                 // Only the variant swap is refused outright: finsec verifies argon2id only.
                 Err(PasswordError::InvalidStoredHash { reason }) => {
                     assert!(c.phc.starts_with("$argon2i$"), "{}: {reason}", c.why);
@@ -181,7 +189,10 @@ fn rfc9106_vectors() {
             assert_eq!(out, tag, "{}", t.id);
             // Without the secret the crate's path cannot reproduce the tag: a mismatch.
             let pw = Password::new(String::from_utf8(password).unwrap());
-            assert_eq!(hasher.verify(&pw, &phc).unwrap(), Verification::Mismatch);
+            assert_eq!(
+                hasher.verify(&pw, &phc).unwrap(),
+                CredentialOutcome::Rejected(PasswordRejection::Mismatch)
+            );
             id_cases += 1;
         } else {
             let pw = Password::new(String::from_utf8(password).unwrap());

@@ -6,8 +6,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use finsec_auth::tokens::{
-    Claims, Kid, Signer, SigningAlgorithm, SigningKey, TokenError, Validation, VerificationKey,
-    Verifier,
+    Claims, Kid, Signer, SigningAlgorithm, SigningKey, TokenError, TokenRejection, Validation,
+    VerificationKey, Verifier,
 };
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -118,8 +118,8 @@ fn good_payload() -> String {
     serde_json::to_string(&claims()).unwrap()
 }
 
-fn verify(f: &Fixture, token: &str) -> Result<Claims<App>, TokenError> {
-    f.verifier.verify_at::<App>(token, now())
+fn verify(f: &Fixture, token: &str) -> Result<Claims<App>, TokenRejection> {
+    f.verifier.verify_at::<App>(token, now()).into_result()
 }
 
 #[test]
@@ -145,7 +145,10 @@ fn round_trip_every_algorithm() {
         )
         .unwrap();
         assert_eq!(header["alg"], alg.as_str());
-        assert_eq!(v.verify_at::<App>(&token, now()).unwrap(), claims());
+        assert_eq!(
+            v.verify_at::<App>(&token, now()).into_result().unwrap(),
+            claims()
+        );
     }
 }
 
@@ -170,11 +173,14 @@ fn generated_keys_rotate_and_round_trip_through_jwks() {
     let v = Verifier::from_jwks(&parsed, Validation::new(ISS, AUD)).unwrap();
     for key in [old, new] {
         let token = Signer::new(key).sign(&claims()).unwrap();
-        assert_eq!(v.verify_at::<App>(&token, now()).unwrap(), claims());
+        assert_eq!(
+            v.verify_at::<App>(&token, now()).into_result().unwrap(),
+            claims()
+        );
     }
     assert_eq!(
-        v.verify_at::<App>(&old_token, now()),
-        Err(TokenError::UnknownKid("x".into()))
+        v.verify_at::<App>(&old_token, now()).into_result(),
+        Err(TokenRejection::UnknownKid("x".into()))
     );
 }
 
@@ -222,7 +228,7 @@ fn alg_none_in_every_casing_is_refused() {
                 b64(header.as_bytes()),
                 b64(good_payload().as_bytes())
             );
-            assert_eq!(verify(&f, &token), Err(TokenError::AlgNone), "{alg}");
+            assert_eq!(verify(&f, &token), Err(TokenRejection::AlgNone), "{alg}");
             ran += 1;
         }
     }
@@ -244,7 +250,7 @@ fn hs256_keyed_with_a_public_key_is_refused() {
         let token = forge_hs256(&header, &good_payload(), &public);
         assert_eq!(
             verify(&f, &token),
-            Err(TokenError::AlgorithmMismatch {
+            Err(TokenRejection::AlgorithmMismatch {
                 header: "HS256".into(),
                 key: key_alg
             })
@@ -255,7 +261,7 @@ fn hs256_keyed_with_a_public_key_is_refused() {
     let token = forge_hs256(header, &good_payload(), &HS_SECRET);
     assert!(matches!(
         verify(&f, &token),
-        Err(TokenError::AlgorithmMismatch { .. })
+        Err(TokenRejection::AlgorithmMismatch { .. })
     ));
 }
 
@@ -269,7 +275,7 @@ fn unknown_and_hostile_kids_are_refused() {
     );
     assert_eq!(
         verify(&f, &token),
-        Err(TokenError::UnknownKid("hs-2".into()))
+        Err(TokenRejection::UnknownKid("hs-2".into()))
     );
     for hostile in [
         "../../etc/passwd",
@@ -286,25 +292,31 @@ fn unknown_and_hostile_kids_are_refused() {
         let token = forge_hs256(&header, &good_payload(), &HS_SECRET);
         assert_eq!(
             verify(&f, &token),
-            Err(TokenError::InvalidKid),
+            Err(TokenRejection::InvalidKid),
             "{hostile:?}"
         );
     }
     let token = forge_hs256(r#"{"alg":"HS256","kid":7}"#, &good_payload(), &HS_SECRET);
-    assert_eq!(verify(&f, &token), Err(TokenError::InvalidKid));
+    assert_eq!(verify(&f, &token), Err(TokenRejection::InvalidKid));
 }
 
 #[test]
 fn missing_kid_with_several_keys_is_refused_and_accepted_with_one() {
     let f = fixture();
     let token = forge_hs256(r#"{"alg":"HS256"}"#, &good_payload(), &HS_SECRET);
-    assert_eq!(verify(&f, &token), Err(TokenError::MissingKid));
+    assert_eq!(verify(&f, &token), Err(TokenRejection::MissingKid));
     let single = Verifier::new(
         [VerificationKey::hmac(kid("only"), SigningAlgorithm::Hs256, &HS_SECRET).unwrap()],
         Validation::new(ISS, AUD),
     )
     .unwrap();
-    assert_eq!(single.verify_at::<App>(&token, now()).unwrap(), claims());
+    assert_eq!(
+        single
+            .verify_at::<App>(&token, now())
+            .into_result()
+            .unwrap(),
+        claims()
+    );
 }
 
 #[test]
@@ -313,16 +325,30 @@ fn time_claims_are_enforced_with_leeway() {
     let token = f.ed.sign(&claims()).unwrap();
     let exp = claims().exp.unwrap();
     let at = |secs: i64| OffsetDateTime::from_unix_timestamp(secs).unwrap();
-    assert!(f.verifier.verify_at::<App>(&token, at(exp + 29)).is_ok());
+    assert!(
+        f.verifier
+            .verify_at::<App>(&token, at(exp + 29))
+            .into_result()
+            .is_ok()
+    );
     assert_eq!(
-        f.verifier.verify_at::<App>(&token, at(exp + 30)),
-        Err(TokenError::Expired { exp })
+        f.verifier
+            .verify_at::<App>(&token, at(exp + 30))
+            .into_result(),
+        Err(TokenRejection::Expired { exp })
     );
     let nbf = claims().nbf.unwrap();
-    assert!(f.verifier.verify_at::<App>(&token, at(nbf - 30)).is_ok());
+    assert!(
+        f.verifier
+            .verify_at::<App>(&token, at(nbf - 30))
+            .into_result()
+            .is_ok()
+    );
     assert_eq!(
-        f.verifier.verify_at::<App>(&token, at(nbf - 31)),
-        Err(TokenError::NotYetValid { nbf })
+        f.verifier
+            .verify_at::<App>(&token, at(nbf - 31))
+            .into_result(),
+        Err(TokenRejection::NotYetValid { nbf })
     );
     let strict = Verifier::new(
         [SigningKey::ed25519_from_seed(kid("ed-1"), &[1u8; 32])
@@ -332,10 +358,15 @@ fn time_claims_are_enforced_with_leeway() {
     )
     .unwrap();
     assert_eq!(
-        strict.verify_at::<App>(&token, at(exp)),
-        Err(TokenError::Expired { exp })
+        strict.verify_at::<App>(&token, at(exp)).into_result(),
+        Err(TokenRejection::Expired { exp })
     );
-    assert!(strict.verify_at::<App>(&token, at(exp - 1)).is_ok());
+    assert!(
+        strict
+            .verify_at::<App>(&token, at(exp - 1))
+            .into_result()
+            .is_ok()
+    );
 }
 
 #[test]
@@ -345,31 +376,31 @@ fn missing_exp_wrong_iss_wrong_aud_are_refused() {
     c.exp = None;
     assert_eq!(
         verify(&f, &f.hs.sign(&c).unwrap()),
-        Err(TokenError::MissingClaim("exp"))
+        Err(TokenRejection::MissingClaim("exp"))
     );
     let mut c = claims();
     c.iss = Some("https://evil.test".into());
     assert_eq!(
         verify(&f, &f.hs.sign(&c).unwrap()),
-        Err(TokenError::WrongIssuer("https://evil.test".into()))
+        Err(TokenRejection::WrongIssuer("https://evil.test".into()))
     );
     let mut c = claims();
     c.iss = None;
     assert_eq!(
         verify(&f, &f.hs.sign(&c).unwrap()),
-        Err(TokenError::MissingClaim("iss"))
+        Err(TokenRejection::MissingClaim("iss"))
     );
     let mut c = claims();
     c.aud = Some(finsec_auth::tokens::Audience::One("other-api".into()));
     assert_eq!(
         verify(&f, &f.hs.sign(&c).unwrap()),
-        Err(TokenError::WrongAudience)
+        Err(TokenRejection::WrongAudience)
     );
     let mut c = claims();
     c.aud = None;
     assert_eq!(
         verify(&f, &f.hs.sign(&c).unwrap()),
-        Err(TokenError::MissingClaim("aud"))
+        Err(TokenRejection::MissingClaim("aud"))
     );
     let mut c = claims();
     c.aud = Some(finsec_auth::tokens::Audience::Many(vec![
@@ -389,13 +420,19 @@ fn tampering_is_detected() {
         evil.extra.role = "admin".into();
         let evil_payload = b64(serde_json::to_string(&evil).unwrap().as_bytes());
         let changed = format!("{}.{evil_payload}.{}", parts[0], parts[2]);
-        assert_eq!(verify(&f, &changed), Err(TokenError::InvalidSignature));
+        assert_eq!(verify(&f, &changed), Err(TokenRejection::InvalidSignature));
         let stripped = format!("{}.{}.", parts[0], parts[1]);
-        assert_eq!(verify(&f, &stripped), Err(TokenError::InvalidSignature));
+        assert_eq!(verify(&f, &stripped), Err(TokenRejection::InvalidSignature));
         let two = format!("{}.{}", parts[0], parts[1]);
-        assert!(matches!(verify(&f, &two), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            verify(&f, &two),
+            Err(TokenRejection::Malformed(_))
+        ));
         let four = format!("{token}.{}", parts[2]);
-        assert!(matches!(verify(&f, &four), Err(TokenError::Malformed(_))));
+        assert!(matches!(
+            verify(&f, &four),
+            Err(TokenRejection::Malformed(_))
+        ));
     }
 }
 
@@ -409,7 +446,7 @@ fn signature_from_another_key_with_the_same_kid_is_refused() {
     ];
     for key in cases {
         let token = Signer::new(key).sign(&claims()).unwrap();
-        assert_eq!(verify(&f, &token), Err(TokenError::InvalidSignature));
+        assert_eq!(verify(&f, &token), Err(TokenRejection::InvalidSignature));
     }
 }
 
@@ -419,7 +456,7 @@ fn oversized_tokens_are_refused_before_parsing() {
     let token = "a".repeat(8 * 1024 + 1);
     assert_eq!(
         verify(&f, &token),
-        Err(TokenError::TooLarge {
+        Err(TokenRejection::TooLarge {
             len: 8193,
             max: 8192
         })
@@ -431,8 +468,8 @@ fn oversized_tokens_are_refused_before_parsing() {
     .unwrap();
     let token = f.hs.sign(&claims()).unwrap();
     assert!(matches!(
-        small.verify_at::<App>(&token, now()),
-        Err(TokenError::TooLarge { max: 64, .. })
+        small.verify_at::<App>(&token, now()).into_result(),
+        Err(TokenRejection::TooLarge { max: 64, .. })
     ));
 }
 
@@ -457,7 +494,10 @@ fn malformed_base64_and_json_are_refused() {
     for case in &cases {
         let err = verify(&f, case).unwrap_err();
         assert!(
-            matches!(err, TokenError::Malformed(_) | TokenError::InvalidClaims(_)),
+            matches!(
+                err,
+                TokenRejection::Malformed(_) | TokenRejection::InvalidClaims(_)
+            ),
             "{case}: {err:?}"
         );
     }
@@ -469,7 +509,7 @@ fn malformed_base64_and_json_are_refused() {
     );
     assert!(matches!(
         verify(&f, &token),
-        Err(TokenError::InvalidClaims(_))
+        Err(TokenRejection::InvalidClaims(_))
     ));
 }
 
@@ -483,7 +523,7 @@ fn duplicate_json_members_are_refused() {
     let token = forge_hs256(header, &good_payload(), &HS_SECRET);
     assert_eq!(
         verify(&f, &token),
-        Err(TokenError::DuplicateMember {
+        Err(TokenRejection::DuplicateMember {
             part: "header",
             name: "alg".into()
         })
@@ -495,7 +535,7 @@ fn duplicate_json_members_are_refused() {
     let token = forge_hs256(r#"{"alg":"HS256","kid":"hs-1"}"#, &payload, &HS_SECRET);
     assert_eq!(
         verify(&f, &token),
-        Err(TokenError::DuplicateMember {
+        Err(TokenRejection::DuplicateMember {
             part: "payload",
             name: "sub".into()
         })
@@ -506,7 +546,7 @@ fn duplicate_json_members_are_refused() {
     let token = forge_hs256(r#"{"alg":"HS256","kid":"hs-1"}"#, &nested, &HS_SECRET);
     assert!(matches!(
         verify(&f, &token),
-        Err(TokenError::DuplicateMember {
+        Err(TokenRejection::DuplicateMember {
             part: "payload",
             ..
         })
@@ -519,12 +559,12 @@ fn crit_and_key_carrying_headers_are_refused() {
     let crit = r#"{"alg":"HS256","kid":"hs-1","crit":["exp"],"exp":1}"#;
     assert_eq!(
         verify(&f, &forge_hs256(crit, &good_payload(), &HS_SECRET)),
-        Err(TokenError::UnsupportedCrit("exp".into()))
+        Err(TokenRejection::UnsupportedCrit("exp".into()))
     );
     let b64crit = r#"{"alg":"HS256","kid":"hs-1","crit":["b64"],"b64":false}"#;
     assert_eq!(
         verify(&f, &forge_hs256(b64crit, &good_payload(), &HS_SECRET)),
-        Err(TokenError::UnsupportedCrit("b64".into()))
+        Err(TokenRejection::UnsupportedCrit("b64".into()))
     );
     for (name, value) in [
         ("jku", serde_json::json!("https://evil.test/jwks.json")),
@@ -538,7 +578,10 @@ fn crit_and_key_carrying_headers_are_refused() {
         let mut header = serde_json::json!({"alg": "HS256", "kid": "hs-1"});
         header[name] = value;
         let token = forge_hs256(&header.to_string(), &good_payload(), &HS_SECRET);
-        assert_eq!(verify(&f, &token), Err(TokenError::ForbiddenHeader(name)));
+        assert_eq!(
+            verify(&f, &token),
+            Err(TokenRejection::ForbiddenHeader(name))
+        );
     }
 }
 

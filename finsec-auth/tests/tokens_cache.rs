@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use finsec_auth::tokens::{
     CacheStats, Claims, Kid, MemoryRefreshTokenStore, MemoryRevocationStore, Signer, SigningKey,
-    TokenError, TokenService, Validation, Verifier,
+    TokenRejection, TokenService, Validation, Verifier,
 };
 use secrecy::ExposeSecret as _;
 use time::{Duration, OffsetDateTime};
@@ -46,7 +46,7 @@ fn stats(v: &Verifier) -> CacheStats {
 fn a_second_verification_is_a_hit_with_the_same_claims() {
     let v = verifier(8);
     let t = token("alice", Duration::minutes(15));
-    let first: Claims<()> = v.verify_at(&t, now()).unwrap();
+    let first: Claims<()> = v.verify_at(&t, now()).into_result().unwrap();
     assert_eq!(
         stats(&v),
         CacheStats {
@@ -56,12 +56,15 @@ fn a_second_verification_is_a_hit_with_the_same_claims() {
             misses: 1
         }
     );
-    let second: Claims<()> = v.verify_at(&t, now() + Duration::seconds(5)).unwrap();
+    let second: Claims<()> = v
+        .verify_at(&t, now() + Duration::seconds(5))
+        .into_result()
+        .unwrap();
     assert_eq!(first, second);
     assert_eq!((stats(&v).hits, stats(&v).misses), (1, 1));
     // A clone shares the cache.
     let clone = v.clone();
-    let _: Claims<()> = clone.verify_at(&t, now()).unwrap();
+    let _: Claims<()> = clone.verify_at(&t, now()).into_result().unwrap();
     assert_eq!(stats(&v).hits, 2);
     // Without a cache there are no counters.
     let plain = Verifier::new(
@@ -76,16 +79,22 @@ fn a_second_verification_is_a_hit_with_the_same_claims() {
 fn expiry_is_enforced_on_a_hit_and_drops_the_entry() {
     let v = verifier(8);
     let t = token("bob", Duration::minutes(1));
-    let _: Claims<()> = v.verify_at(&t, now()).unwrap();
-    let _: Claims<()> = v.verify_at(&t, now()).unwrap();
+    let _: Claims<()> = v.verify_at(&t, now()).into_result().unwrap();
+    let _: Claims<()> = v.verify_at(&t, now()).into_result().unwrap();
     assert_eq!(stats(&v).hits, 1);
     let later = now() + Duration::minutes(2);
-    let refused = v.verify_at::<()>(&t, later).unwrap_err();
-    assert!(matches!(refused, TokenError::Expired { .. }), "{refused:?}");
+    let refused = v.verify_at::<()>(&t, later).into_result().unwrap_err();
+    assert!(
+        matches!(refused, TokenRejection::Expired { .. }),
+        "{refused:?}"
+    );
     assert_eq!(stats(&v).entries, 0);
     // Still refused afterwards (now a miss, and not cached again).
-    let refused = v.verify_at::<()>(&t, later).unwrap_err();
-    assert!(matches!(refused, TokenError::Expired { .. }), "{refused:?}");
+    let refused = v.verify_at::<()>(&t, later).into_result().unwrap_err();
+    assert!(
+        matches!(refused, TokenRejection::Expired { .. }),
+        "{refused:?}"
+    );
     assert_eq!(stats(&v).entries, 0);
 }
 
@@ -104,24 +113,25 @@ fn refused_tokens_are_never_cached() {
     let expired = token("old", Duration::seconds(1));
     let large = "a".repeat(9 * 1024);
     for _ in 0..2 {
-        assert!(v.verify_at::<()>(&forged, now()).is_err());
+        assert!(v.verify_at::<()>(&forged, now()).into_result().is_err());
         assert!(matches!(
-            v.verify_at::<()>(&other_audience, now()),
-            Err(TokenError::WrongAudience)
+            v.verify_at::<()>(&other_audience, now()).into_result(),
+            Err(TokenRejection::WrongAudience)
         ));
         assert!(matches!(
-            v.verify_at::<()>(&expired, now() + Duration::minutes(1)),
-            Err(TokenError::Expired { .. })
+            v.verify_at::<()>(&expired, now() + Duration::minutes(1))
+                .into_result(),
+            Err(TokenRejection::Expired { .. })
         ));
         assert!(matches!(
-            v.verify_at::<()>(&large, now()),
-            Err(TokenError::TooLarge { .. })
+            v.verify_at::<()>(&large, now()).into_result(),
+            Err(TokenRejection::TooLarge { .. })
         ));
     }
     assert_eq!(stats(&v).entries, 0);
     assert_eq!(stats(&v).hits, 0);
     // The genuine token is accepted after all of that.
-    let _: Claims<()> = v.verify_at(&t, now()).unwrap();
+    let _: Claims<()> = v.verify_at(&t, now()).into_result().unwrap();
     assert_eq!(stats(&v).entries, 1);
 }
 
@@ -132,16 +142,16 @@ fn memory_is_bounded() {
         .map(|n| token(&format!("user-{n}"), Duration::minutes(15)))
         .collect();
     for t in &tokens {
-        let _: Claims<()> = v.verify_at(t, now()).unwrap();
+        let _: Claims<()> = v.verify_at(t, now()).into_result().unwrap();
         assert!(stats(&v).entries <= 4);
     }
     assert_eq!(stats(&v).entries, 4);
     // The newest four are held; older ones are verified again (and still accepted).
     for t in &tokens[16..] {
-        let _: Claims<()> = v.verify_at(t, now()).unwrap();
+        let _: Claims<()> = v.verify_at(t, now()).into_result().unwrap();
     }
     assert_eq!(stats(&v).hits, 4);
-    let _: Claims<()> = v.verify_at(&tokens[0], now()).unwrap();
+    let _: Claims<()> = v.verify_at(&tokens[0], now()).into_result().unwrap();
     assert_eq!(stats(&v).hits, 4);
     assert_eq!(stats(&v).entries, 4);
 }
@@ -156,11 +166,25 @@ async fn revocation_is_checked_on_every_call() {
     );
     let pair = service.issue_pair_at("dave", (), now()).await.unwrap();
     let access = pair.access_token.expose_secret();
-    let claims: Claims<()> = service.verify_access_at(access, now()).await.unwrap();
-    let _: Claims<()> = service.verify_access_at(access, now()).await.unwrap();
+    let claims: Claims<()> = service
+        .verify_access_at(access, now())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let _: Claims<()> = service
+        .verify_access_at(access, now())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     service.revoke(&claims).await.unwrap();
     assert_eq!(
-        service.verify_access_at::<()>(access, now()).await,
-        Err(TokenError::Revoked)
+        service
+            .verify_access_at::<()>(access, now())
+            .await
+            .unwrap()
+            .into_result(),
+        Err(TokenRejection::Revoked)
     );
 }

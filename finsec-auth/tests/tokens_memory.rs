@@ -5,8 +5,8 @@ use finsec_auth::tokens::testing::{
     refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
 };
 use finsec_auth::tokens::{
-    Claims, Kid, MemoryRefreshTokenStore, MemoryRevocationStore, Signer, SigningKey, TokenError,
-    TokenService, Validation, Verifier,
+    Claims, Kid, MemoryRefreshTokenStore, MemoryRevocationStore, Signer, SigningKey,
+    TokenRejection, TokenService, Validation, Verifier,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,8 @@ async fn pair_issue_verify_and_rotate() {
     let claims: Claims<App> = s
         .verify_access_at(pair.access_token.expose_secret(), now())
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(claims.sub.as_deref(), Some("user-1"));
     assert_eq!(claims.extra, app());
@@ -72,6 +74,8 @@ async fn pair_issue_verify_and_rotate() {
     let second = s
         .refresh_at(&pair.refresh_token, app(), later)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(second.family, pair.family);
     assert_ne!(
@@ -81,14 +85,18 @@ async fn pair_issue_verify_and_rotate() {
     let claims: Claims<App> = s
         .verify_access_at(second.access_token.expose_secret(), later)
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(claims.sub.as_deref(), Some("user-1"));
     // The refresh token is opaque, never a JWT.
     assert_eq!(
         s.verify_access_at::<App>(second.refresh_token.expose_secret(), later)
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::Malformed("expected three segments")
+        TokenRejection::Malformed("expected three segments")
     );
 }
 
@@ -99,12 +107,16 @@ async fn refresh_reuse_revokes_the_family() {
     let second = s
         .refresh_at(&pair.refresh_token, app(), now())
         .await
+        .unwrap()
+        .into_result()
         .unwrap();
     assert_eq!(
         s.refresh_at(&pair.refresh_token, app(), now())
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshReused {
+        TokenRejection::RefreshReused {
             family: pair.family.clone()
         }
     );
@@ -112,14 +124,18 @@ async fn refresh_reuse_revokes_the_family() {
     assert_eq!(
         s.refresh_at(&second.refresh_token, app(), now())
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshFamilyRevoked
+        TokenRejection::RefreshFamilyRevoked
     );
     // Other families are unaffected.
     let other = s.issue_pair_at("user-2", app(), now()).await.unwrap();
     assert!(
         s.refresh_at(&other.refresh_token, app(), now())
             .await
+            .unwrap()
+            .into_result()
             .is_ok()
     );
 }
@@ -130,24 +146,30 @@ async fn refresh_unknown_expired_and_logged_out() {
     assert_eq!(
         s.refresh_at(&SecretString::from("nope"), app(), now())
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::UnknownRefreshToken
+        TokenRejection::UnknownRefreshToken
     );
     let pair = s.issue_pair_at("user-1", app(), now()).await.unwrap();
     assert_eq!(pair.refresh_expires_at, now() + Duration::hours(1));
     assert_eq!(
         s.refresh_at(&pair.refresh_token, app(), now() + Duration::hours(1))
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshExpired
+        TokenRejection::RefreshExpired
     );
     let pair = s.issue_pair_at("user-1", app(), now()).await.unwrap();
     s.revoke_family_at(&pair.family, now()).await.unwrap();
     assert_eq!(
         s.refresh_at(&pair.refresh_token, app(), now())
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshFamilyRevoked
+        TokenRejection::RefreshFamilyRevoked
     );
 }
 
@@ -156,17 +178,28 @@ async fn access_tokens_are_revoked_by_jti_until_expiry() {
     let s = service();
     let pair = s.issue_pair_at("user-1", app(), now()).await.unwrap();
     let token = pair.access_token.expose_secret();
-    let claims: Claims<App> = s.verify_access_at(token, now()).await.unwrap();
+    let claims: Claims<App> = s
+        .verify_access_at(token, now())
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     s.revoke(&claims).await.unwrap();
     assert_eq!(
-        s.verify_access_at::<App>(token, now()).await.unwrap_err(),
-        TokenError::Revoked
+        s.verify_access_at::<App>(token, now())
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err(),
+        TokenRejection::Revoked
     );
     // Another token of the same user is unaffected.
     let other = s.issue_pair_at("user-1", app(), now()).await.unwrap();
     assert!(
         s.verify_access_at::<App>(other.access_token.expose_secret(), now())
             .await
+            .unwrap()
+            .into_result()
             .is_ok()
     );
 }

@@ -8,7 +8,7 @@ use finsec_auth::tokens::testing::{
     refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
 };
 use finsec_auth::tokens::{
-    Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,
+    Kid, Signer, SigningKey, TokenRejection, TokenService, Validation, Verifier,
 };
 use finsec_testkit::PgTestDb;
 use std::sync::Arc;
@@ -69,20 +69,29 @@ async fn tokens_postgres_service_detects_reuse_across_instances() {
     let b = service(db.new_pool().await);
     let now = OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
     let pair = a.issue_pair_at("u", (), now).await.unwrap();
-    let second = b.refresh_at(&pair.refresh_token, (), now).await.unwrap();
+    let second = b
+        .refresh_at(&pair.refresh_token, (), now)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     assert_eq!(
         a.refresh_at(&pair.refresh_token, (), now)
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshReused {
+        TokenRejection::RefreshReused {
             family: pair.family.clone()
         }
     );
     assert_eq!(
         b.refresh_at(&second.refresh_token, (), now)
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshFamilyRevoked
+        TokenRejection::RefreshFamilyRevoked
     );
     db.cleanup().await;
 }

@@ -74,12 +74,21 @@ fn default_features_unify_to_one_backend_and_nothing_panics() {
 
         // finsec first: it never consults the process-wide provider.
         let token = signer.sign(&claims).unwrap();
-        assert_eq!(verifier.verify_at::<()>(&token, now).unwrap(), claims);
+        assert_eq!(
+            verifier.verify_at::<()>(&token, now).into_result().unwrap(),
+            claims
+        );
 
         // jsonwebtoken's own API, on the provider it picks from its features: no panic.
         // (Had a second backend been unified, this call would panic here.)
         let raw_token = jsonwebtoken::encode(&header, &claims, &raw_enc).unwrap();
-        assert_eq!(verifier.verify_at::<()>(&raw_token, now).unwrap(), claims);
+        assert_eq!(
+            verifier
+                .verify_at::<()>(&raw_token, now)
+                .into_result()
+                .unwrap(),
+            claims
+        );
 
         let decoded =
             jsonwebtoken::decode::<Claims<()>>(&token, &raw_dec, &raw_validation(raw_alg)).unwrap();
@@ -90,7 +99,12 @@ fn default_features_unify_to_one_backend_and_nothing_panics() {
         let mut sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
         sig[0] ^= 1;
         let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode(&sig));
-        assert!(verifier.verify_at::<()>(&forged, now).is_err());
+        assert!(
+            verifier
+                .verify_at::<()>(&forged, now)
+                .into_result()
+                .is_err()
+        );
         assert!(
             jsonwebtoken::decode::<Claims<()>>(&forged, &raw_dec, &raw_validation(raw_alg))
                 .is_err()

@@ -6,7 +6,7 @@ use finsec_auth::tokens::testing::{
     refresh_store_conformance, revocation_store_conformance, token_stores_two_instances,
 };
 use finsec_auth::tokens::{
-    Kid, Signer, SigningKey, TokenError, TokenService, Validation, Verifier,
+    Kid, Signer, SigningKey, TokenRejection, TokenService, Validation, Verifier,
 };
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -56,20 +56,29 @@ async fn tokens_redis_service_detects_reuse() {
     );
     let now = OffsetDateTime::now_utc();
     let pair = s.issue_pair_at("u", (), now).await.unwrap();
-    let second = s.refresh_at(&pair.refresh_token, (), now).await.unwrap();
+    let second = s
+        .refresh_at(&pair.refresh_token, (), now)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
     assert_eq!(
         s.refresh_at(&pair.refresh_token, (), now)
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshReused {
+        TokenRejection::RefreshReused {
             family: pair.family.clone()
         }
     );
     assert_eq!(
         s.refresh_at(&second.refresh_token, (), now)
             .await
+            .unwrap()
+            .into_result()
             .unwrap_err(),
-        TokenError::RefreshFamilyRevoked
+        TokenRejection::RefreshFamilyRevoked
     );
     r.cleanup().await;
 }

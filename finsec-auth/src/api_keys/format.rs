@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::{ApiKeyError, RejectReason, Rejection, Result};
+use super::{ApiKeyError, ApiKeyRejection, RejectReason, Result};
 
 /// The fixed prefix of every key.
 pub const PREFIX: &str = "fsk_";
@@ -236,10 +236,10 @@ impl ParsedApiKey {
     /// store lookup.
     ///
     /// # Errors
-    /// [`ApiKeyError::Rejected`] with reason [`RejectReason::Malformed`] or
+    /// An [`ApiKeyRejection`] with reason [`RejectReason::Malformed`] or
     /// [`RejectReason::BadChecksum`]. The message never contains the input.
-    pub fn parse(input: &str) -> Result<Self> {
-        let reject = |reason| ApiKeyError::Rejected(Rejection::new(reason, None));
+    pub fn parse(input: &str) -> Result<Self, ApiKeyRejection> {
+        let reject = |reason| ApiKeyRejection::new(reason, None);
         let bytes = input.as_bytes();
         if bytes.len() != KEY_LEN || !bytes.starts_with(PREFIX.as_bytes()) {
             return Err(reject(RejectReason::Malformed));
@@ -271,7 +271,7 @@ impl ParsedApiKey {
     ///
     /// # Errors
     /// As [`parse`](Self::parse).
-    pub fn parse_secret(input: &SecretString) -> Result<Self> {
+    pub fn parse_secret(input: &SecretString) -> Result<Self, ApiKeyRejection> {
         Self::parse(input.expose_secret())
     }
 
@@ -329,7 +329,7 @@ mod tests {
             body.replace_range(start..end, &text[start..end].to_ascii_uppercase());
             let forged = format!("{body}{:08x}", crc32(body.as_bytes()));
             match ParsedApiKey::parse(&forged) {
-                Err(ApiKeyError::Rejected(r)) => {
+                Err(r) => {
                     assert_eq!(r.reason(), RejectReason::Malformed, "{start}..{end}");
                 }
                 other => panic!("{start}..{end}: {other:?}"),

@@ -4,7 +4,8 @@
 //!
 //! ```
 //! # async fn example() -> finsec_auth::api_keys::Result<()> {
-//! use finsec_auth::api_keys::{ApiKeys, MemoryApiKeyStore, NewApiKey};
+//! use finsec_auth::api_keys::{ApiKeys, MemoryApiKeyStore, NewApiKey, RejectReason};
+//! use finsec_auth::outcome::CredentialOutcome;
 //! use finsec_rbac::{Permission, PermissionPattern};
 //! use secrecy::ExposeSecret;
 //! use time::OffsetDateTime;
@@ -14,8 +15,15 @@
 //! let scope = PermissionPattern::new("orders:read").unwrap();
 //! let issued = keys.issue_at(NewApiKey::new("alice", vec![scope]), now).await?;
 //! // Show `issued.printable` to the user once; it is never stored.
-//! let verified = keys.verify_at(issued.printable.expose_secret(), now).await?;
-//! assert!(verified.allows(&Permission::new("orders:read").unwrap()));
+//! match keys.verify_at(issued.printable.expose_secret(), now).await? {
+//!     CredentialOutcome::Accepted(key) => {
+//!         assert!(key.allows(&Permission::new("orders:read").unwrap()));
+//!     }
+//!     CredentialOutcome::Rejected(why) => panic!("{:?}", why.reason()),
+//! }
+//! // A typo fails the checksum, without a store lookup; the reason is for the audit log.
+//! let outcome = keys.verify_at("fsk_0123", now).await?;
+//! assert_eq!(outcome.rejection().map(|r| r.reason()), Some(RejectReason::Malformed));
 //! # Ok(())
 //! # }
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(example()).unwrap();
@@ -62,9 +70,9 @@
 //! Defends against: theft of the key table (only hashes of 256-bit secrets, which cannot
 //! be reversed or brute-forced); timing attacks on the comparison (constant-time compare
 //! via `subtle`, and a dummy hash comparison for unknown ids); probing (unknown id, wrong
-//! secret, revoked, expired and malformed keys all reach the caller as one
-//! [`ApiKeyError::Rejected`] with the same message; the [`RejectReason`] is available for
-//! the audit log via [`Rejection::reason`]); secrets leaking into logs (no type holding a
+//! secret, revoked, expired and malformed keys all reach the caller as one rejected
+//! [`ApiKeyOutcome`] with the same message; the [`RejectReason`] is available for the
+//! audit log via [`ApiKeyRejection::reason`]); secrets leaking into logs (no type holding a
 //! secret prints it in `Debug`/`Display`, and errors never contain the input); leaked keys
 //! in repositories (fixed prefix and scanner regex); a hash row copied to another id (the
 //! id is hashed in).
@@ -100,6 +108,8 @@ use finsec_rbac::{Permission, PermissionPattern};
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
+use crate::outcome::{CredentialOutcome, CredentialRejection};
+
 pub use format::{ApiKeyId, GeneratedKey, ParsedApiKey, SecretHash};
 pub use store::{ApiKeyRecord, ApiKeyStore, MAX_USE_COUNT, MemoryApiKeyStore, UsageUpdate};
 pub use usage::{UsageBatcher, UsageConfig};
@@ -108,10 +118,6 @@ pub use usage::{UsageBatcher, UsageConfig};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ApiKeyError {
-    /// A presented key was not accepted. The message is the same for every reason; the
-    /// reason is for the audit log.
-    #[error("{0}")]
-    Rejected(Rejection),
     /// A key id string was not 16 lowercase hex digits.
     #[error("invalid api key id of {len} bytes: expected 16 lowercase hex digits")]
     InvalidId {
@@ -219,14 +225,16 @@ pub enum RejectReason {
     Expired,
 }
 
-/// A rejected key: one message for every reason, with the detail kept for auditing.
+/// Why a presented key was refused: one message for every reason, with the detail kept
+/// for auditing ([`reason`](Self::reason), [`key_id`](Self::key_id) and
+/// [`code`](CredentialRejection::code)).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Rejection {
+pub struct ApiKeyRejection {
     reason: RejectReason,
     id: Option<ApiKeyId>,
 }
 
-impl Rejection {
+impl ApiKeyRejection {
     fn new(reason: RejectReason, id: Option<ApiKeyId>) -> Self {
         Self { reason, id }
     }
@@ -242,19 +250,35 @@ impl Rejection {
     }
 }
 
-impl fmt::Debug for Rejection {
+impl fmt::Debug for ApiKeyRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Rejection(..)")
+        f.write_str("ApiKeyRejection(..)")
     }
 }
 
-impl fmt::Display for Rejection {
+impl fmt::Display for ApiKeyRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("api key rejected")
     }
 }
 
-impl std::error::Error for Rejection {}
+impl std::error::Error for ApiKeyRejection {}
+
+impl CredentialRejection for ApiKeyRejection {
+    fn code(&self) -> &'static str {
+        match self.reason {
+            RejectReason::Malformed => "api_key.malformed",
+            RejectReason::BadChecksum => "api_key.bad_checksum",
+            RejectReason::UnknownId => "api_key.unknown_id",
+            RejectReason::WrongSecret => "api_key.wrong_secret",
+            RejectReason::Revoked => "api_key.revoked",
+            RejectReason::Expired => "api_key.expired",
+        }
+    }
+}
+
+/// The result of verifying a presented API key.
+pub type ApiKeyOutcome = CredentialOutcome<VerifiedApiKey, ApiKeyRejection>;
 
 /// What to issue: owner, scopes and optional expiry.
 #[derive(Debug, Clone)]
@@ -403,15 +427,25 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     /// Verifies a presented key at `now`: format and checksum, lookup by id,
     /// constant-time hash compare, revocation and expiry. Counts the use (batched).
     ///
+    /// Every kind of bad key is [`Rejected`](CredentialOutcome::Rejected) with one message;
+    /// the reason is in [`ApiKeyRejection::reason`].
+    ///
     /// # Errors
-    /// [`ApiKeyError::Rejected`] for every kind of bad key (one message; the reason is in
-    /// [`Rejection::reason`]); a store error from the lookup. A failed usage write does not
-    /// fail verification: its counts stay pending for the next flush.
-    pub async fn verify_at(&self, presented: &str, now: OffsetDateTime) -> Result<VerifiedApiKey> {
+    /// A store error from the lookup. A failed usage write does not fail verification: its
+    /// counts stay pending for the next flush.
+    pub async fn verify_at(&self, presented: &str, now: OffsetDateTime) -> Result<ApiKeyOutcome> {
         let now = micros(now);
-        let parsed = ParsedApiKey::parse(presented)?;
+        let parsed = match ParsedApiKey::parse(presented) {
+            Ok(parsed) => parsed,
+            Err(rejection) => return Ok(CredentialOutcome::Rejected(rejection)),
+        };
         let id = parsed.id();
-        let reject = |reason| Err(ApiKeyError::Rejected(Rejection::new(reason, Some(id))));
+        let reject = |reason| {
+            Ok(CredentialOutcome::Rejected(ApiKeyRejection::new(
+                reason,
+                Some(id),
+            )))
+        };
         let Some(record) = self.store.get(&id).await? else {
             // Same work as a wrong secret, so timing does not reveal which ids exist.
             let _ = parsed.hash().ct_eq(&self.dummy);
@@ -433,11 +467,11 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             // and the error surfaces at the next `flush_usage_at`.
             self.usage.restore(batch);
         }
-        Ok(VerifiedApiKey {
+        Ok(CredentialOutcome::Accepted(VerifiedApiKey {
             id,
             owner: record.owner,
             scopes: record.scopes,
-        })
+        }))
     }
 
     /// Writes all pending usage counts to the store now (call periodically and at

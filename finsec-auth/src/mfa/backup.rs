@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use super::error::{MfaError, Result};
 use super::store::{BackupCodeStore, MfaUserId};
+use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 /// How many codes a set has.
 pub const BACKUP_CODE_COUNT: usize = 10;
@@ -215,31 +216,39 @@ fn normalize(input: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
-/// The result of redeeming a backup code. Everything but [`Accepted`](Self::Accepted)
-/// is a failed MFA attempt to count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
+/// Why a backup code was refused. Every one is a failed MFA attempt to count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum BackupCodeOutcome {
-    /// The code was valid and is now used up.
-    Accepted,
+pub enum BackupCodeRejection {
     /// The input was not a backup code of the right shape.
     Malformed,
     /// No unused code of the user matches (wrong, or already used).
     Invalid,
 }
 
-impl BackupCodeOutcome {
-    /// `true` only for [`Accepted`](Self::Accepted).
-    pub fn is_accepted(&self) -> bool {
-        matches!(self, Self::Accepted)
-    }
-
-    /// `true` for every rejection: the caller counts these towards lock-out.
-    pub fn is_failure(&self) -> bool {
-        !self.is_accepted()
+impl fmt::Display for BackupCodeRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "backup code is malformed",
+            Self::Invalid => "backup code does not match an unused code",
+        })
     }
 }
+
+impl std::error::Error for BackupCodeRejection {}
+
+impl CredentialRejection for BackupCodeRejection {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "backup_code.malformed",
+            Self::Invalid => "backup_code.invalid",
+        }
+    }
+}
+
+/// The result of redeeming a backup code: accepted (the code is now used up), or
+/// rejected.
+pub type BackupCodeOutcome = CredentialOutcome<(), BackupCodeRejection>;
 
 /// Redeems `input` as a backup code of `user`, consuming it atomically.
 ///
@@ -252,13 +261,13 @@ pub async fn redeem_backup_code<S: BackupCodeStore + ?Sized>(
     store: &S,
 ) -> Result<BackupCodeOutcome> {
     let Ok(normalized) = normalize(input) else {
-        return Ok(BackupCodeOutcome::Malformed);
+        return Ok(CredentialOutcome::Rejected(BackupCodeRejection::Malformed));
     };
     let hash = key.hash(user, normalized.as_slice())?;
     if store.consume(user, &hash).await? {
-        Ok(BackupCodeOutcome::Accepted)
+        Ok(CredentialOutcome::Accepted(()))
     } else {
-        Ok(BackupCodeOutcome::Invalid)
+        Ok(CredentialOutcome::Rejected(BackupCodeRejection::Invalid))
     }
 }
 

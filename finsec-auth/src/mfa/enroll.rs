@@ -1,7 +1,7 @@
 //! Enrollment: a fresh secret, its `otpauth://` URI and QR code, pending until the user
 //! proves with a first valid code that their authenticator holds it.
 
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::io::Cursor;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use super::error::{MfaError, Result};
 use super::store::{MfaUserId, TotpReplayStore};
-use super::totp::{Totp, TotpOutcome, TotpParams, TotpSecret};
+use super::totp::{Totp, TotpParams, TotpRejection, TotpSecret};
+use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 /// The longest accepted issuer or account name, in bytes.
 pub const MAX_LABEL_LEN: usize = 128;
@@ -65,22 +66,34 @@ pub struct PendingEnrollment {
     totp: Totp,
 }
 
-/// The result of [`PendingEnrollment::confirm_at`].
+/// A confirmation code that was refused: the enrollment, unchanged, to try again, and why.
+/// Count it as a failed attempt.
 #[derive(Debug)]
-#[must_use]
 #[non_exhaustive]
-pub enum Confirmation {
-    /// The code was valid: the credential is active. Its step is recorded as used.
-    Confirmed(Totp),
-    /// The code was rejected; the enrollment is still pending. Count it as a failed
-    /// attempt.
-    Rejected {
-        /// The enrollment, unchanged, to try again.
-        pending: PendingEnrollment,
-        /// Why the code was rejected.
-        outcome: TotpOutcome,
-    },
+pub struct ConfirmationRejected {
+    /// The enrollment, still pending.
+    pub pending: PendingEnrollment,
+    /// Why the code was refused.
+    pub reason: TotpRejection,
 }
+
+impl fmt::Display for ConfirmationRejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "enrollment not confirmed: {}", self.reason)
+    }
+}
+
+impl std::error::Error for ConfirmationRejected {}
+
+impl CredentialRejection for ConfirmationRejected {
+    fn code(&self) -> &'static str {
+        self.reason.code()
+    }
+}
+
+/// The result of [`PendingEnrollment::confirm_at`]: the active credential (its code's step
+/// is recorded as used), or the pending enrollment back with the reason.
+pub type Confirmation = CredentialOutcome<Totp, ConfirmationRejected>;
 
 impl PendingEnrollment {
     /// Starts an enrollment with a fresh 160-bit secret and the default parameters
@@ -215,14 +228,14 @@ impl PendingEnrollment {
         now: OffsetDateTime,
         replay: &S,
     ) -> Result<Confirmation> {
-        let outcome = self.totp.verify_at(&self.user, code, now, replay).await?;
-        if outcome.is_accepted() {
-            Ok(Confirmation::Confirmed(self.totp))
-        } else {
-            Ok(Confirmation::Rejected {
-                pending: self,
-                outcome,
-            })
+        match self.totp.verify_at(&self.user, code, now, replay).await? {
+            CredentialOutcome::Accepted(_) => Ok(CredentialOutcome::Accepted(self.totp)),
+            CredentialOutcome::Rejected(reason) => {
+                Ok(CredentialOutcome::Rejected(ConfirmationRejected {
+                    pending: self,
+                    reason,
+                }))
+            }
         }
     }
 

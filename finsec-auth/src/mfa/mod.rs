@@ -6,8 +6,9 @@
 //! ```
 //! # async fn example() -> finsec_auth::mfa::Result<()> {
 //! use finsec_auth::mfa::{
-//!     Confirmation, MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpOutcome,
+//!     MemoryTotpReplayStore, MfaUserId, PendingEnrollment, TotpRejection,
 //! };
+//! use finsec_auth::outcome::CredentialOutcome;
 //! use time::OffsetDateTime;
 //!
 //! let replay = MemoryTotpReplayStore::new(); // Postgres/SQLite/Redis when scaled out
@@ -19,14 +20,13 @@
 //! let first = pending.secret().clone();
 //! # let code = finsec_auth::mfa::Totp::new(first, *pending.params()).code_at(now)?.expose();
 //! let totp = match pending.confirm_at(&code, now, &replay).await? {
-//!     Confirmation::Confirmed(totp) => totp, // store totp.secret() encrypted
-//!     Confirmation::Rejected { .. } => return Ok(()), // count a failed attempt
-//!     _ => return Ok(()),
+//!     CredentialOutcome::Accepted(totp) => totp, // store totp.secret() encrypted
+//!     CredentialOutcome::Rejected(_) => return Ok(()), // count a failed attempt
 //! };
 //! // The confirming code is used up: it cannot log in.
 //! let outcome = totp.verify_at(&user, &code, now, &replay).await?;
-//! assert_eq!(outcome, TotpOutcome::Replayed);
-//! assert!(outcome.is_failure());
+//! assert_eq!(outcome, CredentialOutcome::Rejected(TotpRejection::Replayed));
+//! assert!(outcome.is_rejected());
 //! # Ok(())
 //! # }
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(example()).unwrap();
@@ -52,9 +52,10 @@
 //! - **Backup codes**: see [`backup`] (ten 12-character codes, ~59 bits each,
 //!   HMAC-SHA-256 under a server key, consumed atomically).
 //! - **Failed attempts** are values, not errors: [`TotpOutcome`] and
-//!   [`BackupCodeOutcome`] say why a code was rejected, and `is_failure()` tells the
-//!   caller to count the attempt (feed it to a rate limiter / lock-out, log the detail to
-//!   the audit trail, and show the client only one generic "invalid credentials"). An
+//!   [`BackupCodeOutcome`] are [`CredentialOutcome`](crate::outcome::CredentialOutcome)s
+//!   whose rejection says why a code was refused. Count every rejection (feed it to a
+//!   rate limiter / lock-out), log its code to the audit trail, and show the client only
+//!   one generic "invalid credentials". An
 //!   `Err` means the store failed: fail closed, but do not blame the user.
 //!
 //! # Threat model
@@ -110,9 +111,12 @@ pub mod sqlite;
 pub mod testing;
 
 pub use backup::{
-    BackupCodeHash, BackupCodeKey, BackupCodeOutcome, BackupCodes, redeem_backup_code,
+    BackupCodeHash, BackupCodeKey, BackupCodeOutcome, BackupCodeRejection, BackupCodes,
+    redeem_backup_code,
 };
-pub use enroll::{Confirmation, MAX_LABEL_LEN, PendingEnrollment, percent_encode};
+pub use enroll::{
+    Confirmation, ConfirmationRejected, MAX_LABEL_LEN, PendingEnrollment, percent_encode,
+};
 pub use error::{MfaError, Result};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
@@ -120,4 +124,7 @@ pub use sql::{SqlBackupCodeStore, SqlTotpReplayStore};
 pub use store::{
     BackupCodeStore, MemoryBackupCodeStore, MemoryTotpReplayStore, MfaUserId, TotpReplayStore,
 };
-pub use totp::{Digits, OtpCode, Totp, TotpAlgorithm, TotpOutcome, TotpParams, TotpSecret, hotp};
+pub use totp::{
+    Digits, OtpCode, Totp, TotpAccepted, TotpAlgorithm, TotpOutcome, TotpParams, TotpRejection,
+    TotpSecret, hotp,
+};

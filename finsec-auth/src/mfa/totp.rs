@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::error::{MfaError, Result};
 use super::store::{MfaUserId, TotpReplayStore};
+use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 /// The HMAC hash function of a TOTP credential.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -375,19 +376,19 @@ pub struct Totp {
     params: TotpParams,
 }
 
-/// The result of checking a code. Every variant other than
-/// [`Accepted`](Self::Accepted) is a failed MFA attempt: count it (see
-/// [`is_failure`](Self::is_failure)) and tell the client only that the credentials were
-/// wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use]
+/// What an accepted TOTP code established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TotpAccepted {
+    /// The RFC 6238 time step the code belonged to, now recorded as used.
+    pub step: u64,
+}
+
+/// Why a TOTP code was refused. Every one is a failed MFA attempt: count it, log
+/// [`code`](CredentialRejection::code) to the audit trail, and tell the client only that
+/// the credentials were wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum TotpOutcome {
-    /// The code was right and its time step is now recorded as used.
-    Accepted {
-        /// The RFC 6238 time step the code belonged to.
-        step: u64,
-    },
+pub enum TotpRejection {
     /// The input was not a code of the right shape (wrong length, not digits).
     Malformed,
     /// The code matched none of the time steps in the window.
@@ -396,17 +397,30 @@ pub enum TotpOutcome {
     Replayed,
 }
 
-impl TotpOutcome {
-    /// `true` only for [`Accepted`](Self::Accepted).
-    pub fn is_accepted(&self) -> bool {
-        matches!(self, Self::Accepted { .. })
-    }
-
-    /// `true` for every rejection: the caller counts these towards lock-out or rate limits.
-    pub fn is_failure(&self) -> bool {
-        !self.is_accepted()
+impl fmt::Display for TotpRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Malformed => "totp code is malformed",
+            Self::Invalid => "totp code does not match",
+            Self::Replayed => "totp code was already used",
+        })
     }
 }
+
+impl std::error::Error for TotpRejection {}
+
+impl CredentialRejection for TotpRejection {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "totp.malformed",
+            Self::Invalid => "totp.invalid",
+            Self::Replayed => "totp.replayed",
+        }
+    }
+}
+
+/// The result of checking a TOTP code.
+pub type TotpOutcome = CredentialOutcome<TotpAccepted, TotpRejection>;
 
 impl Totp {
     /// How many time steps either side of the current one are accepted (clock skew).
@@ -473,7 +487,7 @@ impl Totp {
     ///
     /// A code of the current step or one step either side is accepted. The compare-and-set
     /// in the store is atomic, so of two concurrent requests with the same code (on any
-    /// number of servers sharing the store) at most one is [`TotpOutcome::Accepted`].
+    /// number of servers sharing the store) at most one is accepted.
     ///
     /// # Errors
     /// A store error. Treat it as a failed login (fail closed); it is not a rejection
@@ -486,15 +500,15 @@ impl Totp {
         replay: &S,
     ) -> Result<TotpOutcome> {
         let Ok(code) = OtpCode::parse(code, self.params.digits) else {
-            return Ok(TotpOutcome::Malformed);
+            return Ok(CredentialOutcome::Rejected(TotpRejection::Malformed));
         };
         let Some(step) = self.matching_step(&code, now) else {
-            return Ok(TotpOutcome::Invalid);
+            return Ok(CredentialOutcome::Rejected(TotpRejection::Invalid));
         };
         if replay.try_advance(user, step).await? {
-            Ok(TotpOutcome::Accepted { step })
+            Ok(CredentialOutcome::Accepted(TotpAccepted { step }))
         } else {
-            Ok(TotpOutcome::Replayed)
+            Ok(CredentialOutcome::Rejected(TotpRejection::Replayed))
         }
     }
 

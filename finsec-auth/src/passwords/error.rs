@@ -2,7 +2,7 @@
 
 /// What can go wrong when checking, hashing or verifying a password.
 ///
-/// A wrong password is never an error: it is [`Verification::Mismatch`](super::Verification).
+/// A wrong password is never an error: it is a [`PasswordRejection::Mismatch`](super::PasswordRejection) outcome.
 /// Errors are about the request (a new password breaking the policy) or the deployment (bad
 /// parameters, a stored hash that cannot be parsed, a pepper id that is not configured), and
 /// never contain the password.

@@ -17,7 +17,10 @@ use secrecy::{ExposeSecret, SecretSlice};
 use zeroize::Zeroizing;
 
 use super::policy::{MAX_MAX_CHARS, normalize};
-use super::{NewPassword, Password, PasswordError, Verification};
+use super::{
+    NewPassword, Password, PasswordAccepted, PasswordError, PasswordOutcome, PasswordRejection,
+};
+use crate::outcome::CredentialOutcome;
 
 /// Length of the random salt of new hashes, in bytes (RFC 9106: 128 bits).
 const SALT_LEN: usize = 16;
@@ -268,17 +271,17 @@ impl PasswordHasher {
         &self,
         password: &Password,
         stored: &str,
-    ) -> Result<(Verification, Option<String>), PasswordError> {
+    ) -> Result<(PasswordOutcome, Option<String>), PasswordError> {
         let outcome = self.verify(password, stored)?;
         let rehash = match outcome {
-            Verification::Verified { needs_rehash: true } => {
+            CredentialOutcome::Accepted(PasswordAccepted { needs_rehash: true }) => {
                 let normalized = Zeroizing::new(normalize(password.expose_secret()));
                 Some(self.hash_normalized(&normalized)?)
             }
-            Verification::Verified {
+            CredentialOutcome::Accepted(PasswordAccepted {
                 needs_rehash: false,
-            }
-            | Verification::Mismatch => None,
+            })
+            | CredentialOutcome::Rejected(_) => None,
         };
         Ok((outcome, rehash))
     }
@@ -297,7 +300,7 @@ impl PasswordHasher {
 
     /// Verifies `password` (NFKC-normalised first) against a stored hash.
     ///
-    /// Any wrong password is [`Verification::Mismatch`]; on success, `needs_rehash` says
+    /// Any wrong password is a [`PasswordRejection::Mismatch`] outcome; on success, `needs_rehash` says
     /// whether to store a fresh [`hash`](Self::hash) of it. Stored argon2id hashes are
     /// accepted whatever their cost up to the `finsec_crypto::kdf::MAX_*` bounds; with the
     /// `legacy-bcrypt` feature, bcrypt hashes too. A password over 4,096 bytes (more than
@@ -309,7 +312,11 @@ impl PasswordHasher {
     /// (malformed, not argon2id, over the bounds, or bcrypt without the feature) and
     /// [`PasswordError::UnknownPepper`]. These are deployment faults, not answers to the
     /// user: do not show them to the client.
-    pub fn verify(&self, password: &Password, stored: &str) -> Result<Verification, PasswordError> {
+    pub fn verify(
+        &self,
+        password: &Password,
+        stored: &str,
+    ) -> Result<PasswordOutcome, PasswordError> {
         if is_bcrypt(stored) {
             #[cfg(feature = "legacy-bcrypt")]
             return super::legacy::verify_bcrypt(password, stored);
@@ -324,16 +331,16 @@ impl PasswordHasher {
             PasswordHash::new(stored).map_err(|e| PasswordError::InvalidStoredHash {
                 reason: format!("not a PHC string: {e}"),
             })?;
-            return Ok(Verification::Mismatch);
+            return Ok(CredentialOutcome::Rejected(PasswordRejection::Mismatch));
         }
         let normalized = Zeroizing::new(normalize(raw));
         self.verify_phc(normalized.as_bytes(), stored)
     }
 
     /// Spends the time of a real verification with the current parameters and pepper,
-    /// and always returns [`Verification::Mismatch`]. Call it when the user does not exist,
+    /// and always returns a [`PasswordRejection::Mismatch`] outcome. Call it when the user does not exist,
     /// so response time does not tell which accounts exist.
-    pub fn dummy_verify(&self, password: &Password) -> Verification {
+    pub fn dummy_verify(&self, password: &Password) -> PasswordOutcome {
         let raw = password.expose_secret();
         let cut = raw
             .char_indices()
@@ -343,7 +350,7 @@ impl PasswordHasher {
         let normalized = Zeroizing::new(normalize(raw.get(..cut).unwrap_or_default()));
         // The outcome is ignored: whatever happens, the answer is a mismatch.
         let _ = self.verify_phc(normalized.as_bytes(), &self.dummy_phc);
-        Verification::Mismatch
+        CredentialOutcome::Rejected(PasswordRejection::Mismatch)
     }
 
     /// The PHC string [`dummy_verify`](Self::dummy_verify) verifies against: the current
@@ -374,7 +381,7 @@ impl PasswordHasher {
         }
     }
 
-    fn verify_phc(&self, password: &[u8], stored: &str) -> Result<Verification, PasswordError> {
+    fn verify_phc(&self, password: &[u8], stored: &str) -> Result<PasswordOutcome, PasswordError> {
         let invalid = |reason: String| PasswordError::InvalidStoredHash { reason };
         let hash =
             PasswordHash::new(stored).map_err(|e| invalid(format!("not a PHC string: {e}")))?;
@@ -407,10 +414,10 @@ impl PasswordHasher {
         };
         let argon = self.argon2(pepper)?;
         match argon.verify_password(password, &hash) {
-            Ok(()) => Ok(Verification::Verified {
+            Ok(()) => Ok(CredentialOutcome::Accepted(PasswordAccepted {
                 needs_rehash: self.needs_rehash(&hash, &params, pepper),
-            }),
-            Err(PhcError::Password) => Ok(Verification::Mismatch),
+            })),
+            Err(PhcError::Password) => Ok(CredentialOutcome::Rejected(PasswordRejection::Mismatch)),
             Err(e) => Err(invalid(format!("argon2: {e}"))),
         }
     }

@@ -22,7 +22,8 @@
 //! Costs above [`MAX_BCRYPT_COST`] are refused (cost 31 would take hours: a crafted row
 //! must not stall the server); passlib's default cost is 12.
 
-use super::{Password, PasswordError, Verification};
+use super::{Password, PasswordAccepted, PasswordError, PasswordOutcome, PasswordRejection};
+use crate::outcome::CredentialOutcome;
 
 /// The highest bcrypt cost accepted.
 pub const MAX_BCRYPT_COST: u32 = 16;
@@ -35,7 +36,7 @@ pub const BCRYPT_MAX_PASSWORD_BYTES: usize = 72;
 /// # Errors
 /// [`PasswordError::InvalidStoredHash`] if `stored` is not such a hash or its cost is
 /// outside 4..=[`MAX_BCRYPT_COST`].
-pub fn verify_bcrypt(password: &Password, stored: &str) -> Result<Verification, PasswordError> {
+pub fn verify_bcrypt(password: &Password, stored: &str) -> Result<PasswordOutcome, PasswordError> {
     let invalid = |reason: String| PasswordError::InvalidStoredHash { reason };
     let rest = ["$2a$", "$2b$", "$2y$"]
         .iter()
@@ -54,8 +55,10 @@ pub fn verify_bcrypt(password: &Password, stored: &str) -> Result<Verification, 
     let raw = password.expose_secret().as_bytes();
     let truncated = raw.get(..BCRYPT_MAX_PASSWORD_BYTES).unwrap_or(raw);
     match bcrypt::verify(truncated, stored) {
-        Ok(true) => Ok(Verification::Verified { needs_rehash: true }),
-        Ok(false) => Ok(Verification::Mismatch),
+        Ok(true) => Ok(CredentialOutcome::Accepted(PasswordAccepted {
+            needs_rehash: true,
+        })),
+        Ok(false) => Ok(CredentialOutcome::Rejected(PasswordRejection::Mismatch)),
         Err(e) => Err(invalid(format!("bcrypt: {e}"))),
     }
 }

@@ -5,7 +5,10 @@
 //! # Use
 //!
 //! ```
-//! use finsec_auth::passwords::{Argon2Params, Password, PasswordHasher, PasswordPolicy, Verification};
+//! use finsec_auth::outcome::CredentialOutcome;
+//! use finsec_auth::passwords::{
+//!     Argon2Params, Password, PasswordAccepted, PasswordHasher, PasswordPolicy, PasswordRejection,
+//! };
 //!
 //! # fn main() -> Result<(), finsec_auth::passwords::PasswordError> {
 //! // OWASP's parameters; stronger ones with `PasswordHasher::new(Argon2Params::new(..)?, pepper)`.
@@ -18,15 +21,19 @@
 //!
 //! // Login.
 //! match hasher.verify(&Password::new("correct horse battery staple"), &stored)? {
-//!     Verification::Verified { needs_rehash } => assert!(!needs_rehash),
-//!     Verification::Mismatch => unreachable!(),
+//!     CredentialOutcome::Accepted(PasswordAccepted { needs_rehash }) => assert!(!needs_rehash),
+//!     CredentialOutcome::Rejected(PasswordRejection::Mismatch) => unreachable!(),
+//!     CredentialOutcome::Rejected(_) => unreachable!(),
 //! }
 //! // Or verify and get the replacement hash when the stored one is legacy or weaker.
 //! let (outcome, replacement) =
 //!     hasher.verify_and_rehash(&Password::new("correct horse battery staple"), &stored)?;
-//! assert!(outcome.is_verified() && replacement.is_none());
+//! assert!(outcome.is_accepted() && replacement.is_none());
 //! // Unknown user: spend the same time, always a mismatch.
-//! assert_eq!(hasher.dummy_verify(&Password::new("guess")), Verification::Mismatch);
+//! assert_eq!(
+//!     hasher.dummy_verify(&Password::new("guess")),
+//!     CredentialOutcome::Rejected(PasswordRejection::Mismatch)
+//! );
 //! # Ok(())
 //! # }
 //! ```
@@ -46,7 +53,7 @@
 //!
 //! New hashes must meet the `MIN_*` parameters of [`finsec_crypto::kdf`]; stored hashes
 //! are verified whatever their cost (up to the `MAX_*` bounds, so a crafted string cannot
-//! ask for gigabytes of memory) and [`Verification::Verified`] says `needs_rehash` when
+//! ask for gigabytes of memory) and [`PasswordAccepted`] says `needs_rehash` when
 //! they are weaker than (or otherwise differ from) the current parameters or pepper: hash the
 //! password again and store the new string while you have it in hand.
 //!
@@ -72,7 +79,7 @@
 //! salts; with a pepper, a leak of the database alone is not enough to test guesses at all);
 //! account enumeration by timing ([`PasswordHasher::dummy_verify`] costs what a real
 //! verification costs); distinguishing failure reasons (a wrong password is
-//! [`Verification::Mismatch`], whatever the reason, and the variant carries nothing);
+//! [`PasswordRejection::Mismatch`], whatever the reason, and the variant carries nothing);
 //! denial of service through long passwords or crafted stored hashes (length and
 //! parameter bounds); passwords leaking through logs ([`Password`] is zeroized on drop and
 //! prints `[REDACTED]`).
@@ -93,6 +100,8 @@ mod policy;
 use std::fmt;
 
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 pub use error::PasswordError;
 pub use hasher::{Argon2Params, PasswordHasher, Pepper};
@@ -131,26 +140,39 @@ impl From<String> for Password {
     }
 }
 
-/// The outcome of verifying a password against a stored hash.
-///
-/// A wrong password is `Mismatch`, with nothing saying why: callers cannot tell (and so
-/// cannot reveal) which part of the check failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "a password verification must be checked"]
-pub enum Verification {
-    /// The password matches.
-    Verified {
-        /// The stored hash uses weaker or different parameters, another pepper, or a legacy
-        /// algorithm: hash the password again and replace the stored string.
-        needs_rehash: bool,
-    },
-    /// The password does not match.
+/// What an accepted password established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PasswordAccepted {
+    /// The stored hash uses weaker or different parameters, another pepper, or a legacy
+    /// algorithm: hash the password again and replace the stored string.
+    pub needs_rehash: bool,
+}
+
+/// Why a password was refused. There is one reason, and it carries nothing: callers cannot
+/// tell (and so cannot reveal) which part of the check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum PasswordRejection {
+    /// The password does not match the stored hash (or the user does not exist, when the
+    /// caller used [`PasswordHasher::dummy_verify`]).
     Mismatch,
 }
 
-impl Verification {
-    /// Whether the password matched.
-    pub const fn is_verified(self) -> bool {
-        matches!(self, Self::Verified { .. })
+impl fmt::Display for PasswordRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("password does not match")
     }
 }
+
+impl std::error::Error for PasswordRejection {}
+
+impl CredentialRejection for PasswordRejection {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Mismatch => "password.mismatch",
+        }
+    }
+}
+
+/// The outcome of verifying a password against a stored hash.
+pub type PasswordOutcome = CredentialOutcome<PasswordAccepted, PasswordRejection>;

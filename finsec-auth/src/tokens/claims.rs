@@ -1,6 +1,6 @@
 //! Typed claims: registered claims plus an application-defined part.
 
-use super::{Result, TokenError, Validation};
+use super::{TokenRejection, Validation};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -87,26 +87,26 @@ impl<T> Claims<T> {
         self
     }
 
-    pub(super) fn check(&self, v: &Validation, now: OffsetDateTime) -> Result<()> {
+    pub(super) fn check(&self, v: &Validation, now: OffsetDateTime) -> Result<(), TokenRejection> {
         let now = now.unix_timestamp();
         let leeway = v.leeway().whole_seconds();
-        let exp = self.exp.ok_or(TokenError::MissingClaim("exp"))?;
+        let exp = self.exp.ok_or(TokenRejection::MissingClaim("exp"))?;
         if now >= exp.saturating_add(leeway) {
-            return Err(TokenError::Expired { exp });
+            return Err(TokenRejection::Expired { exp });
         }
         if let Some(nbf) = self.nbf
             && now < nbf.saturating_sub(leeway)
         {
-            return Err(TokenError::NotYetValid { nbf });
+            return Err(TokenRejection::NotYetValid { nbf });
         }
         match &self.iss {
-            None => return Err(TokenError::MissingClaim("iss")),
-            Some(iss) if iss != v.issuer() => return Err(TokenError::WrongIssuer(iss.clone())),
+            None => return Err(TokenRejection::MissingClaim("iss")),
+            Some(iss) if iss != v.issuer() => return Err(TokenRejection::WrongIssuer(iss.clone())),
             Some(_) => {}
         }
         match &self.aud {
-            None => Err(TokenError::MissingClaim("aud")),
-            Some(aud) if !aud.contains(v.audience()) => Err(TokenError::WrongAudience),
+            None => Err(TokenRejection::MissingClaim("aud")),
+            Some(aud) if !aud.contains(v.audience()) => Err(TokenRejection::WrongAudience),
             Some(_) => Ok(()),
         }
     }

@@ -7,7 +7,7 @@
 //! whenever they contain no escape, and each object's names sit in a short vector, so the walk
 //! allocates only for escaped names and for objects with many members.
 
-use super::{Result, TokenError};
+use super::{Result, TokenError, TokenRejection};
 use serde::Serialize;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::ser::{CharEscape, CompactFormatter, Formatter};
@@ -323,19 +323,20 @@ impl<'de> Deserialize<'de> for TopLevel<'de> {
     }
 }
 
-/// Maps a `serde_json` error to [`TokenError::DuplicateMember`] or [`TokenError::Malformed`].
-fn json_error(e: &serde_json::Error, part: &'static str) -> TokenError {
+/// Maps a `serde_json` error to [`TokenRejection::DuplicateMember`] or
+/// [`TokenRejection::Malformed`].
+fn json_error(e: &serde_json::Error, part: &'static str) -> TokenRejection {
     let msg = e.to_string();
     match msg.strip_prefix(DUP) {
         Some(rest) => {
             // serde_json appends " at line L column C".
             let name = rest.rsplit_once(" at line ").map_or(rest, |(n, _)| n);
-            TokenError::DuplicateMember {
+            TokenRejection::DuplicateMember {
                 part,
                 name: name.to_owned(),
             }
         }
-        None => TokenError::Malformed(if part == "header" {
+        None => TokenRejection::Malformed(if part == "header" {
             "header is not json"
         } else {
             "payload is not json"
@@ -343,9 +344,9 @@ fn json_error(e: &serde_json::Error, part: &'static str) -> TokenError {
     }
 }
 
-/// Fails with [`TokenError::DuplicateMember`] if any object in `bytes` repeats a member, or
-/// [`TokenError::Malformed`] if `bytes` is not JSON.
-pub(super) fn check_no_duplicates(bytes: &[u8], part: &'static str) -> Result<()> {
+/// Fails with [`TokenRejection::DuplicateMember`] if any object in `bytes` repeats a
+/// member, or [`TokenRejection::Malformed`] if `bytes` is not JSON.
+pub(super) fn check_no_duplicates(bytes: &[u8], part: &'static str) -> Result<(), TokenRejection> {
     match serde_json::from_slice::<NoDuplicates>(bytes) {
         Ok(NoDuplicates) => Ok(()),
         Err(e) => Err(json_error(&e, part)),
@@ -354,10 +355,10 @@ pub(super) fn check_no_duplicates(bytes: &[u8], part: &'static str) -> Result<()
 
 /// Parses a JOSE header in one pass: a JSON object without duplicate members (at any depth),
 /// with the members the verifier needs.
-pub(super) fn parse_header(bytes: &[u8]) -> Result<Header<'_>> {
+pub(super) fn parse_header(bytes: &[u8]) -> Result<Header<'_>, TokenRejection> {
     match serde_json::from_slice::<TopLevel<'_>>(bytes) {
         Ok(TopLevel::Object(header)) => Ok(header),
-        Ok(TopLevel::NotObject) => Err(TokenError::Malformed("header is not a json object")),
+        Ok(TopLevel::NotObject) => Err(TokenRejection::Malformed("header is not a json object")),
         Err(e) => Err(json_error(&e, "header")),
     }
 }
@@ -569,7 +570,14 @@ pub(super) fn to_writer_no_duplicates<T: Serialize + ?Sized>(
     }
     written.map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
     if state.opaque {
-        check_no_duplicates(out.get(start..).unwrap_or_default(), "payload")?;
+        check_no_duplicates(out.get(start..).unwrap_or_default(), "payload").map_err(
+            |rejection| match rejection {
+                TokenRejection::DuplicateMember { part, name } => {
+                    TokenError::DuplicateMember { part, name }
+                }
+                other => TokenError::InvalidClaims(other.to_string()),
+            },
+        )?;
     }
     Ok(())
 }
@@ -587,7 +595,7 @@ mod tests {
         ] {
             assert_eq!(
                 check_no_duplicates(json.as_bytes(), "payload"),
-                Err(TokenError::DuplicateMember {
+                Err(TokenRejection::DuplicateMember {
                     part: "payload",
                     name: name.to_owned()
                 }),
@@ -605,7 +613,7 @@ mod tests {
         let dup = format!("{{{}}}", members.join(","));
         assert_eq!(
             check_no_duplicates(dup.as_bytes(), "payload"),
-            Err(TokenError::DuplicateMember {
+            Err(TokenRejection::DuplicateMember {
                 part: "payload",
                 name: "m3".to_owned()
             })
@@ -724,25 +732,25 @@ mod tests {
         assert_eq!(h.key_members, [false, true, false, false]);
         assert_eq!(
             parse_header(br#"{"alg":"HS256","alg":"none"}"#).unwrap_err(),
-            TokenError::DuplicateMember {
+            TokenRejection::DuplicateMember {
                 part: "header",
                 name: "alg".to_owned()
             }
         );
         assert_eq!(
             parse_header(br#"[{"a":1,"a":1}]"#).unwrap_err(),
-            TokenError::DuplicateMember {
+            TokenRejection::DuplicateMember {
                 part: "header",
                 name: "a".to_owned()
             }
         );
         assert_eq!(
             parse_header(b"[1]").unwrap_err(),
-            TokenError::Malformed("header is not a json object")
+            TokenRejection::Malformed("header is not a json object")
         );
         assert_eq!(
             parse_header(b"{").unwrap_err(),
-            TokenError::Malformed("header is not json")
+            TokenRejection::Malformed("header is not json")
         );
     }
 }

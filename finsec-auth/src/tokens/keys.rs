@@ -5,7 +5,7 @@
 //! key pairs and the parsed public keys are kept, so signing and verifying a token only hash
 //! and sign.
 
-use super::{MAX_KID_LEN, Result, TokenError};
+use super::{MAX_KID_LEN, Result, TokenError, TokenRejection};
 use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{
@@ -550,13 +550,13 @@ impl VerificationKey {
     /// bytes) with this key's algorithm. Tokens go through [`super::Verifier`] instead.
     ///
     /// # Errors
-    /// [`TokenError::InvalidSignature`].
-    pub fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+    /// [`TokenRejection::InvalidSignature`].
+    pub fn verify_bytes(&self, message: &[u8], signature: &[u8]) -> Result<(), TokenRejection> {
         match &self.key {
             // Constant-time tag comparison.
             PublicKey::Hmac(key) => hmac::verify(key, message, signature),
             PublicKey::Signature(key) => key.verify_sig(message, signature),
         }
-        .map_err(|_| TokenError::InvalidSignature)
+        .map_err(|_| TokenRejection::InvalidSignature)
     }
 }

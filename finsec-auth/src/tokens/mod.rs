@@ -22,13 +22,14 @@
 //!
 //! - The algorithm comes from the key, never from the token: a key is created for exactly one
 //!   [`SigningAlgorithm`] and a token whose header `alg` differs is refused
-//!   ([`TokenError::AlgorithmMismatch`]). `alg: none` in any casing is refused
-//!   ([`TokenError::AlgNone`]). An HMAC key can never verify an EdDSA/ES256 token and vice versa.
+//!   ([`TokenRejection::AlgorithmMismatch`]). `alg: none` in any casing is refused
+//!   ([`TokenRejection::AlgNone`]). An HMAC key can never verify an EdDSA/ES256 token and
+//!   vice versa.
 //! - Keys are chosen by `kid` only. A token without `kid` is accepted only when the verifier
 //!   holds exactly one key. A `kid` outside `[A-Za-z0-9._-]{1,64}` is refused before any lookup.
 //! - Headers `jku`, `x5u`, `x5c` and `jwk` (keys chosen or supplied by the token) are refused,
-//!   not ignored ([`TokenError::ForbiddenHeader`]): no key is ever taken from a token. Any `crit`
-//!   header is refused: this module implements no JWS extension.
+//!   not ignored ([`TokenRejection::ForbiddenHeader`]): no key is ever taken from a token.
+//!   Any `crit` header is refused: this module implements no JWS extension.
 //! - Claims: `exp` required; `nbf` honoured when present; `iss` must equal the configured
 //!   issuer; `aud` must contain the configured audience. Leeway defaults to
 //!   [`DEFAULT_LEEWAY`] (30 s). Tokens longer than [`DEFAULT_MAX_TOKEN_BYTES`] (8 KiB) are
@@ -122,6 +123,8 @@ use std::ops::Deref as _;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
+use crate::outcome::{CredentialOutcome, CredentialRejection};
+
 /// Default clock-skew leeway applied to `exp` and `nbf`.
 pub const DEFAULT_LEEWAY: Duration = Duration::seconds(30);
 /// Default maximum length of a compact token, in bytes.
@@ -129,10 +132,57 @@ pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Maximum length of a `kid`, in bytes.
 pub const MAX_KID_LEN: usize = 64;
 
-/// Errors of the tokens module.
+/// Errors of the tokens module: what stops an operation from being carried out (keys,
+/// signing, randomness, stores). A token that is refused is not an error: it is a
+/// [`TokenRejection`] inside a rejected [`CredentialOutcome`].
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TokenError {
+    /// Claims to sign repeat a JSON member name (an application type naming a member like a
+    /// registered claim, or a map with repeated keys).
+    #[error("duplicate json member {name:?} in {part}")]
+    DuplicateMember {
+        /// `payload`.
+        part: &'static str,
+        /// The repeated member name.
+        name: String,
+    },
+    /// A `kid` is not a valid key id (charset or length).
+    #[error("invalid kid")]
+    InvalidKid,
+    /// Claims to sign do not serialise to a JSON object, or a claim to act on is out of
+    /// range.
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+    /// A claim the operation needs is missing (for example `jti` to revoke a token).
+    #[error("missing required claim {0:?}")]
+    MissingClaim(&'static str),
+    /// Key material could not be used.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// Two keys share one `kid`.
+    #[error("duplicate kid {0:?}")]
+    DuplicateKid(String),
+    /// A JWK could not be turned into a verification key.
+    #[error("unsupported jwk: {0}")]
+    UnsupportedJwk(String),
+    /// A store operation failed; the store's own error is the source.
+    #[error("token store: {0}")]
+    Store(#[source] StoreFailure),
+    /// Signing failed.
+    #[error("signing failed: {0}")]
+    Signing(String),
+    /// The operating system's random number generator failed (no key, token id or
+    /// refresh token was made).
+    #[error("the operating system's random number generator failed")]
+    Random,
+}
+
+/// Why a token was refused, for the audit log; tell the client only that it was not
+/// accepted. [`code`](CredentialRejection::code) gives the stable `token.*` code of each.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenRejection {
     /// The token is longer than the configured maximum.
     #[error("token is {len} bytes, more than the maximum {max}")]
     TooLarge {
@@ -205,18 +255,6 @@ pub enum TokenError {
     /// `aud` does not contain the expected audience.
     #[error("audience does not include the expected one")]
     WrongAudience,
-    /// Key material could not be used.
-    #[error("invalid key: {0}")]
-    InvalidKey(String),
-    /// Two keys share one `kid`.
-    #[error("duplicate kid {0:?}")]
-    DuplicateKid(String),
-    /// A JWK could not be turned into a verification key.
-    #[error("unsupported jwk: {0}")]
-    UnsupportedJwk(String),
-    /// A store operation failed; the store's own error is the source.
-    #[error("token store: {0}")]
-    Store(#[source] StoreFailure),
     /// The access token's `jti` is revoked.
     #[error("token revoked")]
     Revoked,
@@ -235,14 +273,39 @@ pub enum TokenError {
     /// The refresh token's family was revoked.
     #[error("refresh token family revoked")]
     RefreshFamilyRevoked,
-    /// Signing failed.
-    #[error("signing failed: {0}")]
-    Signing(String),
-    /// The operating system's random number generator failed (no key, token id or
-    /// refresh token was made).
-    #[error("the operating system's random number generator failed")]
-    Random,
 }
+
+impl CredentialRejection for TokenRejection {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::TooLarge { .. } => "token.too_large",
+            Self::Malformed(_) => "token.malformed",
+            Self::DuplicateMember { .. } => "token.duplicate_member",
+            Self::AlgNone => "token.alg_none",
+            Self::AlgorithmMismatch { .. } => "token.algorithm_mismatch",
+            Self::ForbiddenHeader(_) => "token.forbidden_header",
+            Self::UnsupportedCrit(_) => "token.unsupported_crit",
+            Self::InvalidKid => "token.invalid_kid",
+            Self::UnknownKid(_) => "token.unknown_kid",
+            Self::MissingKid => "token.missing_kid",
+            Self::InvalidSignature => "token.invalid_signature",
+            Self::InvalidClaims(_) => "token.invalid_claims",
+            Self::MissingClaim(_) => "token.missing_claim",
+            Self::Expired { .. } => "token.expired",
+            Self::NotYetValid { .. } => "token.not_yet_valid",
+            Self::WrongIssuer(_) => "token.wrong_issuer",
+            Self::WrongAudience => "token.wrong_audience",
+            Self::Revoked => "token.revoked",
+            Self::UnknownRefreshToken => "token.unknown_refresh_token",
+            Self::RefreshExpired => "token.refresh_expired",
+            Self::RefreshReused { .. } => "token.refresh_reused",
+            Self::RefreshFamilyRevoked => "token.refresh_family_revoked",
+        }
+    }
+}
+
+/// The result of verifying a token: its claims, or why it was refused.
+pub type TokenOutcome<T> = CredentialOutcome<Claims<T>, TokenRejection>;
 
 impl TokenError {
     /// A [`Store`](Self::Store) error from a store's own failure (any error type, or a
@@ -483,12 +546,15 @@ impl Verifier {
     /// Checks size, structure, header and signature, but no claims. Use [`Self::verify_at`]
     /// for tokens; this is for raw JWS payloads.
     ///
-    /// # Errors
-    /// Every structural, header and signature error of [`TokenError`].
-    pub fn verify_signature(&self, token: &str) -> Result<VerifiedJws> {
+    /// Every structural, header and signature failure is a [`TokenRejection`].
+    pub fn verify_signature(&self, token: &str) -> CredentialOutcome<VerifiedJws, TokenRejection> {
+        self.check_signature(token).into()
+    }
+
+    fn check_signature(&self, token: &str) -> Result<VerifiedJws, TokenRejection> {
         let max = self.validation.max_token_bytes;
         if token.len() > max {
-            return Err(TokenError::TooLarge {
+            return Err(TokenRejection::TooLarge {
                 len: token.len(),
                 max,
             });
@@ -497,66 +563,72 @@ impl Verifier {
         let (Some(h64), Some(p64), Some(s64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
-            return Err(TokenError::Malformed("expected three segments"));
+            return Err(TokenRejection::Malformed("expected three segments"));
         };
         let header_bytes = b64(h64, "header is not base64url")?;
         // One pass: duplicate members anywhere, object shape, and the members used below.
         let header = json::parse_header(&header_bytes)?;
         let alg = match &header.alg {
             Some(json::StrValue::Str(a)) => a.deref(),
-            _ => return Err(TokenError::Malformed("header alg missing or not a string")),
+            _ => {
+                return Err(TokenRejection::Malformed(
+                    "header alg missing or not a string",
+                ));
+            }
         };
         if alg.eq_ignore_ascii_case("none") {
-            return Err(TokenError::AlgNone);
+            return Err(TokenRejection::AlgNone);
         }
         for (present, name) in header.key_members.iter().zip(json::KEY_MEMBERS) {
             if *present {
-                return Err(TokenError::ForbiddenHeader(name));
+                return Err(TokenRejection::ForbiddenHeader(name));
             }
         }
         if let Some(crit) = &header.crit {
             let name = match crit {
                 json::Crit::Array(Some(json::StrValue::Str(s))) => s.deref().to_owned(),
                 json::Crit::Array(Some(json::StrValue::NotString)) => {
-                    return Err(TokenError::Malformed("crit entry not a string"));
+                    return Err(TokenRejection::Malformed("crit entry not a string"));
                 }
                 json::Crit::Array(None) => String::new(),
-                json::Crit::NotArray => return Err(TokenError::Malformed("crit is not an array")),
+                json::Crit::NotArray => {
+                    return Err(TokenRejection::Malformed("crit is not an array"));
+                }
             };
-            return Err(TokenError::UnsupportedCrit(name));
+            return Err(TokenRejection::UnsupportedCrit(name));
         }
         let key = match &header.kid {
             Some(json::StrValue::Str(kid)) => {
                 if !Kid::is_valid(kid) {
-                    return Err(TokenError::InvalidKid);
+                    return Err(TokenRejection::InvalidKid);
                 }
                 self.keys
                     .get(kid.deref())
-                    .ok_or_else(|| TokenError::UnknownKid(kid.deref().to_owned()))?
+                    .ok_or_else(|| TokenRejection::UnknownKid(kid.deref().to_owned()))?
             }
-            Some(json::StrValue::NotString) => return Err(TokenError::InvalidKid),
+            Some(json::StrValue::NotString) => return Err(TokenRejection::InvalidKid),
             None => {
                 let mut all = self.keys.values();
                 match (all.next(), all.next()) {
                     (Some(only), None) => only,
-                    _ => return Err(TokenError::MissingKid),
+                    _ => return Err(TokenRejection::MissingKid),
                 }
             }
         };
         if alg != key.algorithm().as_str() {
-            return Err(TokenError::AlgorithmMismatch {
+            return Err(TokenRejection::AlgorithmMismatch {
                 header: alg.to_owned(),
                 key: key.algorithm(),
             });
         }
         if s64.is_empty() {
-            return Err(TokenError::InvalidSignature);
+            return Err(TokenRejection::InvalidSignature);
         }
         let signature = b64(s64, "signature is not base64url")?;
         let signing_input_len = h64.len() + 1 + p64.len();
         let signing_input = token
             .get(..signing_input_len)
-            .ok_or(TokenError::Malformed("signing input"))?;
+            .ok_or(TokenRejection::Malformed("signing input"))?;
         key.verify_bytes(signing_input.as_bytes(), &signature)?;
         let payload = b64(p64, "payload is not base64url")?;
         Ok(VerifiedJws {
@@ -566,22 +638,28 @@ impl Verifier {
         })
     }
 
-    /// Verifies a token and its claims at time `now`.
-    ///
-    /// # Errors
-    /// Any [`TokenError`] describing why the token is refused.
+    /// Verifies a token and its claims at time `now`. A refused token is a
+    /// [`TokenRejection`] saying why.
     pub fn verify_at<T: DeserializeOwned>(
         &self,
         token: &str,
         now: OffsetDateTime,
-    ) -> Result<Claims<T>> {
+    ) -> TokenOutcome<T> {
+        self.check_at(token, now).into()
+    }
+
+    pub(super) fn check_at<T: DeserializeOwned>(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<Claims<T>, TokenRejection> {
         let Some(cache) = &self.cache else {
-            let jws = self.verify_signature(token)?;
+            let jws = self.check_signature(token)?;
             return self.checked_claims(&jws.payload, now);
         };
         let max = self.validation.max_token_bytes;
         if token.len() > max {
-            return Err(TokenError::TooLarge {
+            return Err(TokenRejection::TooLarge {
                 len: token.len(),
                 max,
             });
@@ -594,7 +672,7 @@ impl Verifier {
             }
             return claims;
         }
-        let jws = self.verify_signature(token)?;
+        let jws = self.check_signature(token)?;
         let claims = self.checked_claims(&jws.payload, now)?;
         cache.insert(hash, Arc::from(jws.payload));
         Ok(claims)
@@ -605,19 +683,16 @@ impl Verifier {
         &self,
         payload: &[u8],
         now: OffsetDateTime,
-    ) -> Result<Claims<T>> {
+    ) -> Result<Claims<T>, TokenRejection> {
         json::check_no_duplicates(payload, "payload")?;
         let claims: Claims<T> = serde_json::from_slice(payload)
-            .map_err(|e| TokenError::InvalidClaims(e.to_string()))?;
+            .map_err(|e| TokenRejection::InvalidClaims(e.to_string()))?;
         claims.check(&self.validation, now)?;
         Ok(claims)
     }
 
     /// [`Self::verify_at`] with the system clock.
-    ///
-    /// # Errors
-    /// As [`Self::verify_at`].
-    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<Claims<T>> {
+    pub fn verify<T: DeserializeOwned>(&self, token: &str) -> TokenOutcome<T> {
         self.verify_at(token, OffsetDateTime::now_utc())
     }
 }
@@ -687,8 +762,8 @@ impl Signer {
     }
 }
 
-fn b64(s: &str, what: &'static str) -> Result<Vec<u8>> {
+fn b64(s: &str, what: &'static str) -> Result<Vec<u8>, TokenRejection> {
     URL_SAFE_NO_PAD
         .decode(s)
-        .map_err(|_| TokenError::Malformed(what))
+        .map_err(|_| TokenRejection::Malformed(what))
 }

@@ -1,7 +1,8 @@
 //! Access/refresh token pairs with rotation, reuse detection and `jti` revocation.
 
 use super::store::{NextRefresh, RefreshRecord, RefreshTokenStore, RevocationStore, RotateOutcome};
-use super::{Claims, Result, Signer, TokenError, Verifier};
+use super::{Claims, Result, Signer, TokenError, TokenOutcome, TokenRejection, Verifier};
+use crate::outcome::CredentialOutcome;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -162,16 +163,18 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
     /// Spends `refresh_token` and issues a new pair in its family. A second use of the same
     /// refresh token revokes the family.
     ///
+    /// A refused refresh token is rejected with [`TokenRejection::UnknownRefreshToken`],
+    /// [`TokenRejection::RefreshExpired`], [`TokenRejection::RefreshReused`] or
+    /// [`TokenRejection::RefreshFamilyRevoked`].
+    ///
     /// # Errors
-    /// [`TokenError::UnknownRefreshToken`], [`TokenError::RefreshExpired`],
-    /// [`TokenError::RefreshReused`], [`TokenError::RefreshFamilyRevoked`], signing or store
-    /// errors.
+    /// Signing, randomness or store errors.
     pub async fn refresh_at<T: Serialize + Send>(
         &self,
         refresh_token: &SecretString,
         extra: T,
         now: OffsetDateTime,
-    ) -> Result<TokenPair> {
+    ) -> Result<CredentialOutcome<TokenPair, TokenRejection>> {
         let next = random_token()?;
         let refresh_expires_at = now.saturating_add(self.refresh_ttl);
         let outcome = self
@@ -187,40 +190,60 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
             .await?;
         let spent = match outcome {
             RotateOutcome::Rotated(spent) => spent,
-            RotateOutcome::Reused { family } => return Err(TokenError::RefreshReused { family }),
-            RotateOutcome::FamilyRevoked => return Err(TokenError::RefreshFamilyRevoked),
-            RotateOutcome::Expired => return Err(TokenError::RefreshExpired),
-            RotateOutcome::Unknown => return Err(TokenError::UnknownRefreshToken),
+            RotateOutcome::Reused { family } => {
+                return Ok(CredentialOutcome::Rejected(TokenRejection::RefreshReused {
+                    family,
+                }));
+            }
+            RotateOutcome::FamilyRevoked => {
+                return Ok(CredentialOutcome::Rejected(
+                    TokenRejection::RefreshFamilyRevoked,
+                ));
+            }
+            RotateOutcome::Expired => {
+                return Ok(CredentialOutcome::Rejected(TokenRejection::RefreshExpired));
+            }
+            RotateOutcome::Unknown => {
+                return Ok(CredentialOutcome::Rejected(
+                    TokenRejection::UnknownRefreshToken,
+                ));
+            }
         };
         let (access_token, access_expires_at) = self.access(&spent.subject, extra, now)?;
-        Ok(TokenPair {
+        Ok(CredentialOutcome::Accepted(TokenPair {
             access_token,
             refresh_token: SecretString::from(next),
             family: spent.family,
             access_expires_at,
             refresh_expires_at,
-        })
+        }))
     }
 
-    /// Verifies an access token at `now` and checks its `jti` is not revoked.
+    /// Verifies an access token at `now` and checks its `jti` is not revoked. A refused
+    /// token is rejected with the verifier's [`TokenRejection`], or
+    /// [`TokenRejection::MissingClaim`] for a token without `jti`, or
+    /// [`TokenRejection::Revoked`].
     ///
     /// # Errors
-    /// Any verification error, [`TokenError::MissingClaim`] for a token without `jti`,
-    /// [`TokenError::Revoked`], store errors.
+    /// A revocation store error.
     pub async fn verify_access_at<T: DeserializeOwned>(
         &self,
         token: &str,
         now: OffsetDateTime,
-    ) -> Result<Claims<T>> {
-        let claims = self.verifier.verify_at::<T>(token, now)?;
-        let jti = claims
-            .jti
-            .as_deref()
-            .ok_or(TokenError::MissingClaim("jti"))?;
+    ) -> Result<TokenOutcome<T>> {
+        let claims = match self.verifier.check_at::<T>(token, now) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(CredentialOutcome::Rejected(rejection)),
+        };
+        let Some(jti) = claims.jti.as_deref() else {
+            return Ok(CredentialOutcome::Rejected(TokenRejection::MissingClaim(
+                "jti",
+            )));
+        };
         if self.revocations.is_revoked(jti, now).await? {
-            return Err(TokenError::Revoked);
+            return Ok(CredentialOutcome::Rejected(TokenRejection::Revoked));
         }
-        Ok(claims)
+        Ok(CredentialOutcome::Accepted(claims))
     }
 
     /// Verifies an access token like [`verify_access_at`](Self::verify_access_at), and runs
@@ -230,7 +253,7 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
     /// `alongside` is given the claims once the signature and time checks have passed, but
     /// before the revocation check has answered: what it reads must not be acted on by
     /// itself. Its result is returned only together with claims that passed every check;
-    /// for a revoked token it is dropped and the error returned.
+    /// for a revoked token it is dropped and the token rejected.
     ///
     /// # Errors
     /// As [`verify_access_at`](Self::verify_access_at).
@@ -239,24 +262,28 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         token: &str,
         now: OffsetDateTime,
         alongside: F,
-    ) -> Result<(Claims<T>, Fut::Output)>
+    ) -> Result<CredentialOutcome<(Claims<T>, Fut::Output), TokenRejection>>
     where
         T: DeserializeOwned,
         F: FnOnce(&Claims<T>) -> Fut,
         Fut: Future,
     {
-        let claims = self.verifier.verify_at::<T>(token, now)?;
-        let jti = claims
-            .jti
-            .as_deref()
-            .ok_or(TokenError::MissingClaim("jti"))?;
+        let claims = match self.verifier.check_at::<T>(token, now) {
+            Ok(claims) => claims,
+            Err(rejection) => return Ok(CredentialOutcome::Rejected(rejection)),
+        };
+        let Some(jti) = claims.jti.as_deref() else {
+            return Ok(CredentialOutcome::Rejected(TokenRejection::MissingClaim(
+                "jti",
+            )));
+        };
         let (revoked, extra) =
             futures_util::future::join(self.revocations.is_revoked(jti, now), alongside(&claims))
                 .await;
         if revoked? {
-            return Err(TokenError::Revoked);
+            return Ok(CredentialOutcome::Rejected(TokenRejection::Revoked));
         }
-        Ok((claims, extra))
+        Ok(CredentialOutcome::Accepted((claims, extra)))
     }
 
     /// Revokes a verified access token until its expiry.

@@ -4,9 +4,10 @@
 use std::sync::Arc;
 
 use finsec_auth::mfa::{
-    Confirmation, MfaUserId, PendingEnrollment, Totp, TotpOutcome, TotpParams, TotpReplayStore,
-    TotpSecret,
+    ConfirmationRejected, MfaUserId, PendingEnrollment, Totp, TotpAccepted, TotpParams,
+    TotpRejection, TotpReplayStore, TotpSecret,
 };
+use finsec_auth::outcome::CredentialOutcome;
 use time::OffsetDateTime;
 
 pub(crate) fn rfc_totp() -> Totp {
@@ -35,19 +36,19 @@ pub(crate) async fn verify_flow<S: TotpReplayStore + ?Sized>(store: &S) {
     assert_eq!(totp.code_at(now).unwrap().expose(), "287082");
     assert_eq!(
         totp.verify_at(&user, "000000", now, store).await.unwrap(),
-        TotpOutcome::Invalid
+        CredentialOutcome::Rejected(TotpRejection::Invalid)
     );
     assert_eq!(
         totp.verify_at(&user, "28708", now, store).await.unwrap(),
-        TotpOutcome::Malformed
+        CredentialOutcome::Rejected(TotpRejection::Malformed)
     );
     assert_eq!(
         totp.verify_at(&user, "287 082", now, store).await.unwrap(),
-        TotpOutcome::Accepted { step: 1 }
+        CredentialOutcome::Accepted(TotpAccepted { step: 1 })
     );
     let replay = totp.verify_at(&user, "287082", now, store).await.unwrap();
-    assert_eq!(replay, TotpOutcome::Replayed);
-    assert!(replay.is_failure());
+    assert_eq!(replay, CredentialOutcome::Rejected(TotpRejection::Replayed));
+    assert!(replay.is_rejected());
 
     // Skew: at step 1000, codes of steps 999, 1000, 1001 pass; 998 and 1002 do not.
     let user = fresh_user("skew");
@@ -58,7 +59,7 @@ pub(crate) async fn verify_flow<S: TotpReplayStore + ?Sized>(store: &S) {
             totp.verify_at(&user, &code(bad), at(base), store)
                 .await
                 .unwrap(),
-            TotpOutcome::Invalid,
+            CredentialOutcome::Rejected(TotpRejection::Invalid),
             "step {bad}"
         );
     }
@@ -66,20 +67,20 @@ pub(crate) async fn verify_flow<S: TotpReplayStore + ?Sized>(store: &S) {
         totp.verify_at(&user, &code(999), at(base), store)
             .await
             .unwrap(),
-        TotpOutcome::Accepted { step: 999 }
+        CredentialOutcome::Accepted(TotpAccepted { step: 999 })
     );
     assert_eq!(
         totp.verify_at(&user, &code(1001), at(base), store)
             .await
             .unwrap(),
-        TotpOutcome::Accepted { step: 1001 }
+        CredentialOutcome::Accepted(TotpAccepted { step: 1001 })
     );
     // After step 1001 was used, the (still in-window) code of step 1000 is refused.
     assert_eq!(
         totp.verify_at(&user, &code(1000), at(base), store)
             .await
             .unwrap(),
-        TotpOutcome::Replayed
+        CredentialOutcome::Rejected(TotpRejection::Replayed)
     );
 
     // Enrollment: wrong code keeps it pending; right code confirms and is used up.
@@ -90,19 +91,23 @@ pub(crate) async fn verify_flow<S: TotpReplayStore + ?Sized>(store: &S) {
     let good = shadow.code_at(now).unwrap().expose();
     let wrong = if good == "000000" { "111111" } else { "000000" };
     let pending = match pending.confirm_at(wrong, now, store).await.unwrap() {
-        Confirmation::Rejected { pending, outcome } => {
-            assert_eq!(outcome, TotpOutcome::Invalid);
+        CredentialOutcome::Rejected(ConfirmationRejected {
+            pending,
+            reason: outcome,
+            ..
+        }) => {
+            assert_eq!(outcome, TotpRejection::Invalid);
             pending
         }
         other => panic!("wrong code confirmed: {other:?}"),
     };
     let confirmed = match pending.confirm_at(&good, now, store).await.unwrap() {
-        Confirmation::Confirmed(totp) => totp,
+        CredentialOutcome::Accepted(totp) => totp,
         other => panic!("right code rejected: {other:?}"),
     };
     assert_eq!(
         confirmed.verify_at(&user, &good, now, store).await.unwrap(),
-        TotpOutcome::Replayed
+        CredentialOutcome::Rejected(TotpRejection::Replayed)
     );
     let later = at(1_700_000_000 + 30);
     let next = confirmed.code_at(later).unwrap().expose();
@@ -138,8 +143,8 @@ pub(crate) async fn concurrent_servers(
     let mut replayed = 0;
     for h in handles {
         match h.await.unwrap() {
-            TotpOutcome::Accepted { .. } => accepted += 1,
-            TotpOutcome::Replayed => replayed += 1,
+            CredentialOutcome::Accepted(TotpAccepted { .. }) => accepted += 1,
+            CredentialOutcome::Rejected(TotpRejection::Replayed) => replayed += 1,
             other => panic!("unexpected {other:?}"),
         }
     }

@@ -16,6 +16,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use finsec_auth::api_keys::ApiKeyId;
+use finsec_auth::outcome::{CredentialOutcome, CredentialRejection as _};
 use finsec_rbac::PermissionPattern;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -287,12 +288,12 @@ pub async fn authenticate(
                 })
                 .await;
             let (claims, user) = match verified {
-                Ok(verified) => verified,
-                Err(finsec_auth::TokenError::Store(e)) => {
+                Ok(CredentialOutcome::Accepted(verified)) => verified,
+                Ok(CredentialOutcome::Rejected(why)) => return Err(refuse(&why.code())),
+                Err(e) => {
                     tracing::error!(error = %e, "token store failed");
                     return Err(AuthFailure::Unavailable);
                 }
-                Err(e) => return Err(refuse(&e)),
             };
             if claims.extra.typ != AccessClaims::TYPE {
                 return Err(refuse(&"not an access token"));
@@ -315,8 +316,8 @@ pub async fn authenticate(
         }
         Credential::ApiKey(key) => {
             let verified = match auth.api_keys().verify_at(&key, now).await {
-                Ok(v) => v,
-                Err(finsec_auth::api_keys::ApiKeyError::Rejected(r)) => return Err(refuse(&r)),
+                Ok(CredentialOutcome::Accepted(v)) => v,
+                Ok(CredentialOutcome::Rejected(why)) => return Err(refuse(&why.code())),
                 Err(e) => {
                     tracing::error!(error = %e, "api key store failed");
                     return Err(AuthFailure::Unavailable);

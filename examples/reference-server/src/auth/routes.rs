@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use finsec_auth::api_keys::{ApiKeyId, NewApiKey};
 use finsec_auth::mfa::{
-    BackupCodes, Confirmation, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret,
-    redeem_backup_code,
+    BackupCodes, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret, redeem_backup_code,
 };
-use finsec_auth::passwords::{Password, PasswordError, Verification};
-use finsec_auth::tokens::{Claims, TokenError, TokenPair};
+use finsec_auth::outcome::{CredentialOutcome, CredentialRejection as _};
+use finsec_auth::passwords::{Password, PasswordError};
+use finsec_auth::tokens::{Claims, TokenPair, TokenRejection};
 use finsec_crypto::envelope::aad_for;
 use finsec_rbac::PermissionPattern;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -512,11 +512,11 @@ async fn check_password(
     .await?
     .map_err(|e: PasswordError| internal("password verification", &e))?;
     match outcome {
-        Verification::Mismatch => {
-            tracing::debug!(user_id = %user.id, "login refused: wrong password");
+        CredentialOutcome::Rejected(why) => {
+            tracing::debug!(user_id = %user.id, reason = why.code(), "login refused");
             Err(ApiError::BadCredentials)
         }
-        Verification::Verified { .. } => {
+        CredentialOutcome::Accepted(_) => {
             if let Some(hash) = rehash {
                 auth.users
                     .update_password_hash(user.id, &hash, OffsetDateTime::now_utc())
@@ -642,10 +642,10 @@ pub async fn mfa_verify(
         .mfa_verifier
         .verify_at::<MfaClaims>(&request.mfa_token, now)
     {
-        Ok(c) if c.extra.typ == MFA_TYPE => c,
-        Ok(_) => return Err(ApiError::BadCredentials),
-        Err(e) => {
-            tracing::debug!(reason = %e, "mfa token refused");
+        CredentialOutcome::Accepted(c) if c.extra.typ == MFA_TYPE => c,
+        CredentialOutcome::Accepted(_) => return Err(ApiError::BadCredentials),
+        CredentialOutcome::Rejected(why) => {
+            tracing::debug!(reason = why.code(), "mfa token refused");
             return Err(ApiError::BadCredentials);
         }
     };
@@ -692,13 +692,17 @@ pub async fn mfa_verify(
             .verify_at(&who, code, now, &*auth.replay)
             .await
             .map_err(|e| internal("totp replay store", &e))?;
-        tracing::debug!(?outcome, "totp checked");
+        if let Some(why) = outcome.rejection() {
+            tracing::debug!(reason = why.code(), "totp code refused");
+        }
         outcome.is_accepted()
     } else {
         let outcome = redeem_backup_code(&auth.backup_key, &who, code, &*auth.backup_codes)
             .await
             .map_err(|e| internal("backup code store", &e))?;
-        tracing::debug!(?outcome, "backup code checked");
+        if let Some(why) = outcome.rejection() {
+            tracing::debug!(reason = why.code(), "backup code refused");
+        }
         outcome.is_accepted()
     };
     if !accepted {
@@ -744,14 +748,14 @@ pub async fn refresh(
         .tokens()
         .refresh_at(&token, AccessClaims::new(), now)
         .await
+        .map_err(|e| internal("refresh", &e))?
     {
-        Ok(pair) => session_response(auth, &pair, now).await,
-        Err(TokenError::Store(e)) => Err(internal("refresh store", &e)),
-        Err(e) => {
-            if matches!(e, TokenError::RefreshReused { .. }) {
+        CredentialOutcome::Accepted(pair) => session_response(auth, &pair, now).await,
+        CredentialOutcome::Rejected(why) => {
+            if matches!(why, TokenRejection::RefreshReused { .. }) {
                 tracing::warn!("refresh token reused; its family is revoked");
             }
-            tracing::debug!(reason = %e, "refresh refused");
+            tracing::debug!(reason = why.code(), "refresh refused");
             Err(ApiError::Unauthorized)
         }
     }
@@ -815,12 +819,15 @@ pub async fn logout(
             .refresh_at(&SecretString::from(token), AccessClaims::new(), now)
             .await
         {
-            Ok(pair) => auth
+            Ok(CredentialOutcome::Accepted(pair)) => auth
                 .tokens()
                 .revoke_family_at(&pair.family, now)
                 .await
                 .map_err(|e| internal("refresh family revocation", &e))?,
-            Err(e) => tracing::debug!(reason = %e, "logout: refresh token not usable"),
+            Ok(CredentialOutcome::Rejected(why)) => {
+                tracing::debug!(reason = why.code(), "logout: refresh token not usable");
+            }
+            Err(e) => return Err(internal("refresh", &e)),
         }
     }
     tracing::info!(user_id = %principal.user_id, "logged out");
@@ -934,8 +941,10 @@ pub async fn mfa_confirm(
         .await
         .map_err(|e| internal("totp replay store", &e))?
     {
-        Confirmation::Confirmed(_) => {}
-        _ => return Err(ApiError::Invalid("the code is not valid".to_owned())),
+        CredentialOutcome::Accepted(_) => {}
+        CredentialOutcome::Rejected(_) => {
+            return Err(ApiError::Invalid("the code is not valid".to_owned()));
+        }
     }
     let codes = BackupCodes::generate(&auth.backup_key, &who)
         .map_err(|e| internal("backup codes", &e))?

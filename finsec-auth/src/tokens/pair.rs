@@ -231,19 +231,10 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         token: &str,
         now: OffsetDateTime,
     ) -> Result<TokenOutcome<T>> {
-        let claims = match self.verifier.check_at::<T>(token, now) {
-            Ok(claims) => claims,
-            Err(rejection) => return Ok(CredentialOutcome::Rejected(rejection)),
-        };
-        let Some(jti) = claims.jti.as_deref() else {
-            return Ok(CredentialOutcome::Rejected(TokenRejection::MissingClaim(
-                "jti",
-            )));
-        };
-        if self.revocations.is_revoked(jti, now).await? {
-            return Ok(CredentialOutcome::Rejected(TokenRejection::Revoked));
-        }
-        Ok(CredentialOutcome::Accepted(claims))
+        let outcome = self
+            .verify_access_with_at::<T, _, _>(token, now, |_| std::future::ready(()))
+            .await?;
+        Ok(outcome.map(|(claims, ())| claims))
     }
 
     /// Verifies an access token like [`verify_access_at`](Self::verify_access_at), and runs

@@ -199,16 +199,20 @@ impl<'q> PolicyOutcome<'q> {
 
 /// A rate limiter: a primary store and what to do when it fails.
 ///
-/// Cheap to clone (the stores are shared).
+/// Generic over its primary store, like every finsec service; the default is the
+/// type-erased `Arc<dyn RateLimitStore>`, so `RateLimiter` alone names a limiter over any
+/// store. Cloning is cheap when the store is (an `Arc`, or a Redis store's connection
+/// handle). The local fallback is always an `Arc<dyn RateLimitStore>`: it is only used when
+/// the primary fails.
 #[derive(Clone)]
-pub struct RateLimiter {
-    primary: Arc<dyn RateLimitStore>,
+pub struct RateLimiter<S = Arc<dyn RateLimitStore>> {
+    primary: S,
     fallback: Arc<dyn RateLimitStore>,
     policy: FailurePolicy,
     fail_closed_retry_after: Duration,
 }
 
-impl fmt::Debug for RateLimiter {
+impl<S: RateLimitStore> fmt::Debug for RateLimiter<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
             .field("primary", &self.primary.backend())
@@ -219,10 +223,10 @@ impl fmt::Debug for RateLimiter {
     }
 }
 
-impl RateLimiter {
+impl<S: RateLimitStore> RateLimiter<S> {
     /// A limiter over `primary`, handling its failures with `policy`. The local fallback is
     /// a fresh [`MemoryStore`].
-    pub fn new(primary: Arc<dyn RateLimitStore>, policy: FailurePolicy) -> Self {
+    pub fn new(primary: S, policy: FailurePolicy) -> Self {
         Self {
             primary,
             fallback: Arc::new(MemoryStore::new()),
@@ -251,7 +255,7 @@ impl RateLimiter {
     }
 
     /// The primary store.
-    pub fn primary(&self) -> &Arc<dyn RateLimitStore> {
+    pub fn primary(&self) -> &S {
         &self.primary
     }
 

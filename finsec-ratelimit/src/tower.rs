@@ -67,6 +67,7 @@ use crate::error::Error;
 use crate::failure::RateLimiter;
 use crate::headers::{self, RateLimitHeaders};
 use crate::policy::{Identity, RateLimitPolicy};
+use crate::store::RateLimitStore;
 
 /// The direct peer's address, as a request extension. Insert it where the connection is
 /// accepted if the server does not already put a `SocketAddr` in the extensions.
@@ -314,8 +315,8 @@ impl RateLimitStatus {
 /// A [`Layer`] rate-limiting requests with a policy (see the [module docs](self)).
 ///
 /// Cloning is cheap (the parts are shared); the builder methods may be called on any copy.
-pub struct RateLimitLayer<K, B, R = EmptyBody> {
-    limiter: RateLimiter,
+pub struct RateLimitLayer<K, B, R = EmptyBody, S = Arc<dyn RateLimitStore>> {
+    limiter: RateLimiter<S>,
     policy: Arc<RateLimitPolicy>,
     policy_header: Option<String>,
     scope: HeaderScope,
@@ -325,7 +326,7 @@ pub struct RateLimitLayer<K, B, R = EmptyBody> {
     respond: Arc<R>,
 }
 
-impl<K, B, R> Clone for RateLimitLayer<K, B, R> {
+impl<K, B, R, S: Clone> Clone for RateLimitLayer<K, B, R, S> {
     fn clone(&self) -> Self {
         Self {
             limiter: self.limiter.clone(),
@@ -340,7 +341,7 @@ impl<K, B, R> Clone for RateLimitLayer<K, B, R> {
     }
 }
 
-impl<K: fmt::Debug, B, R> fmt::Debug for RateLimitLayer<K, B, R> {
+impl<K: fmt::Debug, B, R, S: RateLimitStore> fmt::Debug for RateLimitLayer<K, B, R, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimitLayer")
             .field("limiter", &self.limiter)
@@ -351,14 +352,15 @@ impl<K: fmt::Debug, B, R> fmt::Debug for RateLimitLayer<K, B, R> {
     }
 }
 
-impl<K, B> RateLimitLayer<K, B>
+impl<K, B, S> RateLimitLayer<K, B, EmptyBody, S>
 where
     K: KeyExtractor<B>,
+    S: RateLimitStore,
 {
     /// Limits requests with `policy`, identified by `extractor`, each of cost 1, refused with
     /// an empty body ([`EmptyBody`]).
     pub fn new(
-        limiter: RateLimiter,
+        limiter: RateLimiter<S>,
         policy: impl Into<Arc<RateLimitPolicy>>,
         extractor: K,
     ) -> Self {
@@ -377,7 +379,7 @@ where
     }
 }
 
-impl<K, B, R> RateLimitLayer<K, B, R> {
+impl<K, B, R, S> RateLimitLayer<K, B, R, S> {
     /// The same layer with a per-request cost (for example by route). A cost above a quota's
     /// capacity is refused as [`Refusal::Failed`], since it could never be allowed.
     #[must_use]
@@ -403,7 +405,7 @@ impl<K, B, R> RateLimitLayer<K, B, R> {
 
     /// The same layer answering refusals with `respond` (for example a JSON problem body)
     /// instead of an empty body. The rate-limit headers are added to its response.
-    pub fn with_response<R2>(self, respond: R2) -> RateLimitLayer<K, B, R2> {
+    pub fn with_response<R2>(self, respond: R2) -> RateLimitLayer<K, B, R2, S> {
         RateLimitLayer {
             limiter: self.limiter,
             policy: self.policy,
@@ -417,10 +419,10 @@ impl<K, B, R> RateLimitLayer<K, B, R> {
     }
 }
 
-impl<S, K, B, R> Layer<S> for RateLimitLayer<K, B, R> {
-    type Service = RateLimit<S, K, B, R>;
+impl<Inner, K, B, R, S: Clone> Layer<Inner> for RateLimitLayer<K, B, R, S> {
+    type Service = RateLimit<Inner, K, B, R, S>;
 
-    fn layer(&self, inner: S) -> Self::Service {
+    fn layer(&self, inner: Inner) -> Self::Service {
         RateLimit {
             inner,
             layer: Arc::new(self.clone()),
@@ -429,13 +431,13 @@ impl<S, K, B, R> Layer<S> for RateLimitLayer<K, B, R> {
 }
 
 /// The service [`RateLimitLayer`] produces.
-pub struct RateLimit<S, K, B, R = EmptyBody> {
-    inner: S,
+pub struct RateLimit<Inner, K, B, R = EmptyBody, S = Arc<dyn RateLimitStore>> {
+    inner: Inner,
     // Shared: the service is cloned for every request, and so is the layer for its future.
-    layer: Arc<RateLimitLayer<K, B, R>>,
+    layer: Arc<RateLimitLayer<K, B, R, S>>,
 }
 
-impl<S: Clone, K, B, R> Clone for RateLimit<S, K, B, R> {
+impl<Inner: Clone, K, B, R, S> Clone for RateLimit<Inner, K, B, R, S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -444,7 +446,9 @@ impl<S: Clone, K, B, R> Clone for RateLimit<S, K, B, R> {
     }
 }
 
-impl<S: fmt::Debug, K: fmt::Debug, B, R> fmt::Debug for RateLimit<S, K, B, R> {
+impl<Inner: fmt::Debug, K: fmt::Debug, B, R, S: RateLimitStore> fmt::Debug
+    for RateLimit<Inner, K, B, R, S>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimit")
             .field("inner", &self.inner)
@@ -453,17 +457,18 @@ impl<S: fmt::Debug, K: fmt::Debug, B, R> fmt::Debug for RateLimit<S, K, B, R> {
     }
 }
 
-impl<S, K, B, R, ResB> Service<Request<B>> for RateLimit<S, K, B, R>
+impl<Inner, K, B, R, S, ResB> Service<Request<B>> for RateLimit<Inner, K, B, R, S>
 where
-    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
+    Inner: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    Inner::Future: Send + 'static,
+    S: RateLimitStore + 'static,
     K: KeyExtractor<B>,
     R: Respond<ResB>,
     B: Send + 'static,
     ResB: Send + 'static,
 {
     type Response = Response<ResB>;
-    type Error = S::Error;
+    type Error = Inner::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

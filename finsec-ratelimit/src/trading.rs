@@ -86,22 +86,25 @@ pub struct OrderCheck {
 }
 
 /// The order-to-trade ratio limit (see the [module docs](self)).
+///
+/// Generic over its store like [`RateLimiter`](crate::RateLimiter); the default is
+/// `Arc<dyn RateLimitStore>`.
 #[derive(Debug, Clone)]
-pub struct OrderToTradeRatio {
-    store: Arc<dyn RateLimitStore>,
+pub struct OrderToTradeRatio<S = Arc<dyn RateLimitStore>> {
+    store: S,
     config: OrderToTradeConfig,
     orders: [Quota; 1],
     fills: [Quota; 1],
     capacity: u64,
 }
 
-impl OrderToTradeRatio {
+impl<S: RateLimitStore> OrderToTradeRatio<S> {
     /// A limit kept in `store`.
     ///
     /// # Errors
     /// [`Error::Config`] if the name is not valid or the window is not a valid quota period
     /// (1 ms to 366 days, whole microseconds).
-    pub fn new(store: Arc<dyn RateLimitStore>, config: OrderToTradeConfig) -> Result<Self> {
+    pub fn new(store: S, config: OrderToTradeConfig) -> Result<Self> {
         let invalid = |reason: String| Error::Config {
             path: format!("order_to_trade.{}", config.name),
             reason,

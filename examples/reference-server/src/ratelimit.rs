@@ -604,7 +604,8 @@ mod tests {
             (FailureMode::Closed, false, 1),
             (FailureMode::Fallback, true, 1),
         ] {
-            let limiter = RateLimiter::new(Arc::new(store.clone()), mode.into());
+            let store: Arc<dyn RateLimitStore> = Arc::new(store.clone());
+            let limiter = RateLimiter::new(store, mode.into());
             let limits = RateLimits::new(&policies, limiter, TrustedProxies::none()).unwrap();
             let logs = Captured::default();
             let writer = logs.clone();

@@ -1,8 +1,9 @@
 //! Which AES-256-GCM implementation seals and opens data.
 //!
-//! Envelopes ([`Envelope`](crate::Envelope)), streams ([`stream`](crate::stream)) and the
-//! [`hazmat`](crate::hazmat) functions encrypt their data with AES-256-GCM from one of two
-//! implementations, chosen by [`AeadBackend`]:
+//! Envelopes ([`Envelope`](crate::Envelope)), streams ([`stream`](crate::stream)), subject
+//! keys ([`SubjectKeys`](crate::SubjectKeys)) and the [`hazmat`](crate::hazmat) functions
+//! encrypt their data with AES-256-GCM from one of two implementations, chosen by
+//! [`AeadBackend`]:
 //!
 //! - [`AeadBackend::RustCrypto`], the `aes-gcm` crate, always available and the default
 //!   without the `aws-lc-rs` feature;

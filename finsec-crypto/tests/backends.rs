@@ -1,5 +1,5 @@
-//! The AES-GCM backends are interchangeable: every envelope, stream and `hazmat` ciphertext
-//! one backend writes opens with every other, and tampering is caught by each.
+//! The AES-GCM backends are interchangeable: every envelope, stream, subject and `hazmat`
+//! ciphertext one backend writes opens with every other, and tampering is caught by each.
 //!
 //! Without the `aws-lc-rs` feature only the RustCrypto backend is compiled in and these
 //! tests check it against itself; CI runs them with `--all-features`, where both are.
@@ -10,8 +10,8 @@ use std::io::Write;
 
 use finsec_crypto::hazmat::{aes256gcm_open_with, aes256gcm_seal_with};
 use finsec_crypto::{
-    AeadBackend, Envelope, Error, KeyName, Keyring, StreamDecryptor, StreamEncryptor,
-    StreamOptions, random_array,
+    AeadBackend, Envelope, Error, KeyName, Keyring, MemorySubjectKeyStore, StreamDecryptor,
+    StreamEncryptor, StreamOptions, SubjectId, SubjectKeys, random_array,
 };
 
 /// Lengths around the AES block, GHASH and chunk edges, up to past 64 KiB.
@@ -139,6 +139,42 @@ fn hazmat_seal_and_open_agree_across_backends() {
             );
             assert!(matches!(
                 aes256gcm_open_with(reader, &key, &nonce, b"other", &ct),
+                Err(Error::Decryption)
+            ));
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, pairs().len() * LENGTHS.len());
+}
+
+#[tokio::test]
+async fn subject_ciphertexts_open_across_backends() {
+    let (keyring, name) = keyring();
+    let store = MemorySubjectKeyStore::new();
+    let alice = SubjectId::new("alice").unwrap();
+    let bob = SubjectId::new("bob").unwrap();
+    let mut cases = 0;
+    for (writer, reader) in pairs() {
+        let seal = SubjectKeys::new(&store, &keyring, name.clone()).with_backend(writer);
+        let open = SubjectKeys::new(&store, &keyring, name.clone()).with_backend(reader);
+        assert_eq!(open.backend(), reader);
+        for &len in LENGTHS {
+            let plaintext = data(len);
+            let ct = seal
+                .encrypt(&alice, &plaintext, b"users.email")
+                .await
+                .unwrap();
+            assert_eq!(
+                open.decrypt(&alice, &ct, b"users.email").await.unwrap(),
+                plaintext,
+                "{writer} -> {reader}, {len} bytes"
+            );
+            assert!(matches!(
+                open.decrypt(&alice, &ct, b"users.name").await,
+                Err(Error::Decryption)
+            ));
+            assert!(matches!(
+                open.decrypt(&bob, &ct, b"users.email").await,
                 Err(Error::Decryption)
             ));
             cases += 1;

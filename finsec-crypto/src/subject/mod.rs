@@ -113,11 +113,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::backend::{AeadBackend, DataCipher};
 use crate::error::{Error, Result};
 use crate::provider::{KekRef, KeyName, KeyProvider, WrappedDek};
 use crate::secret::{Key256, fill_random};
@@ -429,24 +428,41 @@ pub struct SubjectKeys<S, P> {
     store: S,
     provider: P,
     kek: KeyName,
+    backend: AeadBackend,
 }
 
 impl<S, P> fmt::Debug for SubjectKeys<S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SubjectKeys")
             .field("kek", &self.kek)
+            .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
 }
 
 impl<S: SubjectKeyStore, P: KeyProvider> SubjectKeys<S, P> {
-    /// A manager wrapping new subject keys under the KEK named `kek`.
+    /// A manager wrapping new subject keys under the KEK named `kek`, encrypting with the
+    /// default [`AeadBackend`].
     pub fn new(store: S, provider: P, kek: KeyName) -> Self {
         Self {
             store,
             provider,
             kek,
+            backend: AeadBackend::default(),
         }
+    }
+
+    /// The same manager encrypting and decrypting with `backend`. The format does not
+    /// depend on it: ciphertexts of one backend open with every other.
+    #[must_use]
+    pub fn with_backend(mut self, backend: AeadBackend) -> Self {
+        self.backend = backend;
+        self
+    }
+
+    /// The AES-GCM implementation in use.
+    pub fn backend(&self) -> AeadBackend {
+        self.backend
     }
 
     /// The store.
@@ -511,7 +527,7 @@ impl<S: SubjectKeyStore, P: KeyProvider> SubjectKeys<S, P> {
             });
         }
         let key = self.key_for_encryption(subject, now).await?;
-        seal(&key, subject, plaintext, aad)
+        seal(self.backend, &key, subject, plaintext, aad)
     }
 
     /// Decrypts a ciphertext made by [`encrypt`](Self::encrypt) for `subject` with the same
@@ -539,7 +555,7 @@ impl<S: SubjectKeyStore, P: KeyProvider> SubjectKeys<S, P> {
         let key = self
             .provider
             .unwrap_dek(&stored.kek, stored.wrapped.as_bytes())?;
-        parsed.open(&key, subject, aad)
+        parsed.open(self.backend, &key, subject, aad)
     }
 
     /// Destroys the subject's key now (system clock). See [`shred_at`](Self::shred_at).
@@ -726,12 +742,14 @@ fn full_aad(subject: &SubjectId, aad: &[u8]) -> Vec<u8> {
     out
 }
 
-fn cipher(key: &Key256) -> Aes256Gcm {
-    Aes256Gcm::new(key.expose_secret().into())
-}
-
 /// Encrypts into one buffer: header, then the plaintext encrypted in place, then the tag.
-fn seal(key: &Key256, subject: &SubjectId, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+fn seal(
+    backend: AeadBackend,
+    key: &Key256,
+    subject: &SubjectId,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
     fill_random(&mut nonce)?;
     let mut out = Vec::with_capacity(OVERHEAD + plaintext.len());
@@ -741,12 +759,8 @@ fn seal(key: &Key256, subject: &SubjectId, plaintext: &[u8], aad: &[u8]) -> Resu
     out.extend_from_slice(plaintext);
     // Cannot panic: `out` starts with the HEADER_LEN header bytes just written.
     let (_, body) = out.split_at_mut(HEADER_LEN);
-    let tag = cipher(key)
-        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &full_aad(subject, aad), body)
-        .map_err(|_| Error::TooLarge {
-            size: u64::try_from(plaintext.len()).unwrap_or(u64::MAX),
-            limit: MAX_PLAINTEXT_LEN,
-        })?;
+    let tag =
+        DataCipher::new(backend, key)?.seal_in_place(&nonce, &full_aad(subject, aad), body)?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
@@ -799,16 +813,20 @@ impl<'a> Parsed<'a> {
         })
     }
 
-    fn open(&self, key: &Key256, subject: &SubjectId, aad: &[u8]) -> Result<Vec<u8>> {
+    fn open(
+        &self,
+        backend: AeadBackend,
+        key: &Key256,
+        subject: &SubjectId,
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
         let mut out = self.body.to_vec();
-        cipher(key)
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&self.nonce),
-                &full_aad(subject, aad),
-                &mut out,
-                Tag::from_slice(&self.tag),
-            )
-            .map_err(|_| Error::Decryption)?;
+        DataCipher::new(backend, key)?.open_in_place(
+            &self.nonce,
+            &full_aad(subject, aad),
+            &mut out,
+            &self.tag,
+        )?;
         Ok(out)
     }
 }
@@ -821,6 +839,12 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
+    use aes_gcm::aead::AeadInPlace;
+    use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
+
+    fn cipher(key: &Key256) -> Aes256Gcm {
+        Aes256Gcm::new(key.expose_secret().into())
+    }
 
     /// A minimal provider for unit tests: one KEK name, versions as AES-GCM keys.
     #[derive(Default)]

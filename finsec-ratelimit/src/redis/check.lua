@@ -15,7 +15,7 @@
 --          after this request when every quota allowed it, and without it otherwise.
 --
 -- State is written only when every quota allows (and the cost is not 0), each key with
--- SET ... PX from its evaluation's ttl, so a denied request consumes nothing and keys vanish
+-- PSETEX from its evaluation's ttl, so a denied request consumes nothing and keys vanish
 -- once their state is meaningless. Needs Redis 5 or later (writes after TIME rely on the
 -- script-effects replication that is the default from Redis 5).
 --
@@ -35,6 +35,7 @@
 -- number passed to redis.call is not formatted the same way by every Redis version.
 
 local TWO53 = 9007199254740992
+local TWO31 = 2147483648
 local US = 1000000
 local fmod, floor, max, min = math.fmod, math.floor, math.max, math.min
 local format, match, tonumber = string.format, string.match, tonumber
@@ -60,17 +61,18 @@ end
 local all_allowed = true
 
 -- A non-negative integer below 2^53 in decimal. '%d' is several times cheaper than '%.0f',
--- but converts to a C long, which may be 32 bits wide: the number goes in 6-digit parts.
+-- but converts to a C long, which may be 32 bits wide: a number of 2^31 or more goes in
+-- 6-digit parts, each part below 2^31 (a time in microseconds needs two until 2038).
 local function int(x)
-  if x < US then return format('%d', x) end
+  if x < TWO31 then return format('%d', x) end
   local c = fmod(x, US)
   local y = (x - c) / US
-  if y < US then return format('%d%06d', y, c) end
+  if y < TWO31 then return format('%d%06d', y, c) end
   local b = fmod(y, US)
   return format('%d%06d%06d', (y - b) / US, b, c)
 end
 
--- A ttl in microseconds as SET's PX argument: rounded up to whole milliseconds, plus 1 ms
+-- A ttl in microseconds as PSETEX's argument: rounded up to whole milliseconds, plus 1 ms
 -- because Redis may date the expiry from a clock reading taken when the script started, a
 -- little before TIME above.
 local function px(us)
@@ -244,7 +246,7 @@ for i = 1, n do
       return { now_s, now_us, 0, rem0, retry, reset0 }
     end
     if cost > 0 then
-      redis.call('SET', KEYS[1], state, 'PX', px(ttl))
+      redis.call('PSETEX', KEYS[1], px(ttl), state)
     end
     return { now_s, now_us, 1, rem1, 0, reset1 }
   end
@@ -255,7 +257,7 @@ end
 local reply = { now_s, now_us }
 for i = 1, n do
   if all_allowed and cost > 0 then
-    redis.call('SET', KEYS[i], states[i], 'PX', px(ttls[i]))
+    redis.call('PSETEX', KEYS[i], px(ttls[i]), states[i])
   end
   local k = 4 * i - 1
   reply[k] = oks[i] and 1 or 0

@@ -1,15 +1,105 @@
-//! A tamper-evident audit trail for finsec, with a security monitor.
+//! A tamper-evident audit trail for finsec: an RFC 6962 / RFC 9162 Merkle log of audit
+//! events, with signed checkpoints, inclusion and consistency proofs, and witnesses.
 //!
-//! **Status: not built yet.** This crate is a placeholder in the workspace so that the
-//! layout, features and CI are in place; it exports nothing. It will hold:
+//! - [`AuditEvent`]: who did what to which resource, when (UTC microseconds with the
+//!   clock's name and the MiFID II RTS 25 precision class) and how it ended, in a
+//!   documented, versioned canonical encoding ([`event`]). Personal data goes in encrypted
+//!   under the data subject's key or as a keyed hash ([`Personal`]), so crypto-shredding a
+//!   subject leaves every proof valid.
+//! - [`merkle`]: the tree. Leaves are `SHA-256(0x00 ‖ event)`, nodes
+//!   `SHA-256(0x01 ‖ left ‖ right)`; stores keep every complete subtree's hash, so any
+//!   proof for any size reads `O(log n)` hashes.
+//! - [`checkpoint`]: C2SP `tlog-checkpoint` tree heads in C2SP `signed-note`s, Ed25519, with
+//!   the signing key sealed by a finsec-crypto envelope.
+//! - [`AuditSink`]: where the log is kept. [`MemorySink`] here.
+//! - [`AuditLog`]: appends, signs checkpoints, writes them to [`Witness`]es, and answers
+//!   with [`InclusionProof`]s and consistency proofs.
+//! - [`LogVerifier`]: walks a store and reports the first [`Problem`]: an edited, deleted,
+//!   inserted or moved event, a rewritten tree, a truncated log, a bad checkpoint or a
+//!   split view.
 //!
-//! - `AuditEvent` with a UUIDv7 id, microsecond UTC timestamp, clock source and precision class (MiFID II RTS 25), actor, action, resource and outcome.
-//! - A SHA-256 hash chain with Ed25519-signed checkpoints published to an independent witness; `verify` reports the first broken record.
-//! - Sinks (`AuditSink`): memory, fsync'd JSONL file, SQLite, Postgres and capped Redis streams, behind a buffered writer whose `append` returns only once a record is durable.
-//! - Parameterised queries with keyset pagination, and a monitor with sliding-window detection rules and incident handlers.
+//! ```
+//! use finsec_audit::{AuditEvent, AuditLog, EventTime, LogVerifier, MemorySink, NoteSigner};
+//! use finsec_audit::{MemoryWitness, Outcome, Precision};
+//! use std::sync::Arc;
+//! use time::OffsetDateTime;
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let signer = NoteSigner::generate("audit.example.com/trading")?;
+//! let verifier = signer.verifier();
+//! let witness = Arc::new(MemoryWitness::new());
+//! let log = AuditLog::new(MemorySink::new(), "audit.example.com/trading", signer)?
+//!     .with_witness(witness.clone());
+//!
+//! let now = OffsetDateTime::now_utc();
+//! let event = AuditEvent::new(
+//!     "order.place",
+//!     Outcome::Success,
+//!     EventTime::new(now, Precision::Millisecond, "system")?,
+//! )?
+//! .with_resource("order", "o-1")?;
+//! log.append(&[event.clone()]).await?;
+//! let (checkpoint, _) = log.checkpoint().await?;
+//!
+//! // An examiner, given the checkpoint note and the verifier key, checks one event.
+//! let signed = verifier.verify(checkpoint.note())?;
+//! let proof = log.inclusion_proof(event.id(), signed.checkpoint().size()).await?;
+//! proof.verify(signed.checkpoint().root())?;
+//!
+//! // An auditor walks the whole log, against the witness's copy too.
+//! let report = LogVerifier::new(verifier, "audit.example.com/trading")
+//!     .with_witness(witness)
+//!     .verify(log.sink())
+//!     .await?;
+//! assert!(report.is_ok());
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+//! ```
 //!
 //! # Threat model
 //!
-//! None yet: the crate exports nothing, so it neither defends nor exposes anything. The
-//! section arrives with the code.
+//! - **Who it defends against**: anyone who can write to the log's store after the fact (a
+//!   database administrator, an attacker with the app's credentials, a careless migration)
+//!   and wants to change, remove, add or reorder records unnoticed. Every such change is
+//!   found by [`LogVerifier`]: stored hashes no longer match the events, or a signed
+//!   checkpoint no longer matches the tree.
+//! - **Rewriting everything**: someone who rewrites events *and* recomputes the tree can
+//!   only be caught by a checkpoint signed before the rewrite. Checkpoints are signed with a
+//!   key kept sealed under finsec-crypto, and copied to [`Witness`]es the store's operator
+//!   does not control alone: keep at least one witness off the database host.
+//! - **Truncation**: removing the newest events and checkpoints is found against any
+//!   witness that holds a later checkpoint. Events after the last witnessed checkpoint are
+//!   protected only by the store itself until the next checkpoint: checkpoint often.
+//! - **Key compromise**: whoever holds the note key can sign a rewritten history; two
+//!   signed checkpoints of one size with different roots (a split view) then show it, if a
+//!   witness kept the original.
+//! - **Personal data**: events hold personal data only encrypted under the subject's key or
+//!   as a keyed hash; details named like secrets (`password`, `secret`, `private_key`,
+//!   `access_token`, `refresh_token`) are refused. `Debug` of a [`NoteSigner`] never shows
+//!   the seed.
+//! - **Not covered**: events that were never appended (an application that skips the log);
+//!   the availability of the store.
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod checkpoint;
+pub mod error;
+pub mod event;
+pub mod log;
+pub mod memory;
+pub mod merkle;
+pub mod sink;
+pub mod verify;
+pub mod witness;
+
+pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint};
+pub use error::{Error, Result};
+pub use event::{
+    Actor, AuditEvent, Detail, EventError, EventTime, Outcome, Personal, Precision, Resource, Text,
+};
+pub use log::{AuditLog, InclusionProof, WitnessFailures};
+pub use memory::MemorySink;
+pub use merkle::{Hash, NodeId, ProofError};
+pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent};
+pub use verify::{LogVerifier, Problem, VerifyReport};
+pub use witness::{FileWitness, MemoryWitness, SinkWitness, Witness};

@@ -1,0 +1,147 @@
+//! An in-memory [`AuditSink`], for tests and for a process that ships its log elsewhere.
+
+use std::collections::{BTreeMap, HashMap};
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::merkle::{Frontier, Hash, NodeId};
+use crate::sink::{Appended, AuditSink, EncodedEvent, StoredEvent};
+
+/// The log's contents, as the memory sink holds them.
+#[derive(Debug, Default)]
+pub struct RawLog {
+    /// The events, by position: `(stored position, canonical bytes, stored leaf hash)`.
+    pub events: Vec<(u64, Vec<u8>, Hash)>,
+    /// The complete subtrees above the leaves: `levels[l - 1][i]` is node `l/i`.
+    pub levels: Vec<Vec<Hash>>,
+    /// Positions by event id.
+    pub ids: HashMap<Uuid, u64>,
+    /// Checkpoint notes by size (several per size are kept as given).
+    pub checkpoints: BTreeMap<u64, Vec<String>>,
+    frontier: Frontier,
+}
+
+/// An [`AuditSink`] in memory. Nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    inner: Mutex<RawLog>,
+}
+
+impl MemorySink {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Changes the stored log directly, as an attacker with write access to the store
+    /// could: for tamper tests of [`crate::verify`].
+    #[cfg(feature = "testing")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+    pub fn tamper(&self, change: impl FnOnce(&mut RawLog)) {
+        change(&mut self.inner.lock());
+    }
+}
+
+#[async_trait]
+impl AuditSink for MemorySink {
+    async fn append(&self, events: &[EncodedEvent]) -> Result<Appended> {
+        let mut raw = self.inner.lock();
+        let first = raw.frontier.size();
+        let mut seen = HashMap::new();
+        for e in events {
+            if raw.ids.contains_key(&e.id()) || seen.insert(e.id(), ()).is_some() {
+                return Err(Error::DuplicateEvent(e.id()));
+            }
+        }
+        for e in events {
+            let index = raw.frontier.size();
+            let done = raw.frontier.push(e.leaf());
+            for (id, hash) in done.into_iter().skip(1) {
+                let level = usize::from(id.level);
+                while raw.levels.len() < level {
+                    raw.levels.push(Vec::new());
+                }
+                if let Some(row) = raw.levels.get_mut(level - 1) {
+                    row.push(hash);
+                }
+            }
+            raw.events.push((index, e.bytes().to_vec(), e.leaf()));
+            raw.ids.insert(e.id(), index);
+        }
+        Ok(Appended {
+            first,
+            size: raw.frontier.size(),
+            root: raw.frontier.root(),
+        })
+    }
+
+    async fn size(&self) -> Result<u64> {
+        Ok(self.inner.lock().events.len() as u64)
+    }
+
+    async fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let raw = self.inner.lock();
+        let from = usize::try_from(from).unwrap_or(usize::MAX);
+        Ok(raw
+            .events
+            .iter()
+            .skip(from)
+            .take(limit)
+            .map(|(index, bytes, leaf)| StoredEvent {
+                index: *index,
+                bytes: bytes.clone(),
+                leaf: *leaf,
+            })
+            .collect())
+    }
+
+    async fn nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
+        let raw = self.inner.lock();
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            let Ok(index) = usize::try_from(id.index) else {
+                continue;
+            };
+            let hash = if id.level == 0 {
+                raw.events.get(index).map(|(_, _, leaf)| *leaf)
+            } else {
+                raw.levels
+                    .get(usize::from(id.level) - 1)
+                    .and_then(|row| row.get(index))
+                    .copied()
+            };
+            if let Some(hash) = hash {
+                out.insert(*id, hash);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn position(&self, id: Uuid) -> Result<Option<u64>> {
+        Ok(self.inner.lock().ids.get(&id).copied())
+    }
+
+    async fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
+        let mut raw = self.inner.lock();
+        let notes = raw.checkpoints.entry(size).or_default();
+        if !notes.iter().any(|n| n == note) {
+            notes.push(note.to_owned());
+        }
+        Ok(())
+    }
+
+    async fn checkpoints(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let raw = self.inner.lock();
+        Ok(raw
+            .checkpoints
+            .range(from..=to)
+            .flat_map(|(size, notes)| notes.iter().map(move |n| (*size, n.clone())))
+            .collect())
+    }
+}

@@ -463,19 +463,9 @@ pub fn verify_inclusion(
     Ok(())
 }
 
-/// The length an inclusion proof of `index` in `size` leaves must have.
+/// A proof-length error: the length the same walk that makes the proof gives.
 fn wrong_length(got: usize, index: u64, size: u64) -> ProofError {
-    let mut expected = 0usize;
-    let (mut lo, mut hi) = (0u64, size);
-    while hi - lo > 1 {
-        let k = split(hi - lo);
-        if index < lo + k {
-            hi = lo + k;
-        } else {
-            lo += k;
-        }
-        expected += 1;
-    }
+    let expected = inclusion_with(index, size, &mut |_| Ok(Hash::empty())).map_or(0, |p| p.len());
     ProofError::WrongLength { got, expected }
 }
 
@@ -560,25 +550,9 @@ pub fn verify_consistency(
 }
 
 /// The number of hashes in the consistency proof from `from` to `to` leaves
-/// (`0 < from < to`).
+/// (`0 < from < to`): the same walk that makes the proof, on placeholder hashes.
 fn consistency_len(from: u64, to: u64) -> usize {
-    let (mut lo, mut hi, mut m, mut whole) = (0u64, to, from, true);
-    let mut len = 0usize;
-    while m != hi - lo {
-        let k = split(hi - lo);
-        if m <= k {
-            hi = lo + k;
-        } else {
-            lo += k;
-            m -= k;
-            whole = false;
-        }
-        len += 1;
-    }
-    if !whole {
-        len += 1;
-    }
-    len
+    consistency_with(from, to, &mut |_| Ok(Hash::empty())).map_or(0, |p| p.len())
 }
 
 #[cfg(test)]

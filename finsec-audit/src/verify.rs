@@ -339,8 +339,6 @@ impl LogVerifier {
             if batch.is_empty() {
                 break;
             }
-            // Leaves of this batch by stored leaf hash, to tell a move from an edit.
-            let by_leaf: HashMap<Hash, u64> = batch.iter().map(|e| (e.leaf, e.index)).collect();
             let mut completed: Vec<(NodeId, Hash)> = Vec::new();
             for e in &batch {
                 if e.index > next {
@@ -353,12 +351,14 @@ impl LogVerifier {
                 }
                 let leaf = Hash::leaf(&e.bytes);
                 if leaf != e.leaf {
-                    report.problem = Some(match by_leaf.get(&leaf) {
-                        Some(&other) if other != e.index => Problem::Reordered {
+                    // A move, if the bytes hash to another stored leaf of the batch.
+                    let moved = batch.iter().find(|o| o.leaf == leaf && o.index != e.index);
+                    report.problem = Some(match moved {
+                        Some(o) => Problem::Reordered {
                             index: e.index,
-                            other,
+                            other: o.index,
                         },
-                        _ => Problem::Edited { index: e.index },
+                        None => Problem::Edited { index: e.index },
                     });
                     return Ok(report);
                 }

@@ -70,60 +70,57 @@ fn reference_tree_roots() {
     );
 }
 
+/// Runs `accepts` on every case of `group` and asserts it accepts exactly the valid ones;
+/// returns (valid, invalid) counts.
+fn run(group: &str, accepts: impl Fn(&Value) -> bool) -> (usize, usize) {
+    let v = vectors();
+    let (mut valid, mut invalid) = (0, 0);
+    for c in v[group].as_array().unwrap() {
+        let want_err = c["wantErr"].as_bool().unwrap();
+        assert_eq!(accepts(c), !want_err, "{}: {}", c["source_file"], c["desc"]);
+        if want_err {
+            invalid += 1;
+        } else {
+            valid += 1;
+        }
+    }
+    (valid, invalid)
+}
+
 #[test]
 fn inclusion_cases() {
-    let v = vectors();
-    let cases = v["inclusion"].as_array().unwrap();
-    let (mut valid, mut invalid) = (0, 0);
-    for c in cases {
-        let want_err = c["wantErr"].as_bool().unwrap();
-        let accepted = match (
-            c["leafIdx"].as_u64().ok_or(()),
-            c["treeSize"].as_u64().ok_or(()),
+    let counts = run("inclusion", |c| {
+        match (
+            c["leafIdx"].as_u64(),
+            c["treeSize"].as_u64(),
             hash(&c["root"]),
             hash(&c["leafHash"]),
             proof(&c["proof"]),
         ) {
-            (Ok(i), Ok(n), Some(root), Some(leaf), Some(p)) => {
+            (Some(i), Some(n), Some(root), Some(leaf), Some(p)) => {
                 merkle::verify_inclusion(&leaf, i, n, &p, &root).is_ok()
             }
             _ => false,
-        };
-        assert_eq!(accepted, !want_err, "{}: {}", c["source_file"], c["desc"]);
-        if want_err {
-            invalid += 1;
-        } else {
-            valid += 1;
         }
-    }
-    assert_eq!((valid, invalid), (6, 92));
+    });
+    assert_eq!(counts, (6, 92));
 }
 
 #[test]
 fn consistency_cases() {
-    let v = vectors();
-    let cases = v["consistency"].as_array().unwrap();
-    let (mut valid, mut invalid) = (0, 0);
-    for c in cases {
-        let want_err = c["wantErr"].as_bool().unwrap();
-        let accepted = match (
-            c["size1"].as_u64().ok_or(()),
-            c["size2"].as_u64().ok_or(()),
+    let counts = run("consistency", |c| {
+        match (
+            c["size1"].as_u64(),
+            c["size2"].as_u64(),
             root(&c["root1"]),
             root(&c["root2"]),
             proof(&c["proof"]),
         ) {
-            (Ok(m), Ok(n), Some(r1), Some(r2), Some(p)) => {
+            (Some(m), Some(n), Some(r1), Some(r2), Some(p)) => {
                 merkle::verify_consistency(m, n, &p, &r1, &r2).is_ok()
             }
             _ => false,
-        };
-        assert_eq!(accepted, !want_err, "{}: {}", c["source_file"], c["desc"]);
-        if want_err {
-            invalid += 1;
-        } else {
-            valid += 1;
         }
-    }
-    assert_eq!((valid, invalid), (6, 92));
+    });
+    assert_eq!(counts, (6, 92));
 }

@@ -88,7 +88,19 @@ pub mod event;
 pub mod log;
 pub mod memory;
 pub mod merkle;
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub mod postgres;
 pub mod sink;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub mod sqlite;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 pub mod verify;
 pub mod witness;
 
@@ -100,6 +112,6 @@ pub use event::{
 pub use log::{AuditLog, InclusionProof, WitnessFailures};
 pub use memory::MemorySink;
 pub use merkle::{Hash, NodeId, ProofError};
-pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent};
+pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent, Summary};
 pub use verify::{LogVerifier, Problem, VerifyReport};
 pub use witness::{FileWitness, MemoryWitness, SinkWitness, Witness};

@@ -145,3 +145,97 @@ impl AuditSink for MemorySink {
             .collect())
     }
 }
+
+#[cfg(feature = "testing")]
+#[async_trait]
+impl crate::testing::Tamper for MemorySink {
+    async fn set_event(&self, index: u64, bytes: &[u8], leaf: Option<Hash>) -> Result<()> {
+        let mut raw = self.inner.lock();
+        let e = raw
+            .events
+            .iter_mut()
+            .find(|e| e.0 == index)
+            .ok_or(Error::BeyondLog {
+                size: 0,
+                asked: index,
+            })?;
+        e.1 = bytes.to_vec();
+        if let Some(leaf) = leaf {
+            e.2 = leaf;
+        }
+        Ok(())
+    }
+
+    async fn delete_event(&self, index: u64) -> Result<()> {
+        self.inner.lock().events.retain(|e| e.0 != index);
+        Ok(())
+    }
+
+    async fn insert_event(&self, index: u64, bytes: &[u8], leaf: Hash) -> Result<()> {
+        let mut raw = self.inner.lock();
+        let at = raw
+            .events
+            .iter()
+            .position(|e| e.0 >= index)
+            .unwrap_or(raw.events.len());
+        for e in raw.events.iter_mut().skip(at) {
+            e.0 += 1;
+        }
+        raw.events.insert(at, (index, bytes.to_vec(), leaf));
+        Ok(())
+    }
+
+    async fn duplicate_position(&self, index: u64) -> Result<bool> {
+        let mut raw = self.inner.lock();
+        let Some((at, copy)) = raw
+            .events
+            .iter()
+            .enumerate()
+            .find(|(_, e)| e.0 == index)
+            .map(|(at, e)| (at, e.clone()))
+        else {
+            return Err(Error::BeyondLog {
+                size: raw.events.len() as u64,
+                asked: index,
+            });
+        };
+        raw.events.insert(at + 1, copy);
+        Ok(true)
+    }
+
+    async fn set_node(&self, id: NodeId, hash: Hash) -> Result<()> {
+        let mut raw = self.inner.lock();
+        let slot = usize::from(id.level)
+            .checked_sub(1)
+            .and_then(|l| raw.levels.get_mut(l))
+            .and_then(|row| row.get_mut(usize::try_from(id.index).ok()?))
+            .ok_or(Error::BeyondLog {
+                size: 0,
+                asked: id.index,
+            })?;
+        *slot = hash;
+        Ok(())
+    }
+
+    async fn truncate(&self, size: u64) -> Result<()> {
+        let mut raw = self.inner.lock();
+        raw.events.retain(|e| e.0 < size);
+        for (l, row) in raw.levels.iter_mut().enumerate() {
+            row.truncate(usize::try_from(size >> (l + 1)).unwrap_or(usize::MAX));
+        }
+        raw.ids.retain(|_, pos| *pos < size);
+        raw.checkpoints.retain(|s, _| *s <= size);
+        // Keep appending possible: the edge of the shortened tree.
+        let mut edge = Frontier::new();
+        for leaf in raw.events.iter().map(|e| e.2).collect::<Vec<_>>() {
+            edge.push(leaf);
+        }
+        raw.frontier = edge;
+        Ok(())
+    }
+
+    async fn set_checkpoints(&self, size: u64, notes: Vec<String>) -> Result<()> {
+        self.inner.lock().checkpoints.insert(size, notes);
+        Ok(())
+    }
+}

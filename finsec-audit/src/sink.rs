@@ -7,16 +7,55 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::event::AuditEvent;
+use crate::event::{AuditEvent, Outcome};
 use crate::merkle::{Hash, NodeId};
 
-/// An event ready to append: its id and canonical bytes. Only [`EncodedEvent::new`] makes
-/// one, so the bytes are always a canonical encoding.
+/// An event ready to append: its id, canonical bytes and leaf hash, and the fields a
+/// queryable store indexes. Only [`EncodedEvent::new`] makes one, so the bytes are always a
+/// canonical encoding of the summary's event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EncodedEvent {
     id: Uuid,
     bytes: Vec<u8>,
     leaf: Hash,
+    summary: Summary,
+}
+
+/// The fields of an event a queryable store keeps in columns of their own, beside the
+/// canonical bytes. None of them is personal data in protected form: a protected value is
+/// never indexed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The event time, unix microseconds UTC.
+    pub at_us: i64,
+    /// The action.
+    pub action: String,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The acting user id.
+    pub user: Option<String>,
+    /// The acting API key id.
+    pub api_key: Option<String>,
+    /// The resource type.
+    pub resource_type: Option<String>,
+    /// The resource id.
+    pub resource_id: Option<String>,
+}
+
+impl Summary {
+    /// The summary of an event.
+    pub fn of(event: &AuditEvent) -> Self {
+        let actor = event.actor();
+        Self {
+            at_us: event.time().unix_micros(),
+            action: event.action().to_owned(),
+            outcome: event.outcome(),
+            user: actor.user.clone(),
+            api_key: actor.api_key.clone(),
+            resource_type: event.resource().map(|r| r.kind.clone()),
+            resource_id: event.resource().map(|r| r.id.clone()),
+        }
+    }
 }
 
 impl EncodedEvent {
@@ -28,7 +67,25 @@ impl EncodedEvent {
             id: event.id(),
             bytes,
             leaf,
+            summary: Summary::of(event),
         })
+    }
+
+    /// Parses stored canonical bytes back into an event ready to append (for copying a
+    /// log, or replaying a spool).
+    pub fn from_canonical(bytes: &[u8]) -> Result<Self> {
+        let event = AuditEvent::from_canonical(bytes)?;
+        Ok(Self {
+            id: event.id(),
+            bytes: bytes.to_vec(),
+            leaf: Hash::leaf(bytes),
+            summary: Summary::of(&event),
+        })
+    }
+
+    /// The indexed fields.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
     }
 
     /// The event id.

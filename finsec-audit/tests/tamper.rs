@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
-use finsec_audit::AuditSink;
-use finsec_audit::merkle::Hash;
 use finsec_audit::{
-    Actor, AuditEvent, AuditLog, Checkpoint, Detail, EventTime, LogVerifier, MemorySink,
-    MemoryWitness, NoteSigner, Outcome, Personal, Precision, Problem,
+    Actor, AuditEvent, AuditLog, Detail, EventTime, LogVerifier, MemorySink, MemoryWitness,
+    NoteSigner, Outcome, Personal, Precision,
 };
+use finsec_audit::{Appended, AuditSink, EncodedEvent, Hash, NodeId, StoredEvent};
 use finsec_crypto::{Key256, KeyName, Keyring, MemorySubjectKeyStore, SubjectId, SubjectKeys};
 use time::macros::datetime;
 
@@ -45,15 +44,6 @@ async fn fresh() -> (AuditLog<MemorySink>, Arc<MemoryWitness>) {
     (log, witness)
 }
 
-async fn check(log: &AuditLog<MemorySink>, witness: &Arc<MemoryWitness>) -> Option<Problem> {
-    LogVerifier::new(signer().verifier(), ORIGIN)
-        .with_witness(witness.clone())
-        .verify(log.sink())
-        .await
-        .unwrap()
-        .problem
-}
-
 #[tokio::test]
 async fn an_untouched_log_verifies() {
     let (log, witness) = fresh().await;
@@ -70,107 +60,16 @@ async fn an_untouched_log_verifies() {
 
 #[tokio::test]
 async fn every_kind_of_tampering_is_named() {
-    let mut seen = 0;
-    // Edited: bytes changed, stored leaf kept.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        let e = &mut raw.events[5].1;
-        let text = String::from_utf8(e.clone()).unwrap().replace("o-5", "o-6");
-        *e = text.into_bytes();
-    });
-    assert_eq!(check(&log, &w).await, Some(Problem::Edited { index: 5 }));
-    seen += 1;
-    // Reordered: two events swapped with their leaves' bytes.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        let a = raw.events[3].1.clone();
-        raw.events[3].1 = raw.events[4].1.clone();
-        raw.events[4].1 = a;
-    });
-    assert_eq!(
-        check(&log, &w).await,
-        Some(Problem::Reordered { index: 3, other: 4 })
-    );
-    seen += 1;
-    // Deleted: a row removed.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        raw.events.remove(7);
-    });
-    assert_eq!(check(&log, &w).await, Some(Problem::Deleted { index: 7 }));
-    seen += 1;
-    // Inserted: a second row at a position.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        let copy = raw.events[2].clone();
-        raw.events.insert(3, copy);
-    });
-    assert_eq!(check(&log, &w).await, Some(Problem::Inserted { index: 2 }));
-    seen += 1;
-    // A stored tree node changed.
-    let (log, w) = fresh().await;
-    log.sink()
-        .tamper(|raw| raw.levels[1][1] = Hash::leaf(b"forged"));
-    assert_eq!(
-        check(&log, &w).await,
-        Some(Problem::NodeMismatch { level: 2, index: 1 })
-    );
-    seen += 1;
-    // History rewritten and rehashed: the event and its leaf changed consistently.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        let text = String::from_utf8(raw.events[1].1.clone())
-            .unwrap()
-            .replace("o-1", "o-9");
-        raw.events[1].1 = text.into_bytes();
-        raw.events[1].2 = Hash::leaf(&raw.events[1].1);
-    });
-    assert_eq!(
-        check(&log, &w).await,
-        Some(Problem::RootMismatch {
-            source: "log".to_owned(),
-            size: 8
-        })
-    );
-    seen += 1;
-    // Truncated: the last events and the last checkpoint removed; the witness remembers.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        raw.events.truncate(15);
-        raw.checkpoints.remove(&20);
-    });
-    assert_eq!(
-        check(&log, &w).await,
-        Some(Problem::Truncated {
-            source: "memory".to_owned(),
-            checkpoint_size: 20,
-            log_size: 15
-        })
-    );
-    seen += 1;
-    // A checkpoint with a bad signature.
-    let (log, w) = fresh().await;
-    log.sink().tamper(|raw| {
-        let note = raw.checkpoints.get_mut(&8).unwrap();
-        note[0] = note[0].replacen("\n8\n", "\n9\n", 1);
-    });
-    assert!(matches!(
-        check(&log, &w).await,
-        Some(Problem::BadCheckpoint { size: 8, .. })
-    ));
-    seen += 1;
-    // A split view: a second validly signed checkpoint at size 8 with another root.
-    let (log, w) = fresh().await;
-    let other = signer().sign(Checkpoint::new(ORIGIN, 8, Hash::leaf(b"other")).unwrap());
-    log.sink().tamper(|raw| {
-        raw.checkpoints
-            .get_mut(&8)
-            .unwrap()
-            .push(other.note().to_owned());
-    });
-    assert_eq!(check(&log, &w).await, Some(Problem::SplitView { size: 8 }));
-    seen += 1;
-    assert_eq!(seen, 9);
+    let ran = finsec_audit::testing::tamper_conformance(|| async { MemorySink::new() }).await;
+    assert_eq!(ran, 10);
+}
+
+#[tokio::test]
+async fn the_memory_sink_conforms() {
+    let sink = MemorySink::new();
+    finsec_audit::testing::audit_sink_conformance(&sink).await;
+    finsec_audit::testing::audit_sink_conformance(&sink).await;
+    finsec_audit::testing::audit_sink_two_instances(&sink, &sink).await;
 }
 
 #[tokio::test]
@@ -231,4 +130,48 @@ async fn shredding_a_subject_keeps_the_log_valid_and_their_details_unreadable() 
             finsec_crypto::Error::SubjectErased { .. }
         ))
     ));
+}
+
+/// A sink that forgets to refuse an id it already holds: the suite must catch it.
+struct Forgetful(MemorySink);
+
+#[async_trait::async_trait]
+impl AuditSink for Forgetful {
+    async fn append(&self, events: &[EncodedEvent]) -> finsec_audit::Result<Appended> {
+        // Drops the events it already holds instead of refusing the batch.
+        let mut fresh = Vec::new();
+        for e in events {
+            if self.0.position(e.id()).await?.is_none() {
+                fresh.push(e.clone());
+            }
+        }
+        self.0.append(&fresh).await
+    }
+    async fn size(&self) -> finsec_audit::Result<u64> {
+        self.0.size().await
+    }
+    async fn read(&self, from: u64, limit: usize) -> finsec_audit::Result<Vec<StoredEvent>> {
+        self.0.read(from, limit).await
+    }
+    async fn nodes(
+        &self,
+        ids: &[NodeId],
+    ) -> finsec_audit::Result<std::collections::HashMap<NodeId, Hash>> {
+        self.0.nodes(ids).await
+    }
+    async fn position(&self, id: uuid::Uuid) -> finsec_audit::Result<Option<u64>> {
+        self.0.position(id).await
+    }
+    async fn put_checkpoint(&self, size: u64, note: &str) -> finsec_audit::Result<()> {
+        self.0.put_checkpoint(size, note).await
+    }
+    async fn checkpoints(&self, from: u64, to: u64) -> finsec_audit::Result<Vec<(u64, String)>> {
+        self.0.checkpoints(from, to).await
+    }
+}
+
+#[tokio::test]
+#[should_panic(expected = "conformance: an id already in the log must be refused")]
+async fn the_sink_suite_fails_a_sink_that_takes_duplicates() {
+    finsec_audit::testing::audit_sink_conformance(&Forgetful(MemorySink::new())).await;
 }

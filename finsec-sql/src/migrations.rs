@@ -56,7 +56,7 @@ pub const FINSEC_RBAC: VersionRange = VersionRange {
     last: 30_999,
 };
 
-/// finsec-audit (reserved).
+/// finsec-audit: the Merkle audit log.
 pub const FINSEC_AUDIT: VersionRange = VersionRange {
     owner: "finsec-audit",
     first: 40_001,

@@ -85,6 +85,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod event;
+pub mod file;
 pub mod log;
 pub mod memory;
 pub mod merkle;
@@ -109,6 +110,7 @@ pub use error::{Error, Result};
 pub use event::{
     Actor, AuditEvent, Detail, EventError, EventTime, Outcome, Personal, Precision, Resource, Text,
 };
+pub use file::{FileSink, FileSinkOptions, Recovery};
 pub use log::{AuditLog, InclusionProof, WitnessFailures};
 pub use memory::MemorySink;
 pub use merkle::{Hash, NodeId, ProofError};

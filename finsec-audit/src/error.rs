@@ -35,6 +35,16 @@ pub enum Error {
     /// run `verify`.
     #[error("the stored log is inconsistent: {0}")]
     Corrupt(String),
+    /// The writer's queue is full; nothing was queued. Try again, or wait with `record`.
+    #[error("the audit writer's queue is full")]
+    QueueFull,
+    /// The writer has shut down.
+    #[error("the audit writer has stopped")]
+    WriterStopped,
+    /// The sink failed for longer than the retry bound; the events are durable in the
+    /// local spool and will be appended, in order, when it returns.
+    #[error("the audit store is failing ({0}); the events were written to the local spool")]
+    Spooled(String),
     /// The backend failed. The source is kept.
     #[error("audit store: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),

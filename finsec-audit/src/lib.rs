@@ -104,6 +104,7 @@ pub mod sqlite;
 pub mod testing;
 pub mod verify;
 pub mod witness;
+pub mod writer;
 
 pub use checkpoint::{Checkpoint, CheckpointError, NoteSigner, NoteVerifier, SignedCheckpoint};
 pub use error::{Error, Result};
@@ -117,3 +118,4 @@ pub use merkle::{Hash, NodeId, ProofError};
 pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent, Summary};
 pub use verify::{LogVerifier, Problem, VerifyReport};
 pub use witness::{FileWitness, MemoryWitness, SinkWitness, Witness};
+pub use writer::{AuditWriter, Spool, WriterOptions, WriterStats};

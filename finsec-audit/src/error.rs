@@ -35,6 +35,9 @@ pub enum Error {
     /// run `verify`.
     #[error("the stored log is inconsistent: {0}")]
     Corrupt(String),
+    /// A query was refused (a page size out of range, an empty time range).
+    #[error("invalid audit query: {0}")]
+    InvalidQuery(String),
     /// The writer's queue is full; nothing was queued. Try again, or wait with `record`.
     #[error("the audit writer's queue is full")]
     QueueFull,

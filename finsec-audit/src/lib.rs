@@ -92,6 +92,7 @@ pub mod merkle;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
+pub mod query;
 pub mod sink;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
@@ -115,6 +116,7 @@ pub use file::{FileSink, FileSinkOptions, Recovery};
 pub use log::{AuditLog, InclusionProof, WitnessFailures};
 pub use memory::MemorySink;
 pub use merkle::{Hash, NodeId, ProofError};
+pub use query::{AuditQuery, Order, Page, Query};
 pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent, Summary};
 pub use verify::{LogVerifier, Problem, VerifyReport};
 pub use witness::{FileWitness, MemoryWitness, SinkWitness, Witness};

@@ -146,6 +146,40 @@ impl AuditSink for MemorySink {
     }
 }
 
+#[async_trait]
+impl crate::query::AuditQuery for MemorySink {
+    async fn query(&self, query: &crate::query::Query) -> Result<crate::query::Page> {
+        use crate::query::Order;
+        query.validate()?;
+        let raw = self.inner.lock();
+        let mut found = Vec::with_capacity(query.limit + 1);
+        let mut consider = |(index, bytes, _): &(u64, Vec<u8>, Hash)| -> Result<bool> {
+            let event = crate::event::AuditEvent::from_canonical(bytes)?;
+            if query.matches(*index, &event) {
+                found.push((*index, event));
+            }
+            Ok(found.len() > query.limit)
+        };
+        match query.order {
+            Order::NewestFirst => {
+                for e in raw.events.iter().rev() {
+                    if consider(e)? {
+                        break;
+                    }
+                }
+            }
+            Order::OldestFirst => {
+                for e in &raw.events {
+                    if consider(e)? {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(crate::query::page(found, query.limit))
+    }
+}
+
 #[cfg(feature = "testing")]
 #[async_trait]
 impl crate::testing::Tamper for MemorySink {

@@ -473,6 +473,59 @@ macro_rules! impl_sql_sink {
             }
         }
 
+        #[async_trait::async_trait]
+        impl crate::query::AuditQuery for SqlSink<$db> {
+            async fn query(&self, query: &crate::query::Query) -> Result<crate::query::Page> {
+                use crate::query::Order;
+                use sqlx::Row as _;
+                query.validate()?;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT idx, body FROM finsec_audit_events WHERE 1 = 1",
+                );
+                let text = [
+                    (" AND actor_user = ", &query.user),
+                    (" AND actor_api_key = ", &query.api_key),
+                    (" AND action = ", &query.action),
+                    (" AND resource_type = ", &query.resource_type),
+                    (" AND resource_id = ", &query.resource_id),
+                ];
+                for (clause, value) in text {
+                    if let Some(v) = value {
+                        q.push(clause).push_bind(v.clone());
+                    }
+                }
+                if let Some(o) = query.outcome {
+                    q.push(" AND outcome = ").push_bind(o.as_str());
+                }
+                if let Some(t) = query.since_us {
+                    q.push(" AND at_us >= ").push_bind(t);
+                }
+                if let Some(t) = query.until_us {
+                    q.push(" AND at_us < ").push_bind(t);
+                }
+                let (cmp, dir) = match query.order {
+                    Order::NewestFirst => (" AND idx < ", " ORDER BY idx DESC"),
+                    Order::OldestFirst => (" AND idx > ", " ORDER BY idx ASC"),
+                };
+                if let Some(after) = query.after {
+                    q.push(cmp).push_bind(i64::try_from(after).unwrap_or(i64::MAX));
+                }
+                q.push(dir).push(" LIMIT ").push_bind(
+                    i64::try_from(query.limit + 1).unwrap_or(i64::MAX),
+                );
+                let rows = q.build().fetch_all(&self.pool).await?;
+                let events = rows
+                    .iter()
+                    .map(|row| {
+                        let idx = from_db(row.try_get("idx")?, "finsec_audit_events.idx")?;
+                        let body: Vec<u8> = row.try_get("body")?;
+                        Ok((idx, crate::event::AuditEvent::from_canonical(&body)?))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(crate::query::page(events, query.limit))
+            }
+        }
+
         #[cfg(feature = "testing")]
         #[async_trait::async_trait]
         impl crate::testing::Tamper for SqlSink<$db> {

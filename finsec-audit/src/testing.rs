@@ -33,12 +33,14 @@ use time::OffsetDateTime;
 
 use crate::checkpoint::{Checkpoint, NoteSigner};
 use crate::error::{Error, Result};
-use crate::event::{AuditEvent, EventTime, Outcome, Precision};
+use crate::event::{Actor, AuditEvent, EventTime, Outcome, Precision};
 use crate::log::AuditLog;
 use crate::merkle::{self, Frontier, Hash, NodeId};
+use crate::query::{AuditQuery, Order, Query};
 use crate::sink::{AuditSink, EncodedEvent};
 use crate::verify::{LogVerifier, Problem};
 use crate::witness::MemoryWitness;
+use uuid::Uuid;
 
 /// Write access to a sink's storage that bypasses the sink, as someone who can write to
 /// the store directly has: what [`tamper_conformance`] uses to show [`LogVerifier`] finds
@@ -440,7 +442,7 @@ where
         after >= before + (2 * ROUNDS * BATCH) as u64,
         "every concurrent append is counted in the size",
     );
-    let mut positions: HashMap<u64, uuid::Uuid> = HashMap::new();
+    let mut positions: HashMap<u64, Uuid> = HashMap::new();
     for batch in batches_a.iter().chain(&batches_b) {
         for (i, e) in batch.iter().enumerate() {
             let pos = ok(a.position(e.id()).await, "position");
@@ -705,4 +707,236 @@ where
     ran += 1;
 
     ran
+}
+
+/// Every page of `query`, following the cursors; checks the pages' order and sizes.
+async fn all_pages<S: AuditQuery + ?Sized>(sink: &S, query: &Query) -> Vec<(u64, Uuid)> {
+    let mut out: Vec<(u64, Uuid)> = Vec::new();
+    let mut q = query.clone();
+    for _ in 0..1_000 {
+        let page = ok(sink.query(&q).await, "query");
+        check(
+            page.events.len() <= q.limit,
+            "a page holds at most `limit` events",
+        );
+        if page.next.is_some() {
+            same(
+                page.events.len(),
+                q.limit,
+                "a page with a next page is full",
+            );
+            same(
+                page.next,
+                page.events.last().map(|(p, _)| *p),
+                "the cursor is the last position of the page",
+            );
+        }
+        out.extend(page.events.iter().map(|(p, e)| (*p, e.id())));
+        match page.next {
+            Some(next) => q.after = Some(next),
+            None => break,
+        }
+    }
+    let ordered = match query.order {
+        Order::NewestFirst => out.iter().zip(out.iter().skip(1)).all(|(a, b)| a.0 > b.0),
+        Order::OldestFirst => out.iter().zip(out.iter().skip(1)).all(|(a, b)| a.0 < b.0),
+    };
+    check(ordered, "pages run in the query's order without repeats");
+    out
+}
+
+/// The behaviour of an [`AuditQuery`] sink: every filter alone and together, time ranges,
+/// keyset pagination both ways, refused page sizes, and values that look like SQL.
+pub async fn audit_query_conformance<S>(sink: &S)
+where
+    S: AuditSink + AuditQuery + ?Sized,
+{
+    let tag = hex::encode(ok(
+        finsec_crypto::random_array::<8>().map_err(Error::store),
+        "random tag",
+    ));
+    let action = format!("conformance.query.{tag}");
+    let base =
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let outcomes = [Outcome::Success, Outcome::Failure, Outcome::Denied];
+    let mut made: Vec<AuditEvent> = Vec::new();
+    for i in 0..25usize {
+        let at = base + time::Duration::seconds(i as i64);
+        let time = ok(
+            EventTime::new(at, Precision::Microsecond, "system").map_err(Error::from),
+            "event time",
+        );
+        let kind = if i % 3 == 1 { "trade" } else { "order" };
+        let actor = Actor {
+            user: Some(format!("u{}-{tag}", i % 2)),
+            api_key: (i == 7).then(|| format!("k-{tag}")),
+            ..Actor::default()
+        };
+        let outcome = outcomes.get(i % 3).copied().unwrap_or(Outcome::Success);
+        let e = ok(
+            AuditEvent::new(&action, outcome, time)
+                .and_then(|e| e.with_actor(actor))
+                .and_then(|e| e.with_resource(kind, &format!("r-{tag}-{i}")))
+                .map_err(Error::from),
+            "build event",
+        );
+        made.push(e);
+    }
+    let encoded: Vec<EncodedEvent> = made
+        .iter()
+        .map(|e| ok(EncodedEvent::new(e), "encode"))
+        .collect();
+    let done = ok(sink.append(&encoded).await, "append");
+    let pos = |i: usize| done.first + i as u64;
+    let mine = Query {
+        action: Some(action.clone()),
+        ..Query::default()
+    };
+    let expect = |pred: &dyn Fn(usize) -> bool, order: Order| -> Vec<(u64, Uuid)> {
+        let mut v: Vec<(u64, Uuid)> = (0..25)
+            .filter(|i| pred(*i))
+            .map(|i| (pos(i), made.get(i).map_or(Uuid::nil(), AuditEvent::id)))
+            .collect();
+        if order == Order::NewestFirst {
+            v.reverse();
+        }
+        v
+    };
+
+    let q = Query {
+        limit: 10,
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|_| true, Order::NewestFirst),
+        "newest first, pages of 10",
+    );
+    let q = Query {
+        limit: 7,
+        order: Order::OldestFirst,
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|_| true, Order::OldestFirst),
+        "oldest first, pages of 7",
+    );
+    let q = Query {
+        user: Some(format!("u0-{tag}")),
+        limit: 4,
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| i % 2 == 0, Order::NewestFirst),
+        "filter on the user",
+    );
+    let q = Query {
+        outcome: Some(Outcome::Denied),
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| i % 3 == 2, Order::NewestFirst),
+        "filter on the outcome",
+    );
+    let q = Query {
+        resource_type: Some("trade".to_owned()),
+        user: Some(format!("u1-{tag}")),
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| i % 3 == 1 && i % 2 == 1, Order::NewestFirst),
+        "filters on the resource type and the user together",
+    );
+    let q = Query {
+        resource_id: Some(format!("r-{tag}-13")),
+        ..Query::default()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| i == 13, Order::NewestFirst),
+        "filter on the resource id alone",
+    );
+    let q = Query {
+        api_key: Some(format!("k-{tag}")),
+        ..Query::default()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| i == 7, Order::NewestFirst),
+        "filter on the API key",
+    );
+    let at = |s: i64| (base + time::Duration::seconds(s)).unix_timestamp() * 1_000_000;
+    let q = Query {
+        since_us: Some(at(5)),
+        until_us: Some(at(10)),
+        order: Order::OldestFirst,
+        limit: 2,
+        ..mine.clone()
+    };
+    same(
+        all_pages(sink, &q).await,
+        expect(&|i| (5..10).contains(&i), Order::OldestFirst),
+        "a time range: since is inclusive, until exclusive",
+    );
+    // The cursor from a first page continues there, even after more events arrive.
+    let first = ok(
+        sink.query(&Query {
+            limit: 5,
+            ..mine.clone()
+        })
+        .await,
+        "query",
+    );
+    ok(
+        sink.append(&[event("after the first page")]).await,
+        "append",
+    );
+    let second = ok(
+        sink.query(&Query {
+            limit: 5,
+            after: first.next,
+            ..mine.clone()
+        })
+        .await,
+        "query",
+    );
+    same(
+        second.events.first().map(|(p, _)| *p),
+        Some(pos(19)),
+        "the second page starts after the first",
+    );
+    // Values are data, never SQL.
+    for hostile in ["x' OR '1'='1", "%", "_", "\\", "u0-%"] {
+        let q = Query {
+            user: Some(hostile.to_owned()),
+            ..mine.clone()
+        };
+        check(
+            ok(sink.query(&q).await, "query").events.is_empty(),
+            &format!("the user filter {hostile:?} matches nothing"),
+        );
+    }
+    for limit in [0, crate::query::MAX_PAGE + 1] {
+        let q = Query {
+            limit,
+            ..mine.clone()
+        };
+        check(
+            matches!(sink.query(&q).await, Err(Error::InvalidQuery(_))),
+            &format!("a page of {limit} is refused"),
+        );
+    }
+    let q = Query {
+        since_us: Some(at(9)),
+        until_us: Some(at(3)),
+        ..mine.clone()
+    };
+    check(
+        matches!(sink.query(&q).await, Err(Error::InvalidQuery(_))),
+        "a time range that ends before it starts is refused",
+    );
 }

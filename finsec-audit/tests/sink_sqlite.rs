@@ -3,7 +3,9 @@
 //! processes, every tampering `verify` names, and the log through `AuditLog`.
 
 use finsec_audit::sqlite::{SqliteSink, migrate};
-use finsec_audit::testing::{audit_sink_conformance, audit_sink_two_instances, tamper_conformance};
+use finsec_audit::testing::{
+    audit_query_conformance, audit_sink_conformance, audit_sink_two_instances, tamper_conformance,
+};
 use finsec_testkit::SqliteTestDb;
 
 async fn db() -> SqliteTestDb {
@@ -20,6 +22,14 @@ async fn sqlite_sink_conformance() {
     // Again on the non-empty log, from a second pool that has no cached tree edge.
     audit_sink_conformance(&SqliteSink::new(db.new_pool().await)).await;
     audit_sink_conformance(&sink).await;
+}
+
+#[tokio::test]
+async fn sqlite_query_conformance() {
+    let db = db().await;
+    let sink = SqliteSink::new(db.pool().clone());
+    audit_query_conformance(&sink).await;
+    audit_query_conformance(&sink).await;
 }
 
 #[tokio::test]

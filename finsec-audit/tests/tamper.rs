@@ -70,6 +70,8 @@ async fn the_memory_sink_conforms() {
     finsec_audit::testing::audit_sink_conformance(&sink).await;
     finsec_audit::testing::audit_sink_conformance(&sink).await;
     finsec_audit::testing::audit_sink_two_instances(&sink, &sink).await;
+    finsec_audit::testing::audit_query_conformance(&sink).await;
+    finsec_audit::testing::audit_query_conformance(&sink).await;
 }
 
 #[tokio::test]

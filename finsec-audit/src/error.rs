@@ -35,6 +35,9 @@ pub enum Error {
     /// run `verify`.
     #[error("the stored log is inconsistent: {0}")]
     Corrupt(String),
+    /// A monitor rule cannot work (or its TOML does not parse).
+    #[error("invalid monitor rule: {0}")]
+    InvalidRule(String),
     /// A query was refused (a page size out of range, an empty time range).
     #[error("invalid audit query: {0}")]
     InvalidQuery(String),

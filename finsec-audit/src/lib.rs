@@ -89,6 +89,7 @@ pub mod file;
 pub mod log;
 pub mod memory;
 pub mod merkle;
+pub mod monitor;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
 pub mod postgres;
@@ -116,6 +117,7 @@ pub use file::{FileSink, FileSinkOptions, Recovery};
 pub use log::{AuditLog, InclusionProof, WitnessFailures};
 pub use memory::MemorySink;
 pub use merkle::{Hash, NodeId, ProofError};
+pub use monitor::{Alert, IncidentHandler, MemoryIncidents, Monitor, Per, Rule, Severity};
 pub use query::{AuditQuery, Order, Page, Query};
 pub use sink::{Appended, AuditSink, EncodedEvent, StoredEvent, Summary};
 pub use verify::{LogVerifier, Problem, VerifyReport};

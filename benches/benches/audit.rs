@@ -461,5 +461,88 @@ fn verify(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, proof, verify);
+fn monitor(c: &mut Criterion) {
+    use finsec_audit::{Actor, Monitor};
+    let base = datetime!(2026-12-05 12:00 UTC);
+    // A mix: 90% requests by 200 users from 200 addresses, 10% failed logins from 5,000
+    // addresses against 1,000 accounts; 100 events per second of event time.
+    let events: Vec<AuditEvent> = (0..100_000u32)
+        .map(|i| {
+            let t = EventTime::new(
+                base + time::Duration::milliseconds(i64::from(i) * 10),
+                Precision::Microsecond,
+                "system",
+            )
+            .unwrap();
+            if i % 10 == 0 {
+                AuditEvent::new("auth.login", Outcome::Failure, t)
+                    .unwrap()
+                    .with_actor(Actor {
+                        ip: Some(format!("203.0.{}.{}", (i / 10) % 20, i % 250).into()),
+                        ..Actor::default()
+                    })
+                    .unwrap()
+                    .with_resource("user", &format!("bidx-{}", i % 1_000))
+                    .unwrap()
+            } else {
+                AuditEvent::new("http.request", Outcome::Success, t)
+                    .unwrap()
+                    .with_actor(Actor {
+                        user: Some(format!("user-{}", i % 200)),
+                        ip: Some(format!("198.51.100.{}", i % 200).into()),
+                        ..Actor::default()
+                    })
+                    .unwrap()
+                    .with_detail("bytes", 2_048i64)
+                    .unwrap()
+            }
+        })
+        .collect();
+    let mut g = c.benchmark_group("audit_monitor");
+    g.throughput(Throughput::Elements(events.len() as u64));
+    g.sample_size(20);
+    g.bench_function("default_rules/100k_events", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let m = Monitor::with_default_rules().unwrap();
+                let start = Instant::now();
+                for e in &events {
+                    black_box(m.observe(e));
+                }
+                total += start.elapsed();
+            }
+            total
+        });
+    });
+    // The floor: one hash-map counter per (kind, key) the default rules touch.
+    g.bench_function("raw_hashmap_counters/100k_events", |b| {
+        b.iter(|| {
+            let mut counts: std::collections::HashMap<(u8, String), u64> =
+                std::collections::HashMap::new();
+            for e in &events {
+                let a = e.actor();
+                for (k, key) in [
+                    (0u8, a.user.clone()),
+                    (
+                        1,
+                        a.ip.as_ref().and_then(|ip| match ip {
+                            finsec_audit::Text::Plain(s) => Some(s.clone()),
+                            finsec_audit::Text::Personal(_) => None,
+                        }),
+                    ),
+                    (2, e.resource().map(|r| r.id.clone())),
+                ] {
+                    if let Some(key) = key {
+                        *counts.entry((k, key)).or_default() += 1;
+                    }
+                }
+            }
+            black_box(counts.len())
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append, proof, verify, monitor);
 criterion_main!(benches);

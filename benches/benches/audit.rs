@@ -232,8 +232,8 @@ fn append(c: &mut Criterion) {
             .execute(sqlite.pool()),
     )
     .unwrap();
+    let mut next = 0i64;
     g.bench_function("raw_sqlite_insert/batch_1000", |b| {
-        let mut next = 0i64;
         b.iter_custom(|iters| {
             let batches: Vec<Vec<EncodedEvent>> = (0..iters).map(|_| events(BATCH)).collect();
             rt.block_on(async {
@@ -278,8 +278,8 @@ fn append(c: &mut Criterion) {
             .execute(pg.pool()),
     )
     .unwrap();
+    let mut next = 0i64;
     g.bench_function("raw_postgres_insert/batch_1000", |b| {
-        let mut next = 0i64;
         b.iter_custom(|iters| {
             let batches: Vec<Vec<EncodedEvent>> = (0..iters).map(|_| events(BATCH)).collect();
             rt.block_on(async {

@@ -248,6 +248,51 @@ impl Offsets {
     }
 }
 
+/// A Bloom filter over a closed segment's ids, so checking a new id against the log
+/// rarely reads an index file: about 10 bits and 7 probes per id, 1% false positives.
+#[derive(Debug)]
+struct IdFilter {
+    bits: Vec<u64>,
+    hasher: std::hash::RandomState,
+}
+
+impl IdFilter {
+    const PROBES: u64 = 7;
+
+    fn new(count: u64) -> Self {
+        let words = usize::try_from(count.saturating_mul(10) / 64 + 1).unwrap_or(1);
+        Self {
+            bits: vec![0; words],
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    fn probes(&self, id: Uuid) -> impl Iterator<Item = (usize, u64)> + '_ {
+        use std::hash::BuildHasher as _;
+        let h = self.hasher.hash_one(id);
+        let (a, b) = (h & 0xFFFF_FFFF, (h >> 32) | 1);
+        let n = self.bits.len() as u64 * 64;
+        (0..Self::PROBES).map(move |i| {
+            let bit = a.wrapping_add(i.wrapping_mul(b)) % n;
+            (usize::try_from(bit / 64).unwrap_or(0), 1u64 << (bit % 64))
+        })
+    }
+
+    fn insert(&mut self, id: Uuid) {
+        let probes: Vec<(usize, u64)> = self.probes(id).collect();
+        for (word, mask) in probes {
+            if let Some(w) = self.bits.get_mut(word) {
+                *w |= mask;
+            }
+        }
+    }
+
+    fn may_contain(&self, id: Uuid) -> bool {
+        self.probes(id)
+            .all(|(word, mask)| self.bits.get(word).is_some_and(|w| w & mask != 0))
+    }
+}
+
 /// A closed segment's sorted `(id, position)` index.
 #[derive(Debug)]
 struct ClosedIds {
@@ -255,6 +300,7 @@ struct ClosedIds {
     count: u64,
     min: Uuid,
     max: Uuid,
+    filter: IdFilter,
 }
 
 impl ClosedIds {
@@ -268,8 +314,23 @@ impl ClosedIds {
         ))
     }
 
+    /// Reads the whole index once to fill the filter.
+    fn load_filter(&mut self) -> Result<()> {
+        let mut filter = IdFilter::new(self.count);
+        let len = usize::try_from(self.count * 24).unwrap_or(0);
+        let mut buf = vec![0u8; len];
+        read_exact_at(&self.file, &mut buf, 0).map_err(io("read ids"))?;
+        for entry in buf.chunks_exact(24) {
+            if let Some(id) = entry.get(..16).and_then(|b| <[u8; 16]>::try_from(b).ok()) {
+                filter.insert(Uuid::from_bytes(id));
+            }
+        }
+        self.filter = filter;
+        Ok(())
+    }
+
     fn find(&self, id: Uuid) -> Result<Option<u64>> {
-        if id < self.min || id > self.max {
+        if id < self.min || id > self.max || !self.filter.may_contain(id) {
             return Ok(None);
         }
         let (mut lo, mut hi) = (0u64, self.count);
@@ -568,6 +629,10 @@ fn close_segment_files(
     let off_file = write(segment_name(first, "offsets"), &offsets)?;
     let ids_file = write(segment_name(first, "ids"), &id_bytes)?;
     let n = records.len() as u64;
+    let mut filter = IdFilter::new(n);
+    for (id, _) in &ids {
+        filter.insert(*id);
+    }
     Ok((
         Offsets::File(off_file, n),
         ClosedIds {
@@ -575,6 +640,7 @@ fn close_segment_files(
             count: n,
             min: ids.first().map_or(Uuid::max(), |e| e.0),
             max: ids.last().map_or(Uuid::nil(), |e| e.0),
+            filter,
         },
     ))
 }
@@ -626,18 +692,17 @@ fn open_log(dir: PathBuf, options: FileSinkOptions) -> Result<(Arc<Shared>, Writ
             let (offsets, ids) = match (n_off, n_ids) {
                 (Some(a), Some(b)) if a == b && a > 0 => {
                     let ids_file = open_rw(&ids_path)?;
-                    let probe = ClosedIds {
+                    let mut ids = ClosedIds {
                         file: ids_file,
                         count: b,
                         min: Uuid::nil(),
                         max: Uuid::max(),
+                        filter: IdFilter::new(0),
                     };
-                    let min = probe.entry(0)?.0;
-                    let max = probe.entry(b - 1)?.0;
-                    (
-                        Offsets::File(open_rw(&off_path)?, a),
-                        ClosedIds { min, max, ..probe },
-                    )
+                    ids.min = ids.entry(0)?.0;
+                    ids.max = ids.entry(b - 1)?.0;
+                    ids.load_filter()?;
+                    (Offsets::File(open_rw(&off_path)?, a), ids)
                 }
                 _ => {
                     let (records, _) = scan_segment(&file, first)?;

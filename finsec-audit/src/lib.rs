@@ -85,6 +85,7 @@
 pub mod checkpoint;
 pub mod error;
 pub mod event;
+pub mod fanout;
 pub mod file;
 pub mod log;
 pub mod memory;

@@ -11,7 +11,17 @@
 //!   proof for any size reads `O(log n)` hashes.
 //! - [`checkpoint`]: C2SP `tlog-checkpoint` tree heads in C2SP `signed-note`s, Ed25519, with
 //!   the signing key sealed by a finsec-crypto envelope.
-//! - [`AuditSink`]: where the log is kept. [`MemorySink`] here.
+//! - [`AuditSink`]: where the log is kept: [`MemorySink`]; [`FileSink`] (append-only
+//!   segment files, one fdatasync per group of appends, size-based rotation, crash
+//!   recovery); [`sqlite::SqliteSink`] and [`postgres::PgSink`] (features `sqlite`,
+//!   `postgres`; several processes append to one log); [`fanout::FanOut`] to best-effort
+//!   mirrors such as a capped Redis stream (feature `redis`).
+//! - [`AuditWriter`]: a bounded queue with back-pressure and group commit in front of any
+//!   sink, signing checkpoints every N events and T seconds and at shutdown, spilling to a
+//!   local [`Spool`] while the sink is down.
+//! - [`AuditQuery`]: filters and keyset pagination (memory and SQL sinks).
+//! - [`Monitor`]: sliding-window rules over the live events (TOML), alerts to an
+//!   [`IncidentHandler`].
 //! - [`AuditLog`]: appends, signs checkpoints, writes them to [`Witness`]es, and answers
 //!   with [`InclusionProof`]s and consistency proofs.
 //! - [`LogVerifier`]: walks a store and reports the first [`Problem`]: an edited, deleted,
@@ -77,8 +87,15 @@
 //!   as a keyed hash; details named like secrets (`password`, `secret`, `private_key`,
 //!   `access_token`, `refresh_token`) are refused. `Debug` of a [`NoteSigner`] never shows
 //!   the seed.
+//! - **Loss**: `append` returns only when the events are durable (fsync or commit); a crash
+//!   loses only appends that had not returned (tested by killing writers with SIGKILL); a
+//!   torn tail of a segment file is moved aside, never deleted. The writer never drops an
+//!   accepted event: a full queue pushes back, a failing store is retried and then spooled.
+//! - **The monitor** trusts the event times it is given; its windows are per process (each
+//!   instance of a scaled-out service counts what it sees). Responses are opt-in per rule,
+//!   so tripping a rule in someone's name cannot lock them out by default.
 //! - **Not covered**: events that were never appended (an application that skips the log);
-//!   the availability of the store.
+//!   the availability of the store; a Redis mirror, which is not a system of record.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

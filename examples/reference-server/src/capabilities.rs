@@ -29,8 +29,9 @@ pub struct Capability {
 }
 
 /// Every capability, in migration order: users and sessions first (`server_users`), then
-/// roles (a trigger on `server_users`), then orders (rows owned by users).
-pub const CAPABILITIES: [Capability; 3] = [
+/// roles (a trigger on `server_users`), then orders (rows owned by users), then the audit
+/// trail's incident table.
+pub const CAPABILITIES: [Capability; 4] = [
     Capability {
         name: "auth",
         sqlite: || sqlx::migrate!("./src/auth/migrations/sqlite"),
@@ -48,6 +49,12 @@ pub const CAPABILITIES: [Capability; 3] = [
         sqlite: || sqlx::migrate!("./src/orders/migrations/sqlite"),
         postgres: || sqlx::migrate!("./src/orders/migrations/postgres"),
         routes: Some(crate::orders::routes::router),
+    },
+    Capability {
+        name: "audit",
+        sqlite: || sqlx::migrate!("./src/audit/migrations/sqlite"),
+        postgres: || sqlx::migrate!("./src/audit/migrations/postgres"),
+        routes: Some(crate::audit::routes::router),
     },
 ];
 

@@ -217,6 +217,10 @@ pub struct Config {
     #[command(flatten)]
     pub rate_limits: crate::ratelimit::RateLimitConfig,
 
+    /// The audit trail: log name, monitor rules, witness file, checkpoint intervals.
+    #[command(flatten)]
+    pub audit: crate::audit::AuditConfig,
+
     /// Serving limits: connections, timeouts, body sizes, password hashing.
     #[command(flatten)]
     pub limits: LimitsConfig,
@@ -249,6 +253,7 @@ impl Config {
             auth: crate::auth::AuthConfig::default(),
             rbac: crate::rbac::RbacConfig::default(),
             rate_limits: crate::ratelimit::RateLimitConfig::default(),
+            audit: crate::audit::AuditConfig::default(),
             limits: LimitsConfig::default(),
             master_passphrase: None,
         }

@@ -371,6 +371,23 @@ pub async fn run_command(
         }
         KeysCommand::Rotate { name } => {
             let new = file.update(|ring| ring.rotate(name))?;
+            // Recorded in the audit log of the database the server uses.
+            let storage = Storage::open(config).await?;
+            let version = new.version.to_string();
+            let recorded = match crate::capabilities::migrate(&storage).await {
+                Ok(()) => {
+                    crate::audit::record_command(
+                        &storage,
+                        "key.rotate",
+                        ("key", new.name.as_str()),
+                        &[("version", version.as_str())],
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            storage.close().await;
+            recorded?;
             writeln!(
                 out,
                 "rotated {}: version {} is now primary; restart running servers so they use it, \
@@ -414,6 +431,21 @@ async fn rewrap(
             let envelope = finsec_crypto::Envelope::new(Arc::clone(&ring), secrets.clone());
             let sealed =
                 crate::auth::secrets::rewrap_sealed(&*storage.stores().secrets, &envelope).await;
+            let primary_text = primary.to_string();
+            let recorded = crate::audit::record_command(
+                &storage,
+                "key.rewrap",
+                ("key", pii.as_str()),
+                &[
+                    ("primary_version", primary_text.as_str()),
+                    ("retire", if retire { "yes" } else { "no" }),
+                ],
+            )
+            .await;
+            if let Err(e) = recorded {
+                storage.close().await;
+                return Err(e);
+            }
             (report.map_err(ServerError::from), sealed)
         }
         Err(e) => {

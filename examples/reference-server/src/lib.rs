@@ -160,6 +160,7 @@
 //!   the keyring; set `FINSEC_MASTER_PASSPHRASE` from a secrets manager in production.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod auth;
 pub mod capabilities;
 pub mod config;
@@ -314,6 +315,7 @@ impl Server {
         let orders = orders::Orders::open(storage, policy, &config.rbac).await?;
         let rate_limits = ratelimit::RateLimits::open(config, redis.as_ref()).await?;
         let request_limits = http::layers::limits::RequestLimits::from_config(&config.limits);
+        let audit = audit::Audit::open(config, storage, &keyring).await?;
         let state = AppState::new(
             storage.clone(),
             redis,
@@ -322,6 +324,7 @@ impl Server {
             orders,
             rate_limits,
             request_limits,
+            audit,
         )
         .await?;
         let app = build_app(state.clone())?;
@@ -405,6 +408,8 @@ impl Server {
         {
             tracing::warn!(error = %e, "could not save api key usage");
         }
+        // Everything accepted into the audit log, and a last signed checkpoint.
+        state.audit().shutdown().await;
         let saved = keyring_file.save_counters(state.keyring());
         match &saved {
             Ok(()) => tracing::info!("saved keyring usage counters"),

@@ -39,7 +39,8 @@ pub(crate) fn operations_mut(
     tags(
         (name = "operations", description = "Health and service description"),
         (name = "auth", description = "Users, sessions, second factor and API keys"),
-        (name = "orders", description = "Order entry: validated, RBAC-guarded, maker-checker approval of large orders")
+        (name = "orders", description = "Order entry: validated, RBAC-guarded, maker-checker approval of large orders"),
+        (name = "audit", description = "The audit log for auditors: search, signed checkpoints, inclusion and consistency proofs, incidents")
     ),
     modifiers(&SecuritySchemes)
 )]

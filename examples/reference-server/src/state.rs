@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use finsec_crypto::{Keyring, SubjectKeyStore, SubjectKeys};
 
+use crate::audit::Audit;
 use crate::auth::Auth;
 use crate::error::Result;
 use crate::http::layers::limits::RequestLimits;
@@ -36,6 +37,7 @@ struct Inner {
     orders: Orders,
     rate_limits: RateLimits,
     request_limits: RequestLimits,
+    audit: Audit,
 }
 
 impl fmt::Debug for AppState {
@@ -48,6 +50,7 @@ impl fmt::Debug for AppState {
             .field("orders", &self.inner.orders)
             .field("rate_limits", &self.inner.rate_limits)
             .field("request_limits", &self.inner.request_limits)
+            .field("audit", &self.inner.audit)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +65,10 @@ impl AppState {
     /// # Errors
     /// Never in practice: [`ServerError::Crypto`](crate::error::ServerError::Crypto) if
     /// the `pii` key name were invalid.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "built once, in Server::connect, from each service it holds"
+    )]
     pub async fn new(
         storage: Storage,
         redis: Option<Redis>,
@@ -70,6 +77,7 @@ impl AppState {
         orders: Orders,
         rate_limits: RateLimits,
         request_limits: RequestLimits,
+        audit: Audit,
     ) -> Result<Self> {
         let store = storage.stores().crates.subject_keys;
         let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
@@ -83,6 +91,7 @@ impl AppState {
                 orders,
                 rate_limits,
                 request_limits,
+                audit,
             }),
         })
     }
@@ -120,6 +129,11 @@ impl AppState {
     /// Authentication: users, tokens, MFA and API keys.
     pub fn auth(&self) -> &Arc<Auth> {
         &self.inner.auth
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
     }
 
     /// The subject-key manager (for the GDPR endpoints).

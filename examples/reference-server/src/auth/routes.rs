@@ -8,6 +8,7 @@ use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use finsec_audit::Outcome;
 use finsec_auth::api_keys::{ApiKeyId, NewApiKey};
 use finsec_auth::mfa::{
     BackupCodes, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret, redeem_backup_code,
@@ -31,6 +32,7 @@ use super::hashing::Admission;
 use super::request_schema::{self, API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
 use super::users::{self, StoredTotpSecret, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
+use crate::audit::layer::{AuditNotes, Note};
 use crate::http::json::Json;
 use crate::http::path::Path;
 use crate::problem::{Problem, ProblemType};
@@ -485,7 +487,13 @@ async fn check_password(
     auth: &Arc<Auth>,
     username: &str,
     password: String,
+    notes: &AuditNotes,
 ) -> ApiResult<users::User> {
+    let failed = |reason: &'static str| {
+        Note::new("auth.login", Outcome::Failure)
+            .attempted_username(username)
+            .detail("reason", reason)
+    };
     let password = Password::new(password);
     let admission = admit(auth)?;
     let user = match Username::lookup_key(username) {
@@ -503,6 +511,7 @@ async fn check_password(
         })
         .await?;
         tracing::debug!("login refused: unknown user");
+        notes.note(failed("user.unknown"));
         return Err(ApiError::BadCredentials);
     };
     let stored = user.password_hash.clone();
@@ -514,6 +523,7 @@ async fn check_password(
     match outcome {
         CredentialOutcome::Rejected(why) => {
             tracing::debug!(user_id = %user.id, reason = why.code(), "login refused");
+            notes.note(failed(why.code()).user(user.id));
             Err(ApiError::BadCredentials)
         }
         CredentialOutcome::Accepted(_) => {
@@ -527,6 +537,15 @@ async fn check_password(
             Ok(user)
         }
     }
+}
+
+/// An API key's scopes as one audit detail.
+fn scopes_detail(scopes: &[PermissionPattern]) -> String {
+    scopes
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The claims of an `mfa_token`.
@@ -552,16 +571,28 @@ const MFA_TYPE: &str = "mfa";
 pub async fn login(
     State(state): State<AppState>,
     limit: LoginLimit,
+    notes: AuditNotes,
     Json(request): Json<Credentials>,
 ) -> ApiResult<Response> {
     // Every attempt is charged, before any verification, per client address and per
     // case-folded username (known or not).
     if let Err(denied) = limit.check_login(&request.username).await {
+        notes.note(
+            Note::new("auth.login", Outcome::Denied)
+                .attempted_username(&request.username)
+                .detail("reason", "rate_limited"),
+        );
         return Ok(denied);
     }
     let auth = Arc::clone(state.auth());
-    let user = check_password(&auth, &request.username, request.password).await?;
+    let user = check_password(&auth, &request.username, request.password, &notes).await?;
     let now = OffsetDateTime::now_utc();
+    notes.note(
+        Note::new("auth.login", Outcome::Success)
+            .user(user.id)
+            .attempted_username(&request.username)
+            .detail("mfa_required", user.mfa_enabled),
+    );
     if user.mfa_enabled {
         let challenge = Uuid::now_v7().simple().to_string();
         auth.sessions
@@ -634,28 +665,42 @@ fn mfa_user(user: Uuid) -> ApiResult<MfaUserId> {
 pub async fn mfa_verify(
     State(state): State<AppState>,
     limit: LoginLimit,
+    notes: AuditNotes,
     Json(request): Json<MfaVerifyRequest>,
 ) -> ApiResult<Response> {
     let auth = Arc::clone(state.auth());
     let now = OffsetDateTime::now_utc();
+    let bad_token = |reason: &'static str| {
+        notes.note(Note::new("auth.mfa", Outcome::Failure).detail("reason", reason));
+        ApiError::BadCredentials
+    };
     let claims = match auth
         .mfa_verifier
         .verify_at::<MfaClaims>(&request.mfa_token, now)
     {
         CredentialOutcome::Accepted(c) if c.extra.typ == MFA_TYPE => c,
-        CredentialOutcome::Accepted(_) => return Err(ApiError::BadCredentials),
+        CredentialOutcome::Accepted(_) => return Err(bad_token("token.wrong_type")),
         CredentialOutcome::Rejected(why) => {
             tracing::debug!(reason = why.code(), "mfa token refused");
-            return Err(ApiError::BadCredentials);
+            return Err(bad_token(why.code()));
         }
     };
     let (Some(sub), Some(challenge)) = (claims.sub.as_deref(), claims.jti.as_deref()) else {
-        return Err(ApiError::BadCredentials);
+        return Err(bad_token("token.incomplete"));
     };
-    let user_id = Uuid::parse_str(sub).map_err(|_| ApiError::BadCredentials)?;
+    let user_id = Uuid::parse_str(sub).map_err(|_| bad_token("token.subject"))?;
+    let mfa = |outcome: Outcome, reason: &'static str| {
+        notes.note(
+            Note::new("auth.mfa", outcome)
+                .user(user_id)
+                .resource("user", user_id)
+                .detail("reason", reason),
+        );
+    };
     // Every code guess is charged to the token's account and the client address (the
     // `login` policy, shared with password attempts), besides the per-token limit below.
     if let Err(denied) = limit.check_user(&*auth.users, user_id).await {
+        mfa(Outcome::Denied, "rate_limited");
         return Ok(denied);
     }
     // Counted before the code is checked: at most MFA_MAX_FAILURES attempts per token,
@@ -667,6 +712,7 @@ pub async fn mfa_verify(
         .map_err(|e| internal("mfa challenge", &e))?
     {
         tracing::debug!("mfa token used, expired or out of attempts");
+        mfa(Outcome::Failure, "challenge.exhausted");
         return Err(ApiError::BadCredentials);
     }
     let Some(StoredTotpSecret {
@@ -678,6 +724,7 @@ pub async fn mfa_verify(
         .await
         .map_err(|e| internal("totp secret lookup", &e))?
     else {
+        mfa(Outcome::Failure, "mfa.not_enabled");
         return Err(ApiError::BadCredentials);
     };
     let who = mfa_user(user_id)?;
@@ -706,6 +753,7 @@ pub async fn mfa_verify(
         outcome.is_accepted()
     };
     if !accepted {
+        mfa(Outcome::Failure, "code.refused");
         return Err(ApiError::BadCredentials);
     }
     if !auth
@@ -714,8 +762,10 @@ pub async fn mfa_verify(
         .await
         .map_err(|e| internal("mfa challenge use", &e))?
     {
+        mfa(Outcome::Failure, "challenge.used");
         return Err(ApiError::BadCredentials);
     }
+    mfa(Outcome::Success, "accepted");
     let pair = auth
         .tokens()
         .issue_pair_at(&user_id.to_string(), AccessClaims::new(), now)
@@ -739,6 +789,7 @@ pub async fn mfa_verify(
 )]
 pub async fn refresh(
     State(state): State<AppState>,
+    notes: AuditNotes,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Response> {
     let auth = state.auth();
@@ -752,8 +803,14 @@ pub async fn refresh(
     {
         CredentialOutcome::Accepted(pair) => session_response(auth, &pair, now).await,
         CredentialOutcome::Rejected(why) => {
-            if matches!(why, TokenRejection::RefreshReused { .. }) {
+            if let TokenRejection::RefreshReused { family } = &why {
                 tracing::warn!("refresh token reused; its family is revoked");
+                // The family id names the session, never the token.
+                notes.note(
+                    Note::new("auth.refresh", Outcome::Denied)
+                        .resource("session", family)
+                        .detail("reason", why.code()),
+                );
             }
             tracing::debug!(reason = why.code(), "refresh refused");
             Err(ApiError::Unauthorized)
@@ -777,6 +834,7 @@ pub async fn refresh(
 pub async fn logout(
     State(state): State<AppState>,
     principal: Principal,
+    notes: AuditNotes,
     request: Option<Json<Option<LogoutRequest>>>,
 ) -> ApiResult<StatusCode> {
     let Via::Bearer { jti, expires_at } = &principal.via else {
@@ -831,6 +889,7 @@ pub async fn logout(
         }
     }
     tracing::info!(user_id = %principal.user_id, "logged out");
+    notes.note(Note::new("auth.logout", Outcome::Success));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -997,6 +1056,7 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
 pub async fn create_api_key(
     State(state): State<AppState>,
     principal: Principal,
+    notes: AuditNotes,
     Json(request): Json<NewApiKeyRequest>,
 ) -> ApiResult<Response> {
     require_bearer(&principal)?;
@@ -1045,6 +1105,11 @@ pub async fn create_api_key(
         ));
     }
     tracing::info!(user_id = %principal.user_id, key_id = %issued.record.id, "api key created");
+    notes.note(
+        Note::new("api_key.create", Outcome::Success)
+            .resource("api_key", issued.record.id.to_string())
+            .detail("scopes", scopes_detail(&issued.record.scopes)),
+    );
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
@@ -1118,6 +1183,7 @@ pub async fn list_api_keys(
 pub async fn delete_api_key(
     State(state): State<AppState>,
     principal: Principal,
+    notes: AuditNotes,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     require_bearer(&principal)?;
@@ -1139,6 +1205,7 @@ pub async fn delete_api_key(
         .await
         .map_err(|e| internal("api key revocation", &e))?;
     tracing::info!(user_id = %principal.user_id, key_id = %id, "api key revoked");
+    notes.note(Note::new("api_key.revoke", Outcome::Success).resource("api_key", id.to_string()));
     Ok(StatusCode::NO_CONTENT)
 }
 

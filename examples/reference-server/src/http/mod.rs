@@ -8,6 +8,7 @@
 pub mod json;
 pub mod layers;
 pub mod path;
+pub mod query;
 pub mod routes;
 #[cfg(test)]
 mod tests;
@@ -124,12 +125,17 @@ pub fn with_pipeline(routes: Router, state: &AppState) -> Router {
     routes
         .layer(middleware::from_fn(rate_limit::handler_checks))
         .layer(rate_limit::api(limits))
+        .layer(middleware::from_fn(crate::audit::layer::principal))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             authenticate::authenticate,
         ))
         .layer(rate_limit::auth(limits))
         .layer(rate_limit::global(limits))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::audit::layer::record,
+        ))
         .layer(middleware::from_fn_with_state(
             limits.proxies().clone(),
             client_addr::client_addr,

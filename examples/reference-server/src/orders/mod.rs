@@ -318,6 +318,15 @@ impl Orders {
         &self.access
     }
 
+    /// The user's principal (its id and its roles as stored right now), for access checks
+    /// outside order entry.
+    ///
+    /// # Errors
+    /// As the role store.
+    pub async fn principal_of(&self, user_id: &str) -> Result<Principal> {
+        self.principal(user_id).await
+    }
+
     /// The user's principal: its id and its roles as stored right now.
     async fn principal(&self, user_id: &str) -> Result<Principal> {
         let roles = self.roles.roles_of(parse_user_id(user_id)?).await?;

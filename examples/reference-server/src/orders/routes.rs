@@ -15,12 +15,14 @@ use utoipa_axum::routes;
 use super::body::NewOrder;
 use super::store::{Order, OrderStatus};
 use super::{Approved, MAX_BODY_BYTES, OrderError};
+use crate::audit::layer::{AuditNotes, Note};
 use crate::auth::extract::{AuthRejection, Principal};
 use crate::http::layers::client_addr::ClientAddr;
 use crate::http::path::Path;
 use crate::problem::Problem;
 use crate::rbac::Actor;
 use crate::state::AppState;
+use finsec_audit::Outcome;
 
 /// The order routes, with a [`MAX_BODY_BYTES`] body limit.
 pub fn router<S>() -> OpenApiRouter<S>
@@ -195,12 +197,27 @@ pub async fn get_order(
 pub async fn approve_order(
     State(state): State<AppState>,
     actor: Actor,
+    notes: AuditNotes,
     Path(id): Path<uuid::Uuid>,
 ) -> Result<Json<Approved>, OrderError> {
-    Ok(Json(
-        state
-            .orders()
-            .approve_at(&actor, &id.to_string(), OffsetDateTime::now_utc())
-            .await?,
-    ))
+    let result = state
+        .orders()
+        .approve_at(&actor, &id.to_string(), OffsetDateTime::now_utc())
+        .await;
+    // The maker-checker decision, beside the request event: who approved which order,
+    // and how far the quorum is.
+    let note = match &result {
+        Ok(done) => Note::new("order.approve", Outcome::Success)
+            .detail(
+                "approvals",
+                i64::try_from(done.approvals).unwrap_or(i64::MAX),
+            )
+            .detail("quorum", i64::from(done.quorum)),
+        Err(OrderError::Forbidden(denial)) => {
+            Note::new("order.approve", Outcome::Denied).detail("reason", denial.reason.clone())
+        }
+        Err(_) => Note::new("order.approve", Outcome::Failure),
+    };
+    notes.note(note.resource("order", id));
+    Ok(Json(result?))
 }

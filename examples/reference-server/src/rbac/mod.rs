@@ -82,6 +82,10 @@ pub const ORDERS_EXECUTE_LARGE: &str = "orders:execute_large";
 /// rule). The preset has no approver permission; the generated policy grants it to traders.
 pub const ORDERS_APPROVE: &str = "orders:approve";
 
+/// Reading the audit log, its checkpoints and proofs, and the incident list. The generated
+/// policy's `auditor` role holds it (and `admin`, through `*`).
+pub const AUDIT_READ: &str = "audit:read";
+
 /// How many distinct approvers the generated policy requires for a large order.
 pub const GENERATED_QUORUM: u8 = 1;
 /// How long, in seconds, the generated policy leaves a large order open for approval (one
@@ -214,13 +218,17 @@ pub fn generated_policy() -> Result<String> {
          #   - {ORDERS_EXECUTE_LARGE}: orders above --approval-notional (and market orders)\n\
          #     need approval by another holder of {ORDERS_APPROVE};\n\
          #   - {ORDERS_APPROVE}: traders approve each other's large orders.\n\
+         # and an `auditor` role that reads the audit log ({AUDIT_READ}).\n\
          # Edit freely; the server loads this file at start-up and refuses to start if it\n\
          # does not load. It is never overwritten.\n\
          {head}\n    \
          {{ effect = \"allow\", permissions = [\"{ORDERS_EXECUTE_LARGE}\"], \
          approval = {{ approver = \"{ORDERS_APPROVE}\", quorum = {GENERATED_QUORUM}, \
          within_seconds = {GENERATED_APPROVAL_SECONDS} }} }},\n    \
-         {{ effect = \"allow\", permissions = [\"{ORDERS_APPROVE}\"] }},{tail}"
+         {{ effect = \"allow\", permissions = [\"{ORDERS_APPROVE}\"] }},{tail}\n\
+         [roles.auditor]\n\
+         description = \"the audit log, its checkpoints and proofs, and the incident list\"\n\
+         rules = [{{ effect = \"allow\", permissions = [\"{AUDIT_READ}\"] }}]\n"
     );
     // The document must load; the unit tests check it adds exactly these two rules.
     Policy::from_toml(&document).map_err(|source| ServerError::Policy {
@@ -602,7 +610,12 @@ mod tests {
         let names = |p: &Policy| -> Vec<String> {
             p.roles().iter().map(|r| r.name().to_string()).collect()
         };
-        assert_eq!(names(&generated), names(&original));
+        let mut expected = names(&original);
+        expected.push("auditor".to_owned());
+        let mut got = names(&generated);
+        expected.sort();
+        got.sort();
+        assert_eq!(got, expected);
         for role in original.roles() {
             let new = generated.role(role.name().as_str()).unwrap();
             assert_eq!(new.parents(), role.parents());
@@ -670,7 +683,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = RbacConfig::default();
         let policy = load_or_create_policy(dir.path(), &config).unwrap();
-        assert_eq!(policy.roles().len(), 4);
+        // The preset's four and the auditor.
+        assert_eq!(policy.roles().len(), 5);
         let path = dir.path().join(POLICY_FILE);
         #[cfg(unix)]
         {

@@ -180,6 +180,16 @@ async fn run_on(
                 .grant(id, role, OffsetDateTime::now_utc())
                 .await
                 .map_err(db_error(storage))?;
+            if new {
+                let user_id = id.to_string();
+                crate::audit::record_command(
+                    storage,
+                    "role.grant",
+                    ("user", user_id.as_str()),
+                    &[("role", role.as_str())],
+                )
+                .await?;
+            }
             let text = if new {
                 format!("granted {role} to {username}")
             } else {
@@ -190,6 +200,16 @@ async fn run_on(
         RolesCommand::Revoke { username, role } => {
             let id = user(username).await?;
             let removed = store.revoke(id, role).await.map_err(db_error(storage))?;
+            if removed {
+                let user_id = id.to_string();
+                crate::audit::record_command(
+                    storage,
+                    "role.revoke",
+                    ("user", user_id.as_str()),
+                    &[("role", role.as_str())],
+                )
+                .await?;
+            }
             let text = if removed {
                 format!("revoked {role} from {username}")
             } else {

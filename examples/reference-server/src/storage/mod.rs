@@ -272,6 +272,9 @@ impl Storage {
                 finsec_rbac::sqlite::migrate(pool)
                     .await
                     .map_err(|e| failed("finsec-rbac")(Box::new(e)))?;
+                finsec_audit::sqlite::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-audit")(Box::new(e)))?;
             }
             Self::Postgres(pool) => {
                 finsec_crypto::postgres::migrate(pool)
@@ -283,6 +286,9 @@ impl Storage {
                 finsec_rbac::postgres::migrate(pool)
                     .await
                     .map_err(|e| failed("finsec-rbac")(Box::new(e)))?;
+                finsec_audit::postgres::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-audit")(Box::new(e)))?;
             }
         }
         Ok(())

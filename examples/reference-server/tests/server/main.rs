@@ -5,6 +5,7 @@
 #![cfg(test)]
 #![cfg(unix)]
 
+mod audit;
 mod auth;
 mod backends;
 mod contract;

@@ -339,3 +339,59 @@ async fn totp_codes_logout_orders_and_roles_are_shared() {
     }
     pair.stop().await;
 }
+
+/// Both instances append to the one audit log in PostgreSQL, at once: one tree, every
+/// event at one position, checkpoints from either verify with the other's key (they share
+/// the sealed seed), and the log verifies.
+#[tokio::test]
+async fn both_instances_append_to_one_audit_log() {
+    let pair = Pair::start(100).await;
+    register(&pair.a, "audra").await;
+    pair.roles(&["grant", "audra", "auditor"]);
+    let token_a = access_token(&pair.a, "audra").await;
+    let token_b = access_token(&pair.b, "audra").await;
+    // Interleaved writes on both instances: failed logins and API keys.
+    let guesses = |server| async move {
+        let mut statuses = Vec::new();
+        for i in 0..5 {
+            statuses.push(login(server, "nobody", &format!("guess {i}")).await.0);
+        }
+        statuses
+    };
+    let (on_a, on_b) = tokio::join!(guesses(&pair.a), guesses(&pair.b));
+    for status in on_a.into_iter().chain(on_b) {
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (_, a) = get(
+        &pair.a,
+        "/audit?action=auth.login&outcome=failure",
+        &token_a,
+    )
+    .await;
+    let (_, b) = get(
+        &pair.b,
+        "/audit?action=auth.login&outcome=failure",
+        &token_b,
+    )
+    .await;
+    assert_eq!(a["events"].as_array().unwrap().len(), 10, "{a}");
+    assert_eq!(a, b, "both instances read one log");
+    let (status, cp_a) = get(&pair.a, "/audit/checkpoint", &token_a).await;
+    assert_eq!(status, StatusCode::OK, "{cp_a}");
+    let (_, cp_b) = get(&pair.b, "/audit/checkpoint", &token_b).await;
+    assert_eq!(cp_a["verifier_key"], cp_b["verifier_key"]);
+    let verifier =
+        finsec_audit::NoteVerifier::from_vkey(cp_a["verifier_key"].as_str().unwrap()).unwrap();
+    let pool = sqlx::PgPool::connect_with(pair.db.connect_options())
+        .await
+        .unwrap();
+    let sink = finsec_audit::postgres::PgSink::new(pool.clone());
+    let report = finsec_audit::LogVerifier::new(verifier, "finsec-reference-server/audit")
+        .verify(&sink)
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{report:?}");
+    assert!(report.checkpoints >= 1, "{report:?}");
+    pool.close().await;
+    pair.stop().await;
+}

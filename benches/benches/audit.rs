@@ -127,6 +127,12 @@ fn append(c: &mut Criterion) {
         b.iter_custom(|iters| time_batches(&rt, std::slice::from_ref(&memory), iters));
     });
 
+    g.throughput(Throughput::Elements(2 * BATCH as u64));
+    g.bench_function("memory/2_writers", |b| {
+        b.iter_custom(|iters| time_batches(&rt, &[memory.clone(), memory.clone()], iters));
+    });
+    g.throughput(Throughput::Elements(BATCH as u64));
+
     let file = Arc::new(FileSink::open(fresh_dir("append-file")).unwrap());
     g.bench_function("file/batch_1000", |b| {
         b.iter_custom(|iters| time_batches(&rt, std::slice::from_ref(&file), iters));

@@ -177,3 +177,50 @@ impl AuditSink for Forgetful {
 async fn the_sink_suite_fails_a_sink_that_takes_duplicates() {
     finsec_audit::testing::audit_sink_conformance(&Forgetful(MemorySink::new())).await;
 }
+
+#[tokio::test]
+async fn large_batches_are_parsed_in_parallel_and_still_name_the_first_bad_event() {
+    use finsec_audit::testing::Tamper as _;
+    let make = || async {
+        let sink = MemorySink::new();
+        let events: Vec<EncodedEvent> = (0..3_000u32)
+            .map(|i| EncodedEvent::new(&event(i)).unwrap())
+            .collect();
+        sink.append(&events).await.unwrap();
+        sink
+    };
+    let check = |sink: MemorySink| async move {
+        LogVerifier::new(signer().verifier(), ORIGIN)
+            .verify(&sink)
+            .await
+            .unwrap()
+    };
+    let report = check(make().await).await;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(report.events, 3_000);
+
+    // Not canonical (an extra space), rehashed so the leaf matches.
+    let sink = make().await;
+    let mut bytes = sink.read(2_500, 1).await.unwrap().remove(0).bytes;
+    bytes.insert(1, b' ');
+    let leaf = Hash::leaf(&bytes);
+    sink.set_event(2_500, &bytes, Some(leaf)).await.unwrap();
+    assert!(matches!(
+        check(sink).await.problem,
+        Some(finsec_audit::Problem::NotCanonical { index: 2_500, .. })
+    ));
+
+    // Event 1,700 made a copy of event 100, rehashed.
+    let sink = make().await;
+    let copy = sink.read(100, 1).await.unwrap().remove(0).bytes;
+    let leaf = Hash::leaf(&copy);
+    sink.set_event(1_700, &copy, Some(leaf)).await.unwrap();
+    let report = check(sink).await;
+    assert!(
+        matches!(
+            report.problem,
+            Some(finsec_audit::Problem::DuplicateId { index: 1_700, .. })
+        ),
+        "{report:?}"
+    );
+}

@@ -143,7 +143,7 @@ fn outcome_of(status: StatusCode) -> Outcome {
 struct Context {
     method: Method,
     path: String,
-    ip: Option<String>,
+    ip: Option<finsec_audit::Text>,
     user_agent: Option<String>,
     request_id: Option<String>,
 }
@@ -164,7 +164,7 @@ fn build(
             Via::ApiKey { key_id, .. } => Some(key_id.to_string()),
             Via::Bearer { .. } => None,
         }),
-        ip: ctx.ip.clone().map(Into::into),
+        ip: ctx.ip.clone(),
         user_agent: ctx.user_agent.clone().map(Into::into),
         ..Actor::default()
     };
@@ -196,7 +196,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         ip: request
             .extensions()
             .get::<ClientAddr>()
-            .map(|a| a.ip().to_string()),
+            .and_then(|a| state.audit().client_ip(&a.ip().to_string())),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)

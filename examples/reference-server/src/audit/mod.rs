@@ -69,6 +69,18 @@ pub struct AuditConfig {
     #[arg(long, env = "FINSEC_AUDIT_WITNESS", global = true)]
     pub audit_witness: Option<PathBuf>,
 
+    /// How client addresses go into the log: `plain`, or `keyed` (a keyed blind index:
+    /// equal addresses still match, for the monitor and for searches, but none can be read
+    /// back; for deployments that treat addresses as personal data).
+    #[arg(
+        long,
+        env = "FINSEC_AUDIT_CLIENT_IP",
+        value_enum,
+        default_value_t = ClientIp::Plain,
+        global = true
+    )]
+    pub audit_client_ip: ClientIp,
+
     /// A checkpoint is signed after this many events.
     #[arg(
         long,
@@ -88,12 +100,22 @@ pub struct AuditConfig {
     pub audit_checkpoint_secs: u64,
 }
 
+/// How client addresses are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientIp {
+    /// As they are.
+    Plain,
+    /// As a keyed blind index (HMAC) under a server secret.
+    Keyed,
+}
+
 impl Default for AuditConfig {
     fn default() -> Self {
         Self {
             audit_origin: DEFAULT_ORIGIN.to_owned(),
             audit_rules: None,
             audit_witness: None,
+            audit_client_ip: ClientIp::Plain,
             audit_checkpoint_events: 1_000,
             audit_checkpoint_secs: 60,
         }
@@ -128,6 +150,7 @@ struct Inner {
     writer: AuditWriter,
     monitor: Monitor,
     usernames: BlindIndex,
+    addresses: Option<BlindIndex>,
     incidents: incidents::Incidents,
     verifier: NoteVerifier,
 }
@@ -255,12 +278,26 @@ impl Audit {
             16,
         )
         .map_err(|e| ServerError::Config(format!("audit username index: {e}")))?;
+        // The same secret, another column: the two indexes never share values.
+        let addresses = match settings.audit_client_ip {
+            ClientIp::Plain => None,
+            ClientIp::Keyed => Some(
+                BlindIndex::new(
+                    &Key256::from_bytes(*key),
+                    "audit.client_ip",
+                    Normalizer::Trimmed,
+                    16,
+                )
+                .map_err(|e| ServerError::Config(format!("audit address index: {e}")))?,
+            ),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 log,
                 writer,
                 monitor,
                 usernames,
+                addresses,
                 incidents: incidents::Incidents::new(storage.clone()),
                 verifier,
             }),
@@ -294,6 +331,16 @@ impl Audit {
             .compute(username)
             .ok()
             .map(|v| v.to_hex())
+    }
+
+    /// A client address as the log records it (`--audit-client-ip`).
+    pub fn client_ip(&self, ip: &str) -> Option<finsec_audit::Text> {
+        match &self.inner.addresses {
+            None => Some(finsec_audit::Text::Plain(ip.to_owned())),
+            Some(index) => finsec_audit::Personal::keyed(index, ip)
+                .ok()
+                .map(Into::into),
+        }
     }
 
     /// Shows an event to the monitor and, if `keep`, queues it for the log. Alerts are

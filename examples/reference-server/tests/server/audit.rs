@@ -268,3 +268,25 @@ async fn the_audit_trail_end_to_end_on_sqlite() {
     assert!(report.is_ok(), "{report:?}");
     assert!(report.events > 20, "{report:?}");
 }
+
+#[tokio::test]
+async fn client_addresses_can_be_kept_as_a_keyed_index() {
+    let data = DataDir::new();
+    let launch = Launch::new().args(["--audit-client-ip", "keyed"]);
+    let server = launch.start(&data);
+    register(&server, "carol").await;
+    launch
+        .roles(&data, &["grant", "carol", "auditor"])
+        .success();
+    let (status, _) = login(&server, "carol", "wrong").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let carol = token(&server, "carol").await;
+    let (status, page) = get(&server, &carol, "/audit?action=auth.login").await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found = events(&page);
+    assert_eq!(found.len(), 2, "{page}");
+    let ips: Vec<&Value> = found.iter().map(|e| &e["event"]["actor"]["ip"]).collect();
+    assert!(ips.iter().all(|ip| ip["$hmac"].is_string()), "{page}");
+    assert_eq!(ips[0], ips[1], "one address, one index");
+    assert!(!page.to_string().contains("127.0.0.1"), "{page}");
+}

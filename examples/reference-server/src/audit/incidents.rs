@@ -130,6 +130,14 @@ impl Incidents {
     }
 }
 
+/// The monitor's alerts go to the table through finsec-audit's handler trait.
+#[async_trait::async_trait]
+impl finsec_audit::IncidentHandler for Incidents {
+    async fn incident(&self, alert: &Alert) -> finsec_audit::Result<()> {
+        self.insert(alert).await.map_err(finsec_audit::Error::store)
+    }
+}
+
 /// Unix microseconds as RFC 3339.
 pub fn rfc3339(us: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)

@@ -360,7 +360,9 @@ impl Audit {
                 }
                 Err(e) => tracing::error!(error = %e, "audit alert not encoded"),
             }
-            if let Err(e) = self.inner.incidents.insert(&alert).await {
+            if let Err(e) =
+                finsec_audit::IncidentHandler::incident(&self.inner.incidents, &alert).await
+            {
                 tracing::error!(error = %e, "incident not stored");
             }
         }

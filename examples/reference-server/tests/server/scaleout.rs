@@ -362,6 +362,12 @@ async fn both_instances_append_to_one_audit_log() {
     for status in on_a.into_iter().chain(on_b) {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
+    // Each instance queues its own events: a read on each flushes its queue (an auditor
+    // on A sees B's events once B has written them, within its group commit).
+    for (server, token) in [(&pair.a, &token_a), (&pair.b, &token_b)] {
+        let (status, _) = get(server, "/audit?limit=1", token).await;
+        assert_eq!(status, StatusCode::OK);
+    }
     let (_, a) = get(
         &pair.a,
         "/audit?action=auth.login&outcome=failure",

@@ -3,8 +3,8 @@
 //! event whose `append` had returned is in the log, at the position it was given, and the
 //! log verifies. Files, SQLite and PostgreSQL.
 //!
-//! The child is this test binary again, running the ignored test `crash_child` with
-//! `FINSEC_AUDIT_CRASH_CHILD` naming the sink.
+//! The child is this test binary again (a `harness = false` target with its own `main`),
+//! started with `FINSEC_AUDIT_CRASH_CHILD` naming the sink: then it appends until killed.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -60,10 +60,8 @@ async fn append_forever(sink: Arc<dyn AuditSink>) {
     done.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the child process of the crash tests"]
-async fn crash_child() {
-    let spec = std::env::var(CHILD_VAR).expect("run by the crash tests");
+/// The child: opens the sink `spec` names and appends until it is killed.
+async fn crash_child(spec: &str) {
     let (kind, place) = spec.split_once(':').unwrap();
     let sink: Arc<dyn AuditSink> = match kind {
         "file" => Arc::new(FileSink::open(place).unwrap()),
@@ -164,7 +162,6 @@ async fn check_after_crash(sink: &dyn AuditSink, acked: &[(u64, Uuid)]) {
     assert_eq!(sink.append(&more).await.unwrap().first, size);
 }
 
-#[tokio::test]
 async fn file_log_survives_sigkill() {
     let dir = tempfile::Builder::new()
         .prefix("finsec-audit-crash-")
@@ -182,7 +179,6 @@ async fn file_log_survives_sigkill() {
     assert!(total > 1_000, "{total} events acknowledged");
 }
 
-#[tokio::test]
 async fn sqlite_log_survives_sigkill() {
     let db = finsec_testkit::sqlite().await;
     finsec_audit::sqlite::migrate(db.pool()).await.unwrap();
@@ -195,7 +191,6 @@ async fn sqlite_log_survives_sigkill() {
     }
 }
 
-#[tokio::test]
 async fn postgres_log_survives_sigkill() {
     let db = finsec_testkit::postgres().await;
     finsec_audit::postgres::migrate(db.pool()).await.unwrap();
@@ -211,4 +206,55 @@ async fn postgres_log_survives_sigkill() {
         sink.pool().close().await;
     }
     db.cleanup().await;
+}
+
+/// Runs the three crash tests in turn (a failure panics: a non-zero exit), or, as the child,
+/// appends until killed.
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    if let Ok(spec) = std::env::var(CHILD_VAR) {
+        runtime.block_on(crash_child(&spec));
+        return;
+    }
+    // `cargo test -- --list` and filters: this target has three tests and no others.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--list") {
+        for name in [
+            "file_log_survives_sigkill",
+            "sqlite_log_survives_sigkill",
+            "postgres_log_survives_sigkill",
+        ] {
+            println!("{name}: test");
+        }
+        return;
+    }
+    let filter = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_default();
+    let mut ran = 0;
+    for (name, test) in [
+        ("file_log_survives_sigkill", 0),
+        ("sqlite_log_survives_sigkill", 1),
+        ("postgres_log_survives_sigkill", 2),
+    ] {
+        if !name.contains(filter.as_str()) {
+            continue;
+        }
+        runtime.block_on(async {
+            match test {
+                0 => file_log_survives_sigkill().await,
+                1 => sqlite_log_survives_sigkill().await,
+                _ => postgres_log_survives_sigkill().await,
+            }
+        });
+        println!("test {name} ... ok");
+        ran += 1;
+    }
+    println!("crash tests: {ran} passed");
 }

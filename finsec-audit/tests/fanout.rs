@@ -6,23 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use finsec_audit::fanout::{FanOut, RedisStream, SinkMirror};
-use finsec_audit::{
-    AuditEvent, AuditSink, EncodedEvent, EventTime, MemorySink, Outcome, Precision,
-};
-use time::OffsetDateTime;
+use finsec_audit::{AuditSink, EncodedEvent, MemorySink};
 
-fn events(n: usize) -> Vec<EncodedEvent> {
-    let t = EventTime::new(OffsetDateTime::now_utc(), Precision::Microsecond, "system").unwrap();
-    (0..n)
-        .map(|i| {
-            let e = AuditEvent::new("order.place", Outcome::Success, t.clone())
-                .unwrap()
-                .with_resource("order", &format!("o-{i}"))
-                .unwrap();
-            EncodedEvent::new(&e).unwrap()
-        })
-        .collect()
-}
+mod support;
+use support::events;
 
 /// An `XRANGE` entry: its id and its field/value pairs.
 type StreamEntry = (String, Vec<(String, Vec<u8>)>);

@@ -7,30 +7,18 @@ use std::sync::Arc;
 
 use finsec_audit::testing::{audit_sink_conformance, audit_sink_two_instances, tamper_conformance};
 use finsec_audit::{
-    AuditEvent, AuditSink, EncodedEvent, EventTime, FileSink, FileSinkOptions, LogVerifier,
-    MemorySink, NoteSigner, Outcome, Precision, merkle,
+    AuditSink, EncodedEvent, FileSink, FileSinkOptions, LogVerifier, MemorySink, NoteSigner, merkle,
 };
 use finsec_crypto::Key256;
-use time::OffsetDateTime;
+
+mod support;
+use support::events;
 
 fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("finsec-audit-file-")
         .tempdir()
         .unwrap()
-}
-
-fn events(n: usize) -> Vec<EncodedEvent> {
-    let t = EventTime::new(OffsetDateTime::now_utc(), Precision::Microsecond, "system").unwrap();
-    (0..n)
-        .map(|i| {
-            let e = AuditEvent::new("order.place", Outcome::Success, t.clone())
-                .unwrap()
-                .with_resource("order", &format!("o-{i}"))
-                .unwrap();
-            EncodedEvent::new(&e).unwrap()
-        })
-        .collect()
 }
 
 fn small_segments() -> FileSinkOptions {

@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::error::{Result, ServerError};
 use crate::storage::Storage;
+use crate::storage::sql::{StoreError, from_micros};
 
 /// One stored alert.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
@@ -40,7 +41,7 @@ pub struct Incidents {
 }
 
 fn store_err(e: sqlx::Error) -> ServerError {
-    ServerError::Store(crate::storage::sql::StoreError::Database(e))
+    ServerError::Store(StoreError::Database(e))
 }
 
 fn int(v: u64) -> i64 {
@@ -109,22 +110,28 @@ impl Incidents {
                 .map_err(store_err)?
                 .iter()
                 .map(|row| {
-                    let at_us: i64 = row.try_get("at_us")?;
-                    Ok(Incident {
-                        id: row.try_get("id")?,
-                        at: rfc3339(at_us),
-                        rule: row.try_get("rule")?,
-                        severity: row.try_get("severity")?,
-                        per: row.try_get("per")?,
-                        subject: row.try_get("subject")?,
-                        observed: row.try_get("observed")?,
-                        threshold: row.try_get("threshold")?,
-                        window_secs: row.try_get("window_secs")?,
-                        response: row.try_get("response")?,
-                    })
+                    let raw = (|| {
+                        Ok::<_, sqlx::Error>((
+                            row.try_get::<i64, _>("at_us")?,
+                            Incident {
+                                id: row.try_get("id")?,
+                                at: String::new(),
+                                rule: row.try_get("rule")?,
+                                severity: row.try_get("severity")?,
+                                per: row.try_get("per")?,
+                                subject: row.try_get("subject")?,
+                                observed: row.try_get("observed")?,
+                                threshold: row.try_get("threshold")?,
+                                window_secs: row.try_get("window_secs")?,
+                                response: row.try_get("response")?,
+                            },
+                        ))
+                    })();
+                    let (at_us, mut incident) = raw.map_err(store_err)?;
+                    incident.at = rfc3339(at_us)?;
+                    Ok(incident)
                 })
-                .collect::<std::result::Result<Vec<_>, sqlx::Error>>()
-                .map_err(store_err)?
+                .collect::<Result<Vec<_>>>()?
         });
         Ok(rows)
     }
@@ -138,13 +145,17 @@ impl finsec_audit::IncidentHandler for Incidents {
     }
 }
 
-/// Unix microseconds as RFC 3339.
-pub fn rfc3339(us: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1_000)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
+/// A stored time as RFC 3339 text.
+fn rfc3339(us: i64) -> Result<String> {
+    let t = from_micros(TABLE, us)?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| {
+            ServerError::Store(StoreError::Corrupt {
+                table: TABLE,
+                detail: format!("timestamp {us} not representable: {e}"),
+            })
         })
-        .unwrap_or_default()
 }
+
+/// The table.
+const TABLE: &str = "server_incidents";

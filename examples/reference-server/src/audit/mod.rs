@@ -226,7 +226,11 @@ pub async fn record_command(
     sink(storage)
         .append(&[encoded])
         .await
-        .map_err(audit_err("append"))?;
+        .map_err(|e| ServerError::Storage {
+            backend: storage.backend().as_str(),
+            target: "the audit log".to_owned(),
+            source: Box::new(e),
+        })?;
     Ok(())
 }
 

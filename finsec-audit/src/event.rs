@@ -196,7 +196,7 @@ impl Outcome {
 }
 
 /// A value that identifies a person, protected before it is hashed.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Personal {
     /// Encrypted under the data subject's key.
@@ -355,7 +355,7 @@ pub struct Actor {
 }
 
 /// A text value that is either plain or protected personal data.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Text {
     /// Protected personal data.
@@ -394,7 +394,7 @@ pub struct Resource {
 }
 
 /// One structured detail: a value the event records beyond its fixed fields.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum Detail {
     /// Nothing.
@@ -733,7 +733,9 @@ impl AuditEvent {
             )));
         }
         event.validate()?;
-        if event.to_canonical()? != bytes {
+        // Re-encoded into a buffer of the input's size, then compared once.
+        let mut again = Vec::with_capacity(bytes.len());
+        if serde_json::to_writer(&mut again, &event).is_err() || again != bytes {
             return Err(EventError::NotCanonical(
                 "not in canonical form (member order, spacing, escaping or nulls)".to_owned(),
             ));
@@ -757,6 +759,171 @@ impl AuditEvent {
             check_detail(d, 1)?;
         }
         Ok(())
+    }
+}
+
+// Parsing without serde's `untagged` buffering (which copies every value into an
+// intermediate tree and tries each variant in turn): the shapes are told apart by their
+// first token, and a map by its first member's name (`$enc`/`$hmac` for personal data,
+// which detail names may never start with). Accepts exactly what the derived, untagged
+// parsers accepted that can also pass `validate` and the canonical re-encoding.
+
+/// A map member's name, borrowed from the input when it has no escapes.
+struct Name<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Name<'de>, E> {
+                Ok(Name(std::borrow::Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The rest of a personal value whose first member, `first`, was read.
+fn personal_rest<'de, A: serde::de::MapAccess<'de>>(
+    first: &str,
+    mut map: A,
+) -> Result<Personal, A::Error> {
+    let value = match first {
+        "$enc" => Personal::Encrypted {
+            encrypted: map.next_value()?,
+        },
+        "$hmac" => Personal::Keyed {
+            hmac: map.next_value()?,
+        },
+        other => {
+            return Err(serde::de::Error::unknown_field(other, &["$enc", "$hmac"]));
+        }
+    };
+    if let Some(extra) = map.next_key::<Name<'de>>()? {
+        return Err(serde::de::Error::custom(format_args!(
+            "unexpected member {:?} in a personal value",
+            extra.0
+        )));
+    }
+    Ok(value)
+}
+
+struct PersonalVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PersonalVisitor {
+    type Value = Personal;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a personal value ({\"$enc\":…} or {\"$hmac\":…})")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Personal, A::Error> {
+        match map.next_key::<Name<'de>>()? {
+            Some(first) => personal_rest(&first.0, map),
+            None => Err(serde::de::Error::invalid_length(0, &self)),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Personal {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(PersonalVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a personal value")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text::Plain(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text, E> {
+                Ok(Text::Plain(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Text, A::Error> {
+                PersonalVisitor.visit_map(map).map(Text::Personal)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Detail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Detail;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("null, a boolean, an integer, a string, a list or a map")
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Detail, E> {
+                Ok(Detail::Null)
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Detail, E> {
+                Ok(Detail::Bool(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Detail, E> {
+                Ok(Detail::Int(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Detail, E> {
+                i64::try_from(v).map(Detail::Int).map_err(|_| {
+                    E::invalid_value(serde::de::Unexpected::Unsigned(v), &"an i64 integer")
+                })
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Detail, E> {
+                Err(E::invalid_type(
+                    serde::de::Unexpected::Float(v),
+                    &"an integer (amounts go as decimal strings)",
+                ))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Detail, E> {
+                Ok(Detail::Text(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Detail, E> {
+                Ok(Detail::Text(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Detail, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Detail::List(items))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Detail, A::Error> {
+                let Some(first) = map.next_key::<Name<'de>>()? else {
+                    return Ok(Detail::Map(BTreeMap::new()));
+                };
+                if first.0.starts_with('$') {
+                    return personal_rest(&first.0, map).map(Detail::Personal);
+                }
+                let mut out = BTreeMap::new();
+                out.insert(first.0.into_owned(), map.next_value()?);
+                while let Some((name, value)) = map.next_entry::<String, Detail>()? {
+                    out.insert(name, value);
+                }
+                Ok(Detail::Map(out))
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
@@ -814,6 +981,73 @@ mod tests {
         ] {
             assert!(AuditEvent::from_canonical(bad.as_bytes()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn every_detail_shape_round_trips() {
+        let mut map = BTreeMap::new();
+        map.insert("a \"quoted\" name".to_owned(), Detail::Int(i64::MIN));
+        map.insert("empty".to_owned(), Detail::Map(BTreeMap::new()));
+        map.insert(
+            "hmac".to_owned(),
+            Detail::Personal(Personal::Keyed {
+                hmac: "abc_-9".into(),
+            }),
+        );
+        let e = event()
+            .with_actor(Actor {
+                ip: Some(Text::Personal(Personal::Encrypted {
+                    encrypted: EncryptedValue {
+                        ct: "Y3Q".into(),
+                        subject: "s-1".into(),
+                    },
+                })),
+                user_agent: Some("agent \"x\" \u{e9}\u{1F600}".into()),
+                ..Actor::default()
+            })
+            .unwrap()
+            .with_detail("null", Detail::Null)
+            .unwrap()
+            .with_detail("yes", true)
+            .unwrap()
+            .with_detail("max", i64::MAX)
+            .unwrap()
+            .with_detail("text", "tab\there \\ and \u{7f}")
+            .unwrap()
+            .with_detail(
+                "list",
+                Detail::List(vec![
+                    Detail::Int(-1),
+                    Detail::List(vec![]),
+                    Detail::Map(map),
+                ]),
+            )
+            .unwrap();
+        let bytes = e.to_canonical().unwrap();
+        assert_eq!(AuditEvent::from_canonical(&bytes).unwrap(), e);
+    }
+
+    #[test]
+    fn bad_detail_shapes_are_refused_with_a_reason() {
+        let text = String::from_utf8(event().to_canonical().unwrap()).unwrap();
+        for (bad, why) in [
+            ("\"legs\":2.5", "floating point"),
+            ("\"legs\":9223372036854775808", "integer"),
+            ("\"legs\":{\"$hmac\":\"aa\",\"x\":1}", "unexpected member"),
+            ("\"legs\":{\"$other\":1}", "unknown field"),
+            ("\"legs\":{\"ok\":1,\"$enc\":1}", "starts with '$'"),
+            ("\"legs\":{\"$enc\":{\"ct\":\"a\"}}", "subject"),
+        ] {
+            let input = text.replacen("\"legs\":2", bad, 1);
+            let err = AuditEvent::from_canonical(input.as_bytes()).unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains(why) || (why == "floating point" && msg.contains("floating")),
+                "{input}: {msg}"
+            );
+        }
+        let ip_number = text.replacen("\"ip\":\"203.0.113.9\"", "\"ip\":7", 1);
+        assert!(AuditEvent::from_canonical(ip_number.as_bytes()).is_err());
     }
 
     #[test]

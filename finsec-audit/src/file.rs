@@ -45,6 +45,7 @@ use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::blocking;
 use crate::error::{Error, Result};
 use crate::event::MAX_EVENT_LEN;
 use crate::merkle::{Frontier, Hash, NodeId};
@@ -434,17 +435,40 @@ impl State {
     }
 
     fn nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for id in ids {
-            let Some(file) = self.levels.get(usize::from(id.level)) else {
-                continue;
+        let mut wanted: Vec<NodeId> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                usize::from(id.level) < self.levels.len() && id.index < self.size >> id.level
+            })
+            .collect();
+        wanted.sort_unstable_by_key(|id| (id.level, id.index));
+        wanted.dedup();
+        let mut out = HashMap::with_capacity(wanted.len());
+        // One positional read per run of neighbouring nodes of a level: a verifier asks
+        // for every node a batch completed, which are runs, and a proof for scattered ones.
+        let mut rest = wanted.as_slice();
+        let mut buf = Vec::new();
+        while let Some(first) = rest.first() {
+            let run = rest
+                .iter()
+                .enumerate()
+                .take_while(|(k, id)| {
+                    id.level == first.level && id.index == first.index + *k as u64
+                })
+                .count()
+                .min(1 << 16);
+            let Some(file) = self.levels.get(usize::from(first.level)) else {
+                break;
             };
-            if id.index >= self.size >> id.level {
-                continue;
+            buf.resize(run * 32, 0);
+            read_exact_at(file, &mut buf, first.index * 32).map_err(io("read tree"))?;
+            for (id, bytes) in rest.iter().zip(buf.chunks_exact(32)) {
+                let mut b = [0u8; 32];
+                b.copy_from_slice(bytes);
+                out.insert(*id, Hash::from_bytes(b));
             }
-            let mut b = [0u8; 32];
-            read_exact_at(file, &mut b, id.index * 32).map_err(io("read tree"))?;
-            out.insert(*id, Hash::from_bytes(b));
+            rest = rest.get(run..).unwrap_or_default();
         }
         Ok(out)
     }
@@ -1173,14 +1197,18 @@ impl Writer {
 impl AuditSink for FileSink {
     async fn append(&self, events: &[EncodedEvent]) -> Result<Appended> {
         if events.is_empty() {
-            let state = self.shared.state.read();
-            let size = state.size;
-            let nodes = state.nodes(&crate::merkle::root_plan(size))?;
-            return Ok(Appended {
-                first: size,
-                size,
-                root: crate::merkle::root_from_nodes(size, &nodes)?,
-            });
+            let shared = self.shared.clone();
+            return blocking::run(move || {
+                let state = shared.state.read();
+                let size = state.size;
+                let nodes = state.nodes(&crate::merkle::root_plan(size))?;
+                Ok(Appended {
+                    first: size,
+                    size,
+                    root: crate::merkle::root_from_nodes(size, &nodes)?,
+                })
+            })
+            .await;
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
         let sent = self.commands.lock().as_ref().map(|tx| {
@@ -1203,46 +1231,62 @@ impl AuditSink for FileSink {
     }
 
     async fn read(&self, from: u64, limit: usize) -> Result<Vec<StoredEvent>> {
-        self.shared.state.read().read(from, limit)
+        let shared = self.shared.clone();
+        blocking::run(move || shared.state.read().read(from, limit)).await
     }
 
     async fn nodes(&self, ids: &[NodeId]) -> Result<HashMap<NodeId, Hash>> {
-        self.shared.state.read().nodes(ids)
+        let shared = self.shared.clone();
+        let ids = ids.to_vec();
+        blocking::run(move || shared.state.read().nodes(&ids)).await
     }
 
     async fn position(&self, id: Uuid) -> Result<Option<u64>> {
-        self.shared.state.read().position(id)
+        {
+            // Events of the open segment are found in memory.
+            let state = self.shared.state.read();
+            if let Some(p) = state.open_ids.get(&id) {
+                return Ok(Some(*p));
+            }
+        }
+        let shared = self.shared.clone();
+        blocking::run(move || shared.state.read().position(id)).await
     }
 
     async fn put_checkpoint(&self, size: u64, note: &str) -> Result<()> {
-        let mut file = self.shared.checkpoint_file.lock();
-        {
-            let state = self.shared.state.read();
-            if state
-                .checkpoints
-                .get(&size)
-                .is_some_and(|n| n.iter().any(|n| n == note))
+        let shared = self.shared.clone();
+        let note = note.to_owned();
+        blocking::run(move || {
+            let mut file = shared.checkpoint_file.lock();
             {
-                return Ok(());
+                let state = shared.state.read();
+                if state
+                    .checkpoints
+                    .get(&size)
+                    .is_some_and(|n| n.contains(&note))
+                {
+                    return Ok(());
+                }
             }
-        }
-        let mut line = serde_json::to_string(&CheckpointLine {
-            size,
-            note: note.to_owned(),
+            let mut line = serde_json::to_string(&CheckpointLine {
+                size,
+                note: note.clone(),
+            })
+            .map_err(Error::store)?;
+            line.push('\n');
+            file.write_all(line.as_bytes())
+                .and_then(|()| file.sync_data())
+                .map_err(io("write checkpoint"))?;
+            shared
+                .state
+                .write()
+                .checkpoints
+                .entry(size)
+                .or_default()
+                .push(note);
+            Ok(())
         })
-        .map_err(Error::store)?;
-        line.push('\n');
-        file.write_all(line.as_bytes())
-            .and_then(|()| file.sync_data())
-            .map_err(io("write checkpoint"))?;
-        self.shared
-            .state
-            .write()
-            .checkpoints
-            .entry(size)
-            .or_default()
-            .push(note.to_owned());
-        Ok(())
+        .await
     }
 
     async fn checkpoints(&self, from: u64, to: u64) -> Result<Vec<(u64, String)>> {

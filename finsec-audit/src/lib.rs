@@ -99,6 +99,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod blocking;
 pub mod checkpoint;
 pub mod error;
 pub mod event;

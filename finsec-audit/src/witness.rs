@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::blocking;
 use crate::error::{Error, Result};
 use crate::sink::AuditSink;
 
@@ -107,7 +108,7 @@ struct Line {
 #[derive(Debug)]
 pub struct FileWitness {
     path: PathBuf,
-    lock: Mutex<()>,
+    lock: Arc<Mutex<()>>,
 }
 
 impl FileWitness {
@@ -115,7 +116,7 @@ impl FileWitness {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self {
             path: path.into(),
-            lock: Mutex::new(()),
+            lock: Arc::new(Mutex::new(())),
         }
     }
 
@@ -158,21 +159,24 @@ impl Witness for FileWitness {
         })
         .map_err(|e| Error::Corrupt(e.to_string()))?;
         line.push(b'\n');
-        let _guard = self.lock.lock();
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .map_err(Error::store)?;
-        file.write_all(&line).map_err(Error::store)?;
-        file.sync_data().map_err(Error::store)?;
-        Ok(())
+        let (path, lock) = (self.path.clone(), self.lock.clone());
+        blocking::run(move || {
+            let _guard = lock.lock();
+            let mut file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(Error::store)?;
+            file.write_all(&line).map_err(Error::store)?;
+            file.sync_data().map_err(Error::store)
+        })
+        .await
     }
 
     async fn latest(&self) -> Result<Option<(u64, String)>> {
-        Ok(Self::read_all(&self.path)?
-            .into_iter()
-            .max_by_key(|(size, _)| *size))
+        let path = self.path.clone();
+        let all = blocking::run(move || Self::read_all(&path)).await?;
+        Ok(all.into_iter().max_by_key(|(size, _)| *size))
     }
 }
 

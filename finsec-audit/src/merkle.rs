@@ -234,10 +234,17 @@ impl Frontier {
     /// first: what a store must keep.
     pub fn push(&mut self, leaf: Hash) -> Vec<(NodeId, Hash)> {
         let mut done = Vec::with_capacity(1 + self.size.trailing_ones() as usize);
+        done.push((NodeId::new(0, self.size), leaf));
+        self.push_interior(leaf, &mut done);
+        done
+    }
+
+    /// Appends one leaf hash and adds the interior nodes (level 1 and up) it completed to
+    /// `done`, smallest first: [`push`](Self::push) without the leaf or an allocation.
+    pub fn push_interior(&mut self, leaf: Hash, done: &mut Vec<(NodeId, Hash)>) {
         let mut hash = leaf;
         let mut level = 0u8;
         let mut index = self.size;
-        done.push((NodeId::new(0, index), hash));
         while index & 1 == 1 {
             // The left sibling is the last, smallest subtree of the edge, of the same level.
             let Some((_, left)) = self.edge.pop() else {
@@ -250,7 +257,6 @@ impl Frontier {
         }
         self.edge.push((level, hash));
         self.size += 1;
-        done
     }
 
     /// The tree's root hash.

@@ -17,14 +17,14 @@
 //! | a forged or foreign checkpoint | [`Problem::BadCheckpoint`] |
 //! | two signed checkpoints of one size with different roots | [`Problem::SplitView`] |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use crate::checkpoint::NoteVerifier;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::AuditEvent;
 use crate::merkle::{Frontier, Hash, NodeId};
 use crate::sink::{AuditSink, StoredEvent};
@@ -178,38 +178,50 @@ impl VerifyReport {
     }
 }
 
-/// Each event's id, or why it is not a canonical event, in order. Large batches are parsed
-/// on every core (scoped threads): parsing is most of a verification's cost.
-fn parse_all(batch: &[StoredEvent]) -> Vec<std::result::Result<Uuid, String>> {
-    let parse = |e: &StoredEvent| {
-        AuditEvent::from_canonical(&e.bytes)
-            .map(|event| event.id())
-            .map_err(|err| err.to_string())
+/// What the verifier learns of one stored event without looking at its neighbours.
+struct Checked {
+    /// The leaf hash of its bytes.
+    leaf: Hash,
+    /// Its id, or why it is not a canonical event (when events are parsed).
+    parsed: Option<std::result::Result<Uuid, String>>,
+}
+
+/// Hashes (and parses, when `parse` is set) every event of a batch, in order. Large
+/// batches are split over every core (scoped threads): hashing and parsing are most of a
+/// verification's cost, and neither depends on another event.
+fn check_all(batch: &[StoredEvent], parse: bool) -> Vec<Checked> {
+    let check = |e: &StoredEvent| Checked {
+        leaf: Hash::leaf(&e.bytes),
+        parsed: parse.then(|| {
+            AuditEvent::from_canonical(&e.bytes)
+                .map(|event| event.id())
+                .map_err(|err| err.to_string())
+        }),
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(8);
     if threads < 2 || batch.len() < 512 {
-        return batch.iter().map(parse).collect();
+        return batch.iter().map(check).collect();
     }
     let chunk = batch.len().div_ceil(threads);
     std::thread::scope(|scope| {
         let running: Vec<_> = batch
             .chunks(chunk)
             .map(|part| {
-                (
-                    part,
-                    scope.spawn(move || part.iter().map(parse).collect::<Vec<_>>()),
-                )
+                let spawned = std::thread::Builder::new()
+                    .spawn_scoped(scope, move || part.iter().map(check).collect::<Vec<_>>());
+                (part, spawned.ok())
             })
             .collect();
         running
             .into_iter()
             .flat_map(|(part, handle)| {
-                // A parse that panicked is done again here, so the result stays aligned.
+                // A part whose thread could not start, or panicked, is done here, so the
+                // result stays aligned with the batch.
                 handle
-                    .join()
-                    .unwrap_or_else(|_| part.iter().map(parse).collect())
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_else(|| part.iter().map(check).collect())
             })
             .collect()
     })
@@ -265,6 +277,13 @@ impl LogVerifier {
     /// (default on). Off, only the hashes are checked, several times faster.
     pub fn parse_events(mut self, on: bool) -> Self {
         self.parse_events = on;
+        self
+    }
+
+    /// How many events to read from the store at a time (default 4,096; at least 1). Two
+    /// batches are held at once: one being checked and the next being read and parsed.
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch = events.max(1);
         self
     }
 
@@ -335,9 +354,10 @@ impl LogVerifier {
     /// Walks `sink` and reports the first problem. `Err` only when the store cannot be
     /// read.
     ///
-    /// With [`parse_events`](Self::parse_events) on, each batch of events is parsed on
-    /// every core with scoped threads, which holds the calling task for the batch: run a
-    /// long verification on a blocking thread (`spawn_blocking`) inside a busy service.
+    /// Each batch of events is read, hashed and (with [`parse_events`](Self::parse_events)
+    /// on) parsed on the runtime's blocking pool, split over every core, while the batch
+    /// before it is checked against the tree and the checkpoints on the calling task.
+    /// Outside a Tokio runtime the same work runs on the calling thread.
     pub async fn verify<S: AuditSink + ?Sized>(&mut self, sink: &S) -> Result<VerifyReport> {
         let checkpoints = match self.collect_checkpoints(sink).await? {
             Ok(c) => c,
@@ -352,7 +372,16 @@ impl LogVerifier {
         };
         let log_size = sink.size().await?;
         let mut frontier = Frontier::new();
-        let mut ids: HashMap<Uuid, u64> = HashMap::new();
+        // Every id seen, to find a duplicate: a fast hash with a per-process random seed
+        // (the ids come from the store under test, so they may be chosen to collide).
+        let mut ids: HashSet<Uuid, foldhash::fast::RandomState> = if self.parse_events {
+            HashSet::with_capacity_and_hasher(
+                usize::try_from(log_size).unwrap_or(0).min(1 << 24),
+                foldhash::fast::RandomState::default(),
+            )
+        } else {
+            HashSet::default()
+        };
         let mut next = 0u64;
         let mut pending = checkpoints.roots.iter().peekable();
         let mut report = VerifyReport {
@@ -375,87 +404,105 @@ impl LogVerifier {
             }
             pending.next();
         }
-        loop {
-            let batch = sink.read(next, self.batch).await?;
-            if batch.is_empty() {
-                break;
-            }
-            let mut completed: Vec<(NodeId, Hash)> = Vec::new();
-            let parsed = if self.parse_events {
-                parse_all(&batch)
-            } else {
-                Vec::new()
+        let parse = self.parse_events;
+        let size = self.batch;
+        // Hashes (and parses) a batch's events on the blocking pool, split over every core.
+        let check = |batch: Vec<StoredEvent>| {
+            crate::blocking::run(move || {
+                let checked = check_all(&batch, parse);
+                Ok((batch, checked))
+            })
+        };
+        let first = sink.read(0, size).await?;
+        let mut upcoming = Vec::new();
+        let mut current = None;
+        if !first.is_empty() {
+            upcoming = sink.read(first.len() as u64, size).await?;
+            current = Some(check(first).await?);
+        }
+        while let Some((batch, checked)) = current.take() {
+            let up = std::mem::take(&mut upcoming);
+            let further_from = next
+                .saturating_add(batch.len() as u64)
+                .saturating_add(up.len() as u64);
+            // The next batch is hashed and parsed on other threads, then the one after it
+            // read, while this one's order, tree and checkpoints are checked here. The
+            // check is started on the first poll, before this task turns to the batch.
+            let ahead = async {
+                if up.is_empty() {
+                    return Ok((None, Vec::new()));
+                }
+                let checked_up = check(up).await?;
+                let further = sink.read(further_from, size).await?;
+                Ok::<_, Error>((Some(checked_up), further))
             };
-            for (k, e) in batch.iter().enumerate() {
-                if e.index > next {
-                    report.problem = Some(Problem::Deleted { index: next });
-                    return Ok(report);
-                }
-                if e.index < next {
-                    report.problem = Some(Problem::Inserted { index: e.index });
-                    return Ok(report);
-                }
-                let leaf = Hash::leaf(&e.bytes);
-                if leaf != e.leaf {
-                    // A move, if the bytes hash to another stored leaf of the batch.
-                    let moved = batch.iter().find(|o| o.leaf == leaf && o.index != e.index);
-                    report.problem = Some(match moved {
-                        Some(o) => Problem::Reordered {
-                            index: e.index,
-                            other: o.index,
-                        },
-                        None => Problem::Edited { index: e.index },
-                    });
-                    return Ok(report);
-                }
-                if let Some(result) = parsed.get(k) {
-                    match result {
-                        Ok(id) => {
-                            if ids.insert(*id, e.index).is_some() {
-                                report.problem = Some(Problem::DuplicateId {
-                                    index: e.index,
-                                    id: *id,
-                                });
-                                return Ok(report);
-                            }
-                        }
-                        Err(reason) => {
-                            report.problem = Some(Problem::NotCanonical {
+            let step = async {
+                let mut completed: Vec<(NodeId, Hash)> = Vec::new();
+                for (e, checked) in batch.iter().zip(checked) {
+                    if e.index > next {
+                        return Ok(Some(Problem::Deleted { index: next }));
+                    }
+                    if e.index < next {
+                        return Ok(Some(Problem::Inserted { index: e.index }));
+                    }
+                    let leaf = checked.leaf;
+                    if leaf != e.leaf {
+                        // A move, if the bytes hash to another stored leaf of the batch.
+                        let moved = batch.iter().find(|o| o.leaf == leaf && o.index != e.index);
+                        return Ok(Some(match moved {
+                            Some(o) => Problem::Reordered {
                                 index: e.index,
-                                reason: reason.clone(),
-                            });
-                            return Ok(report);
+                                other: o.index,
+                            },
+                            None => Problem::Edited { index: e.index },
+                        }));
+                    }
+                    match checked.parsed {
+                        Some(Ok(id)) if !ids.insert(id) => {
+                            return Ok(Some(Problem::DuplicateId { index: e.index, id }));
                         }
+                        Some(Err(reason)) => {
+                            return Ok(Some(Problem::NotCanonical {
+                                index: e.index,
+                                reason,
+                            }));
+                        }
+                        Some(Ok(_)) | None => {}
+                    }
+                    frontier.push_interior(leaf, &mut completed);
+                    next += 1;
+                    report.events = next;
+                    if let Some((size, (root, source))) = pending.peek()
+                        && **size == next
+                    {
+                        if frontier.root() != *root {
+                            return Ok(Some(Problem::RootMismatch {
+                                source: source.clone(),
+                                size: next,
+                            }));
+                        }
+                        pending.next();
                     }
                 }
-                completed.extend(frontier.push(leaf).into_iter().skip(1));
-                next += 1;
-                report.events = next;
-                if let Some((size, (root, source))) = pending.peek()
-                    && **size == next
-                {
-                    if frontier.root() != *root {
-                        report.problem = Some(Problem::RootMismatch {
-                            source: source.clone(),
-                            size: next,
-                        });
-                        return Ok(report);
+                // The stored interior nodes must be the ones the events make.
+                let wanted: Vec<NodeId> = completed.iter().map(|(id, _)| *id).collect();
+                let stored = sink.nodes(&wanted).await?;
+                for (id, hash) in &completed {
+                    if stored.get(id) != Some(hash) {
+                        return Ok(Some(Problem::NodeMismatch {
+                            level: id.level,
+                            index: id.index,
+                        }));
                     }
-                    pending.next();
                 }
+                Ok::<_, Error>(None)
+            };
+            let (ahead, step) = tokio::join!(ahead, step);
+            if let Some(problem) = step? {
+                report.problem = Some(problem);
+                return Ok(report);
             }
-            // The stored interior nodes must be the ones the events make.
-            let wanted: Vec<NodeId> = completed.iter().map(|(id, _)| *id).collect();
-            let stored = sink.nodes(&wanted).await?;
-            for (id, hash) in &completed {
-                if stored.get(id) != Some(hash) {
-                    report.problem = Some(Problem::NodeMismatch {
-                        level: id.level,
-                        index: id.index,
-                    });
-                    return Ok(report);
-                }
-            }
+            (current, upcoming) = ahead?;
             if let Some(progress) = self.progress.as_mut() {
                 progress(next, log_size);
             }

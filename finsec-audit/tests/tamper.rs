@@ -224,3 +224,74 @@ async fn large_batches_are_parsed_in_parallel_and_still_name_the_first_bad_event
         "{report:?}"
     );
 }
+
+/// A 50-event log read 4 events at a time: the verifier checks one batch while it reads
+/// and parses the next, and must still name the first bad event, wherever it falls.
+#[tokio::test]
+async fn small_batches_still_name_the_first_bad_event() {
+    use finsec_audit::testing::Tamper as _;
+    use finsec_audit::verify::Problem;
+
+    async fn fifty() -> AuditLog<MemorySink> {
+        let log = AuditLog::new(MemorySink::new(), ORIGIN, signer()).unwrap();
+        let events: Vec<_> = (0..50).map(event).collect();
+        log.append(&events[..21]).await.unwrap();
+        log.checkpoint().await.unwrap();
+        log.append(&events[21..]).await.unwrap();
+        log.checkpoint().await.unwrap();
+        log
+    }
+    async fn check(log: &AuditLog<MemorySink>, parse: bool) -> finsec_audit::verify::VerifyReport {
+        LogVerifier::new(signer().verifier(), ORIGIN)
+            .batch_size(4)
+            .parse_events(parse)
+            .verify(log.sink())
+            .await
+            .unwrap()
+    }
+
+    let mut ran = 0;
+    for parse in [true, false] {
+        let log = fifty().await;
+        let report = check(&log, parse).await;
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.events, 50);
+        assert_eq!(report.root, log.root_at(50).await.unwrap());
+
+        for index in [0u64, 3, 4, 17, 48, 49] {
+            let log = fifty().await;
+            let stored = log.sink().read(index, 1).await.unwrap().remove(0);
+            let edited = String::from_utf8(stored.bytes)
+                .unwrap()
+                .replacen("\"o-", "\"x-", 1);
+            log.sink()
+                .set_event(index, edited.as_bytes(), None)
+                .await
+                .unwrap();
+            let report = check(&log, parse).await;
+            assert_eq!(report.problem, Some(Problem::Edited { index }), "{index}");
+            assert_eq!(report.events, index, "events before the bad one");
+            ran += 1;
+        }
+
+        let log = fifty().await;
+        log.sink().delete_event(30).await.unwrap();
+        let report = check(&log, parse).await;
+        assert_eq!(report.problem, Some(Problem::Deleted { index: 30 }));
+        ran += 1;
+
+        // A stored interior node of a late batch replaced.
+        let log = fifty().await;
+        log.sink()
+            .set_node(NodeId::new(2, 9), Hash::leaf(b"forged"))
+            .await
+            .unwrap();
+        let report = check(&log, parse).await;
+        assert_eq!(
+            report.problem,
+            Some(Problem::NodeMismatch { level: 2, index: 9 })
+        );
+        ran += 1;
+    }
+    assert_eq!(ran, 16);
+}

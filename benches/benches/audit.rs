@@ -13,7 +13,13 @@
 //!   sink: positional reads of the tree files; memory; PostgreSQL at 1M: one query), and
 //!   checking a proof (`verify_inclusion`, hashing only).
 //! - `audit_verify/*`: `LogVerifier` over a 1M-event file log, with and without parsing
-//!   every event, next to raw SHA-256 leaf hashing of the same bytes.
+//!   every event, next to raw SHA-256 leaf hashing of the same bytes and to
+//!   `AuditEvent::from_canonical` over the same events on one core.
+//!
+//! - `audit_event/*`: `AuditEvent::from_canonical` (parse, validate, refuse any other
+//!   spelling) on the bench's event and on an event shaped like the reference server's
+//!   (actor, user agent, details), next to `serde_json` parsing the same bytes into a
+//!   `serde_json::Value`.
 //!
 //! The 1M and 10M logs are built once under `target/finsec-audit-bench/` and reused.
 #![expect(
@@ -454,6 +460,13 @@ fn verify(c: &mut Criterion) {
         }
         all
     });
+    g.bench_function("from_canonical_1m_one_core", |b| {
+        b.iter(|| {
+            for e in &bytes {
+                black_box(AuditEvent::from_canonical(e).unwrap());
+            }
+        });
+    });
     g.bench_function("raw_sha256_leaves_1m", |b| {
         b.iter(|| {
             for e in &bytes {
@@ -464,6 +477,48 @@ fn verify(c: &mut Criterion) {
             }
         });
     });
+    g.finish();
+}
+
+fn event_parse(c: &mut Criterion) {
+    use finsec_audit::Actor;
+    let t = EventTime::new(
+        datetime!(2026-12-05 12:00 UTC),
+        Precision::Microsecond,
+        "system",
+    )
+    .unwrap();
+    let server = AuditEvent::new("http.request", Outcome::Success, t)
+        .unwrap()
+        .with_actor(Actor {
+            user: Some("0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b".into()),
+            ip: Some("198.51.100.23".into()),
+            user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) trading-desk/4.2".into()),
+            ..Actor::default()
+        })
+        .unwrap()
+        .with_resource("http", "POST /orders")
+        .unwrap()
+        .with_request_id("0193a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5c")
+        .unwrap()
+        .with_duration_us(1_234)
+        .with_detail("status", 201i64)
+        .unwrap()
+        .with_detail("bytes", 312i64)
+        .unwrap();
+    let shapes = [
+        ("bench_event", events(1).remove(0).bytes().to_vec()),
+        ("server_event", server.to_canonical().unwrap()),
+    ];
+    let mut g = c.benchmark_group("audit_event");
+    for (name, bytes) in &shapes {
+        g.bench_function(BenchmarkId::new("from_canonical", name), |b| {
+            b.iter(|| AuditEvent::from_canonical(black_box(bytes)).unwrap());
+        });
+        g.bench_function(BenchmarkId::new("raw_serde_json_value", name), |b| {
+            b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(bytes)).unwrap());
+        });
+    }
     g.finish();
 }
 
@@ -550,5 +605,5 @@ fn monitor(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, append, proof, verify, monitor);
+criterion_group!(benches, append, proof, verify, event_parse, monitor);
 criterion_main!(benches);

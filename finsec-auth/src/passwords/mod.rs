@@ -84,13 +84,18 @@
 //! parameter bounds); passwords leaking through logs ([`Password`] is zeroized on drop and
 //! prints `[REDACTED]`).
 //!
+//! Timing differences the hasher cannot remove alone (the caller's own user lookup, a
+//! bcrypt or older-parameter hash against the current argon2id cost) are closed by
+//! [`FailureFloor`]: time every check, and hold each refusal until it took as long as the
+//! slowest recent one.
+//!
 //! Does not defend against: online guessing (rate-limit logins with `finsec-ratelimit`),
 //! weak but policy-compliant passwords beyond what the deny-list catches, a compromised
-//! server process that sees passwords as they arrive, timing differences in the caller's
-//! own user lookup, or the timing difference between a bcrypt and an argon2id verification
-//! (which tells only that an existing account has not migrated yet).
+//! server process that sees passwords as they arrive, or timing differences in a caller
+//! that does not use [`FailureFloor`] (or an equivalent) around its lookup.
 
 mod error;
+mod floor;
 mod hasher;
 #[cfg(feature = "legacy-bcrypt")]
 #[cfg_attr(docsrs, doc(cfg(feature = "legacy-bcrypt")))]
@@ -104,6 +109,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 pub use error::PasswordError;
+pub use floor::FailureFloor;
 pub use hasher::{Argon2Params, PasswordHasher, Pepper};
 pub use policy::{
     DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, DenyList, MAX_MAX_CHARS, MIN_MIN_CHARS, NewPassword,

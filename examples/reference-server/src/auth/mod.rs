@@ -4,6 +4,11 @@
 //! - Passwords follow finsec-auth's [`PasswordPolicy`] (NIST SP 800-63B) and are hashed
 //!   with argon2id and a pepper kept out of the database (see [`secrets::load_pepper`]).
 //!   Legacy bcrypt hashes are accepted and replaced on the next successful login.
+//! - Login refuses a password longer than any policy allows (1,024 characters) with a 422
+//!   before it looks the account up, and every refused login (unknown name, wrong password
+//!   against any kind of stored hash) waits until it took as long as the slowest recent
+//!   password check (finsec-auth's [`FailureFloor`](finsec_auth::passwords::FailureFloor)),
+//!   so neither the answer nor its timing tells whether an account exists.
 //! - Sessions are an EdDSA access JWT and an opaque refresh token (finsec-auth
 //!   [`TokenService`]: rotation, reuse detection, `jti` revocation). The signing keys live
 //!   in the database, envelope-encrypted with the keyring's `server-secrets` key, so every instance
@@ -209,6 +214,8 @@ pub struct Auth {
     backup_key: BackupCodeKey,
     envelope: Envelope<Arc<Keyring>>,
     access_ttl: Duration,
+    /// Refused logins all take as long as the slowest recent password check.
+    failure_floor: finsec_auth::passwords::FailureFloor,
 }
 
 impl fmt::Debug for Auth {
@@ -312,6 +319,7 @@ impl Auth {
             backup_key,
             envelope,
             access_ttl: auth.access_ttl(),
+            failure_floor: finsec_auth::passwords::FailureFloor::default(),
         })
     }
 

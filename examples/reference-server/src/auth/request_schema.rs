@@ -7,7 +7,7 @@
 
 use finsec_auth::mfa::TotpParams;
 use finsec_auth::mfa::backup::{BACKUP_CODE_ALPHABET, BACKUP_CODE_LEN};
-use finsec_auth::passwords::{DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS};
+use finsec_auth::passwords::{DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, MAX_MAX_CHARS};
 use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::{RefOr, schema::Object};
 
@@ -110,6 +110,22 @@ pub fn new_password() -> Object {
         .description(Some(
             "12 to 256 characters (code points as sent), no composition rules; common or \
              breached passwords may be refused",
+        ))
+        .build()
+}
+
+/// `Credentials.password`: anything up to the longest password any policy allows (older
+/// accounts may have passwords the current policy would refuse).
+pub fn login_password() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .max_length(Some(MAX_MAX_CHARS))
+        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+            utoipa::openapi::KnownFormat::Password,
+        )))
+        .description(Some(
+            "At most 1,024 characters (code points as sent), the most any policy allows; a \
+             longer one is refused (422) before any account is looked up",
         ))
         .build()
 }

@@ -14,7 +14,7 @@ use finsec_auth::mfa::{
     BackupCodes, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret, redeem_backup_code,
 };
 use finsec_auth::outcome::{CredentialOutcome, CredentialRejection as _};
-use finsec_auth::passwords::{Password, PasswordError};
+use finsec_auth::passwords::{MAX_MAX_CHARS, Password, PasswordError};
 use finsec_auth::tokens::{Claims, TokenPair, TokenRejection};
 use finsec_crypto::envelope::aad_for;
 use finsec_rbac::PermissionPattern;
@@ -149,13 +149,15 @@ redacted_debug!(
 
 /// A username and password, to log in. Neither is checked against the registration rules
 /// here: any text is looked up (an unknown name or a wrong password is a 401), so that
-/// accounts and passwords created under earlier rules keep working.
+/// accounts and passwords created under earlier rules keep working. Only a password longer
+/// than any policy allows is refused (422), before any account is looked up.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     /// The username (case-insensitive).
     pub username: String,
     /// The password.
+    #[schema(schema_with = request_schema::login_password)]
     pub password: String,
 }
 
@@ -496,6 +498,22 @@ async fn check_password(
     };
     let password = Password::new(password);
     let admission = admit(auth)?;
+    // From here until the password is checked, every branch (unknown user, argon2id hash of
+    // any parameters, legacy bcrypt) is timed; a refusal waits until it took as long as the
+    // slowest recent check, so its timing does not tell whether the account exists.
+    let started = std::time::Instant::now();
+    let refuse = |reason: &'static str, user: Option<Uuid>| {
+        let wait = auth.failure_floor.remaining(started.elapsed());
+        let note = match user {
+            Some(id) => failed(reason).user(id),
+            None => failed(reason),
+        };
+        notes.note(note);
+        async move {
+            tokio::time::sleep(wait).await;
+            Err(ApiError::BadCredentials)
+        }
+    };
     let user = match Username::lookup_key(username) {
         Some(key) => auth
             .users
@@ -510,9 +528,9 @@ async fn check_password(
             let _ = hasher_auth.hasher.dummy_verify(&password);
         })
         .await?;
+        auth.failure_floor.record(started.elapsed());
         tracing::debug!("login refused: unknown user");
-        notes.note(failed("user.unknown"));
-        return Err(ApiError::BadCredentials);
+        return refuse("user.unknown", None).await;
     };
     let stored = user.password_hash.clone();
     let (outcome, rehash) = blocking(admission, move || {
@@ -520,11 +538,12 @@ async fn check_password(
     })
     .await?
     .map_err(|e: PasswordError| internal("password verification", &e))?;
+    // The rehash of a legacy or outdated hash (after a match) is not part of the check.
+    auth.failure_floor.record(started.elapsed());
     match outcome {
         CredentialOutcome::Rejected(why) => {
             tracing::debug!(user_id = %user.id, reason = why.code(), "login refused");
-            notes.note(failed(why.code()).user(user.id));
-            Err(ApiError::BadCredentials)
+            refuse(why.code(), Some(user.id)).await
         }
         CredentialOutcome::Accepted(_) => {
             if let Some(hash) = rehash {
@@ -564,7 +583,8 @@ const MFA_TYPE: &str = "mfa";
     request_body = Credentials,
     responses(
         (status = 200, description = "Tokens, or `mfa_required` with an `mfa_token`", body = LoginResponse),
-        (status = 401, description = "Wrong username or password", body = Problem),
+        (status = 401, description = "Wrong username or password (every refusal takes about as long as the slowest recent password check)", body = Problem),
+        (status = 422, description = "The password is longer than any policy allows (1,024 characters), refused before the account is looked up", body = Problem),
         (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = Problem),
     )
 )]
@@ -574,6 +594,18 @@ pub async fn login(
     notes: AuditNotes,
     Json(request): Json<Credentials>,
 ) -> ApiResult<Response> {
+    // A password longer than any policy allows cannot be anyone's: refused before the
+    // account is looked up or charged, with the same answer for every username.
+    if request.password.chars().count() > MAX_MAX_CHARS {
+        notes.note(
+            Note::new("auth.login", Outcome::Failure)
+                .attempted_username(&request.username)
+                .detail("reason", "password.too_long"),
+        );
+        return Err(ApiError::Invalid(format!(
+            "the password is longer than {MAX_MAX_CHARS} characters"
+        )));
+    }
     // Every attempt is charged, before any verification, per client address and per
     // case-folded username (known or not).
     if let Err(denied) = limit.check_login(&request.username).await {

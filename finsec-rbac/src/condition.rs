@@ -86,7 +86,17 @@ impl Condition {
             Self::IpIn(networks) => match request.ip {
                 None => Truth::Unknown,
                 Some(ip) => {
-                    if networks.iter().any(|n| n.contains(&ip)) {
+                    // The address and, for IPv4, its IPv4-mapped IPv6 form: a network written
+                    // either way matches an IPv4 client written either way.
+                    let ip = ip.to_canonical();
+                    let mapped = match ip {
+                        std::net::IpAddr::V4(v4) => Some(std::net::IpAddr::V6(v4.to_ipv6_mapped())),
+                        std::net::IpAddr::V6(_) => None,
+                    };
+                    if networks
+                        .iter()
+                        .any(|n| n.contains(&ip) || mapped.is_some_and(|m| n.contains(&m)))
+                    {
                         Truth::True
                     } else {
                         Truth::False
@@ -191,6 +201,21 @@ mod tests {
             Truth::False
         );
         assert_eq!(office.to_string(), "ip in [10.0.0.0/8, ::1/128]");
+        // An IPv4 client reported by a dual-stack socket as IPv4-mapped IPv6 is the IPv4
+        // client: a deny rule on its IPv4 network must not fail open.
+        let mapped: std::net::IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert_eq!(office.evaluate(&bare.from_ip(mapped)), Truth::True);
+        assert_eq!(bare.from_ip(mapped).ip(), Some("10.1.2.3".parse().unwrap()));
+        // And a network written in the mapped form matches the plain IPv4 address.
+        let mapped_net = Condition::IpIn(vec!["::ffff:10.0.0.0/104".parse().unwrap()]);
+        assert_eq!(
+            mapped_net.evaluate(&bare.from_ip("10.1.2.3".parse().unwrap())),
+            Truth::True
+        );
+        assert_eq!(
+            mapped_net.evaluate(&bare.from_ip("11.1.2.3".parse().unwrap())),
+            Truth::False
+        );
         assert_eq!(fx.to_string(), "principal.desk == \"fx\"");
     }
 }

@@ -177,10 +177,14 @@ impl<'a> Request<'a> {
         self
     }
 
-    /// Sets the client address (for IP allow-list conditions).
+    /// Sets the client address (for IP conditions). An IPv4-mapped IPv6 address
+    /// (`::ffff:10.9.1.1`, as a dual-stack socket reports an IPv4 client) is taken as the
+    /// IPv4 address it carries, so an IPv4 rule applies to it. Resolve the address through
+    /// your trusted proxies first (finsec-ratelimit's `ClientIp` does): the TCP peer behind
+    /// a proxy is the proxy.
     #[must_use]
     pub fn from_ip(mut self, ip: IpAddr) -> Self {
-        self.ip = Some(ip);
+        self.ip = Some(ip.to_canonical());
         self
     }
 

@@ -170,6 +170,7 @@ fn new_order(owner: Uuid) -> NewOrderRow {
         status: OrderStatus::Accepted,
         approval_id: None,
         created_at: OffsetDateTime::now_utc(),
+        idempotency: None,
     }
 }
 

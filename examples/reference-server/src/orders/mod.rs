@@ -85,6 +85,7 @@ use finsec_rbac::{
 };
 use rust_decimal::Decimal;
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -96,10 +97,10 @@ use crate::rbac::{
     Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ, RbacConfig,
     TRADE_EXECUTE, log_decision, permission,
 };
-use crate::storage::sql::StoreError;
+use crate::storage::sql::{StoreError, is_unique_violation};
 use crate::storage::{Storage, Stores};
 use body::{BodyError, BodyRules, CheckedOrder};
-use store::{NewOrderRow, Order, OrderStatus, OrderStore};
+use store::{Idempotency, NewOrderRow, Order, OrderStatus, OrderStore};
 
 /// The largest `POST /orders` body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -127,6 +128,10 @@ pub enum OrderError {
         /// What happened.
         message: String,
     },
+    /// The `Idempotency-Key` header is not 1 to 255 visible ASCII characters (400).
+    BadIdempotencyKey,
+    /// The `Idempotency-Key` was used before for a request with another body (422).
+    IdempotencyKeyReused,
     /// A database or approval-store failure (500; the detail is logged, not sent).
     Internal(String),
 }
@@ -141,6 +146,10 @@ impl fmt::Display for OrderError {
             Self::Forbidden(d) => write!(f, "forbidden: {}", d.reason),
             Self::NotFound => f.write_str("not found"),
             Self::Conflict { code, message } => write!(f, "{code}: {message}"),
+            Self::BadIdempotencyKey => f.write_str("malformed Idempotency-Key"),
+            Self::IdempotencyKeyReused => {
+                f.write_str("Idempotency-Key already used for another request")
+            }
             Self::Internal(m) => write!(f, "internal error: {m}"),
         }
     }
@@ -198,6 +207,24 @@ impl OrderError {
             }
             Self::NotFound => Problem::not_found("no such order"),
             Self::Conflict { code, message } => Problem::conflict(message).extension("code", code),
+            Self::BadIdempotencyKey => {
+                let message = format!(
+                    "the Idempotency-Key header must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII \
+                     characters (optionally in double quotes)"
+                );
+                Problem::bad_request(message.clone()).errors([FieldError::new(
+                    "Idempotency-Key",
+                    "idempotency_key",
+                    message,
+                )])
+            }
+            Self::IdempotencyKeyReused => Problem::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a request with another body; a retry must \
+                 send the same body, a new order a new key"
+                    .to_owned(),
+            )]),
             Self::Internal(detail) => Problem::internal(&format_args!("order operation: {detail}")),
         }
     }
@@ -361,11 +388,44 @@ impl Orders {
         body: Result<&[u8]>,
         now: OffsetDateTime,
     ) -> Result<Order> {
+        self.place_keyed_at(actor, None, body, now)
+            .await
+            .map(|placed| placed.order)
+    }
+
+    /// [`place_at`](Self::place_at) with the request's `Idempotency-Key` header, if any.
+    ///
+    /// A key is the caller's (unique per user): the first request with it places the order
+    /// and stores the key with a digest of its body; a retry with the key and the same body
+    /// gets that order back (`replayed`) and places nothing, and the key with another body
+    /// is [`OrderError::IdempotencyKeyReused`]. Of concurrent requests with one key, one
+    /// places the order and the others get it back.
+    pub async fn place_keyed_at(
+        &self,
+        actor: &Actor,
+        key: Option<&str>,
+        body: Result<&[u8]>,
+        now: OffsetDateTime,
+    ) -> Result<Placed> {
         let principal = self.principal(actor.user_id()).await?;
         self.access
             .check(actor, &principal, &self.permissions.execute, None)
             .map_err(OrderError::Forbidden)?;
-        let checked = self.rules.check(body?)?;
+        let owner = parse_user_id(actor.user_id())?;
+        let body = body?;
+        let idempotency = match key {
+            Some(key) => Some(Idempotency {
+                key: idempotency_key(key)?,
+                request_sha256: Sha256::digest(body).into(),
+            }),
+            None => None,
+        };
+        if let Some(first) = &idempotency
+            && let Some(found) = self.orders.find_idempotent(owner, &first.key).await?
+        {
+            return replay(found, first);
+        }
+        let checked = self.rules.check(body)?;
         let id = new_order_id(now);
         let (status, approval_id) = if self.needs_approval(&checked) {
             self.open_approval(actor, &principal, &id, now).await?
@@ -386,15 +446,33 @@ impl Orders {
             status,
             approval_id,
             created_at: now,
+            idempotency,
         };
-        let stored = self.orders.insert(&row).await?;
+        let stored = match self.orders.insert(&row).await {
+            Ok(stored) => stored,
+            Err(StoreError::Database(e))
+                if row.idempotency.is_some() && is_unique_violation(&e) =>
+            {
+                // A concurrent request with the same key placed its order first.
+                if let Some(first) = &row.idempotency
+                    && let Some(found) = self.orders.find_idempotent(owner, &first.key).await?
+                {
+                    return replay(found, first);
+                }
+                return Err(StoreError::Database(e).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         tracing::info!(
             order = %stored.id,
             user = %actor.user_id(),
             status = stored.status.as_str(),
             "order placed"
         );
-        Ok(stored)
+        Ok(Placed {
+            order: stored,
+            replayed: false,
+        })
     }
 
     /// For an order above the threshold: accepted if the policy allows large orders
@@ -680,6 +758,43 @@ pub fn new_order_id(now: OffsetDateTime) -> Uuid {
 
 /// Parses a user id (a session's subject, an API key's owner, an order's owner): always a
 /// user's UUID, so anything else is an internal error.
+/// The longest `Idempotency-Key`.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// An order placed, or found again for a retried request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placed {
+    /// The order.
+    pub order: Order,
+    /// Whether it was placed by an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
+}
+
+/// The key of an `Idempotency-Key` header: 1 to [`MAX_IDEMPOTENCY_KEY`] visible ASCII
+/// characters, as sent or as a structured-field string (in double quotes).
+fn idempotency_key(header: &str) -> Result<String> {
+    let key = header
+        .strip_prefix('"')
+        .and_then(|k| k.strip_suffix('"'))
+        .unwrap_or(header);
+    let visible = key.bytes().all(|b| b.is_ascii_graphic() && b != b'"');
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !visible {
+        return Err(OrderError::BadIdempotencyKey);
+    }
+    Ok(key.to_owned())
+}
+
+/// The earlier order of a retried request, if the retry sent the same body.
+fn replay((order, digest): (Order, [u8; 32]), retry: &Idempotency) -> Result<Placed> {
+    if digest != retry.request_sha256 {
+        return Err(OrderError::IdempotencyKeyReused);
+    }
+    Ok(Placed {
+        order,
+        replayed: true,
+    })
+}
+
 fn parse_user_id(text: &str) -> Result<Uuid> {
     Uuid::try_parse(text).map_err(|_| OrderError::Internal("user id is not a UUID".to_owned()))
 }

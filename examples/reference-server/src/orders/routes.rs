@@ -13,7 +13,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::body::NewOrder;
-use super::store::{Order, OrderStatus};
+use super::store::Order;
 use super::{Approved, MAX_BODY_BYTES, OrderError};
 use crate::audit::layer::{AuditNotes, Note};
 use crate::auth::extract::{AuthRejection, Principal};
@@ -78,22 +78,33 @@ fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
 /// The body is validated field by field (every problem is reported at once); notes are
 /// sanitised. Orders above the approval threshold, and all market orders, wait for a
 /// second person's approval (202); others are accepted (201).
+///
+/// With an `Idempotency-Key` header, a retry (the same key and body, from the same user)
+/// places nothing and answers the first request's order with its status and
+/// `Idempotent-Replayed: true`; the key with another body is a 422.
 #[utoipa::path(
     post,
     path = "/orders",
     tag = "orders",
     request_body(content = NewOrder, content_type = "application/json"),
+    params(
+        ("Idempotency-Key" = Option<String>, Header,
+            description = "1 to 255 visible ASCII characters, unique per user: a retry with the same key and body returns the first request's order instead of placing another",
+            max_length = 257),
+    ),
     responses(
-        (status = 201, description = "Accepted", body = Order,
-            headers(("location" = String, description = "The order's URL"))),
+        (status = 201, description = "Accepted (or, for a retry, the order the first request placed)", body = Order,
+            headers(("location" = String, description = "The order's URL"),
+                    ("idempotent-replayed" = String, description = "`true` when this is the order an earlier request with the same Idempotency-Key placed"))),
         (status = 202, description = "Stored, waiting for approval (see `approval_id`)", body = Order,
-            headers(("location" = String, description = "The order's URL"))),
-        (status = 400, description = "The body is not JSON", body = Problem),
+            headers(("location" = String, description = "The order's URL"),
+                    ("idempotent-replayed" = String, description = "`true` when this is the order an earlier request with the same Idempotency-Key placed"))),
+        (status = 400, description = "The body is not JSON, or the Idempotency-Key is malformed", body = Problem),
         (status = 401, description = "Not authenticated", body = Problem),
         (status = 403, description = "Not allowed to trade (or the API key lacks the scope)", body = Problem),
         (status = 413, description = "The body is larger than 64 KiB", body = Problem),
         (status = 415, description = "The body is not declared as application/json", body = Problem),
-        (status = 422, description = "Every field error", body = Problem),
+        (status = 422, description = "Every field error, or an Idempotency-Key already used with another body", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]
@@ -122,17 +133,35 @@ pub async fn place_order(
         }
         Err(e) => Err(e),
     };
-    let order = state
+    let key = match headers.get(IDEMPOTENCY_KEY) {
+        Some(value) => Some(value.to_str().map_err(|_| OrderError::BadIdempotencyKey)?),
+        None => None,
+    };
+    let placed = state
         .orders()
-        .place_at(&actor, body, OffsetDateTime::now_utc())
+        .place_keyed_at(&actor, key, body, OffsetDateTime::now_utc())
         .await?;
-    let status = if order.status == OrderStatus::PendingApproval {
+    let order = placed.order;
+    // A replay answers what the first request did: 202 if the order was placed pending
+    // approval (it names its approval request for good), 201 otherwise.
+    let status = if order.approval_id.is_some() {
         StatusCode::ACCEPTED
     } else {
         StatusCode::CREATED
     };
-    Ok((status, location(&order), Json(order)).into_response())
+    let mut response = (status, location(&order), Json(order)).into_response();
+    if placed.replayed {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
 }
+
+/// The request header that makes `POST /orders` safe to retry.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header that marks an answer as the earlier request's order.
+const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Lists the caller's own orders, newest first (at most 500).
 #[utoipa::path(

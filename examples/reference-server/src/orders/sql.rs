@@ -10,7 +10,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::store::{LIST_LIMIT, NewOrderRow, Order, OrderStatus, OrderStore, rfc3339};
-use crate::storage::sql::{ServerDb, SqlStore, StoreResult, to_micros};
+use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, to_micros};
 
 /// The columns every query returns, in the order `order` reads them.
 macro_rules! columns {
@@ -23,8 +23,15 @@ macro_rules! columns {
 const INSERT: &str = concat!(
     "INSERT INTO server_orders (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) RETURNING ",
+    ", idempotency_key, request_sha256",
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14) RETURNING ",
     columns!()
+);
+
+const FIND_IDEMPOTENT: &str = concat!(
+    "SELECT ",
+    columns!(),
+    ", request_sha256 FROM server_orders WHERE owner = $1 AND idempotency_key = $2"
 );
 
 const GET: &str = concat!("SELECT ", columns!(), " FROM server_orders WHERE id = $1");
@@ -79,9 +86,33 @@ macro_rules! impl_order_store {
                     .bind(new.status.as_str())
                     .bind(&new.approval_id)
                     .bind(to_micros(new.created_at)?)
+                    .bind(new.idempotency.as_ref().map(|i| i.key.as_str()))
+                    .bind(new.idempotency.as_ref().map(|i| i.request_sha256.to_vec()))
                     .fetch_one(self.pool())
                     .await?;
                 Self::order(&row)
+            }
+
+            async fn find_idempotent(
+                &self,
+                owner: Uuid,
+                key: &str,
+            ) -> StoreResult<Option<(Order, [u8; 32])>> {
+                let Some(row) = sqlx::query(FIND_IDEMPOTENT)
+                    .bind(<$db as ServerDb>::uuid(owner))
+                    .bind(key)
+                    .fetch_optional(self.pool())
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let digest: Vec<u8> = row.try_get(13)?;
+                let digest =
+                    <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| StoreError::Corrupt {
+                        table: "server_orders",
+                        detail: format!("request_sha256 is {} bytes, not 32", digest.len()),
+                    })?;
+                Ok(Some((Self::order(&row)?, digest)))
             }
 
             async fn get(&self, id: Uuid) -> StoreResult<Option<Order>> {

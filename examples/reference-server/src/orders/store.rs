@@ -124,6 +124,18 @@ pub struct NewOrderRow {
     pub approval_id: Option<String>,
     /// When.
     pub created_at: OffsetDateTime,
+    /// The request's `Idempotency-Key`, if it sent one.
+    pub idempotency: Option<Idempotency>,
+}
+
+/// What makes a retried `POST /orders` the same request: the caller's key and the first
+/// request's body digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idempotency {
+    /// The `Idempotency-Key` header: 1 to 255 printable ASCII characters, unique per owner.
+    pub key: String,
+    /// SHA-256 of the request body.
+    pub request_sha256: [u8; 32],
 }
 
 /// The orders of the server's users (`server_orders`). Implemented by
@@ -133,10 +145,22 @@ pub trait OrderStore: fmt::Debug + Send + Sync + 'static {
     /// Stores `new` (`updated_at` = `created_at`) and returns it as stored.
     ///
     /// # Errors
-    /// [`StoreError::Database`]: a taken id or approval id (a unique violation), an owner
+    /// [`StoreError::Database`]: a taken id, approval id or (owner, idempotency key) (a
+    /// unique violation), an owner
     /// that is not a user (foreign key), or a row the table's checks refuse;
     /// [`StoreError::TimeOutOfRange`] if `created_at` cannot be stored.
     async fn insert(&self, new: &NewOrderRow) -> StoreResult<Order>;
+
+    /// The order `owner` placed with `Idempotency-Key` `key`, with the digest of the body
+    /// that placed it, or `None` if there is none.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if the stored row does not decode.
+    async fn find_idempotent(
+        &self,
+        owner: Uuid,
+        key: &str,
+    ) -> StoreResult<Option<(Order, [u8; 32])>>;
 
     /// The order `id`, or `None` if there is none.
     ///

@@ -22,6 +22,7 @@ pub(crate) async fn run(stores: &Stores, storage: &Storage) {
     lists_are_per_owner_newest_first_and_bounded(orders.as_ref(), storage).await;
     transitions_are_conditional(orders.as_ref(), storage).await;
     concurrent_transitions_move_once(orders, storage).await;
+    idempotency_keys_are_unique_per_owner(orders.as_ref(), storage).await;
 }
 
 /// A limit order of `owner` placed at `at`, accepted.
@@ -39,6 +40,7 @@ fn limit(owner: Uuid, at: OffsetDateTime) -> NewOrderRow {
         status: OrderStatus::Accepted,
         approval_id: None,
         created_at: at,
+        idempotency: None,
     }
 }
 
@@ -284,4 +286,50 @@ async fn concurrent_transitions_move_once(orders: &Arc<dyn OrderStore>, storage:
         };
         assert_eq!(status, winner);
     }
+}
+
+async fn idempotency_keys_are_unique_per_owner(orders: &dyn OrderStore, storage: &Storage) {
+    use super::store::Idempotency;
+    let (alice, bob) = (new_user(storage).await, new_user(storage).await);
+    let keyed = |owner, key: &str, digest: u8| NewOrderRow {
+        idempotency: Some(Idempotency {
+            key: key.to_owned(),
+            request_sha256: [digest; 32],
+        }),
+        ..limit(owner, NOW)
+    };
+    assert_eq!(orders.find_idempotent(alice, "k-1").await.unwrap(), None);
+    let first = orders.insert(&keyed(alice, "k-1", 1)).await.unwrap();
+    assert_eq!(
+        orders.find_idempotent(alice, "k-1").await.unwrap(),
+        Some((first.clone(), [1; 32]))
+    );
+    // The same key again for the same owner is refused, whatever the body.
+    for digest in [1, 2] {
+        let err = orders
+            .insert(&keyed(alice, "k-1", digest))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Database(e) if is_unique_violation(e)),
+            "{err}"
+        );
+    }
+    // Another owner's key of the same text is theirs, and orders without a key are many.
+    let bobs = orders.insert(&keyed(bob, "k-1", 3)).await.unwrap();
+    assert_eq!(
+        orders.find_idempotent(bob, "k-1").await.unwrap(),
+        Some((bobs, [3; 32]))
+    );
+    orders.insert(&limit(alice, NOW)).await.unwrap();
+    orders.insert(&limit(alice, NOW)).await.unwrap();
+    assert_eq!(orders.find_idempotent(alice, "k-2").await.unwrap(), None);
+    assert_eq!(
+        orders
+            .find_idempotent(alice, "k-1")
+            .await
+            .unwrap()
+            .map(|(o, _)| o),
+        Some(first)
+    );
 }

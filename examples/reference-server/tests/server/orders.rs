@@ -591,3 +591,164 @@ async fn maker_checker_on_postgres() {
     assert!(status.success(), "{logs}");
     db.cleanup().await;
 }
+
+/// Posts an order with an `Idempotency-Key`; returns the status, whether the answer was a
+/// replay, and the body.
+async fn post_keyed(
+    server: &Server,
+    user: &User,
+    key: &str,
+    body: &Value,
+) -> (StatusCode, bool, Value) {
+    let response = server
+        .client()
+        .post(server.url("/orders"))
+        .header("authorization", format!("Bearer {}", user.token))
+        .header("idempotency-key", key)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let replayed = match response.headers().get("idempotent-replayed") {
+        None => false,
+        Some(v) => {
+            assert_eq!(v, "true");
+            true
+        }
+    };
+    (status, replayed, response.json().await.unwrap())
+}
+
+/// A retried `POST /orders` with the same `Idempotency-Key` places one order, whatever
+/// the timing; the key is per user and bound to its first body.
+async fn idempotent_order_entry(server: &Server, launch: &Launch, data: &DataDir) {
+    let tia = register_and_login(server, "tia").await;
+    let uma = register_and_login(server, "uma").await;
+    grant(launch, data, "tia", "trader");
+    grant(launch, data, "uma", "trader");
+    let small = limit("10", "101.50");
+
+    let (status, replayed, first) = post_keyed(server, &tia, "order-0001", &small).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false), "{first}");
+    let (status, replayed, again) = post_keyed(server, &tia, "order-0001", &small).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true), "{again}");
+    assert_eq!(again, first);
+    // The key quoted as a structured-field string is the same key.
+    let (status, replayed, quoted) = post_keyed(server, &tia, "\"order-0001\"", &small).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, true));
+    assert_eq!(quoted["id"], first["id"]);
+
+    // The same key with another body is refused and places nothing.
+    let (status, _, body) = post_keyed(server, &tia, "order-0001", &limit("11", "101.50")).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        error_codes(&body),
+        [(
+            "Idempotency-Key".to_owned(),
+            "idempotency_key_reused".to_owned()
+        )]
+    );
+    // Another user's key of the same text is theirs.
+    let (status, replayed, umas) = post_keyed(server, &uma, "order-0001", &small).await;
+    assert_eq!((status, replayed), (StatusCode::CREATED, false));
+    assert_ne!(umas["id"], first["id"]);
+
+    // A pending order: its retry answers 202 with the order as it is now, also after
+    // the approval.
+    let large = limit("20000", "100.00");
+    let (status, replayed, pending) = post_keyed(server, &tia, "order-0002", &large).await;
+    assert_eq!(
+        (status, replayed),
+        (StatusCode::ACCEPTED, false),
+        "{pending}"
+    );
+    let id = pending["id"].as_str().unwrap();
+    let (status, body) = post(server, &uma, &format!("/orders/{id}/approve"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, replayed, after) = post_keyed(server, &tia, "order-0002", &large).await;
+    assert_eq!((status, replayed), (StatusCode::ACCEPTED, true));
+    assert_eq!(after["id"], pending["id"]);
+    assert_eq!(after["status"], "accepted");
+
+    // Malformed keys are a 400 before anything is placed.
+    for bad in ["", "has space", &"k".repeat(256), "\"\""] {
+        let (status, _, body) = post_keyed(server, &tia, bad, &small).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad:?}: {body}");
+        assert_eq!(
+            error_codes(&body),
+            [("Idempotency-Key".to_owned(), "idempotency_key".to_owned())]
+        );
+    }
+
+    // Eight concurrent first tries with one key: one order, every answer names it.
+    let before = get(server, &tia, "/orders")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let request = server
+            .client()
+            .post(server.url("/orders"))
+            .header("authorization", format!("Bearer {}", tia.token))
+            .header("idempotency-key", "order-0003")
+            .json(&small);
+        racers.spawn(async move {
+            let response = request.send().await.unwrap();
+            let status = response.status();
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            (status, replayed, response.json::<Value>().await.unwrap())
+        });
+    }
+    let answers = racers.join_all().await;
+    let ids: std::collections::BTreeSet<String> = answers
+        .iter()
+        .map(|(status, _, body)| {
+            assert_eq!(*status, StatusCode::CREATED, "{body}");
+            body["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 1, "{answers:?}");
+    assert_eq!(
+        answers.iter().filter(|(_, replayed, _)| !replayed).count(),
+        1
+    );
+    let after = get(server, &tia, "/orders")
+        .await
+        .1
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1);
+    // Without a key, a retry is a new order, as before.
+    let (status, one) = post(server, &tia, "/orders", &small).await;
+    let (_, two) = post(server, &tia, "/orders", &small).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_ne!(one["id"], two["id"]);
+}
+
+#[tokio::test]
+async fn idempotent_order_entry_on_sqlite() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    idempotent_order_entry(&server, &launch, &data).await;
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+}
+
+#[tokio::test]
+async fn idempotent_order_entry_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let data = DataDir::new();
+    let url = pg_url(&db);
+    let launch = Launch::new().args(["--postgres-url", url.as_str()]);
+    let server = launch.start(&data);
+    idempotent_order_entry(&server, &launch, &data).await;
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    db.cleanup().await;
+}

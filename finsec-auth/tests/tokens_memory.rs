@@ -193,6 +193,28 @@ async fn access_tokens_are_revoked_by_jti_until_expiry() {
             .unwrap_err(),
         TokenRejection::Revoked
     );
+    // Past its expiry but within the verifier's leeway, it is still revoked (the entry
+    // outlives `exp` by the leeway); after the leeway it is simply expired.
+    let exp = OffsetDateTime::from_unix_timestamp(claims.exp.unwrap()).unwrap();
+    let leeway = Validation::new("https://auth.test", "api").leeway();
+    assert!(leeway > Duration::ZERO);
+    let within = exp + leeway / 2;
+    assert_eq!(
+        s.verify_access_at::<App>(token, within)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err(),
+        TokenRejection::Revoked
+    );
+    assert!(matches!(
+        s.verify_access_at::<App>(token, exp + leeway + Duration::seconds(1))
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err(),
+        TokenRejection::Expired { .. }
+    ));
     // Another token of the same user is unaffected.
     let other = s.issue_pair_at("user-1", app(), now()).await.unwrap();
     assert!(

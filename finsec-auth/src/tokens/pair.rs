@@ -277,7 +277,9 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         Ok(CredentialOutcome::Accepted((claims, extra)))
     }
 
-    /// Revokes a verified access token until its expiry.
+    /// Revokes a verified access token until its expiry plus the verifier's leeway: the
+    /// verifier still accepts it that long, so a revocation kept only until `exp` would let
+    /// it work again for the leeway.
     ///
     /// # Errors
     /// [`TokenError::MissingClaim`] without `jti` or `exp`, store errors.
@@ -289,7 +291,8 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         let exp = claims.exp.ok_or(TokenError::MissingClaim("exp"))?;
         let exp = OffsetDateTime::from_unix_timestamp(exp)
             .map_err(|_| TokenError::InvalidClaims("exp out of range".into()))?;
-        self.revocations.revoke(jti, exp).await
+        let until = exp.saturating_add(self.verifier.validation().leeway());
+        self.revocations.revoke(jti, until).await
     }
 
     /// Revokes every refresh token of `family` (logout of one session), at `now`.

@@ -235,3 +235,69 @@ async fn pair_debug_redacts_tokens() {
     assert!(!out.contains(pair.refresh_token.expose_secret()));
     assert!(out.contains("[REDACTED]"));
 }
+
+/// Revoking a session (its refresh family), by logout or by a reused refresh token,
+/// revokes the access tokens issued in it, and no other session's.
+#[tokio::test]
+async fn revoking_a_session_revokes_its_access_tokens() {
+    let s = service();
+    let verify = |token: SecretString, at: OffsetDateTime| {
+        let s = &s;
+        async move {
+            s.verify_access_at::<App>(token.expose_secret(), at)
+                .await
+                .unwrap()
+                .into_result()
+        }
+    };
+    // Logout of one session.
+    let one = s.issue_pair_at("user-1", app(), now()).await.unwrap();
+    let two = s.issue_pair_at("user-1", app(), now()).await.unwrap();
+    let claims = verify(one.access_token.clone(), now()).await.unwrap();
+    assert_eq!(claims.sid.as_deref(), Some(one.family.as_str()));
+    s.revoke_family_at(&one.family, now()).await.unwrap();
+    assert_eq!(
+        verify(one.access_token.clone(), now()).await.unwrap_err(),
+        TokenRejection::Revoked
+    );
+    assert!(verify(two.access_token.clone(), now()).await.is_ok());
+    // Still revoked at the last moment the token would verify (leeway included).
+    let exp = OffsetDateTime::from_unix_timestamp(claims.exp.unwrap()).unwrap();
+    let leeway = Validation::new("https://auth.test", "api").leeway();
+    assert_eq!(
+        verify(
+            one.access_token.clone(),
+            exp + leeway - Duration::seconds(1)
+        )
+        .await
+        .unwrap_err(),
+        TokenRejection::Revoked
+    );
+
+    // A reused refresh token: every access token of the family, old and new, is refused.
+    let first = s.issue_pair_at("user-2", app(), now()).await.unwrap();
+    let later = now() + Duration::minutes(1);
+    let second = s
+        .refresh_at(&first.refresh_token, app(), later)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert_eq!(second.family, first.family);
+    assert!(verify(second.access_token.clone(), later).await.is_ok());
+    assert!(matches!(
+        s.refresh_at(&first.refresh_token, app(), later)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap_err(),
+        TokenRejection::RefreshReused { .. }
+    ));
+    for token in [first.access_token, second.access_token] {
+        assert_eq!(
+            verify(token, later).await.unwrap_err(),
+            TokenRejection::Revoked
+        );
+    }
+    assert!(verify(two.access_token, later).await.is_ok());
+}

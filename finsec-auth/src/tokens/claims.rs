@@ -50,6 +50,10 @@ pub struct Claims<T> {
     /// Token id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// Session id (OpenID Connect's `sid`): the refresh family an access token was issued
+    /// in, so that revoking the session revokes its access tokens too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
     /// Application-defined claims.
     #[serde(flatten)]
     pub extra: T,
@@ -76,6 +80,7 @@ impl<T> Claims<T> {
             nbf: Some(iat),
             iat: Some(iat),
             jti: None,
+            sid: None,
             extra,
         }
     }
@@ -84,6 +89,13 @@ impl<T> Claims<T> {
     #[must_use]
     pub fn with_jti(mut self, jti: impl Into<String>) -> Self {
         self.jti = Some(jti.into());
+        self
+    }
+
+    /// Sets `sid`.
+    #[must_use]
+    pub fn with_sid(mut self, sid: impl Into<String>) -> Self {
+        self.sid = Some(sid.into());
         self
     }
 

@@ -64,6 +64,12 @@ fn random_token() -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(bytes.as_ref()))
 }
 
+/// The revocation-store entry of a session (refresh family): `sid:` and the family id,
+/// which never collides with a `jti` (base64url has no `:`).
+fn session_key(family: &str) -> String {
+    format!("sid:{family}")
+}
+
 fn hash_token(token: &str) -> String {
     let digest = Sha256::digest(token.as_bytes());
     let mut out = String::with_capacity(64);
@@ -109,6 +115,7 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
     fn access<T: Serialize>(
         &self,
         subject: &str,
+        family: &str,
         extra: T,
         now: OffsetDateTime,
     ) -> Result<(SecretString, OffsetDateTime)> {
@@ -121,7 +128,8 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
             self.access_ttl,
             extra,
         )
-        .with_jti(random_token()?);
+        .with_jti(random_token()?)
+        .with_sid(family);
         let token = self.signer.sign(&claims)?;
         Ok((
             SecretString::from(token),
@@ -139,9 +147,9 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         extra: T,
         now: OffsetDateTime,
     ) -> Result<TokenPair> {
-        let (access_token, access_expires_at) = self.access(subject, extra, now)?;
         let refresh = random_token()?;
         let family = random_token()?;
+        let (access_token, access_expires_at) = self.access(subject, &family, extra, now)?;
         let refresh_expires_at = now.saturating_add(self.refresh_ttl);
         self.refresh
             .insert(RefreshRecord {
@@ -191,6 +199,8 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         let spent = match outcome {
             RotateOutcome::Rotated(spent) => spent,
             RotateOutcome::Reused { family } => {
+                // The store revoked the family's refresh tokens; its access tokens go too.
+                self.revoke_session_access(&family, now).await?;
                 return Ok(CredentialOutcome::Rejected(TokenRejection::RefreshReused {
                     family,
                 }));
@@ -209,7 +219,8 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
                 ));
             }
         };
-        let (access_token, access_expires_at) = self.access(&spent.subject, extra, now)?;
+        let (access_token, access_expires_at) =
+            self.access(&spent.subject, &spent.family, extra, now)?;
         Ok(CredentialOutcome::Accepted(TokenPair {
             access_token,
             refresh_token: SecretString::from(next),
@@ -268,10 +279,21 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
                 "jti",
             )));
         };
-        let (revoked, extra) =
-            futures_util::future::join(self.revocations.is_revoked(jti, now), alongside(&claims))
-                .await;
-        if revoked? {
+        // The token's own revocation and its session's, checked together.
+        let session = claims.sid.as_deref().map(session_key);
+        let session_revoked = async {
+            match &session {
+                Some(key) => self.revocations.is_revoked(key, now).await,
+                None => Ok(false),
+            }
+        };
+        let (revoked, session_revoked, extra) = futures_util::future::join3(
+            self.revocations.is_revoked(jti, now),
+            session_revoked,
+            alongside(&claims),
+        )
+        .await;
+        if revoked? || session_revoked? {
             return Ok(CredentialOutcome::Rejected(TokenRejection::Revoked));
         }
         Ok(CredentialOutcome::Accepted((claims, extra)))
@@ -295,12 +317,24 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         self.revocations.revoke(jti, until).await
     }
 
-    /// Revokes every refresh token of `family` (logout of one session), at `now`.
+    /// Revokes every refresh token of `family` (logout of one session), at `now`, and every
+    /// access token issued in it (their `sid`): a token verified after this is
+    /// [`TokenRejection::Revoked`], on every instance that shares the revocation store.
     ///
     /// # Errors
     /// Store errors.
     pub async fn revoke_family_at(&self, family: &str, now: OffsetDateTime) -> Result<()> {
-        self.refresh.revoke_family(family, now).await
+        self.refresh.revoke_family(family, now).await?;
+        self.revoke_session_access(family, now).await
+    }
+
+    /// Revokes every access token issued in `family` (their `sid`) from `now` until the
+    /// newest of them has expired, leeway included.
+    async fn revoke_session_access(&self, family: &str, now: OffsetDateTime) -> Result<()> {
+        let until = now
+            .saturating_add(self.access_ttl)
+            .saturating_add(self.verifier.validation().leeway());
+        self.revocations.revoke(&session_key(family), until).await
     }
 
     /// [`revoke_family_at`](Self::revoke_family_at) the system clock's current time.

@@ -882,6 +882,7 @@ pub async fn logout(
         nbf: None,
         iat: None,
         jti: Some(jti.clone()),
+        sid: None,
         extra: (),
     };
     auth.tokens()

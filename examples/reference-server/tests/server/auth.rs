@@ -320,6 +320,20 @@ async fn full_flow_on_sqlite() {
     )
     .await;
     assert_unauthorized(&family_gone, true, "refresh after reuse");
+    // The reuse revoked the session's access tokens too, at their next request: the one
+    // from the login and the one from the rotation.
+    let rotated_access = rotated.body["access_token"].as_str().unwrap().to_owned();
+    secrets.push(rotated_access.clone());
+    for token in [&access, &rotated_access] {
+        assert_unauthorized(
+            &me(&server, token).await,
+            true,
+            "access token of a reused session",
+        );
+    }
+    let tokens = login_tokens(&server, "alice.w").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    secrets.push(access.clone());
 
     // MFA enrollment.
     let (totp, backup, secret) = enable_mfa(&server, &access).await;
@@ -730,8 +744,18 @@ async fn postgres_and_redis_shared_by_two_instances() {
     let refresh = accepted.body["refresh_token"].as_str().unwrap().to_owned();
     let rotated = post(&b, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+    let rotated_access = rotated.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&a, &rotated_access).await.status, StatusCode::OK);
     let reused = post(&a, "/auth/refresh", None, json!({"refresh_token": refresh})).await;
     assert_unauthorized(&reused, true, "reuse on the other instance");
+    // The session's access token, issued on B, is refused on both instances at once.
+    for instance in [&a, &b] {
+        assert_unauthorized(
+            &me(instance, &rotated_access).await,
+            true,
+            "access token of a session revoked on the other instance",
+        );
+    }
 
     // API keys on PostgreSQL: created on A, used on B, revoked on B, refused on A.
     let fresh = login_mfa(&b, "dave").await;

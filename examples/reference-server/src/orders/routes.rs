@@ -89,8 +89,8 @@ fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
     request_body(content = NewOrder, content_type = "application/json"),
     params(
         ("Idempotency-Key" = Option<String>, Header,
-            description = "1 to 255 visible ASCII characters, unique per user: a retry with the same key and body returns the first request's order instead of placing another",
-            max_length = 257),
+            description = "1 to 255 visible ASCII characters other than `\"` (the key may also be sent as a structured-field string, in double quotes), unique per user: a retry with the same key and body returns the first request's order instead of placing another",
+            min_length = 1, max_length = 255, pattern = r#"^[!#-~]+$"#),
     ),
     responses(
         (status = 201, description = "Accepted (or, for a retry, the order the first request placed)", body = Order,

@@ -279,21 +279,16 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
                 "jti",
             )));
         };
-        // The token's own revocation and its session's, checked together.
+        // The token's own revocation and its session's, in one lookup.
         let session = claims.sid.as_deref().map(session_key);
-        let session_revoked = async {
+        let revoked = async {
             match &session {
-                Some(key) => self.revocations.is_revoked(key, now).await,
-                None => Ok(false),
+                Some(key) => self.revocations.any_revoked(&[jti, key], now).await,
+                None => self.revocations.is_revoked(jti, now).await,
             }
         };
-        let (revoked, session_revoked, extra) = futures_util::future::join3(
-            self.revocations.is_revoked(jti, now),
-            session_revoked,
-            alongside(&claims),
-        )
-        .await;
-        if revoked? || session_revoked? {
+        let (revoked, extra) = futures_util::future::join(revoked, alongside(&claims)).await;
+        if revoked? {
             return Ok(CredentialOutcome::Rejected(TokenRejection::Revoked));
         }
         Ok(CredentialOutcome::Accepted((claims, extra)))

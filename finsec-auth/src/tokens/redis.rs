@@ -114,6 +114,26 @@ impl RevocationStore for RedisRevocationStore {
         Ok(score.is_some_and(|s| s > now))
     }
 
+    /// One `ZMSCORE` for every id (Redis 6.2 or later).
+    async fn any_revoked(&self, jtis: &[&str], now: OffsetDateTime) -> Result<bool> {
+        if jtis.is_empty() {
+            return Ok(false);
+        }
+        let mut conn = self.conn.clone();
+        let scores: Vec<Option<f64>> = redis::cmd("ZMSCORE")
+            .arg(&self.key)
+            .arg(jtis)
+            .query_async(&mut conn)
+            .await
+            .map_err(TokenError::store)?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "unix microseconds stay below 2^53, exact in f64"
+        )]
+        let now = micros(now) as f64;
+        Ok(scores.into_iter().flatten().any(|s| s > now))
+    }
+
     async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
         let mut conn = self.conn.clone();
         let removed: u64 = redis::cmd("ZREMRANGEBYSCORE")

@@ -81,6 +81,28 @@ macro_rules! impl_token_stores {
                 Ok(row.is_some())
             }
 
+            async fn any_revoked(&self, jtis: &[&str], now: OffsetDateTime) -> Result<bool> {
+                match jtis {
+                    [] => Ok(false),
+                    [jti] => self.is_revoked(jti, now).await,
+                    [first, second] => {
+                        let row = sqlx::query(
+                            "SELECT 1 FROM finsec_revoked_jti \
+                             WHERE jti IN ($1, $2) AND expires_at > $3 LIMIT 1",
+                        )
+                        .bind(*first)
+                        .bind(*second)
+                        .bind(micros(now)?)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(TokenError::store)?;
+                        Ok(row.is_some())
+                    }
+                    [first, rest @ ..] => Ok(self.is_revoked(first, now).await?
+                        || self.any_revoked(rest, now).await?),
+                }
+            }
+
             async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
                 let done = sqlx::query("DELETE FROM finsec_revoked_jti WHERE expires_at <= $1")
                     .bind(micros(now)?)

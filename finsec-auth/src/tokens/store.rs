@@ -22,6 +22,21 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     /// [`TokenError::Store`] on a backend failure.
     async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool>;
 
+    /// Whether any of `jtis` is revoked at `now` (an access token's own `jti` and its
+    /// session's entry are checked together). The default asks [`is_revoked`](Self::is_revoked)
+    /// for each in turn; a store over a network answers in one round trip.
+    ///
+    /// # Errors
+    /// [`TokenError::Store`] on a backend failure.
+    async fn any_revoked(&self, jtis: &[&str], now: OffsetDateTime) -> Result<bool> {
+        for jti in jtis {
+            if self.is_revoked(jti, now).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Deletes entries expired at `now`; returns how many were removed.
     ///
     /// # Errors
@@ -117,6 +132,9 @@ macro_rules! forward_stores {
             }
             async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool> {
                 (**self).is_revoked(jti, now).await
+            }
+            async fn any_revoked(&self, jtis: &[&str], now: OffsetDateTime) -> Result<bool> {
+                (**self).any_revoked(jtis, now).await
             }
             async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64> {
                 (**self).purge_expired(now).await

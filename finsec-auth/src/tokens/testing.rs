@@ -47,8 +47,9 @@ fn t0() -> OffsetDateTime {
 }
 
 /// Runs the [`RevocationStore`] suite: unknown ids are not revoked; revocation holds until
-/// the expiry (exclusive) and not after; revoking twice keeps the later expiry; purge removes
-/// only expired entries.
+/// the expiry (exclusive) and not after, for one id and for several asked at once
+/// (`any_revoked`); revoking twice keeps the later expiry; purge removes only expired
+/// entries.
 ///
 /// # Panics
 /// At the first deviation from the contract or on any store error.
@@ -78,6 +79,38 @@ pub async fn revocation_store_conformance<S: RevocationStore + ?Sized>(store: &S
         store.is_revoked(&a, now + Duration::minutes(10)).await,
     ) {
         fail("revoked jti at expiry", "still reported revoked");
+    }
+    // Several ids at once: revoked if any one is, each only until its own expiry.
+    let none: [&str; 0] = [];
+    if ok("any_revoked of none", store.any_revoked(&none, now).await) {
+        fail("any_revoked of no ids", "reported revoked");
+    }
+    if ok(
+        "any_revoked unknown",
+        store.any_revoked(&[b.as_str()], now).await,
+    ) {
+        fail("any_revoked of an unknown id", "reported revoked");
+    }
+    for ids in [[a.as_str(), b.as_str()], [b.as_str(), a.as_str()]] {
+        if !ok("any_revoked", store.any_revoked(&ids, now).await) {
+            fail("any_revoked with one revoked id", "not reported revoked");
+        }
+        if ok(
+            "any_revoked at expiry",
+            store.any_revoked(&ids, now + Duration::minutes(10)).await,
+        ) {
+            fail(
+                "any_revoked at the revoked id's expiry",
+                "still reported revoked",
+            );
+        }
+    }
+    let three = [b.as_str(), b.as_str(), a.as_str()];
+    if !ok("any_revoked of three", store.any_revoked(&three, now).await) {
+        fail(
+            "any_revoked of three ids, the last revoked",
+            "not reported revoked",
+        );
     }
     ok(
         "revoke again later",

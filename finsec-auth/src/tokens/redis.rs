@@ -1,8 +1,10 @@
 //! Redis storage for revocations and refresh tokens (feature `redis`).
 //!
 //! Keys, all under a caller-chosen prefix:
-//! - `{prefix}tokens:revoked`: a sorted set, member `jti`, score = expiry (unix µs).
-//!   [`RevocationStore::purge_expired`] trims it; call it periodically.
+//! - `{prefix}tokens:revoked`: a sorted set, member `jti` (or `sid:` and a session's
+//!   refresh family), score = expiry (unix µs). [`RevocationStore::purge_expired`] trims
+//!   it; call it periodically. A token and its session are looked up with one `ZMSCORE`,
+//!   so the store needs Redis 6.2 or later.
 //! - `{prefix}tokens:refresh:{sha256 hex}`: a hash (`family`, `subject`, `expires`, `used`)
 //!   that Redis deletes at the token's expiry (`PEXPIREAT`); after that the token is unknown.
 //! - `{prefix}tokens:families-revoked`: a set of revoked families.

@@ -101,19 +101,7 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn is_revoked(&self, jti: &str, now: OffsetDateTime) -> Result<bool> {
-        let mut conn = self.conn.clone();
-        let score: Option<f64> = redis::cmd("ZSCORE")
-            .arg(&self.key)
-            .arg(jti)
-            .query_async(&mut conn)
-            .await
-            .map_err(TokenError::store)?;
-        #[expect(
-            clippy::cast_precision_loss,
-            reason = "unix microseconds stay below 2^53, exact in f64"
-        )]
-        let now = micros(now) as f64;
-        Ok(score.is_some_and(|s| s > now))
+        self.any_revoked(&[jti], now).await
     }
 
     /// One `ZMSCORE` for every id (Redis 6.2 or later).

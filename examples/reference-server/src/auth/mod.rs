@@ -136,6 +136,23 @@ pub struct AuthConfig {
         global = true
     )]
     pub redis_prefix: String,
+
+    /// The longest API key lifetime in days: a longer `expires_in_days` is refused, and a
+    /// key asked for without one gets this lifetime.
+    #[arg(
+        long,
+        env = "FINSEC_API_KEY_MAX_DAYS",
+        default_value_t = 90,
+        value_parser = clap::value_parser!(u32).range(1..=i64::from(request_schema::API_KEY_MAX_DAYS)),
+        global = true
+    )]
+    pub api_key_max_days: u32,
+
+    /// Lets a key asked for without `expires_in_days` never expire (otherwise it gets
+    /// `--api-key-max-days`). A key that never expires outlives every session and every
+    /// audit of who holds it: allow it only where keys are rotated by other means.
+    #[arg(long, env = "FINSEC_API_KEY_ALLOW_NO_EXPIRY", global = true)]
+    pub api_key_allow_no_expiry: bool,
 }
 
 impl Default for AuthConfig {
@@ -147,6 +164,8 @@ impl Default for AuthConfig {
             jwt_audience: "finsec-api".to_owned(),
             password_pepper_file: None,
             redis_prefix: "finsec:".to_owned(),
+            api_key_max_days: 90,
+            api_key_allow_no_expiry: false,
         }
     }
 }
@@ -216,6 +235,10 @@ pub struct Auth {
     access_ttl: Duration,
     /// Refused logins all take as long as the slowest recent password check.
     failure_floor: finsec_auth::passwords::FailureFloor,
+    /// The longest API key lifetime, in days, and the lifetime of a key asked for without one.
+    api_key_max_days: u32,
+    /// Whether a key asked for without a lifetime never expires.
+    api_key_allow_no_expiry: bool,
 }
 
 impl fmt::Debug for Auth {
@@ -320,6 +343,8 @@ impl Auth {
             envelope,
             access_ttl: auth.access_ttl(),
             failure_floor: finsec_auth::passwords::FailureFloor::default(),
+            api_key_max_days: auth.api_key_max_days,
+            api_key_allow_no_expiry: auth.api_key_allow_no_expiry,
         })
     }
 

@@ -192,7 +192,9 @@ pub fn expires_in_days() -> Object {
         .minimum(Some(1))
         .maximum(Some(API_KEY_MAX_DAYS))
         .description(Some(
-            "Days until the key expires (1 to 3650); null or absent: it does not expire",
+            "Days until the key expires: 1 to the server's longest API key lifetime \
+             (90 days unless configured, at most 3650; longer is a 422). Null or absent: that \
+             longest lifetime, or no expiry where the server allows keys that never expire",
         ))
         .build()
 }

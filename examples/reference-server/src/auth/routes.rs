@@ -283,7 +283,9 @@ pub struct NewApiKeyRequest {
     /// segments of `A-Z a-z 0-9 _ - .`, or `*`, separated by `:`, at most 128 characters.
     #[schema(schema_with = request_schema::scopes)]
     pub scopes: Vec<String>,
-    /// Days until the key expires (1 to 3650); none: it does not expire.
+    /// Days until the key expires: 1 to the server's longest lifetime (`--api-key-max-days`,
+    /// 90 by default, at most 3650). None: that longest lifetime, or no expiry where the
+    /// server allows keys that never expire (`--api-key-allow-no-expiry`).
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(schema_with = request_schema::expires_in_days)]
     pub expires_in_days: Option<u32>,
@@ -1082,7 +1084,7 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
         (status = 401, description = "Not authenticated", body = Problem),
         (status = 403, description = "Called with an API key", body = Problem),
-        (status = 422, description = "A bad name, scope or expiry", body = Problem),
+        (status = 422, description = "A bad name, scope or expiry (longer than this server's longest API key lifetime)", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -1113,12 +1115,20 @@ pub async fn create_api_key(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let mut new = NewApiKey::new(principal.user_id.to_string(), scopes);
-    if let Some(days) = request.expires_in_days {
-        if !(1..=API_KEY_MAX_DAYS).contains(&days) {
+    // Every key expires unless the operator allows otherwise: at most the configured
+    // lifetime, and that lifetime when none is asked for.
+    let max_days = auth.api_key_max_days.min(API_KEY_MAX_DAYS);
+    let days = match request.expires_in_days {
+        Some(days) if (1..=max_days).contains(&days) => Some(days),
+        Some(_) => {
             return Err(ApiError::Invalid(format!(
-                "expires_in_days must be 1 to {API_KEY_MAX_DAYS}"
+                "expires_in_days must be 1 to {max_days} (this server's longest API key lifetime)"
             )));
         }
+        None if auth.api_key_allow_no_expiry => None,
+        None => Some(max_days),
+    };
+    if let Some(days) = days {
         new = new.expires_at(now + Duration::days(i64::from(days)));
     }
     let issued = auth

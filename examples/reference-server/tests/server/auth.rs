@@ -1007,3 +1007,81 @@ async fn refused_logins_take_the_same_time_whoever_they_name() {
     login_tokens(&server, "tina").await;
     server.terminate();
 }
+
+/// Creates an API key with `expires_in_days` (none: left out) and returns the reply.
+async fn create_key(server: &Server, access: &str, days: Option<Value>) -> Reply {
+    let mut body = json!({"name": "bot", "scopes": ["*"]});
+    if let Some(days) = days {
+        body["expires_in_days"] = days;
+    }
+    post(server, "/api-keys", Some(access), body).await
+}
+
+/// Days from now until a created key's `expires_at`, rounded to whole days.
+fn days_left(reply: &Reply) -> Option<i64> {
+    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+    let at = reply.body["expires_at"].as_str()?;
+    let at = OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).unwrap();
+    Some(((at - OffsetDateTime::now_utc()).as_seconds_f64() / 86_400.0).round() as i64)
+}
+
+/// A key without a lifetime used to live for ever (and outlive logout): every key now
+/// expires, by default after 90 days, never later than the server allows, unless the
+/// operator allows keys that never expire.
+#[tokio::test]
+async fn api_keys_expire_within_the_servers_limit() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "kira").await;
+    let access = login_tokens(&server, "kira").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        days_left(&create_key(&server, &access, None).await),
+        Some(90)
+    );
+    assert_eq!(
+        days_left(&create_key(&server, &access, Some(Value::Null)).await),
+        Some(90)
+    );
+    assert_eq!(
+        days_left(&create_key(&server, &access, Some(json!(30))).await),
+        Some(30)
+    );
+    let too_long = create_key(&server, &access, Some(json!(91))).await;
+    assert_eq!(
+        too_long.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        too_long.body
+    );
+    assert!(
+        too_long.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 to 90"),
+        "{}",
+        too_long.body
+    );
+    server.terminate();
+
+    // An operator's shorter limit, and keys that never expire where allowed.
+    let data = DataDir::new();
+    let server = Launch::new()
+        .args(["--api-key-max-days", "7", "--api-key-allow-no-expiry"])
+        .start(&data);
+    register(&server, "kira").await;
+    let access = login_tokens(&server, "kira").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(days_left(&create_key(&server, &access, None).await), None);
+    assert_eq!(
+        days_left(&create_key(&server, &access, Some(json!(7))).await),
+        Some(7)
+    );
+    let too_long = create_key(&server, &access, Some(json!(8))).await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    server.terminate();
+}

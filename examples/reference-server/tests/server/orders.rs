@@ -752,3 +752,60 @@ async fn idempotent_order_entry_on_postgres() {
     assert!(status.success(), "{logs}");
     db.cleanup().await;
 }
+
+/// An IP condition sees the client behind a trusted proxy, whichever way the address is
+/// written: a desk fenced off 10.9.0.0/16 cannot trade from there, also when the proxy
+/// forwards the address as IPv4-mapped IPv6, and can from elsewhere.
+#[tokio::test]
+async fn ip_conditions_see_the_client_behind_a_trusted_proxy() {
+    let data = DataDir::new();
+    let launch = Launch::new().args(["--trusted-proxy", "127.0.0.1/32"]);
+    let (status, _) = launch.start(&data).terminate();
+    assert!(status.success());
+    let path = data.path().join("rbac.toml");
+    let mut policy = fs::read_to_string(&path).unwrap();
+    policy.push_str(
+        "\n[roles.fenced]\ninherits = [\"trader\"]\nrules = [\n    { effect = \"deny\", \
+         permissions = [\"trade:*\"], conditions = [{ kind = \"ip\", networks = \
+         [\"10.9.0.0/16\"] }] },\n]\n",
+    );
+    fs::write(&path, policy).unwrap();
+    let server = launch.start(&data);
+    let finn = register_and_login(&server, "finn").await;
+    grant(&launch, &data, "finn", "fenced");
+    let from = |forwarded: Option<&'static str>| {
+        let mut request = server
+            .client()
+            .post(server.url("/orders"))
+            .header("authorization", format!("Bearer {}", finn.token))
+            .json(&limit("10", "101.50"));
+        if let Some(address) = forwarded {
+            request = request.header("x-forwarded-for", address);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status(), response.json::<Value>().await.unwrap())
+        }
+    };
+    for fenced in [
+        "10.9.1.1",
+        "::ffff:10.9.1.1",
+        "::ffff:a09:101",
+        "203.0.113.5, 10.9.200.7",
+    ] {
+        let (status, body) = from(Some(fenced)).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{fenced}: {body}");
+        assert_forbidden(&body, "deny_rule");
+    }
+    for open in [
+        None,
+        Some("192.0.2.1"),
+        Some("::ffff:192.0.2.1"),
+        Some("10.9.1.1, 192.0.2.1"),
+    ] {
+        let (status, body) = from(open).await;
+        assert_eq!(status, StatusCode::CREATED, "{open:?}: {body}");
+    }
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+}

@@ -103,14 +103,21 @@ fn run_and_kill(spec: &str, acks: usize) -> Vec<(u64, Uuid)> {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    // Whole lines only, newline included: the kill can cut the last one short, and a cut
+    // line is no acknowledgement.
+    let mut lines = std::iter::from_fn(move || {
+        let mut line = String::new();
+        match stdout.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line),
+        }
+    });
     let mut acked = Vec::new();
     let mut seen = 0;
     let start = Instant::now();
     while seen < acks && start.elapsed() < Duration::from_secs(20) {
         let Some(line) = lines.next() else { break };
-        let line = line.unwrap();
         if parse_ack(&line, &mut acked) {
             seen += 1;
         }
@@ -119,7 +126,6 @@ fn run_and_kill(spec: &str, acks: usize) -> Vec<(u64, Uuid)> {
     child.kill().unwrap();
     // What the child printed before it died was acknowledged before it died.
     for line in lines {
-        let Ok(line) = line else { break };
         parse_ack(&line, &mut acked);
     }
     let status = child.wait().unwrap();
@@ -128,8 +134,10 @@ fn run_and_kill(spec: &str, acks: usize) -> Vec<(u64, Uuid)> {
     acked
 }
 
+/// Reads one `ack <first> <id>...` line; a line without its newline (cut by the kill) or
+/// of another kind is skipped.
 fn parse_ack(line: &str, acked: &mut Vec<(u64, Uuid)>) -> bool {
-    let Some(rest) = line.strip_prefix("ack ") else {
+    let Some(rest) = line.strip_suffix('\n').and_then(|l| l.strip_prefix("ack ")) else {
         return false;
     };
     let mut parts = rest.split(' ');

@@ -35,21 +35,49 @@ pub const CHALLENGE: &str = "Bearer realm=\"finsec\"";
 /// The `WWW-Authenticate` value when a credential was presented and refused.
 pub const CHALLENGE_INVALID: &str = "Bearer realm=\"finsec\", error=\"invalid_token\"";
 
+/// The `WWW-Authenticate` value when the token is valid but the action needs a recent
+/// login (RFC 9470 step-up): log in again (with the second factor when enrolled).
+pub const CHALLENGE_STEP_UP: &str = "Bearer realm=\"finsec\", \
+     error=\"insufficient_user_authentication\", \
+     error_description=\"log in again to do this\", max_age=300";
+
+/// How long after a login a token may do sensitive actions (RFC 9470 `max_age`).
+pub const STEP_UP_MAX_AGE: time::Duration = time::Duration::minutes(5);
+
 /// The claims the server adds to access tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AccessClaims {
     /// Always [`AccessClaims::TYPE`].
     pub typ: String,
+    /// When the user logged in (OpenID Connect `auth_time`, unix seconds); absent on a
+    /// token from a refresh, which proves no presence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<i64>,
+    /// How they logged in (RFC 8176 `amr`): `pwd`, then `otp` or `backup_code` and `mfa`
+    /// when a second factor was checked; empty on a token from a refresh.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
 }
 
 impl AccessClaims {
     /// The `typ` of access tokens.
     pub const TYPE: &'static str = "access";
 
-    /// The claims of a new access token.
+    /// The claims of an access token from a refresh: no login time, no methods.
     pub fn new() -> Self {
         Self {
             typ: Self::TYPE.to_owned(),
+            auth_time: None,
+            amr: Vec::new(),
+        }
+    }
+
+    /// The claims of an access token from a login at `at` by `methods`.
+    pub fn logged_in(at: OffsetDateTime, methods: &[&str]) -> Self {
+        Self {
+            auth_time: Some(at.unix_timestamp()),
+            amr: methods.iter().map(|m| (*m).to_owned()).collect(),
+            ..Self::new()
         }
     }
 }
@@ -69,6 +97,10 @@ pub enum Via {
         jti: String,
         /// When the token expires.
         expires_at: OffsetDateTime,
+        /// When the user logged in for this token; `None` for a token from a refresh.
+        auth_time: Option<OffsetDateTime>,
+        /// How they logged in (`pwd`, `otp`, `backup_code`, `mfa`).
+        amr: Vec<String>,
     },
     /// An API key.
     ApiKey {
@@ -82,10 +114,17 @@ pub enum Via {
 impl fmt::Debug for Via {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Bearer { jti, expires_at } => f
+            Self::Bearer {
+                jti,
+                expires_at,
+                auth_time,
+                amr,
+            } => f
                 .debug_struct("Bearer")
                 .field("jti", jti)
                 .field("expires_at", expires_at)
+                .field("auth_time", auth_time)
+                .field("amr", amr)
                 .finish(),
             Self::ApiKey { key_id, scopes } => f
                 .debug_struct("ApiKey")
@@ -126,6 +165,19 @@ impl Principal {
     /// Whether the request came with a bearer access token.
     pub fn is_bearer(&self) -> bool {
         matches!(self.via, Via::Bearer { .. })
+    }
+
+    /// Whether the request's token comes from a login at most [`STEP_UP_MAX_AGE`] before
+    /// `now`, with the second factor when the user has one: what a sensitive action (API
+    /// keys, MFA changes) needs, so that a stolen or refreshed token alone is not enough.
+    pub fn recently_authenticated(&self, now: OffsetDateTime) -> bool {
+        let Via::Bearer { auth_time, amr, .. } = &self.via else {
+            return false;
+        };
+        let recent = auth_time.is_some_and(|at| {
+            at <= now + time::Duration::seconds(30) && now - at <= STEP_UP_MAX_AGE
+        });
+        recent && (!self.mfa_enabled || amr.iter().any(|m| m == "mfa"))
     }
 }
 
@@ -305,11 +357,20 @@ pub async fn authenticate(
             let expires_at = OffsetDateTime::from_unix_timestamp(exp)
                 .map_err(|_| refuse(&"exp out of range"))?;
             let user = user.ok_or_else(|| refuse(&"sub is not a user id"))?;
+            let auth_time = match claims.extra.auth_time {
+                Some(at) => Some(
+                    OffsetDateTime::from_unix_timestamp(at)
+                        .map_err(|_| refuse(&"auth_time out of range"))?,
+                ),
+                None => None,
+            };
             (
                 user_id,
                 Via::Bearer {
                     jti: jti.clone(),
                     expires_at,
+                    auth_time,
+                    amr: claims.extra.amr.clone(),
                 },
                 user,
             )

@@ -75,9 +75,16 @@ pub enum ApiError {
     NotFound,
     /// A backend failed (500; the detail is logged).
     Internal,
+    /// The token is valid but the action needs a recent login (401 with an RFC 9470
+    /// step-up challenge).
+    StepUp,
     /// The password hashing queue is full (503 with `Retry-After`), or a hash failed.
     Hashing(super::hashing::HashingError),
 }
+
+/// The `detail` of a 401 asking for a recent login.
+pub const STEP_UP_DETAIL: &str = "this action needs a login within the last 5 minutes (with the \
+     second factor when enrolled): log in again and retry with the new token";
 
 /// The `detail` of a refused login or second factor (one for every reason).
 pub const BAD_CREDENTIALS_DETAIL: &str = "the credentials are not valid";
@@ -97,6 +104,12 @@ impl ApiError {
                 .header(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(super::extract::CHALLENGE_INVALID),
+                ),
+            Self::StepUp => Problem::new(ProblemType::Unauthorized)
+                .detail(STEP_UP_DETAIL)
+                .header(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(super::extract::CHALLENGE_STEP_UP),
                 ),
             Self::Invalid(m) => Problem::new(ProblemType::Validation).detail(m),
             Self::Conflict(m) => Problem::conflict(m),
@@ -438,6 +451,24 @@ fn require_bearer(principal: &Principal) -> ApiResult<()> {
     }
 }
 
+/// A session whose login is recent (step-up): for actions that give lasting access.
+fn require_recent_login(
+    principal: &Principal,
+    notes: &AuditNotes,
+    action: &'static str,
+) -> ApiResult<()> {
+    require_bearer(principal)?;
+    if principal.recently_authenticated(OffsetDateTime::now_utc()) {
+        return Ok(());
+    }
+    notes.note(
+        Note::new(action, Outcome::Denied)
+            .user(principal.user_id)
+            .detail("reason", "step_up_required"),
+    );
+    Err(ApiError::StepUp)
+}
+
 /// Registers a user.
 #[utoipa::path(
     post,
@@ -661,7 +692,11 @@ pub async fn login(
     }
     let pair = auth
         .tokens()
-        .issue_pair_at(&user.id.to_string(), AccessClaims::new(), now)
+        .issue_pair_at(
+            &user.id.to_string(),
+            AccessClaims::logged_in(now, &["pwd"]),
+            now,
+        )
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user.id, "logged in");
@@ -764,7 +799,8 @@ pub async fn mfa_verify(
     let who = mfa_user(user_id)?;
     // The code as sent: the documented pattern has no surrounding space.
     let code = request.code.as_str();
-    let accepted = if code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit()) {
+    let used_totp = code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit());
+    let accepted = if used_totp {
         let totp = Totp::new(
             decrypt_secret(&auth, user_id, &sealed)?,
             TotpParams::default(),
@@ -800,9 +836,14 @@ pub async fn mfa_verify(
         return Err(ApiError::BadCredentials);
     }
     mfa(Outcome::Success, "accepted");
+    let second = if used_totp { "otp" } else { "backup_code" };
     let pair = auth
         .tokens()
-        .issue_pair_at(&user_id.to_string(), AccessClaims::new(), now)
+        .issue_pair_at(
+            &user_id.to_string(),
+            AccessClaims::logged_in(now, &["pwd", second, "mfa"]),
+            now,
+        )
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user_id, "logged in with a second factor");
@@ -871,7 +912,10 @@ pub async fn logout(
     notes: AuditNotes,
     request: Option<Json<Option<LogoutRequest>>>,
 ) -> ApiResult<StatusCode> {
-    let Via::Bearer { jti, expires_at } = &principal.via else {
+    let Via::Bearer {
+        jti, expires_at, ..
+    } = &principal.via
+    else {
         return Err(ApiError::Forbidden("logout needs a session".to_owned()));
     };
     let auth = state.auth();
@@ -935,7 +979,7 @@ pub async fn logout(
     tag = "auth",
     responses(
         (status = 200, description = "Scan the QR code, then confirm with a code", body = Enrollment),
-        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login within 5 minutes, with the second factor when enrolled", body = Problem),
         (status = 403, description = "Called with an API key", body = Problem),
         (status = 409, description = "A second factor is already confirmed", body = Problem),
     ),
@@ -944,8 +988,9 @@ pub async fn logout(
 pub async fn mfa_enroll(
     State(state): State<AppState>,
     principal: Principal,
+    notes: AuditNotes,
 ) -> ApiResult<Response> {
-    require_bearer(&principal)?;
+    require_recent_login(&principal, &notes, "auth.mfa_enroll")?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
     let pending = PendingEnrollment::begin(
@@ -994,7 +1039,7 @@ pub async fn mfa_enroll(
     request_body = CodeRequest,
     responses(
         (status = 200, description = "Enabled; the backup codes are shown only now", body = BackupCodesResponse),
-        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login within 5 minutes, with the second factor when enrolled", body = Problem),
         (status = 403, description = "Called with an API key", body = Problem),
         (status = 409, description = "No pending enrollment", body = Problem),
         (status = 422, description = "The code is wrong", body = Problem),
@@ -1004,9 +1049,10 @@ pub async fn mfa_enroll(
 pub async fn mfa_confirm(
     State(state): State<AppState>,
     principal: Principal,
+    notes: AuditNotes,
     Json(request): Json<CodeRequest>,
 ) -> ApiResult<Response> {
-    require_bearer(&principal)?;
+    require_recent_login(&principal, &notes, "auth.mfa_confirm")?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
     let Some(StoredTotpSecret {
@@ -1082,7 +1128,7 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
     request_body = NewApiKeyRequest,
     responses(
         (status = 201, description = "Created; `key` is shown only now", body = CreatedApiKey),
-        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login within 5 minutes, with the second factor when enrolled", body = Problem),
         (status = 403, description = "Called with an API key", body = Problem),
         (status = 422, description = "A bad name, scope or expiry (longer than this server's longest API key lifetime)", body = Problem),
     ),
@@ -1094,7 +1140,7 @@ pub async fn create_api_key(
     notes: AuditNotes,
     Json(request): Json<NewApiKeyRequest>,
 ) -> ApiResult<Response> {
-    require_bearer(&principal)?;
+    require_recent_login(&principal, &notes, "api_key.create")?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
     let name = request.name;

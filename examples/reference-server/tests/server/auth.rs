@@ -1085,3 +1085,78 @@ async fn api_keys_expire_within_the_servers_limit() {
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
     server.terminate();
 }
+
+/// A stolen or refreshed access token alone cannot mint an API key or change the second
+/// factor: those need a login within 5 minutes, with the second factor once enrolled, and
+/// are otherwise answered with an RFC 9470 step-up challenge.
+#[tokio::test]
+async fn lasting_access_needs_a_recent_login() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "sam").await;
+    let key = json!({"name": "bot", "scopes": ["*"]});
+    let assert_step_up = |reply: &Reply, what: &str| {
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "{what}: {}",
+            reply.body
+        );
+        let challenge = reply.headers[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(
+            challenge.contains("error=\"insufficient_user_authentication\"")
+                && challenge.contains("max_age=300"),
+            "{what}: {challenge}"
+        );
+        assert!(
+            reply.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("log in again"),
+            "{what}: {}",
+            reply.body
+        );
+    };
+
+    // A token from a refresh proves nobody is there: it works, but not for these.
+    let tokens = login_tokens(&server, "sam").await;
+    let refreshed = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": tokens["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let refreshed = refreshed.body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&server, &refreshed).await.status, StatusCode::OK);
+    assert_step_up(
+        &post(&server, "/api-keys", Some(&refreshed), key.clone()).await,
+        "api key from a refreshed token",
+    );
+    assert_step_up(
+        &post(&server, "/mfa/enroll", Some(&refreshed), json!({})).await,
+        "mfa enrolment from a refreshed token",
+    );
+
+    // A fresh password login can; once MFA is on, a password-only token no longer can.
+    let fresh = login_tokens(&server, "sam").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = post(&server, "/api-keys", Some(&fresh), key.clone()).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let (totp, _backup, _secret) = enable_mfa(&server, &fresh).await;
+    assert_step_up(
+        &post(&server, "/api-keys", Some(&fresh), key.clone()).await,
+        "api key from a token without the second factor",
+    );
+    // A login with the second factor can.
+    let mfa_token = login_mfa(&server, "sam").await;
+    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let created = post(&server, "/api-keys", Some(&strong), key).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    server.terminate();
+}

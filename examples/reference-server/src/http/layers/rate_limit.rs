@@ -195,6 +195,8 @@ mod tests {
             via: Via::Bearer {
                 jti: "j1".to_owned(),
                 expires_at: OffsetDateTime::UNIX_EPOCH,
+                auth_time: None,
+                amr: Vec::new(),
             },
         }
     }

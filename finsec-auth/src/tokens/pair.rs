@@ -96,7 +96,10 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
         }
     }
 
-    /// Sets the lifetimes (non-positive values fall back to the defaults).
+    /// Sets the lifetimes (non-positive values fall back to the defaults). `refresh` is a
+    /// session's whole lifetime: a refresh token from a refresh expires when the one it
+    /// replaced did, so a session ends `refresh` after its login however often it is
+    /// refreshed.
     #[must_use]
     pub fn with_ttls(mut self, access: Duration, refresh: Duration) -> Self {
         self.access_ttl = if access.is_positive() {
@@ -226,7 +229,8 @@ impl<R: RevocationStore, S: RefreshTokenStore> TokenService<R, S> {
             refresh_token: SecretString::from(next),
             family: spent.family,
             access_expires_at,
-            refresh_expires_at,
+            // The store keeps the spent token's expiry when it is earlier.
+            refresh_expires_at: refresh_expires_at.min(spent.expires_at),
         }))
     }
 

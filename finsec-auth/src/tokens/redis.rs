@@ -52,8 +52,14 @@ end
 if tonumber(t[3]) <= tonumber(ARGV[1]) then return {'expired'} end
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'exists'} end
 redis.call('HSET', KEYS[1], 'used', ARGV[1])
-redis.call('HSET', KEYS[2], 'family', t[1], 'subject', t[2], 'expires', ARGV[2])
-redis.call('PEXPIREAT', KEYS[2], ARGV[3])
+-- The successor never outlives the spent token (integers below 2^53: exact in Lua).
+local expires, at_ms = ARGV[2], ARGV[3]
+if tonumber(t[3]) < tonumber(ARGV[2]) then
+  expires = t[3]
+  at_ms = string.format('%.0f', math.floor(tonumber(t[3]) / 1000))
+end
+redis.call('HSET', KEYS[2], 'family', t[1], 'subject', t[2], 'expires', expires)
+redis.call('PEXPIREAT', KEYS[2], at_ms)
 return {'rotated', t[1], t[2], t[3]}
 ";
 

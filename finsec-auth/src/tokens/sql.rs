@@ -153,7 +153,7 @@ macro_rules! impl_token_stores {
                         .bind(&next.token_hash)
                         .bind(&family)
                         .bind(&subject)
-                        .bind(micros(next.expires_at)?)
+                        .bind(micros(next.expires_at.min(expires_at))?)
                         .execute(&mut *tx)
                         .await
                         .map_err(TokenError::store)?;

@@ -63,7 +63,7 @@ pub struct RefreshRecord {
 pub struct NextRefresh {
     /// Hex SHA-256 of the new opaque refresh token.
     pub token_hash: String,
-    /// Expiry of the new token.
+    /// Expiry of the new token (the store keeps the spent token's, if earlier).
     pub expires_at: OffsetDateTime,
 }
 
@@ -100,6 +100,10 @@ pub trait RefreshTokenStore: Send + Sync + fmt::Debug {
     /// Atomically spends `token_hash` and stores `next` in its family when the token is live;
     /// on reuse of a spent token revokes the family. Checks in order: unknown, family revoked,
     /// already spent (then revokes the family), expired.
+    ///
+    /// The successor never outlives the spent token: it expires at `next.expires_at` or the
+    /// spent token's expiry, whichever is earlier, so refreshing never extends a session
+    /// past the lifetime its first token was given at login.
     ///
     /// # Errors
     /// [`TokenError::Store`] on a backend failure.
@@ -286,7 +290,7 @@ impl RefreshTokenStore for MemoryRefreshTokenStore {
             token_hash: next.token_hash.clone(),
             family: record.family.clone(),
             subject: record.subject.clone(),
-            expires_at: next.expires_at,
+            expires_at: next.expires_at.min(record.expires_at),
         };
         state.tokens.insert(next.token_hash, (successor, false));
         Ok(RotateOutcome::Rotated(record))

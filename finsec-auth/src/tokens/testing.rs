@@ -166,7 +166,8 @@ fn next(p: &str, name: &str, expires_at: OffsetDateTime) -> NextRefresh {
 
 /// Runs the [`RefreshTokenStore`] suite: unknown tokens; rotation spends a token and stores
 /// its successor in the family; reuse of a spent token revokes the family (successors
-/// included); explicit family revocation; expiry; duplicate inserts refused; and 8 concurrent
+/// included); explicit family revocation; expiry; a successor never outliving the token it
+/// replaces; duplicate inserts refused; and 8 concurrent
 /// rotations of one token yielding exactly one `Rotated`.
 ///
 /// # Panics
@@ -256,6 +257,51 @@ pub async fn refresh_store_conformance<S: RefreshTokenStore + ?Sized>(store: &S)
     );
     if outcome != RotateOutcome::Expired {
         fail("expired token", &format!("{outcome:?}"));
+    }
+
+    // A successor never outlives the token it replaces: asked for a day, it gets the
+    // spent token's ten minutes, and is dead when they are over.
+    let short = now + Duration::minutes(10);
+    ok(
+        "insert s1",
+        store.insert(record(&p, "s1", "f5", short)).await,
+    );
+    match ok(
+        "rotate s1",
+        store
+            .rotate(&format!("{p}s1"), next(&p, "s2", later), now)
+            .await,
+    ) {
+        RotateOutcome::Rotated(_) => {}
+        other => fail("rotate s1", &format!("{other:?}")),
+    }
+    match ok(
+        "rotate s2 before the first token's expiry",
+        store
+            .rotate(
+                &format!("{p}s2"),
+                next(&p, "s3", later),
+                short - Duration::seconds(1),
+            )
+            .await,
+    ) {
+        RotateOutcome::Rotated(spent) if spent.expires_at == short => {}
+        other => fail(
+            "successor's expiry",
+            &format!("{other:?} (expected the spent token's, {short})"),
+        ),
+    }
+    let outcome = ok(
+        "rotate s3 after the first token's expiry",
+        store
+            .rotate(&format!("{p}s3"), next(&p, "s4", later), short)
+            .await,
+    );
+    if outcome != RotateOutcome::Expired {
+        fail(
+            "a session refreshed past its first token's expiry",
+            &format!("{outcome:?}"),
+        );
     }
 
     // Concurrent rotations: exactly one wins; the others see a reuse (family revoked).

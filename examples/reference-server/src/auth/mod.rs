@@ -95,15 +95,16 @@ pub struct AuthConfig {
     )]
     pub access_token_ttl_secs: u32,
 
-    /// Refresh-token lifetime in days.
+    /// A session's whole lifetime in hours, from its login: refreshing never extends it
+    /// (each refresh token expires when the one it replaced did).
     #[arg(
         long,
-        env = "FINSEC_REFRESH_TOKEN_TTL_DAYS",
-        default_value_t = 30,
-        value_parser = clap::value_parser!(u32).range(1..=365),
+        env = "FINSEC_SESSION_MAX_HOURS",
+        default_value_t = 12,
+        value_parser = clap::value_parser!(u32).range(1..=8760),
         global = true
     )]
-    pub refresh_token_ttl_days: u32,
+    pub session_max_hours: u32,
 
     /// The `iss` of issued tokens.
     #[arg(
@@ -159,7 +160,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             access_token_ttl_secs: 900,
-            refresh_token_ttl_days: 30,
+            session_max_hours: 12,
             jwt_issuer: "finsec-reference-server".to_owned(),
             jwt_audience: "finsec-api".to_owned(),
             password_pepper_file: None,
@@ -185,7 +186,7 @@ impl AuthConfig {
 
     /// The refresh-token lifetime.
     pub fn refresh_ttl(&self) -> Duration {
-        Duration::days(i64::from(self.refresh_token_ttl_days))
+        Duration::hours(i64::from(self.session_max_hours))
     }
 }
 

@@ -210,6 +210,9 @@ pub struct TokenResponse {
     pub token_type: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// Seconds until the refresh token, and with it the session, expires: counted from the
+    /// login, never extended by a refresh.
+    pub refresh_expires_in: i64,
 }
 
 /// A second factor is needed: send a code with the `mfa_token` to `/auth/mfa/verify`.
@@ -397,6 +400,7 @@ fn tokens_response(pair: &TokenPair, now: OffsetDateTime) -> Response {
             refresh_token: pair.refresh_token.expose_secret().to_owned(),
             token_type: "Bearer".to_owned(),
             expires_in: (pair.access_expires_at - now).whole_seconds().max(0),
+            refresh_expires_in: (pair.refresh_expires_at - now).whole_seconds().max(0),
         }),
     )
         .into_response()
@@ -1340,6 +1344,7 @@ mod tests {
             refresh_token: "refresh-secret".to_owned(),
             token_type: "Bearer".to_owned(),
             expires_in: 900,
+            refresh_expires_in: 43_200,
         };
         let verify: MfaVerifyRequest =
             serde_json::from_str(r#"{"mfa_token":"eyJ.mfa.sig","code":"123456"}"#).unwrap();

@@ -1160,3 +1160,49 @@ async fn lasting_access_needs_a_recent_login() {
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     server.terminate();
 }
+
+/// A session refreshed again and again used to live for ever (each refresh token got a
+/// fresh 30 days). Now it ends `--session-max-hours` after its login: every refresh token
+/// of the family expires at the instant the first one did.
+#[tokio::test]
+async fn refreshing_never_extends_a_session() {
+    let data = DataDir::new();
+    let server = Launch::new()
+        .args(["--session-max-hours", "2"])
+        .start(&data);
+    register(&server, "rita").await;
+    let tokens = login_tokens(&server, "rita").await;
+    let first_left = tokens["refresh_expires_in"].as_i64().unwrap();
+    assert!((7_190..=7_200).contains(&first_left), "{tokens}");
+    let mut refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let rotated = post(
+            &server,
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": refresh}),
+        )
+        .await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
+        assert!(rotated.body["refresh_expires_in"].as_i64().unwrap() <= first_left);
+        refresh = rotated.body["refresh_token"].as_str().unwrap().to_owned();
+    }
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap();
+    let expiries: Vec<(String, i64)> =
+        sqlx::query_as("SELECT family, expires_at FROM finsec_refresh_tokens")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(expiries.len(), 4, "{expiries:?}");
+    assert!(
+        expiries.iter().all(|e| *e == expiries[0]),
+        "one family, one expiry: {expiries:?}"
+    );
+    server.terminate();
+}

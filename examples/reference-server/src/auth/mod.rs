@@ -106,6 +106,18 @@ pub struct AuthConfig {
     )]
     pub session_max_hours: u32,
 
+    /// Minutes a session may go without a new access token (a login or a refresh) before
+    /// its next refresh is refused and the session ended; never less than the access-token
+    /// lifetime plus a minute, so a client refreshing as its token expires stays in.
+    #[arg(
+        long,
+        env = "FINSEC_SESSION_IDLE_MINUTES",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u32).range(1..=10_080),
+        global = true
+    )]
+    pub session_idle_minutes: u32,
+
     /// The `iss` of issued tokens.
     #[arg(
         long,
@@ -161,6 +173,7 @@ impl Default for AuthConfig {
         Self {
             access_token_ttl_secs: 900,
             session_max_hours: 12,
+            session_idle_minutes: 60,
             jwt_issuer: "finsec-reference-server".to_owned(),
             jwt_audience: "finsec-api".to_owned(),
             password_pepper_file: None,
@@ -182,6 +195,13 @@ impl AuthConfig {
     /// The access-token lifetime.
     pub fn access_ttl(&self) -> Duration {
         Duration::seconds(i64::from(self.access_token_ttl_secs))
+    }
+
+    /// How long a session may go without a new access token: the configured minutes, at
+    /// least the access-token lifetime plus a minute.
+    pub fn session_idle(&self) -> Duration {
+        Duration::minutes(i64::from(self.session_idle_minutes))
+            .max(self.access_ttl() + Duration::minutes(1))
     }
 
     /// The refresh-token lifetime.
@@ -240,6 +260,8 @@ pub struct Auth {
     api_key_max_days: u32,
     /// Whether a key asked for without a lifetime never expires.
     api_key_allow_no_expiry: bool,
+    /// How long a session may go without a new access token.
+    session_idle: Duration,
 }
 
 impl fmt::Debug for Auth {
@@ -346,6 +368,7 @@ impl Auth {
             failure_floor: finsec_auth::passwords::FailureFloor::default(),
             api_key_max_days: auth.api_key_max_days,
             api_key_allow_no_expiry: auth.api_key_allow_no_expiry,
+            session_idle: auth.session_idle(),
         })
     }
 

@@ -425,8 +425,15 @@ async fn session_response(
 ) -> ApiResult<Response> {
     let jti = issued_jti(pair.access_token.expose_secret())
         .ok_or_else(|| internal("token issue", &"issued access token has no jti"))?;
+    // Rows outlive their token by the idle window, so a refresh can still see when the
+    // session last got a token.
     auth.sessions
-        .insert_session(&jti, &pair.family, now, pair.access_expires_at)
+        .insert_session(
+            &jti,
+            &pair.family,
+            now - auth.session_idle,
+            pair.access_expires_at,
+        )
         .await
         .map_err(|e| internal("session insert", &e))?;
     Ok(tokens_response(pair, now))
@@ -880,7 +887,30 @@ pub async fn refresh(
         .await
         .map_err(|e| internal("refresh", &e))?
     {
-        CredentialOutcome::Accepted(pair) => session_response(auth, &pair, now).await,
+        CredentialOutcome::Accepted(pair) => {
+            // The session's last token was issued when its newest access token was; longer
+            // ago than the idle limit, the session is over (its new pair with it).
+            let newest = auth
+                .sessions
+                .newest_access_expiry(&pair.family)
+                .await
+                .map_err(|e| internal("session lookup", &e))?;
+            let idle = newest.is_none_or(|exp| now - (exp - auth.access_ttl) > auth.session_idle);
+            if idle {
+                auth.tokens()
+                    .revoke_family_at(&pair.family, now)
+                    .await
+                    .map_err(|e| internal("idle session revocation", &e))?;
+                notes.note(
+                    Note::new("auth.refresh", Outcome::Denied)
+                        .resource("session", &pair.family)
+                        .detail("reason", "session.idle"),
+                );
+                tracing::debug!("refresh refused: the session was idle too long");
+                return Err(ApiError::Unauthorized);
+            }
+            session_response(auth, &pair, now).await
+        }
         CredentialOutcome::Rejected(why) => {
             if let TokenRejection::RefreshReused { family } = &why {
                 tracing::warn!("refresh token reused; its family is revoked");

@@ -13,7 +13,8 @@ use crate::storage::sql::StoreResult;
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Records that access token `jti` belongs to refresh family `family` until
-    /// `expires_at`, first deleting every row that expired before `now`.
+    /// `expires_at`, first deleting every row that expired before `purge_before` (the
+    /// caller keeps rows past their expiry for as long as the idle timeout looks back).
     ///
     /// # Errors
     /// If the database fails (a `jti` already recorded is such a failure).
@@ -21,9 +22,16 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         jti: &str,
         family: &str,
-        now: OffsetDateTime,
+        purge_before: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()>;
+
+    /// When the newest recorded access token of `family` expires; `None` if none is
+    /// recorded (never, or purged).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn newest_access_expiry(&self, family: &str) -> StoreResult<Option<OffsetDateTime>>;
 
     /// The refresh family of access token `jti`; `None` if it is not recorded (never, or
     /// purged after expiry).

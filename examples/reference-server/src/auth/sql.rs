@@ -205,11 +205,11 @@ macro_rules! impl_auth_stores {
                 &self,
                 jti: &str,
                 family: &str,
-                now: OffsetDateTime,
+                purge_before: OffsetDateTime,
                 expires_at: OffsetDateTime,
             ) -> StoreResult<()> {
                 sqlx::query("DELETE FROM server_sessions WHERE expires_at < $1")
-                    .bind(now.unix_timestamp())
+                    .bind(purge_before.unix_timestamp())
                     .execute(self.pool())
                     .await?;
                 sqlx::query(
@@ -222,6 +222,26 @@ macro_rules! impl_auth_stores {
                 .execute(self.pool())
                 .await?;
                 Ok(())
+            }
+
+            async fn newest_access_expiry(
+                &self,
+                family: &str,
+            ) -> StoreResult<Option<OffsetDateTime>> {
+                let newest: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(expires_at) FROM server_sessions WHERE family = $1",
+                )
+                .bind(family)
+                .fetch_one(self.pool())
+                .await?;
+                newest
+                    .map(|secs| {
+                        OffsetDateTime::from_unix_timestamp(secs).map_err(|_| StoreError::Corrupt {
+                            table: "server_sessions",
+                            detail: "expires_at out of range".to_owned(),
+                        })
+                    })
+                    .transpose()
             }
 
             async fn session_family(&self, jti: &str) -> StoreResult<Option<String>> {

@@ -179,6 +179,28 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
             .await
             .is_err()
     );
+    // The newest access token of a family, for the idle timeout.
+    let second = |d: OffsetDateTime| d.replace_nanosecond(0).unwrap();
+    assert_eq!(
+        sessions.newest_access_expiry("fam-1").await.unwrap(),
+        Some(second(later))
+    );
+    sessions
+        .insert_session("jti-2", "fam-1", t, later + Duration::minutes(5))
+        .await
+        .unwrap();
+    sessions
+        .insert_session("jti-3", "fam-9", t, later + Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.newest_access_expiry("fam-1").await.unwrap(),
+        Some(second(later + Duration::minutes(5)))
+    );
+    assert_eq!(
+        sessions.newest_access_expiry("fam-none").await.unwrap(),
+        None
+    );
 
     // Challenges: attempts up to the limit, for their user, before expiry, until used.
     let user_id = user(users, "suite.challenged").await;

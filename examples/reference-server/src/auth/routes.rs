@@ -53,6 +53,7 @@ where
         .routes(routes!(logout))
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
+        .routes(routes!(regenerate_backup_codes))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(delete_api_key))
         .routes(routes!(me))
@@ -1134,6 +1135,61 @@ pub async fn mfa_confirm(
         return Err(ApiError::Conflict("no pending enrollment".to_owned()));
     }
     tracing::info!(user_id = %principal.user_id, "second factor enabled");
+    Ok((
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(BackupCodesResponse {
+            backup_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
+        }),
+    )
+        .into_response())
+}
+
+/// Replaces the caller's backup codes with 10 new ones, shown once: the old codes stop
+/// working. Needs a login with the second factor within the last 5 minutes.
+#[utoipa::path(
+    post,
+    path = "/mfa/backup-codes",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The new backup codes, shown only now; the old ones no longer work", body = BackupCodesResponse),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login with the second factor within 5 minutes", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 409, description = "No second factor is enabled", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn regenerate_backup_codes(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+) -> ApiResult<Response> {
+    require_recent_login(&principal, &notes, "auth.mfa_backup_codes")?;
+    let auth = state.auth();
+    let confirmed = matches!(
+        auth.users
+            .mfa_secret(principal.user_id)
+            .await
+            .map_err(|e| internal("totp secret lookup", &e))?,
+        Some(StoredTotpSecret {
+            confirmed: true,
+            ..
+        })
+    );
+    if !confirmed {
+        return Err(ApiError::Conflict("no second factor is enabled".to_owned()));
+    }
+    let who = mfa_user(principal.user_id)?;
+    let codes = BackupCodes::generate(&auth.backup_key, &who)
+        .map_err(|e| internal("backup codes", &e))?
+        .store(&who, &*auth.backup_codes)
+        .await
+        .map_err(|e| internal("backup code store", &e))?;
+    notes.note(
+        Note::new("auth.mfa_backup_codes", Outcome::Success)
+            .user(principal.user_id)
+            .resource("user", principal.user_id),
+    );
+    tracing::info!(user_id = %principal.user_id, "backup codes regenerated");
     Ok((
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(BackupCodesResponse {

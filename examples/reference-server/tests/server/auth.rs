@@ -1188,3 +1188,51 @@ async fn an_idle_session_ends_at_its_next_refresh() {
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.body);
     server.terminate();
 }
+
+/// New backup codes replace the old ones, and only a recent login with the second factor
+/// may ask for them.
+#[tokio::test]
+async fn backup_codes_are_regenerated_after_a_step_up() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "bea").await;
+    let password_only = login_tokens(&server, "bea").await;
+    let access = password_only["access_token"].as_str().unwrap().to_owned();
+    // No second factor yet: nothing to regenerate.
+    let none = post(&server, "/mfa/backup-codes", Some(&access), json!({})).await;
+    assert_eq!(none.status, StatusCode::CONFLICT, "{}", none.body);
+    let (totp, old_codes, _secret) = enable_mfa(&server, &access).await;
+    // The password-only token no longer passes the step-up.
+    let refused = post(&server, "/mfa/backup-codes", Some(&access), json!({})).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(
+        refused.headers[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_user_authentication")
+    );
+    let mfa_token = login_mfa(&server, "bea").await;
+    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let renewed = post(&server, "/mfa/backup-codes", Some(&strong), json!({})).await;
+    assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
+    assert_eq!(renewed.headers["cache-control"], "no-store");
+    let new_codes: Vec<String> = renewed.body["backup_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(new_codes.len(), 10);
+    assert!(new_codes.iter().all(|c| !old_codes.contains(c)));
+    // An old code is dead, a new one logs in.
+    let mfa_token = login_mfa(&server, "bea").await;
+    let stale = verify(&server, &mfa_token, &old_codes[0]).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
+    assert_eq!(stale.body["detail"], "the credentials are not valid");
+    let mfa_token = login_mfa(&server, "bea").await;
+    let fresh = verify(&server, &mfa_token, &new_codes[0]).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    server.terminate();
+}

@@ -54,6 +54,7 @@ where
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
         .routes(routes!(regenerate_backup_codes))
+        .routes(routes!(disable_mfa))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(delete_api_key))
         .routes(routes!(me))
@@ -1197,6 +1198,52 @@ pub async fn regenerate_backup_codes(
         }),
     )
         .into_response())
+}
+
+/// Turns the caller's second factor off: the TOTP secret and every backup code are
+/// deleted. Needs a login with the second factor within the last 5 minutes.
+#[utoipa::path(
+    delete,
+    path = "/mfa",
+    tag = "auth",
+    responses(
+        (status = 204, description = "The second factor is off; enrol again to turn it on"),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login with the second factor within 5 minutes", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 409, description = "No second factor is enabled", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn disable_mfa(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+) -> ApiResult<StatusCode> {
+    require_recent_login(&principal, &notes, "auth.mfa_disable")?;
+    let auth = state.auth();
+    if !principal.mfa_enabled {
+        return Err(ApiError::Conflict("no second factor is enabled".to_owned()));
+    }
+    let who = mfa_user(principal.user_id)?;
+    auth.backup_codes
+        .replace(&who, Vec::new())
+        .await
+        .map_err(|e| internal("backup code store", &e))?;
+    if !auth
+        .users
+        .disable_mfa(principal.user_id, OffsetDateTime::now_utc())
+        .await
+        .map_err(|e| internal("mfa disable", &e))?
+    {
+        return Err(ApiError::Conflict("no second factor is enabled".to_owned()));
+    }
+    notes.note(
+        Note::new("auth.mfa_disable", Outcome::Success)
+            .user(principal.user_id)
+            .resource("user", principal.user_id),
+    );
+    tracing::info!(user_id = %principal.user_id, "second factor disabled");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKeyInfo {

@@ -156,6 +156,27 @@ macro_rules! impl_auth_stores {
                 Ok(true)
             }
 
+            async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+                let mut tx = self.pool().begin().await?;
+                let removed = sqlx::query("DELETE FROM server_mfa_secrets WHERE user_id = $1")
+                    .bind(<$db as ServerDb>::uuid(user))
+                    .execute(&mut *tx)
+                    .await?;
+                if removed.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE server_users SET mfa_enabled = FALSE, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now.unix_timestamp())
+                .bind(<$db as ServerDb>::uuid(user))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn insert_key_name(
                 &self,
                 key_id: &ApiKeyId,

@@ -95,6 +95,17 @@ async fn users(users: &dyn UserStore) {
     );
     assert!(!users.put_pending_secret(id, "sealed-3", t).await.unwrap());
     assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-2", true));
+    // Disabled: the secret is gone and MFA is off; a new enrollment can start.
+    assert!(users.disable_mfa(id, t).await.unwrap());
+    assert!(!users.find_by_id(id).await.unwrap().unwrap().mfa_enabled);
+    assert_eq!(users.mfa_secret(id).await.unwrap(), None);
+    assert!(
+        !users.disable_mfa(id, t).await.unwrap(),
+        "nothing to disable"
+    );
+    assert!(users.put_pending_secret(id, "sealed-4", t).await.unwrap());
+    assert!(users.confirm_mfa(id, t).await.unwrap());
+    assert_eq!(users.mfa_secret(id).await.unwrap(), totp("sealed-4", true));
     assert!(
         users
             .put_pending_secret(Uuid::now_v7(), "x", t)

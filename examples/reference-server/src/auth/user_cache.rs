@@ -282,6 +282,12 @@ impl UserStore for CachedUserStore {
         confirmed
     }
 
+    async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
+        let disabled = self.inner.disable_mfa(user, now).await;
+        self.written(user).await;
+        disabled
+    }
+
     async fn insert_key_name(
         &self,
         key_id: &ApiKeyId,

@@ -206,6 +206,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// If the database fails.
     async fn confirm_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
 
+    /// Removes `user`'s TOTP secret (pending or confirmed) and turns MFA off, in one
+    /// transaction. Returns `false`, and changes nothing, if there was no secret.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
+
     /// Records `name` for API key `key_id` of `user`. Returns `false`, and changes nothing,
     /// if that key already has a name.
     ///

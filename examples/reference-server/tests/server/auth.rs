@@ -1236,3 +1236,66 @@ async fn backup_codes_are_regenerated_after_a_step_up() {
     assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
     server.terminate();
 }
+
+/// Turning the second factor off needs a recent login with it; afterwards a password
+/// login gets tokens directly and the old codes are gone.
+#[tokio::test]
+async fn mfa_is_disabled_only_after_a_step_up_with_it() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "dina").await;
+    let access = login_tokens(&server, "dina").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let disable = |token: String| {
+        let server = &server;
+        async move {
+            let value = format!("Bearer {token}");
+            send(
+                server,
+                reqwest::Method::DELETE,
+                "/mfa",
+                Some(("authorization", &value)),
+                None,
+            )
+            .await
+        }
+    };
+    assert_eq!(disable(access.clone()).await.status, StatusCode::CONFLICT);
+    let (totp, backup, _secret) = enable_mfa(&server, &access).await;
+    // The password-only token cannot turn it off.
+    let refused = disable(access.clone()).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{}", refused.body);
+    assert!(
+        refused.headers[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_user_authentication")
+    );
+    let mfa_token = login_mfa(&server, "dina").await;
+    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let done = disable(strong.clone()).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+    assert_eq!(me(&server, &strong).await.body["mfa_enabled"], false);
+    // A password login is enough again, and there is nothing left to disable.
+    let tokens = login_tokens(&server, "dina").await;
+    assert!(tokens["access_token"].is_string());
+    assert_eq!(disable(strong).await.status, StatusCode::CONFLICT);
+    // The stored backup codes went with it: the table holds none for the user.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM finsec_mfa_backup_codes")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    assert_eq!(left, 0, "{} codes were issued", backup.len());
+    server.terminate();
+}

@@ -1122,11 +1122,7 @@ pub async fn mfa_confirm(
             return Err(ApiError::Invalid("the code is not valid".to_owned()));
         }
     }
-    let codes = BackupCodes::generate(&auth.backup_key, &who)
-        .map_err(|e| internal("backup codes", &e))?
-        .store(&who, &*auth.backup_codes)
-        .await
-        .map_err(|e| internal("backup code store", &e))?;
+    let codes = new_backup_codes(auth, &who).await?;
     if !auth
         .users
         .confirm_mfa(principal.user_id, now)
@@ -1136,13 +1132,28 @@ pub async fn mfa_confirm(
         return Err(ApiError::Conflict("no pending enrollment".to_owned()));
     }
     tracing::info!(user_id = %principal.user_id, "second factor enabled");
-    Ok((
+    Ok(backup_codes_response(&codes))
+}
+
+/// Generates 10 backup codes for `who` and stores their hashes in place of any earlier
+/// set; the codes are returned to be shown once.
+async fn new_backup_codes(auth: &Auth, who: &MfaUserId) -> ApiResult<Vec<SecretString>> {
+    BackupCodes::generate(&auth.backup_key, who)
+        .map_err(|e| internal("backup codes", &e))?
+        .store(who, &*auth.backup_codes)
+        .await
+        .map_err(|e| internal("backup code store", &e))
+}
+
+/// The backup codes, shown once and never cached.
+fn backup_codes_response(codes: &[SecretString]) -> Response {
+    (
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         Json(BackupCodesResponse {
             backup_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
         }),
     )
-        .into_response())
+        .into_response()
 }
 
 /// Replaces the caller's backup codes with 10 new ones, shown once: the old codes stop
@@ -1180,24 +1191,14 @@ pub async fn regenerate_backup_codes(
         return Err(ApiError::Conflict("no second factor is enabled".to_owned()));
     }
     let who = mfa_user(principal.user_id)?;
-    let codes = BackupCodes::generate(&auth.backup_key, &who)
-        .map_err(|e| internal("backup codes", &e))?
-        .store(&who, &*auth.backup_codes)
-        .await
-        .map_err(|e| internal("backup code store", &e))?;
+    let codes = new_backup_codes(auth, &who).await?;
     notes.note(
         Note::new("auth.mfa_backup_codes", Outcome::Success)
             .user(principal.user_id)
             .resource("user", principal.user_id),
     );
     tracing::info!(user_id = %principal.user_id, "backup codes regenerated");
-    Ok((
-        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
-        Json(BackupCodesResponse {
-            backup_codes: codes.iter().map(|c| c.expose_secret().to_owned()).collect(),
-        }),
-    )
-        .into_response())
+    Ok(backup_codes_response(&codes))
 }
 
 /// Turns the caller's second factor off: the TOTP secret and every backup code are

@@ -28,6 +28,10 @@
 //! Memory is bounded: a counting window keeps at most `threshold + 1` timestamps, a sum
 //! window one entry per second, and each rule tracks at most [`MAX_KEYS`] keys, dropping
 //! the stalest first.
+//!
+//! Windows live in the `Monitor` value: several processes behind one balancer each see
+//! only the events they observe. Feed one monitor every instance's events (for example
+//! from the shared log) where a rule must count across instances.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

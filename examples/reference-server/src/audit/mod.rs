@@ -25,7 +25,11 @@
 //!   and `keys` commands record `role.grant`, `role.revoke`, `key.rotate` and `key.rewrap`.
 //! - **The monitor** ([`finsec_audit::Monitor`], the default rules or `--audit-rules`)
 //!   sees every request; its alerts are recorded as `security.alert` events and stored in
-//!   the `server_incidents` table, read at `GET /audit/incidents`.
+//!   the `server_incidents` table, read at `GET /audit/incidents`. Its windows are this
+//!   process's: with several instances behind a balancer each counts the traffic it
+//!   serves, so attempts spread over `n` instances trip a rule at up to `n` times its
+//!   threshold (the shared rate limits still bound them). A rule's `response` is recorded
+//!   on the incident; the server takes no automatic action on it.
 //! - **Auditors** (`audit:read`, the generated policy's `auditor` role; `admin` has it too)
 //!   read `GET /audit`, `/audit/checkpoint`, `/audit/proof/inclusion` and
 //!   `/audit/proof/consistency` ([`routes`]).

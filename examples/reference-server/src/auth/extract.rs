@@ -101,6 +101,8 @@ pub enum Via {
         auth_time: Option<OffsetDateTime>,
         /// How they logged in (`pwd`, `otp`, `backup_code`, `mfa`).
         amr: Vec<String>,
+        /// The session (refresh family) the token was issued in.
+        sid: Option<String>,
     },
     /// An API key.
     ApiKey {
@@ -119,12 +121,14 @@ impl fmt::Debug for Via {
                 expires_at,
                 auth_time,
                 amr,
+                sid,
             } => f
                 .debug_struct("Bearer")
                 .field("jti", jti)
                 .field("expires_at", expires_at)
                 .field("auth_time", auth_time)
                 .field("amr", amr)
+                .field("sid", sid)
                 .finish(),
             Self::ApiKey { key_id, scopes } => f
                 .debug_struct("ApiKey")
@@ -371,6 +375,7 @@ pub async fn authenticate(
                     expires_at,
                     auth_time,
                     amr: claims.extra.amr.clone(),
+                    sid: claims.sid.clone(),
                 },
                 user,
             )

@@ -51,6 +51,7 @@ where
         .routes(routes!(mfa_verify))
         .routes(routes!(refresh))
         .routes(routes!(logout))
+        .routes(routes!(logout_all))
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
         .routes(routes!(regenerate_backup_codes))
@@ -410,13 +411,15 @@ fn tokens_response(pair: &TokenPair, now: OffsetDateTime) -> Response {
 
 /// The `jti` of an access token this server just issued (its payload is read without
 /// verification: the token comes from the token service, not the client).
-fn issued_jti(token: &str) -> Option<String> {
+fn issued_jti_and_user(token: &str) -> Option<(String, Uuid)> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("jti")?.as_str().map(str::to_owned)
+    let jti = claims.get("jti")?.as_str()?.to_owned();
+    let user = Uuid::parse_str(claims.get("sub")?.as_str()?).ok()?;
+    Some((jti, user))
 }
 
 /// Records the new access token's refresh family (for logout) and answers with the pair.
@@ -425,14 +428,15 @@ async fn session_response(
     pair: &TokenPair,
     now: OffsetDateTime,
 ) -> ApiResult<Response> {
-    let jti = issued_jti(pair.access_token.expose_secret())
-        .ok_or_else(|| internal("token issue", &"issued access token has no jti"))?;
+    let (jti, user) = issued_jti_and_user(pair.access_token.expose_secret())
+        .ok_or_else(|| internal("token issue", &"issued access token has no jti or sub"))?;
     // Rows outlive their token by the idle window, so a refresh can still see when the
     // session last got a token.
     auth.sessions
         .insert_session(
             &jti,
             &pair.family,
+            user,
             now - auth.session_idle,
             pair.access_expires_at,
         )
@@ -1131,8 +1135,75 @@ pub async fn mfa_confirm(
     {
         return Err(ApiError::Conflict("no pending enrollment".to_owned()));
     }
+    // Sessions opened without the second factor end now, except the one enabling it.
+    let current = match &principal.via {
+        Via::Bearer { sid, .. } => sid.as_deref(),
+        Via::ApiKey { .. } => None,
+    };
+    let ended = end_sessions(auth, principal.user_id, current, now).await?;
+    notes.note(
+        Note::new("auth.mfa_enable", Outcome::Success)
+            .user(principal.user_id)
+            .resource("user", principal.user_id)
+            .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX)),
+    );
     tracing::info!(user_id = %principal.user_id, "second factor enabled");
     Ok(backup_codes_response(&codes))
+}
+
+/// Revokes every recorded session of `user` but `keep` (their refresh tokens and, through
+/// their `sid`, their access tokens, on every instance); returns how many ended.
+async fn end_sessions(
+    auth: &Auth,
+    user: Uuid,
+    keep: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<usize> {
+    let families = auth
+        .sessions
+        .user_families(user)
+        .await
+        .map_err(|e| internal("session lookup", &e))?;
+    let mut ended = 0;
+    for family in families.iter().filter(|f| Some(f.as_str()) != keep) {
+        auth.tokens()
+            .revoke_family_at(family, now)
+            .await
+            .map_err(|e| internal("session revocation", &e))?;
+        ended += 1;
+    }
+    Ok(ended)
+}
+
+/// Ends every session of the caller, this one included: their refresh tokens stop
+/// working and their access tokens are refused at their next request, on every instance.
+#[utoipa::path(
+    post,
+    path = "/auth/logout-all",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Every session of the caller has ended"),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn logout_all(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+) -> ApiResult<StatusCode> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let ended = end_sessions(auth, principal.user_id, None, OffsetDateTime::now_utc()).await?;
+    notes.note(
+        Note::new("auth.logout_all", Outcome::Success)
+            .user(principal.user_id)
+            .resource("user", principal.user_id)
+            .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX)),
+    );
+    tracing::info!(user_id = %principal.user_id, ended, "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Generates 10 backup codes for `who` and stores their hashes in place of any earlier

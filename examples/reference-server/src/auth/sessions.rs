@@ -12,7 +12,7 @@ use crate::storage::sql::StoreResult;
 /// Access-token sessions and MFA challenges.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Records that access token `jti` belongs to refresh family `family` until
+    /// Records that access token `jti` of `user` belongs to refresh family `family` until
     /// `expires_at`, first deleting every row that expired before `purge_before` (the
     /// caller keeps rows past their expiry for as long as the idle timeout looks back).
     ///
@@ -22,9 +22,16 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         jti: &str,
         family: &str,
+        user: Uuid,
         purge_before: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> StoreResult<()>;
+
+    /// The refresh families of `user`'s recorded sessions (rows not yet purged), each once.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn user_families(&self, user: Uuid) -> StoreResult<Vec<String>>;
 
     /// When the newest recorded access token of `family` expires; `None` if none is
     /// recorded (never, or purged).

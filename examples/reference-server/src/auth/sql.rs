@@ -226,6 +226,7 @@ macro_rules! impl_auth_stores {
                 &self,
                 jti: &str,
                 family: &str,
+                user: Uuid,
                 purge_before: OffsetDateTime,
                 expires_at: OffsetDateTime,
             ) -> StoreResult<()> {
@@ -234,15 +235,26 @@ macro_rules! impl_auth_stores {
                     .execute(self.pool())
                     .await?;
                 sqlx::query(
-                    "INSERT INTO server_sessions (access_jti, family, expires_at) \
-                     VALUES ($1, $2, $3)",
+                    "INSERT INTO server_sessions (access_jti, family, user_id, expires_at) \
+                     VALUES ($1, $2, $3, $4)",
                 )
                 .bind(jti)
                 .bind(family)
+                .bind(user.to_string())
                 .bind(expires_at.unix_timestamp())
                 .execute(self.pool())
                 .await?;
                 Ok(())
+            }
+
+            async fn user_families(&self, user: Uuid) -> StoreResult<Vec<String>> {
+                Ok(sqlx::query_scalar(
+                    "SELECT DISTINCT family FROM server_sessions WHERE user_id = $1 \
+                     ORDER BY family",
+                )
+                .bind(user.to_string())
+                .fetch_all(self.pool())
+                .await?)
             }
 
             async fn newest_access_expiry(

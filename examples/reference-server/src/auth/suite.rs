@@ -156,12 +156,14 @@ async fn users(users: &dyn UserStore) {
 async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
     let t = now();
     let later = t + Duration::minutes(15);
+    let (ann, ben) = (Uuid::now_v7(), Uuid::now_v7());
     // Sessions: recorded, looked up, purged once expired.
     assert_eq!(sessions.session_family("jti-1").await.unwrap(), None);
     sessions
         .insert_session(
             "jti-old",
             "fam-0",
+            ann,
             t - Duration::hours(1),
             t - Duration::seconds(1),
         )
@@ -172,7 +174,7 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
         Some("fam-0")
     );
     sessions
-        .insert_session("jti-1", "fam-1", t, later)
+        .insert_session("jti-1", "fam-1", ann, t, later)
         .await
         .unwrap();
     assert_eq!(
@@ -186,7 +188,7 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
     );
     assert!(
         sessions
-            .insert_session("jti-1", "fam-2", t, later)
+            .insert_session("jti-1", "fam-2", ann, t, later)
             .await
             .is_err()
     );
@@ -197,11 +199,11 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
         Some(second(later))
     );
     sessions
-        .insert_session("jti-2", "fam-1", t, later + Duration::minutes(5))
+        .insert_session("jti-2", "fam-1", ann, t, later + Duration::minutes(5))
         .await
         .unwrap();
     sessions
-        .insert_session("jti-3", "fam-9", t, later + Duration::hours(1))
+        .insert_session("jti-3", "fam-9", ann, t, later + Duration::hours(1))
         .await
         .unwrap();
     assert_eq!(
@@ -211,6 +213,23 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
     assert_eq!(
         sessions.newest_access_expiry("fam-none").await.unwrap(),
         None
+    );
+    // A user's sessions, each family once; another user's are not among them.
+    sessions
+        .insert_session("jti-4", "fam-b", ben, t, later)
+        .await
+        .unwrap();
+    assert_eq!(
+        sessions.user_families(ann).await.unwrap(),
+        ["fam-1", "fam-9"]
+    );
+    assert_eq!(sessions.user_families(ben).await.unwrap(), ["fam-b"]);
+    assert!(
+        sessions
+            .user_families(Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_empty()
     );
 
     // Challenges: attempts up to the limit, for their user, before expiry, until used.

@@ -1299,3 +1299,72 @@ async fn mfa_is_disabled_only_after_a_step_up_with_it() {
     assert_eq!(left, 0, "{} codes were issued", backup.len());
     server.terminate();
 }
+
+/// Enabling the second factor ends the sessions opened without it, except the one that
+/// enabled it; logging out everywhere ends every session of the user.
+#[tokio::test]
+async fn enabling_mfa_and_logging_out_everywhere_end_other_sessions() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "omar").await;
+    let token = |tokens: &Value, which: &str| tokens[which].as_str().unwrap().to_owned();
+    let refresh = |refresh_token: String| {
+        let server = &server;
+        async move {
+            post(
+                server,
+                "/auth/refresh",
+                None,
+                json!({"refresh_token": refresh_token}),
+            )
+            .await
+        }
+    };
+    let a = login_tokens(&server, "omar").await;
+    let b = login_tokens(&server, "omar").await;
+    let (totp, backup, _secret) = enable_mfa(&server, &token(&b, "access_token")).await;
+    // Session A, opened with the password alone, is over at once.
+    assert_unauthorized(
+        &me(&server, &token(&a, "access_token")).await,
+        true,
+        "a session opened before MFA",
+    );
+    assert_unauthorized(
+        &refresh(token(&a, "refresh_token")).await,
+        true,
+        "refresh of a session opened before MFA",
+    );
+    // Session B, which enabled it, goes on.
+    assert_eq!(
+        me(&server, &token(&b, "access_token")).await.status,
+        StatusCode::OK
+    );
+
+    // Log out everywhere, from a new session with the second factor: B and C end.
+    let mfa_token = login_mfa(&server, "omar").await;
+    let c = verify(&server, &mfa_token, &code(&totp, 1)).await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.body);
+    let all = post(
+        &server,
+        "/auth/logout-all",
+        Some(&token(&c.body, "access_token")),
+        json!({}),
+    )
+    .await;
+    assert_eq!(all.status, StatusCode::NO_CONTENT, "{}", all.body);
+    for (session, what) in [(&b, "session b"), (&c.body, "session c")] {
+        assert_unauthorized(
+            &me(&server, &token(session, "access_token")).await,
+            true,
+            what,
+        );
+        assert_unauthorized(&refresh(token(session, "refresh_token")).await, true, what);
+    }
+    // A new login still works (a backup code: this step's TOTP code is spent).
+    let mfa_token = login_mfa(&server, "omar").await;
+    assert_eq!(
+        verify(&server, &mfa_token, &backup[0]).await.status,
+        StatusCode::OK
+    );
+    server.terminate();
+}

@@ -197,6 +197,7 @@ mod tests {
                 expires_at: OffsetDateTime::UNIX_EPOCH,
                 auth_time: None,
                 amr: Vec::new(),
+                sid: None,
             },
         }
     }

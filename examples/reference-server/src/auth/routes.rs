@@ -52,6 +52,7 @@ where
         .routes(routes!(refresh))
         .routes(routes!(logout))
         .routes(routes!(logout_all))
+        .routes(routes!(change_password))
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
         .routes(routes!(regenerate_backup_codes))
@@ -150,6 +151,7 @@ macro_rules! redacted_debug {
 
 redacted_debug!(
     Credentials,
+    PasswordChange,
     Registration,
     TokenResponse,
     MfaRequired,
@@ -191,6 +193,22 @@ pub struct Registration {
     /// passwords may be refused.
     #[schema(schema_with = request_schema::new_password)]
     pub password: String,
+}
+
+/// A password change: the current password, the new one, and whether to revoke the
+/// caller's API keys too.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    /// The current password.
+    #[schema(schema_with = request_schema::login_password)]
+    pub current_password: String,
+    /// The new password, under the same rules as at registration.
+    #[schema(schema_with = request_schema::new_password)]
+    pub new_password: String,
+    /// Also revoke every API key of the caller (default: keep them).
+    #[serde(default)]
+    pub revoke_api_keys: bool,
 }
 
 /// A registered user.
@@ -1203,6 +1221,86 @@ pub async fn logout_all(
             .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX)),
     );
     tracing::info!(user_id = %principal.user_id, ended, "logged out everywhere");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's password. Needs the current password and a recent login (with
+/// the second factor when enrolled); ends every other session of the caller and, when
+/// asked, revokes their API keys.
+#[utoipa::path(
+    post,
+    path = "/auth/password",
+    tag = "auth",
+    request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; the caller's other sessions have ended"),
+        (status = 401, description = "Not authenticated, the current password is wrong, or the login is not recent (a step-up challenge, `error=\"insufficient_user_authentication\"`, `max_age=300`)", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 422, description = "The new password breaks the rules", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+    Json(request): Json<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    require_recent_login(&principal, &notes, "auth.password_change")?;
+    let auth = Arc::clone(state.auth());
+    let new = auth
+        .policy
+        .check(&Password::new(request.new_password))
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    if request.current_password.chars().count() > MAX_MAX_CHARS {
+        return Err(ApiError::BadCredentials);
+    }
+    let user = check_password(&auth, &principal.username, request.current_password, &notes).await?;
+    if user.id != principal.user_id {
+        return Err(ApiError::BadCredentials);
+    }
+    let hasher_auth = Arc::clone(&auth);
+    let hash = blocking(admit(&auth)?, move || hasher_auth.hasher.hash(&new))
+        .await?
+        .map_err(|e| internal("password hashing", &e))?;
+    let now = OffsetDateTime::now_utc();
+    if !auth
+        .users
+        .update_password_hash(user.id, &hash, now)
+        .await
+        .map_err(|e| internal("password update", &e))?
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let current = match &principal.via {
+        Via::Bearer { sid, .. } => sid.as_deref(),
+        Via::ApiKey { .. } => None,
+    };
+    let ended = end_sessions(&auth, user.id, current, now).await?;
+    let mut revoked_keys = 0i64;
+    if request.revoke_api_keys {
+        let keys = auth
+            .api_keys()
+            .store()
+            .list_for_owner(&user.id.to_string())
+            .await
+            .map_err(|e| internal("api key list", &e))?;
+        for key in keys.iter().filter(|k| k.revoked_at.is_none()) {
+            auth.api_keys()
+                .revoke_at(&key.id, now)
+                .await
+                .map_err(|e| internal("api key revocation", &e))?;
+            revoked_keys += 1;
+        }
+    }
+    notes.note(
+        Note::new("auth.password_change", Outcome::Success)
+            .user(user.id)
+            .resource("user", user.id)
+            .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX))
+            .detail("api_keys_revoked", revoked_keys),
+    );
+    tracing::info!(user_id = %user.id, ended, revoked_keys, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }
 

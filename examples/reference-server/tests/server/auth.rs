@@ -1368,3 +1368,78 @@ async fn enabling_mfa_and_logging_out_everywhere_end_other_sessions() {
     );
     server.terminate();
 }
+
+/// A password change needs the current password and a recent login, ends the caller's
+/// other sessions, and revokes their API keys when asked.
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions_and_keys_when_asked() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "pia").await;
+    const NEW: &str = "a different passphrase entirely 77";
+    let access = |tokens: &Value| tokens["access_token"].as_str().unwrap().to_owned();
+    let a = login_tokens(&server, "pia").await;
+    let b = login_tokens(&server, "pia").await;
+    let key = post(
+        &server,
+        "/api-keys",
+        Some(&access(&b)),
+        json!({"name": "bot", "scopes": ["*"]}),
+    )
+    .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    let change = |token: String, current: &'static str, new: &'static str| {
+        let server = &server;
+        async move {
+            post(
+                server,
+                "/auth/password",
+                Some(&token),
+                json!({"current_password": current, "new_password": new, "revoke_api_keys": true}),
+            )
+            .await
+        }
+    };
+    let wrong = change(access(&b), "not the password at all", NEW).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{}", wrong.body);
+    let weak = change(access(&b), PASSWORD, "short").await;
+    assert_eq!(
+        weak.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        weak.body
+    );
+    let done = change(access(&b), PASSWORD, NEW).await;
+    assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
+
+    // The other session and the key are gone; this session goes on.
+    assert_unauthorized(&me(&server, &access(&a)).await, true, "another session");
+    assert_eq!(me(&server, &access(&b)).await.status, StatusCode::OK);
+    let by_key = get_with(&server, "/me", Some(("x-api-key", &key))).await;
+    assert_eq!(by_key.status, StatusCode::UNAUTHORIZED, "{}", by_key.body);
+    // The old password no longer logs in, the new one does.
+    assert_eq!(
+        login(&server, "pia", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let fresh = login(&server, "pia", NEW).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    // A token from a refresh cannot change it.
+    let refreshed = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": fresh.body["refresh_token"]}),
+    )
+    .await;
+    let stale = change(access(&refreshed.body), NEW, PASSWORD).await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
+    assert!(
+        stale.headers[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_user_authentication")
+    );
+    server.terminate();
+}

@@ -113,6 +113,14 @@ async fn login_mfa(server: &Server, username: &str) -> String {
     reply.body["mfa_token"].as_str().unwrap().to_owned()
 }
 
+/// Logs in with the password and then `code`; returns the access token.
+async fn mfa_access(server: &Server, username: &str, code: &str) -> String {
+    let mfa_token = login_mfa(server, username).await;
+    let verified = verify(server, &mfa_token, code).await;
+    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    verified.body["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn verify(server: &Server, mfa_token: &str, code: &str) -> Reply {
     post(
         server,
@@ -1058,10 +1066,7 @@ async fn lasting_access_needs_a_recent_login() {
         "api key from a token without the second factor",
     );
     // A login with the second factor can.
-    let mfa_token = login_mfa(&server, "sam").await;
-    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
-    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
-    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let strong = mfa_access(&server, "sam", &code(&totp, 1)).await;
     let created = post(&server, "/api-keys", Some(&strong), key).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     server.terminate();
@@ -1211,10 +1216,7 @@ async fn backup_codes_are_regenerated_after_a_step_up() {
             .unwrap()
             .contains("insufficient_user_authentication")
     );
-    let mfa_token = login_mfa(&server, "bea").await;
-    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
-    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
-    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let strong = mfa_access(&server, "bea", &code(&totp, 1)).await;
     let renewed = post(&server, "/mfa/backup-codes", Some(&strong), json!({})).await;
     assert_eq!(renewed.status, StatusCode::OK, "{}", renewed.body);
     assert_eq!(renewed.headers["cache-control"], "no-store");
@@ -1273,10 +1275,7 @@ async fn mfa_is_disabled_only_after_a_step_up_with_it() {
             .unwrap()
             .contains("insufficient_user_authentication")
     );
-    let mfa_token = login_mfa(&server, "dina").await;
-    let verified = verify(&server, &mfa_token, &code(&totp, 1)).await;
-    assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
-    let strong = verified.body["access_token"].as_str().unwrap().to_owned();
+    let strong = mfa_access(&server, "dina", &code(&totp, 1)).await;
     let done = disable(strong.clone()).await;
     assert_eq!(done.status, StatusCode::NO_CONTENT, "{}", done.body);
     assert_eq!(me(&server, &strong).await.body["mfa_enabled"], false);

@@ -230,22 +230,26 @@ async fn extreme_quotas_agree_with_evaluate() {
             .named("f")
             .unwrap(),
     ];
-    let mut states = vec![None; quotas.len()];
-    // 1 + 50,000 + 53,998 + 0, then 2 is one too many, then 1 fills the 104,000 exactly.
-    for (step, cost) in [1, 50_000, 53_998, 0, 2, 1].into_iter().enumerate() {
+    // All three together, then the GCRA quota alone: the script's one-GCRA-quota fast path
+    // must hand a time past 2^53 to the general code and agree all the same.
+    for (key, quotas) in [("edge", &quotas[..]), ("edge-gcra-alone", &quotas[..1])] {
+        let mut states = vec![None; quotas.len()];
+        // 1 + 50,000 + 53,998 + 0, then 2 is one too many, then 1 fills the 104,000 exactly.
+        for (step, cost) in [1, 50_000, 53_998, 0, 2, 1].into_iter().enumerate() {
+            let (d, at) = store
+                .check_with_server_time(Check::new(key, quotas).with_cost(cost))
+                .await
+                .unwrap();
+            assert_agrees(quotas, &mut states, micros(at), cost, &d, step);
+        }
+        // 104,000 consumed: the GCRA quota is now exhausted.
         let (d, at) = store
-            .check_with_server_time(Check::new("edge", &quotas).with_cost(cost))
+            .check_with_server_time(Check::new(key, quotas))
             .await
             .unwrap();
-        assert_agrees(&quotas, &mut states, micros(at), cost, &d, step);
+        assert!(!d.allowed(), "{key}");
+        assert_agrees(quotas, &mut states, micros(at), 1, &d, 99);
     }
-    // 104,000 consumed: the GCRA quota is now exhausted.
-    let (d, at) = store
-        .check_with_server_time(Check::new("edge", &quotas))
-        .await
-        .unwrap();
-    assert!(!d.allowed());
-    assert_agrees(&quotas, &mut states, micros(at), 1, &d, 99);
     t.cleanup().await;
 }
 

@@ -733,9 +733,10 @@ impl AuditEvent {
             )));
         }
         event.validate()?;
-        // Re-encoded into a buffer of the input's size, then compared once.
-        let mut again = Vec::with_capacity(bytes.len());
-        if serde_json::to_writer(&mut again, &event).is_err() || again != bytes {
+        // Re-encoded straight into a comparison with the input: no buffer, and the first
+        // byte that differs ends the encoding.
+        let mut same = SameAs(bytes);
+        if serde_json::to_writer(&mut same, &event).is_err() || !same.0.is_empty() {
             return Err(EventError::NotCanonical(
                 "not in canonical form (member order, spacing, escaping or nulls)".to_owned(),
             ));
@@ -758,6 +759,26 @@ impl AuditEvent {
             check_name(k)?;
             check_detail(d, 1)?;
         }
+        Ok(())
+    }
+}
+
+/// A writer that accepts exactly the bytes it holds, in order, and fails at the first other
+/// byte: what is left is what was not written yet.
+struct SameAs<'a>(&'a [u8]);
+
+impl std::io::Write for SameAs<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.strip_prefix(buf) {
+            Some(rest) => {
+                self.0 = rest;
+                Ok(buf.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
 }

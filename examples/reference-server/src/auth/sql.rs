@@ -30,6 +30,37 @@ macro_rules! impl_auth_stores {
                     mfa_enabled: row.try_get(3)?,
                 })
             }
+
+            /// In one transaction: `guarded` (a statement on `user`'s MFA secret that must
+            /// change exactly one row), then `mfa_enabled = enabled`. Nothing is written and
+            /// `false` returned when `guarded` changed no row.
+            async fn switch_mfa(
+                &self,
+                guarded: &str,
+                user: Uuid,
+                enabled: bool,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool().begin().await?;
+                let changed = sqlx::query(guarded)
+                    .bind(<$db as ServerDb>::uuid(user))
+                    .execute(&mut *tx)
+                    .await?;
+                if changed.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "UPDATE server_users SET mfa_enabled = $1, updated_at = $2 WHERE id = $3",
+                )
+                .bind(enabled)
+                .bind(now.unix_timestamp())
+                .bind(<$db as ServerDb>::uuid(user))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
         }
 
         #[async_trait]
@@ -133,48 +164,24 @@ macro_rules! impl_auth_stores {
                 // The guarded update comes first: it takes SQLite's write lock at once and
                 // locks the row on PostgreSQL, so a concurrent confirmation waits and finds
                 // nothing pending.
-                let mut tx = self.pool().begin().await?;
-                let confirmed = sqlx::query(
+                self.switch_mfa(
                     "UPDATE server_mfa_secrets SET confirmed = TRUE \
                      WHERE user_id = $1 AND confirmed = FALSE",
+                    user,
+                    true,
+                    now,
                 )
-                .bind(<$db as ServerDb>::uuid(user))
-                .execute(&mut *tx)
-                .await?;
-                if confirmed.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "UPDATE server_users SET mfa_enabled = TRUE, updated_at = $1 WHERE id = $2",
-                )
-                .bind(now.unix_timestamp())
-                .bind(<$db as ServerDb>::uuid(user))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
+                .await
             }
 
             async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
-                let mut tx = self.pool().begin().await?;
-                let removed = sqlx::query("DELETE FROM server_mfa_secrets WHERE user_id = $1")
-                    .bind(<$db as ServerDb>::uuid(user))
-                    .execute(&mut *tx)
-                    .await?;
-                if removed.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Ok(false);
-                }
-                sqlx::query(
-                    "UPDATE server_users SET mfa_enabled = FALSE, updated_at = $1 WHERE id = $2",
+                self.switch_mfa(
+                    "DELETE FROM server_mfa_secrets WHERE user_id = $1",
+                    user,
+                    false,
+                    now,
                 )
-                .bind(now.unix_timestamp())
-                .bind(<$db as ServerDb>::uuid(user))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(true)
+                .await
             }
 
             async fn insert_key_name(

@@ -467,6 +467,13 @@ fn verify(c: &mut Criterion) {
             }
         });
     });
+    g.bench_function("canonical_id_1m_one_core", |b| {
+        b.iter(|| {
+            for e in &bytes {
+                black_box(AuditEvent::canonical_id(e).unwrap());
+            }
+        });
+    });
     g.bench_function("raw_sha256_leaves_1m", |b| {
         b.iter(|| {
             for e in &bytes {
@@ -514,6 +521,9 @@ fn event_parse(c: &mut Criterion) {
     for (name, bytes) in &shapes {
         g.bench_function(BenchmarkId::new("from_canonical", name), |b| {
             b.iter(|| AuditEvent::from_canonical(black_box(bytes)).unwrap());
+        });
+        g.bench_function(BenchmarkId::new("canonical_id", name), |b| {
+            b.iter(|| AuditEvent::canonical_id(black_box(bytes)).unwrap());
         });
         g.bench_function(BenchmarkId::new("raw_serde_json_value", name), |b| {
             b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(bytes)).unwrap());

@@ -21,7 +21,9 @@
 //!
 //! [`AuditEvent::from_canonical`] parses an encoding and re-encodes it; anything that does
 //! not come back byte for byte (reordered members, spaces, `null`s, unknown members) is
-//! refused, so one event has exactly one encoding.
+//! refused, so one event has exactly one encoding. [`AuditEvent::canonical_id`] makes the
+//! same decision without building the event: one pass over the bytes for the common case
+//! (no escaped strings), the full parse for everything else.
 //!
 //! # Personal data
 //!
@@ -40,6 +42,8 @@ use finsec_crypto::{BlindIndex, KeyProvider, SubjectId, SubjectKeyStore, Subject
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+mod canonical;
 
 /// The canonical encoding's version.
 pub const ENCODING_VERSION: u32 = 1;
@@ -530,8 +534,13 @@ fn check_name(name: &str) -> Result<(), EventError> {
             reason: "starts with '$'",
         });
     }
-    let lower = name.to_ascii_lowercase();
-    if SECRET_NAMES.iter().any(|s| lower.contains(s)) {
+    // Case-insensitive: every secret name is lowercase ASCII.
+    let bytes = name.as_bytes();
+    if SECRET_NAMES.iter().any(|s| {
+        bytes
+            .windows(s.len())
+            .any(|w| w.eq_ignore_ascii_case(s.as_bytes()))
+    }) {
         return Err(EventError::SecretDetail(name.to_owned()));
     }
     Ok(())
@@ -742,6 +751,21 @@ impl AuditEvent {
             ));
         }
         Ok(event)
+    }
+
+    /// Checks that `bytes` are a canonical encoding, accepting and refusing exactly what
+    /// [`from_canonical`](Self::from_canonical) does, and answers the event's id without
+    /// building the event.
+    ///
+    /// Most encodings are recognised in one pass over the bytes with no allocation; an
+    /// encoding with escaped strings, and every refusal, goes through `from_canonical`, so
+    /// the error is the same precise one. This is what [`LogVerifier`](crate::LogVerifier)
+    /// runs on every event.
+    pub fn canonical_id(bytes: &[u8]) -> Result<Uuid, EventError> {
+        match canonical::quick_id(bytes) {
+            Some(id) => Ok(id),
+            None => Self::from_canonical(bytes).map(|event| event.id),
+        }
     }
 
     fn validate(&self) -> Result<(), EventError> {

@@ -187,9 +187,12 @@ struct Checked {
 }
 
 /// Hashes (and parses, when `parse` is set) every event of a batch, in order. Large
-/// batches are split over every core (scoped threads): hashing and parsing are most of a
+/// batches are shared out over every core (scoped threads, this one included) in pieces
+/// of 256 that each thread takes as it becomes free, so a thread slowed by other work on
+/// its core leaves the rest to the others: hashing and parsing are most of a
 /// verification's cost, and neither depends on another event.
 fn check_all(batch: &[StoredEvent], parse: bool) -> Vec<Checked> {
+    const PIECE: usize = 256;
     let check = |e: &StoredEvent| Checked {
         leaf: Hash::leaf(&e.bytes),
         parsed: parse.then(|| AuditEvent::canonical_id(&e.bytes).map_err(|err| err.to_string())),
@@ -197,30 +200,45 @@ fn check_all(batch: &[StoredEvent], parse: bool) -> Vec<Checked> {
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(8);
-    if threads < 2 || batch.len() < 512 {
+    if threads < 2 || batch.len() < 2 * PIECE {
         return batch.iter().map(check).collect();
     }
-    let chunk = batch.len().div_ceil(threads);
+    let pieces: Vec<&[StoredEvent]> = batch.chunks(PIECE).collect();
+    let taken = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(piece) = pieces.get(i) else {
+                return done;
+            };
+            done.push((i, piece.iter().map(check).collect::<Vec<_>>()));
+        }
+    };
+    let mut results: Vec<Option<Vec<Checked>>> = Vec::new();
+    results.resize_with(pieces.len(), || None);
     std::thread::scope(|scope| {
-        let running: Vec<_> = batch
-            .chunks(chunk)
-            .map(|part| {
-                let spawned = std::thread::Builder::new()
-                    .spawn_scoped(scope, move || part.iter().map(check).collect::<Vec<_>>());
-                (part, spawned.ok())
-            })
+        let helpers: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(scope, work).ok())
             .collect();
-        running
+        let mine = work();
+        // A helper that panicked loses the pieces it took; they are done again below.
+        for (i, checked) in helpers
             .into_iter()
-            .flat_map(|(part, handle)| {
-                // A part whose thread could not start, or panicked, is done here, so the
-                // result stays aligned with the batch.
-                handle
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_else(|| part.iter().map(check).collect())
-            })
-            .collect()
-    })
+            .filter_map(|h| h.join().ok())
+            .flatten()
+            .chain(mine)
+        {
+            if let Some(slot) = results.get_mut(i) {
+                *slot = Some(checked);
+            }
+        }
+    });
+    results
+        .into_iter()
+        .zip(&pieces)
+        .flat_map(|(done, piece)| done.unwrap_or_else(|| piece.iter().map(check).collect()))
+        .collect()
 }
 
 /// Checks a stored log. See the [module docs](self).
@@ -421,19 +439,18 @@ impl LogVerifier {
             let further_from = next
                 .saturating_add(batch.len() as u64)
                 .saturating_add(up.len() as u64);
-            // The next batch is hashed and parsed on other threads, then the one after it
+            // The next batch is hashed and parsed on other threads, and the one after it
             // read, while this one's order, tree and checkpoints are checked here. The
             // check is started on the first poll, before this task turns to the batch.
             let ahead = async {
                 if up.is_empty() {
                     return Ok((None, Vec::new()));
                 }
-                let checked_up = check(up).await?;
-                let further = sink.read(further_from, size).await?;
-                Ok::<_, Error>((Some(checked_up), further))
+                let (checked_up, further) = tokio::join!(check(up), sink.read(further_from, size));
+                Ok::<_, Error>((Some(checked_up?), further?))
             };
             let step = async {
-                let mut completed: Vec<(NodeId, Hash)> = Vec::new();
+                let mut completed: Vec<(NodeId, Hash)> = Vec::with_capacity(batch.len());
                 for (e, checked) in batch.iter().zip(checked) {
                     if e.index > next {
                         return Ok(Some(Problem::Deleted { index: next }));

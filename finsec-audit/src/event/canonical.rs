@@ -20,9 +20,10 @@ use super::{
 // The literal `"v":1` below is the version this recogniser knows.
 const _: () = assert!(ENCODING_VERSION == 1);
 
-/// A cursor over the bytes. Every method answers `None` at the first byte it does not
-/// expect; the walk then stops.
+/// A cursor over the input, checked as UTF-8 once. Every method answers `None` at the
+/// first byte it does not expect; the walk then stops.
 struct Scan<'a> {
+    text: &'a str,
     bytes: &'a [u8],
     at: usize,
 }
@@ -58,12 +59,12 @@ impl<'a> Scan<'a> {
         let len = rest
             .iter()
             .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-        let (content, end) = rest.split_at(len);
-        if end.first() != Some(&b'"') {
+        if rest.get(len) != Some(&b'"') {
             return None;
         }
         self.at = start + len + 1;
-        std::str::from_utf8(content).ok()
+        // Both ends are ASCII bytes, so on character boundaries of the checked input.
+        self.text.get(start..start + len)
     }
 
     /// The digits of an integer as the encoder writes them: an optional `-`, then `0` or
@@ -82,7 +83,7 @@ impl<'a> Scan<'a> {
             [b'0', _, ..] => return None,
             _ => {}
         }
-        std::str::from_utf8(self.bytes.get(start..self.at)?).ok()
+        self.text.get(start..self.at)
     }
 
     /// A protected personal value: `{"$enc":{"ct":…,"subject":…}}` or `{"$hmac":…}`.
@@ -207,13 +208,9 @@ impl<'a> Scan<'a> {
     /// A UUID string, hyphenated lowercase, as the encoder writes one.
     fn uuid(&mut self) -> Option<Uuid> {
         let s = self.string()?;
-        let b = s.as_bytes();
-        let shaped = b.len() == 36
-            && b.iter().enumerate().all(|(i, &c)| match i {
-                8 | 13 | 18 | 23 => c == b'-',
-                _ => c.is_ascii_digit() || (b'a'..=b'f').contains(&c),
-            });
-        if !shaped {
+        // At 36 characters the parser accepts only the hyphenated form (hex digits in
+        // either case, hyphens in their places); the encoder writes lowercase.
+        if s.len() != 36 || s.bytes().any(|b| b.is_ascii_uppercase()) {
             return None;
         }
         Uuid::try_parse(s).ok()
@@ -226,7 +223,8 @@ pub(super) fn quick_id(bytes: &[u8]) -> Option<Uuid> {
     if bytes.len() > MAX_EVENT_LEN {
         return None;
     }
-    let mut s = Scan { bytes, at: 0 };
+    let text = std::str::from_utf8(bytes).ok()?;
+    let mut s = Scan { text, bytes, at: 0 };
     s.expect(b"{\"action\":")?;
     check_token("action", s.string()?, 64).ok()?;
     s.expect(b",\"actor\":")?;

@@ -36,7 +36,8 @@ use std::fmt;
 /// [`TotpRejection`](crate::mfa::TotpRejection),
 /// [`BackupCodeRejection`](crate::mfa::BackupCodeRejection),
 /// [`ApiKeyRejection`](crate::api_keys::ApiKeyRejection),
-/// [`TokenRejection`](crate::tokens::TokenRejection)); each implements
+/// [`TokenRejection`](crate::tokens::TokenRejection),
+/// [`StepUpRejection`](crate::tokens::StepUpRejection)); each implements
 /// [`CredentialRejection`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use = "a credential check must be matched on: a rejection is not an Err"]

@@ -40,6 +40,12 @@
 //! - Time is a parameter: [`Verifier::verify_at`] takes `now`; [`Verifier::verify`] reads the
 //!   system clock.
 //!
+//! # Step-up
+//!
+//! [`StepUp`] decides whether the login behind a token (its `auth_time` and `amr`) is recent
+//! and strong enough for a sensitive action, and writes the RFC 9470 challenge when it is
+//! not.
+//!
 //! # Access and refresh tokens
 //!
 //! [`TokenService`] issues an access JWT (with a random `jti`) and an opaque 256-bit refresh
@@ -93,6 +99,7 @@ mod sql;
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub mod sqlite;
+mod step_up;
 mod store;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -106,6 +113,7 @@ pub use sole_writer::CachedRevocationStore;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub use sql::{SqlRefreshTokenStore, SqlRevocationStore};
+pub use step_up::{AMR_MFA, DEFAULT_STEP_UP_MAX_AGE, StepUp, StepUpRejection};
 pub use store::{
     MemoryRefreshTokenStore, MemoryRevocationStore, NextRefresh, RefreshRecord, RefreshTokenStore,
     RevocationStore, RotateOutcome,

@@ -493,13 +493,14 @@ fn require_recent_login(
     action: &'static str,
 ) -> ApiResult<()> {
     require_bearer(principal)?;
-    if principal.recently_authenticated(OffsetDateTime::now_utc()) {
+    let Err(why) = principal.step_up(OffsetDateTime::now_utc()) else {
         return Ok(());
-    }
+    };
     notes.note(
         Note::new(action, Outcome::Denied)
             .user(principal.user_id)
-            .detail("reason", "step_up_required"),
+            .detail("reason", "step_up_required")
+            .detail("code", why.code()),
     );
     Err(ApiError::StepUp)
 }

@@ -101,6 +101,27 @@ async fn the_audit_trail_end_to_end_on_sqlite() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
+    // A token from a refresh cannot mint a key: the denial names the step-up rule's code.
+    let (_, tokens) = login(&server, "bob", PASSWORD).await;
+    let response = server
+        .client()
+        .post(server.url("/auth/refresh"))
+        .json(&json!({ "refresh_token": tokens["refresh_token"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let refreshed: Value = response.json().await.unwrap();
+    let response = server
+        .client()
+        .post(server.url("/api-keys"))
+        .bearer_auth(refreshed["access_token"].as_str().unwrap())
+        .json(&json!({ "name": "late", "scopes": ["orders:read"] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
     // Only auditors read the log.
     let (status, _) = get(&server, &alice, "/audit").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -136,9 +157,19 @@ async fn the_audit_trail_end_to_end_on_sqlite() {
             .any(|e| e["event"]["resource"]["id"] == target.as_str()),
         "{page}"
     );
+    let (_, page) = get(&server, &bob, "/audit?action=api_key.create&outcome=denied").await;
+    let denied = events(&page);
+    assert_eq!(denied.len(), 1, "{page}");
+    assert_eq!(denied[0]["event"]["details"]["reason"], "step_up_required");
+    assert_eq!(denied[0]["event"]["details"]["code"], "step_up.no_login");
     // The API key's life.
     for action in ["api_key.create", "api_key.revoke"] {
-        let (_, page) = get(&server, &bob, &format!("/audit?action={action}")).await;
+        let (_, page) = get(
+            &server,
+            &bob,
+            &format!("/audit?action={action}&outcome=success"),
+        )
+        .await;
         let found = events(&page);
         assert_eq!(found.len(), 1, "{action}: {page}");
         assert_eq!(found[0]["event"]["resource"]["id"], key_id.as_str());

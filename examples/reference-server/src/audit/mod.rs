@@ -19,7 +19,7 @@
 //!   `auth.login` (the attempted username as a keyed blind index, never in clear),
 //!   `auth.mfa`, `auth.refresh` (reuse of a refresh token, an idle session),
 //!   `auth.logout`, `auth.logout_all`, `auth.password_change` and `auth.mfa_enable` (with
-//!   the sessions they ended),
+//!   the sessions they ended), `auth.session_end` (`DELETE /sessions/{id}`),
 //!   `auth.mfa_backup_codes`, `auth.mfa_disable`, a refused step-up
 //!   (denied `api_key.create`, `auth.mfa_enroll`, `auth.mfa_confirm`,
 //!   `auth.mfa_backup_codes`, `auth.mfa_disable`), `api_key.create`,

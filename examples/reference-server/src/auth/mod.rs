@@ -262,6 +262,8 @@ pub struct Auth {
     api_key_allow_no_expiry: bool,
     /// How long a session may go without a new access token.
     session_idle: Duration,
+    /// How long a session lasts at most from its login (its refresh tokens' lifetime).
+    session_max: Duration,
 }
 
 impl fmt::Debug for Auth {
@@ -369,6 +371,7 @@ impl Auth {
             api_key_max_days: auth.api_key_max_days,
             api_key_allow_no_expiry: auth.api_key_allow_no_expiry,
             session_idle: auth.session_idle(),
+            session_max: auth.refresh_ttl(),
         })
     }
 

@@ -30,6 +30,7 @@ use zeroize::Zeroizing;
 use super::extract::{AccessClaims, Principal, Via};
 use super::hashing::Admission;
 use super::request_schema::{self, API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
+use super::sessions::SessionClient;
 use super::users::{self, StoredTotpSecret, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::audit::layer::{AuditNotes, Note};
@@ -59,6 +60,8 @@ where
         .routes(routes!(disable_mfa))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(delete_api_key))
+        .routes(routes!(list_sessions))
+        .routes(routes!(delete_session))
         .routes(routes!(me))
 }
 
@@ -374,6 +377,30 @@ pub struct CreatedApiKey {
     pub info: ApiKeyInfo,
 }
 
+/// One of the caller's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionView {
+    /// The session's id (what `DELETE /sessions/{id}` takes).
+    pub id: String,
+    /// When it began: the login (RFC 3339).
+    pub created_at: String,
+    /// When it last got a token: the login or its latest refresh (RFC 3339).
+    pub last_used_at: String,
+    /// The client address of that request.
+    pub client_ip: Option<String>,
+    /// The user agent of that request.
+    pub user_agent: Option<String>,
+    /// Whether this request came through this session.
+    pub current: bool,
+}
+
+/// The caller's sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    /// Sessions not ended, expired or idle too long, newest first.
+    pub sessions: Vec<SessionView>,
+}
+
 /// The API keys of the caller.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ApiKeyList {
@@ -440,10 +467,25 @@ fn issued_jti_and_user(token: &str) -> Option<(String, Uuid)> {
     Some((jti, user))
 }
 
-/// Records the new access token's refresh family (for logout) and answers with the pair.
+/// Ends session `family`: revokes its refresh tokens and, through their `sid`, its access
+/// tokens (on every instance), and marks it ended for `GET /sessions`.
+async fn end_session(auth: &Auth, family: &str, now: OffsetDateTime) -> ApiResult<()> {
+    auth.tokens()
+        .revoke_family_at(family, now)
+        .await
+        .map_err(|e| internal("session revocation", &e))?;
+    auth.sessions
+        .end_session(family, now)
+        .await
+        .map_err(|e| internal("session end", &e))
+}
+
+/// Records the new access token's refresh family (for logout) and the session's client
+/// (for `GET /sessions`), and answers with the pair.
 async fn session_response(
     auth: &Auth,
     pair: &TokenPair,
+    client: &SessionClient,
     now: OffsetDateTime,
 ) -> ApiResult<Response> {
     let (jti, user) = issued_jti_and_user(pair.access_token.expose_secret())
@@ -458,6 +500,10 @@ async fn session_response(
             now - auth.session_idle,
             pair.access_expires_at,
         )
+        .await
+        .map_err(|e| internal("session insert", &e))?;
+    auth.sessions
+        .touch_session(&pair.family, user, client, now, now - auth.session_idle)
         .await
         .map_err(|e| internal("session insert", &e))?;
     Ok(tokens_response(pair, now))
@@ -661,6 +707,7 @@ pub async fn login(
     State(state): State<AppState>,
     limit: LoginLimit,
     notes: AuditNotes,
+    client: SessionClient,
     Json(request): Json<Credentials>,
 ) -> ApiResult<Response> {
     // A password longer than any policy allows cannot be anyone's: refused before the
@@ -736,7 +783,7 @@ pub async fn login(
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user.id, "logged in");
-    session_response(&auth, &pair, now).await
+    session_response(&auth, &pair, &client, now).await
 }
 
 fn decrypt_secret(auth: &Auth, user: Uuid, sealed: &str) -> ApiResult<TotpSecret> {
@@ -771,6 +818,7 @@ pub async fn mfa_verify(
     State(state): State<AppState>,
     limit: LoginLimit,
     notes: AuditNotes,
+    client: SessionClient,
     Json(request): Json<MfaVerifyRequest>,
 ) -> ApiResult<Response> {
     let auth = Arc::clone(state.auth());
@@ -883,7 +931,7 @@ pub async fn mfa_verify(
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user_id, "logged in with a second factor");
-    session_response(&auth, &pair, now).await
+    session_response(&auth, &pair, &client, now).await
 }
 
 /// Exchanges a refresh token for a new pair (the old one is spent; using it again revokes
@@ -901,6 +949,7 @@ pub async fn mfa_verify(
 pub async fn refresh(
     State(state): State<AppState>,
     notes: AuditNotes,
+    client: SessionClient,
     Json(request): Json<RefreshRequest>,
 ) -> ApiResult<Response> {
     let auth = state.auth();
@@ -922,10 +971,7 @@ pub async fn refresh(
                 .map_err(|e| internal("session lookup", &e))?;
             let idle = newest.is_none_or(|exp| now - (exp - auth.access_ttl) > auth.session_idle);
             if idle {
-                auth.tokens()
-                    .revoke_family_at(&pair.family, now)
-                    .await
-                    .map_err(|e| internal("idle session revocation", &e))?;
+                end_session(auth, &pair.family, now).await?;
                 notes.note(
                     Note::new("auth.refresh", Outcome::Denied)
                         .resource("session", &pair.family)
@@ -934,11 +980,15 @@ pub async fn refresh(
                 tracing::debug!("refresh refused: the session was idle too long");
                 return Err(ApiError::Unauthorized);
             }
-            session_response(auth, &pair, now).await
+            session_response(auth, &pair, &client, now).await
         }
         CredentialOutcome::Rejected(why) => {
             if let TokenRejection::RefreshReused { family } = &why {
                 tracing::warn!("refresh token reused; its family is revoked");
+                auth.sessions
+                    .end_session(family, now)
+                    .await
+                    .map_err(|e| internal("session end", &e))?;
                 // The family id names the session, never the token.
                 notes.note(
                     Note::new("auth.refresh", Outcome::Denied)
@@ -1000,10 +1050,7 @@ pub async fn logout(
         .await
         .map_err(|e| internal("session lookup", &e))?
     {
-        auth.tokens()
-            .revoke_family_at(&family, now)
-            .await
-            .map_err(|e| internal("refresh family revocation", &e))?;
+        end_session(auth, &family, now).await?;
     }
     if let Some(Json(Some(LogoutRequest {
         refresh_token: Some(token),
@@ -1015,11 +1062,7 @@ pub async fn logout(
             .refresh_at(&SecretString::from(token), AccessClaims::new(), now)
             .await
         {
-            Ok(CredentialOutcome::Accepted(pair)) => auth
-                .tokens()
-                .revoke_family_at(&pair.family, now)
-                .await
-                .map_err(|e| internal("refresh family revocation", &e))?,
+            Ok(CredentialOutcome::Accepted(pair)) => end_session(auth, &pair.family, now).await?,
             Ok(CredentialOutcome::Rejected(why)) => {
                 tracing::debug!(reason = why.code(), "logout: refresh token not usable");
             }
@@ -1185,10 +1228,7 @@ async fn end_sessions(
         .map_err(|e| internal("session lookup", &e))?;
     let mut ended = 0;
     for family in families.iter().filter(|f| Some(f.as_str()) != keep) {
-        auth.tokens()
-            .revoke_family_at(family, now)
-            .await
-            .map_err(|e| internal("session revocation", &e))?;
+        end_session(auth, family, now).await?;
         ended += 1;
     }
     Ok(ended)
@@ -1603,6 +1643,103 @@ pub async fn delete_api_key(
         .map_err(|e| internal("api key revocation", &e))?;
     tracing::info!(user_id = %principal.user_id, key_id = %id, "api key revoked");
     notes.note(Note::new("api_key.revoke", Outcome::Success).resource("api_key", id.to_string()));
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's sessions: each login that has not ended (logout, expiry of its absolute
+/// lifetime, idle timeout, revocation), with when it began, when it last got a token and
+/// from which client.
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller's sessions, newest first", body = SessionList),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_sessions(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<SessionList>> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let current = match &principal.via {
+        Via::Bearer { sid, .. } => sid.as_deref(),
+        Via::ApiKey { .. } => None,
+    };
+    let sessions = auth
+        .sessions
+        .list_sessions(
+            principal.user_id,
+            now - auth.session_idle,
+            now - auth.session_max,
+        )
+        .await
+        .map_err(|e| internal("session list", &e))?
+        .into_iter()
+        .map(|s| SessionView {
+            current: current == Some(s.id.as_str()),
+            id: s.id,
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            client_ip: s.client_ip,
+            user_agent: s.user_agent,
+        })
+        .collect();
+    Ok(Json(SessionList { sessions }))
+}
+
+/// Ends one of the caller's sessions: its refresh tokens stop working and its access
+/// tokens are refused at their next request, on every instance.
+#[utoipa::path(
+    delete,
+    path = "/sessions/{id}",
+    tag = "auth",
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9_-]{43}$", description = "The session id, from `GET /sessions`")),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "Not authenticated", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 404, description = "The caller has no such session", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn delete_session(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    require_bearer(&principal)?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    // Only a session of the caller that is still listed: another user's id, an ended one
+    // and an unknown one are the same 404.
+    let listed = auth
+        .sessions
+        .list_sessions(
+            principal.user_id,
+            now - auth.session_idle,
+            now - auth.session_max,
+        )
+        .await
+        .map_err(|e| internal("session list", &e))?
+        .into_iter()
+        .any(|s| s.id == id);
+    if !listed {
+        return Err(ApiError::NotFound);
+    }
+    end_session(auth, &id, now).await?;
+    tracing::info!(user_id = %principal.user_id, "session ended");
+    notes.note(
+        Note::new("auth.session_end", Outcome::Success)
+            .user(principal.user_id)
+            .resource("session", &id),
+    );
     Ok(StatusCode::NO_CONTENT)
 }
 

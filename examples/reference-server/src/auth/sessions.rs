@@ -1,13 +1,73 @@
 //! The state of sessions and logins in progress: which refresh family each access token
 //! belongs to (`server_sessions`, so logout revokes the family even without the refresh
-//! token) and the second-factor challenges of password logins (`server_mfa_challenges`)
+//! token), what `GET /sessions` shows of each session (`server_session_info`), and the
+//! second-factor challenges of password logins (`server_mfa_challenges`)
 //! ([`SessionStore`], implemented on SQLite and PostgreSQL in [`super::sql`]).
 
+use std::convert::Infallible;
+
 use async_trait::async_trait;
+use axum::extract::FromRequestParts;
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::http::layers::client_addr::ClientAddr;
 use crate::storage::sql::StoreResult;
+
+/// The longest user agent a session records, in characters; longer ones are cut.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// The client of the request that opened or refreshed a session: its address (as
+/// resolved through the trusted proxies) and user agent. Never fails to extract.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionClient {
+    /// The client's address.
+    pub ip: Option<String>,
+    /// The `User-Agent` header, control characters removed, at most
+    /// [`MAX_USER_AGENT_CHARS`] characters; `None` when absent, not UTF-8 or empty.
+    pub user_agent: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionClient {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let ip = parts
+            .extensions
+            .get::<ClientAddr>()
+            .map(|addr| addr.ip().to_string());
+        let user_agent = parts
+            .headers
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.chars()
+                    .filter(|c| !c.is_control())
+                    .take(MAX_USER_AGENT_CHARS)
+                    .collect::<String>()
+            })
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        Ok(Self { ip, user_agent })
+    }
+}
+
+/// What `GET /sessions` shows of one session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The session's id (its refresh family).
+    pub id: String,
+    /// When it began: the login.
+    pub created_at: OffsetDateTime,
+    /// When it last got a token: the login or its latest refresh.
+    pub last_used_at: OffsetDateTime,
+    /// The client address of that request.
+    pub client_ip: Option<String>,
+    /// The user agent of that request.
+    pub user_agent: Option<String>,
+}
 
 /// Access-token sessions and MFA challenges.
 #[async_trait]
@@ -46,6 +106,40 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// If the database fails.
     async fn session_family(&self, jti: &str) -> StoreResult<Option<String>>;
+
+    /// Records that session `family` of `user` got a token at `now` for `client`: a new
+    /// session starts at `now`; a known one keeps its start and takes the new time and
+    /// client. First deletes every session last used before `purge_before`. Does nothing to
+    /// a session that was ended.
+    ///
+    /// # Errors
+    /// If the database fails (a `family` of another user is such a failure).
+    async fn touch_session(
+        &self,
+        family: &str,
+        user: Uuid,
+        client: &SessionClient,
+        now: OffsetDateTime,
+        purge_before: OffsetDateTime,
+    ) -> StoreResult<()>;
+
+    /// `user`'s sessions that were not ended, were last used at or after `used_since` and
+    /// began at or after `created_since`, newest first.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn list_sessions(
+        &self,
+        user: Uuid,
+        used_since: OffsetDateTime,
+        created_since: OffsetDateTime,
+    ) -> StoreResult<Vec<SessionInfo>>;
+
+    /// Marks session `family` ended at `now` (if recorded and not ended yet).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn end_session(&self, family: &str, now: OffsetDateTime) -> StoreResult<()>;
 
     /// Records a new MFA challenge `id` for `user`, unused and without attempts, valid
     /// until `expires_at`, first deleting every challenge that expired before `now`.

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::secrets::{SealedColumn, SealedValue, SecretStore, StoredSigningKey};
-use super::sessions::SessionStore;
+use super::sessions::{SessionClient, SessionInfo, SessionStore};
 use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
 use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, is_unique_violation};
 
@@ -291,6 +291,100 @@ macro_rules! impl_auth_stores {
                         .fetch_optional(self.pool())
                         .await?,
                 )
+            }
+
+            async fn touch_session(
+                &self,
+                family: &str,
+                user: Uuid,
+                client: &SessionClient,
+                now: OffsetDateTime,
+                purge_before: OffsetDateTime,
+            ) -> StoreResult<()> {
+                sqlx::query("DELETE FROM server_session_info WHERE last_used_at < $1")
+                    .bind(purge_before.unix_timestamp())
+                    .execute(self.pool())
+                    .await?;
+                let done = sqlx::query(
+                    "INSERT INTO server_session_info \
+                     (family, user_id, created_at, last_used_at, client_ip, user_agent) \
+                     VALUES ($1, $2, $3, $3, $4, $5) \
+                     ON CONFLICT (family) DO UPDATE SET \
+                     last_used_at = excluded.last_used_at, client_ip = excluded.client_ip, \
+                     user_agent = excluded.user_agent \
+                     WHERE server_session_info.user_id = excluded.user_id \
+                     AND server_session_info.ended_at IS NULL",
+                )
+                .bind(family)
+                .bind(user.to_string())
+                .bind(now.unix_timestamp())
+                .bind(client.ip.as_deref())
+                .bind(client.user_agent.as_deref())
+                .execute(self.pool())
+                .await?;
+                if done.rows_affected() == 0 {
+                    let owner: Option<String> = sqlx::query_scalar(
+                        "SELECT user_id FROM server_session_info WHERE family = $1",
+                    )
+                    .bind(family)
+                    .fetch_optional(self.pool())
+                    .await?;
+                    if owner.is_some_and(|o| o != user.to_string()) {
+                        return Err(StoreError::Corrupt {
+                            table: "server_session_info",
+                            detail: "a session recorded for another user".to_owned(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+
+            async fn list_sessions(
+                &self,
+                user: Uuid,
+                used_since: OffsetDateTime,
+                created_since: OffsetDateTime,
+            ) -> StoreResult<Vec<SessionInfo>> {
+                let rows: Vec<(String, i64, i64, Option<String>, Option<String>)> = sqlx::query_as(
+                    "SELECT family, created_at, last_used_at, client_ip, user_agent \
+                         FROM server_session_info WHERE user_id = $1 AND ended_at IS NULL \
+                         AND last_used_at >= $2 AND created_at >= $3 \
+                         ORDER BY created_at DESC, family",
+                )
+                .bind(user.to_string())
+                .bind(used_since.unix_timestamp())
+                .bind(created_since.unix_timestamp())
+                .fetch_all(self.pool())
+                .await?;
+                let time = |secs: i64| {
+                    OffsetDateTime::from_unix_timestamp(secs).map_err(|_| StoreError::Corrupt {
+                        table: "server_session_info",
+                        detail: "a time out of range".to_owned(),
+                    })
+                };
+                rows.into_iter()
+                    .map(|(id, created, used, client_ip, user_agent)| {
+                        Ok(SessionInfo {
+                            id,
+                            created_at: time(created)?,
+                            last_used_at: time(used)?,
+                            client_ip,
+                            user_agent,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn end_session(&self, family: &str, now: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query(
+                    "UPDATE server_session_info SET ended_at = $1 \
+                     WHERE family = $2 AND ended_at IS NULL",
+                )
+                .bind(now.unix_timestamp())
+                .bind(family)
+                .execute(self.pool())
+                .await?;
+                Ok(())
             }
 
             async fn insert_challenge(

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use super::secrets::{SealedColumn, SecretStore};
-use super::sessions::SessionStore;
+use super::sessions::{SessionClient, SessionStore};
 use super::users::{ApiKeyName, StoredTotpSecret, UserStore, Username};
 use crate::storage::Stores;
 
@@ -15,6 +15,7 @@ use crate::storage::Stores;
 pub(crate) async fn run(stores: &Stores) {
     users(&*stores.users).await;
     sessions(&*stores.sessions, &*stores.users).await;
+    session_info(&*stores.sessions).await;
     secrets(&*stores.secrets, &*stores.users).await;
 }
 
@@ -352,6 +353,109 @@ async fn sessions(sessions: &dyn SessionStore, users: &dyn UserStore) {
         sessions.challenge_use("race")
     );
     assert!(a.unwrap() ^ b.unwrap(), "exactly one use");
+}
+
+/// What `GET /sessions` shows: a session's start kept, its last use and client
+/// replaced, ended and idle or too old sessions left out, another user's never touched.
+async fn session_info(sessions: &dyn SessionStore) {
+    let t = now();
+    let (ann, ben) = (Uuid::now_v7(), Uuid::now_v7());
+    let client = |ip: &str, agent: Option<&str>| SessionClient {
+        ip: Some(ip.to_owned()),
+        user_agent: agent.map(str::to_owned),
+    };
+    let long_ago = t - Duration::days(1);
+    let ids = |list: Vec<super::sessions::SessionInfo>| -> Vec<String> {
+        list.into_iter().map(|s| s.id).collect()
+    };
+    assert!(
+        sessions
+            .list_sessions(ann, long_ago, long_ago)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let first = client("192.0.2.1", Some("desk/1"));
+    sessions
+        .touch_session("info-1", ann, &first, t - Duration::minutes(30), long_ago)
+        .await
+        .unwrap();
+    sessions
+        .touch_session("info-2", ann, &client("2001:db8::2", None), t, long_ago)
+        .await
+        .unwrap();
+    // A refresh of info-1: the start stays, the last use and client are the new ones.
+    let second = client("192.0.2.7", Some("desk/2"));
+    sessions
+        .touch_session("info-1", ann, &second, t - Duration::minutes(5), long_ago)
+        .await
+        .unwrap();
+    let listed = sessions
+        .list_sessions(ann, long_ago, long_ago)
+        .await
+        .unwrap();
+    assert_eq!(ids(listed.clone()), ["info-2", "info-1"], "newest first");
+    let one = &listed[1];
+    assert_eq!(one.created_at, t - Duration::minutes(30));
+    assert_eq!(one.last_used_at, t - Duration::minutes(5));
+    assert_eq!(one.client_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(one.user_agent.as_deref(), Some("desk/2"));
+    assert_eq!(listed[0].user_agent, None);
+    // Idle (last used before the bound) or begun before the lifetime bound: not listed.
+    assert_eq!(
+        ids(sessions
+            .list_sessions(ann, t - Duration::minutes(1), long_ago)
+            .await
+            .unwrap()),
+        ["info-2"]
+    );
+    assert_eq!(
+        ids(sessions
+            .list_sessions(ann, long_ago, t - Duration::minutes(10))
+            .await
+            .unwrap()),
+        ["info-2"]
+    );
+    // Another user's session id cannot be touched; their list is their own.
+    assert!(
+        sessions
+            .touch_session("info-1", ben, &first, t, long_ago)
+            .await
+            .is_err()
+    );
+    assert!(
+        sessions
+            .list_sessions(ben, long_ago, long_ago)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Ended: gone from the list, and a later token for it changes nothing.
+    sessions.end_session("info-2", t).await.unwrap();
+    sessions.end_session("info-none", t).await.unwrap();
+    sessions
+        .touch_session("info-2", ann, &first, t, long_ago)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(sessions
+            .list_sessions(ann, long_ago, long_ago)
+            .await
+            .unwrap()),
+        ["info-1"]
+    );
+    // Sessions last used before the purge bound are deleted by the next touch.
+    sessions
+        .touch_session("info-3", ann, &first, t, t - Duration::minutes(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(sessions
+            .list_sessions(ann, long_ago, long_ago)
+            .await
+            .unwrap()),
+        ["info-3"]
+    );
 }
 
 async fn secrets(secrets: &dyn SecretStore, users: &dyn UserStore) {

@@ -804,6 +804,9 @@ async fn postgres_and_redis_shared_by_two_instances() {
         "api key revoked on the other instance",
     );
 
+    // Sessions opened on one instance are listed and ended on the other.
+    sessions_are_listed_and_ended_one_by_one(&a, &b, "erin").await;
+
     // Revocation state went to Redis under the prefix, not only to Postgres.
     let keys = redis.keys("*").await;
     assert!(!keys.is_empty(), "nothing under {} in redis", redis.prefix);
@@ -1440,5 +1443,174 @@ async fn changing_the_password_ends_other_sessions_and_keys_when_asked() {
             .unwrap()
             .contains("insufficient_user_authentication")
     );
+    server.terminate();
+}
+
+/// `GET /sessions` with the access token of `tokens`.
+async fn sessions_of(server: &Server, tokens: &Value) -> Reply {
+    let auth = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    send(
+        server,
+        reqwest::Method::GET,
+        "/sessions",
+        Some(("authorization", &auth)),
+        None,
+    )
+    .await
+}
+
+/// `DELETE /sessions/{id}` with the access token of `tokens`.
+async fn end_session(server: &Server, tokens: &Value, id: &str) -> Reply {
+    let auth = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    send(
+        server,
+        reqwest::Method::DELETE,
+        &format!("/sessions/{id}"),
+        Some(("authorization", &auth)),
+        None,
+    )
+    .await
+}
+
+/// Logs in as `name` with the given user agent; the tokens.
+async fn login_from(server: &Server, name: &str, agent: &str) -> Value {
+    let response = server
+        .client()
+        .post(server.url("/auth/login"))
+        .header("user-agent", agent)
+        .json(&json!({"username": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+/// `GET /sessions` lists the caller's live sessions (opened on either instance), marks the
+/// current one, and shows the client; `DELETE /sessions/{id}` ends one of them (its access
+/// and refresh tokens stop working, on every instance) and nothing else; another user's
+/// session, an ended one and an unknown id are all 404; an API key cannot do either.
+async fn sessions_are_listed_and_ended_one_by_one(a: &Server, b: &Server, name: &str) {
+    register(a, name).await;
+    let desk = login_from(a, name, "trading-desk/4.2").await;
+    let phone = login_from(b, name, "phone\tapp/1.0").await;
+    let access = |t: &Value| t["access_token"].as_str().unwrap().to_owned();
+    let listed = sessions_of(a, &phone).await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let sessions = listed.body["sessions"].as_array().unwrap().clone();
+    assert_eq!(sessions.len(), 2, "{}", listed.body);
+    // The phone's own token sees its session as the current one (both logins may fall in
+    // one second, so the order is not asserted).
+    let by_agent = |list: &[Value], agent: &str| {
+        list.iter()
+            .find(|s| s["user_agent"] == agent)
+            .unwrap_or_else(|| panic!("no session of {agent}: {list:?}"))
+            .clone()
+    };
+    // Control characters are removed from the user agent.
+    assert_eq!(by_agent(&sessions, "phoneapp/1.0")["current"], true);
+    assert_eq!(by_agent(&sessions, "trading-desk/4.2")["current"], false);
+    for s in &sessions {
+        assert_eq!(s["client_ip"], "127.0.0.1", "{s}");
+        assert!(s["created_at"].as_str().unwrap().ends_with('Z'), "{s}");
+    }
+    let desk_id = by_agent(&sessions, "trading-desk/4.2")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A refresh keeps the session (same id) and is its latest use.
+    let refreshed = post(
+        b,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": desk["refresh_token"]}),
+    )
+    .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.body);
+    let after = sessions_of(b, &refreshed.body).await.body["sessions"].clone();
+    let after = after.as_array().unwrap();
+    assert_eq!(after.len(), 2, "{after:?}");
+    let desk_after = after
+        .iter()
+        .find(|s| s["id"] == desk_id.as_str())
+        .unwrap_or_else(|| panic!("the desk's session is gone: {after:?}"));
+    assert_eq!(desk_after["current"], true);
+    // The refresh came with no user agent: the session shows its latest request's client.
+    assert_eq!(desk_after["user_agent"], Value::Null);
+
+    // Another user cannot see or end it.
+    let other = format!("{name}.other");
+    register(a, &other).await;
+    let stranger = login_from(a, &other, "x").await;
+    assert_eq!(
+        sessions_of(a, &stranger).await.body["sessions"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        end_session(a, &stranger, &desk_id).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        end_session(a, &phone, "no-such-session").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // The phone ends the desk's session, on the other instance it was refreshed on.
+    assert_eq!(
+        end_session(a, &phone, &desk_id).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_unauthorized(
+        &me(b, &access(&refreshed.body)).await,
+        true,
+        "ended session",
+    );
+    assert_unauthorized(
+        &me(a, &access(&desk)).await,
+        true,
+        "ended session's first token",
+    );
+    assert_unauthorized(
+        &post(
+            a,
+            "/auth/refresh",
+            None,
+            json!({"refresh_token": refreshed.body["refresh_token"]}),
+        )
+        .await,
+        true,
+        "ended session's refresh token",
+    );
+    assert_eq!(me(b, &access(&phone)).await.status, StatusCode::OK);
+    let left = sessions_of(b, &phone).await.body["sessions"].clone();
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(
+        end_session(a, &phone, &desk_id).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // API keys have no sessions.
+    let key = post(
+        a,
+        "/api-keys",
+        Some(&access(&phone)),
+        json!({"name": "bot", "scopes": ["orders:read"]}),
+    )
+    .await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let key = key.body["key"].as_str().unwrap();
+    let by_key = get_with(a, "/sessions", Some(("x-api-key", key))).await;
+    assert_eq!(by_key.status, StatusCode::FORBIDDEN, "{}", by_key.body);
+}
+
+#[tokio::test]
+async fn sessions_are_listed_and_ended_on_sqlite() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    sessions_are_listed_and_ended_one_by_one(&server, &server, "fay").await;
     server.terminate();
 }

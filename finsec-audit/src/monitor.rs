@@ -6,7 +6,7 @@
 //!
 //! | rule | counts | per | more than | in | severity |
 //! |---|---|---|---|---|---|
-//! | `brute_force` | failed `auth.login` / `auth.mfa` | target account, client IP, user | 5 | 300 s | high |
+//! | `brute_force` | failed `auth.login` / `auth.mfa` / `auth.password_change` (a wrong current password) | target account, client IP, user | 5 | 300 s | high |
 //! | `unauthorized_access` | denied requests | user, client IP | 10 | 300 s | high |
 //! | `api_abuse` | requests | user, API key, client IP | 1,000 | 60 s | medium |
 //! | `exfiltration` | bytes served (`bytes` detail) | user, API key | 1 GB | 3,600 s | critical |
@@ -53,7 +53,7 @@ pub const DEFAULT_RULES: &str = r#"
 name = "brute_force"
 description = "repeated failed logins or MFA checks"
 severity = "high"
-actions = ["auth.login", "auth.mfa"]
+actions = ["auth.login", "auth.mfa", "auth.password_change"]
 outcomes = ["failure"]
 per = ["target", "ip", "user"]
 threshold = 5

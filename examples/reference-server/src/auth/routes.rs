@@ -598,16 +598,19 @@ pub async fn register(
     ))
 }
 
-/// Checks a username and password; `Err(BadCredentials)` for an unknown user or a wrong
-/// password alike (an unknown user still costs one hash verification).
+/// Checks a username and password for `action` (`auth.login`, or `auth.password_change`
+/// for the current password); `Err(BadCredentials)` for an unknown user or a wrong password
+/// alike (an unknown user still costs one hash verification). A refusal is audited as a
+/// failure of `action`.
 async fn check_password(
     auth: &Arc<Auth>,
+    action: &'static str,
     username: &str,
     password: String,
     notes: &AuditNotes,
 ) -> ApiResult<users::User> {
     let failed = |reason: &'static str| {
-        Note::new("auth.login", Outcome::Failure)
+        Note::new(action, Outcome::Failure)
             .attempted_username(username)
             .detail("reason", reason)
     };
@@ -733,7 +736,14 @@ pub async fn login(
         return Ok(denied);
     }
     let auth = Arc::clone(state.auth());
-    let user = check_password(&auth, &request.username, request.password, &notes).await?;
+    let user = check_password(
+        &auth,
+        "auth.login",
+        &request.username,
+        request.password,
+        &notes,
+    )
+    .await?;
     let now = OffsetDateTime::now_utc();
     notes.note(
         Note::new("auth.login", Outcome::Success)
@@ -1296,7 +1306,14 @@ pub async fn change_password(
     if request.current_password.chars().count() > MAX_MAX_CHARS {
         return Err(ApiError::BadCredentials);
     }
-    let user = check_password(&auth, &principal.username, request.current_password, &notes).await?;
+    let user = check_password(
+        &auth,
+        "auth.password_change",
+        &principal.username,
+        request.current_password,
+        &notes,
+    )
+    .await?;
     if user.id != principal.user_id {
         return Err(ApiError::BadCredentials);
     }

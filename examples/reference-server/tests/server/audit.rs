@@ -122,6 +122,17 @@ async fn the_audit_trail_end_to_end_on_sqlite() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
+    // A wrong current password in a password change is that action's failure, not a login's.
+    let response = server
+        .client()
+        .post(server.url("/auth/password"))
+        .bearer_auth(&bob)
+        .json(&json!({ "current_password": "not it at all", "new_password": "a brand new passphrase 99" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
     // Only auditors read the log.
     let (status, _) = get(&server, &alice, "/audit").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
@@ -157,6 +168,15 @@ async fn the_audit_trail_end_to_end_on_sqlite() {
             .any(|e| e["event"]["resource"]["id"] == target.as_str()),
         "{page}"
     );
+    let (_, page) = get(
+        &server,
+        &bob,
+        "/audit?action=auth.password_change&outcome=failure",
+    )
+    .await;
+    let wrong = events(&page);
+    assert_eq!(wrong.len(), 1, "{page}");
+    assert_eq!(wrong[0]["event"]["details"]["reason"], "password.mismatch");
     let (_, page) = get(&server, &bob, "/audit?action=api_key.create&outcome=denied").await;
     let denied = events(&page);
     assert_eq!(denied.len(), 1, "{page}");

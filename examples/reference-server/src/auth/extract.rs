@@ -171,6 +171,15 @@ impl Principal {
         }
     }
 
+    /// The session (refresh family) of the request's bearer token; `None` for an API key
+    /// or a token without one.
+    pub fn session(&self) -> Option<&str> {
+        match &self.via {
+            Via::Bearer { sid, .. } => sid.as_deref(),
+            Via::ApiKey { .. } => None,
+        }
+    }
+
     /// Whether the request came with a bearer access token.
     pub fn is_bearer(&self) -> bool {
         matches!(self.via, Via::Bearer { .. })

@@ -1208,10 +1208,7 @@ pub async fn mfa_confirm(
         return Err(ApiError::Conflict("no pending enrollment".to_owned()));
     }
     // Sessions opened without the second factor end now, except the one enabling it.
-    let current = match &principal.via {
-        Via::Bearer { sid, .. } => sid.as_deref(),
-        Via::ApiKey { .. } => None,
-    };
+    let current = principal.session();
     let ended = end_sessions(auth, principal.user_id, current, now).await?;
     notes.note(
         Note::new("auth.mfa_enable", Outcome::Success)
@@ -1330,10 +1327,7 @@ pub async fn change_password(
     {
         return Err(ApiError::Unauthorized);
     }
-    let current = match &principal.via {
-        Via::Bearer { sid, .. } => sid.as_deref(),
-        Via::ApiKey { .. } => None,
-    };
+    let current = principal.session();
     let ended = end_sessions(&auth, user.id, current, now).await?;
     let mut revoked_keys = 0i64;
     if request.revoke_api_keys {
@@ -1663,6 +1657,18 @@ pub async fn delete_api_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `user`'s sessions that have not ended, gone idle or outlived their absolute lifetime.
+async fn live_sessions(
+    auth: &Auth,
+    user: Uuid,
+    now: OffsetDateTime,
+) -> ApiResult<Vec<super::sessions::SessionInfo>> {
+    auth.sessions
+        .list_sessions(user, now - auth.session_idle, now - auth.session_max)
+        .await
+        .map_err(|e| internal("session list", &e))
+}
+
 /// The caller's sessions: each login that has not ended (logout, expiry of its absolute
 /// lifetime, idle timeout, revocation), with when it began, when it last got a token and
 /// from which client.
@@ -1684,19 +1690,9 @@ pub async fn list_sessions(
     require_bearer(&principal)?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let current = match &principal.via {
-        Via::Bearer { sid, .. } => sid.as_deref(),
-        Via::ApiKey { .. } => None,
-    };
-    let sessions = auth
-        .sessions
-        .list_sessions(
-            principal.user_id,
-            now - auth.session_idle,
-            now - auth.session_max,
-        )
-        .await
-        .map_err(|e| internal("session list", &e))?
+    let current = principal.session();
+    let sessions = live_sessions(auth, principal.user_id, now)
+        .await?
         .into_iter()
         .map(|s| SessionView {
             current: current == Some(s.id.as_str()),
@@ -1736,16 +1732,9 @@ pub async fn delete_session(
     let now = OffsetDateTime::now_utc();
     // Only a session of the caller that is still listed: another user's id, an ended one
     // and an unknown one are the same 404.
-    let listed = auth
-        .sessions
-        .list_sessions(
-            principal.user_id,
-            now - auth.session_idle,
-            now - auth.session_max,
-        )
-        .await
-        .map_err(|e| internal("session list", &e))?
-        .into_iter()
+    let listed = live_sessions(auth, principal.user_id, now)
+        .await?
+        .iter()
         .any(|s| s.id == id);
     if !listed {
         return Err(ApiError::NotFound);

@@ -69,6 +69,27 @@ pub const MFA_TOKEN_TTL: Duration = Duration::minutes(5);
 /// How many second-factor attempts one `mfa_token` allows (five wrong codes end it).
 pub const MFA_MAX_FAILURES: u32 = 5;
 
+/// How many consecutive wrong second-factor codes an account may have (over any number of
+/// logins, on every instance, across restarts) before its second factor is locked.
+pub const MFA_LOCK_AFTER: u32 = 10;
+
+/// The first lock after [`MFA_LOCK_AFTER`] wrong codes; each further wrong code once a
+/// lock is over doubles it, up to [`MFA_LOCK_MAX`]. A correct code clears the count.
+pub const MFA_LOCK_FIRST: Duration = Duration::minutes(15);
+
+/// The longest second-factor lock.
+pub const MFA_LOCK_MAX: Duration = Duration::hours(24);
+
+/// How long `failures` consecutive wrong codes lock an account's second factor: nothing
+/// below [`MFA_LOCK_AFTER`], then [`MFA_LOCK_FIRST`] doubled per failure past it, at most
+/// [`MFA_LOCK_MAX`]. So guessing stops: after the tenth wrong code, a day allows a handful
+/// more.
+pub fn mfa_lock(failures: u32) -> Option<Duration> {
+    let past = failures.checked_sub(MFA_LOCK_AFTER)?;
+    let factor = 1i32.checked_shl(past.min(30)).unwrap_or(i32::MAX);
+    Some(MFA_LOCK_FIRST.saturating_mul(factor).min(MFA_LOCK_MAX))
+}
+
 /// How many verified access tokens are remembered, so a token sent again skips the EdDSA
 /// signature check (expiry and revocation are still checked on every request); a few
 /// hundred bytes each.
@@ -388,5 +409,21 @@ impl Auth {
     /// The API keys.
     pub fn api_keys(&self) -> &ApiKeys<Arc<dyn ApiKeyStore>> {
         &self.api_keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_factor_lock_grows_from_the_tenth_wrong_code_to_a_day() {
+        assert_eq!(mfa_lock(0), None);
+        assert_eq!(mfa_lock(MFA_LOCK_AFTER - 1), None);
+        assert_eq!(mfa_lock(MFA_LOCK_AFTER), Some(Duration::minutes(15)));
+        assert_eq!(mfa_lock(MFA_LOCK_AFTER + 1), Some(Duration::minutes(30)));
+        assert_eq!(mfa_lock(MFA_LOCK_AFTER + 6), Some(Duration::hours(16)));
+        assert_eq!(mfa_lock(MFA_LOCK_AFTER + 7), Some(MFA_LOCK_MAX));
+        assert_eq!(mfa_lock(u32::MAX), Some(MFA_LOCK_MAX));
     }
 }

@@ -87,6 +87,12 @@ pub enum ApiError {
     StepUp,
     /// The password hashing queue is full (503 with `Retry-After`), or a hash failed.
     Hashing(super::hashing::HashingError),
+    /// The account's second factor is locked after too many wrong codes (429 with
+    /// `Retry-After`).
+    MfaLocked {
+        /// Seconds until the lock is over.
+        retry_after: u64,
+    },
 }
 
 /// The `detail` of a 401 asking for a recent login.
@@ -124,6 +130,9 @@ impl ApiError {
             Self::NotFound => Problem::not_found("the caller has nothing with this id"),
             Self::Internal => Problem::server_error(),
             Self::Hashing(e) => Problem::from(e),
+            Self::MfaLocked { retry_after } => Problem::rate_limited(retry_after)
+                .detail("too many wrong codes for this account: its second factor is locked for a while")
+                .header(header::RETRY_AFTER, HeaderValue::from(retry_after)),
         }
     }
 }
@@ -821,7 +830,7 @@ fn mfa_user(user: Uuid) -> ApiResult<MfaUserId> {
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
         (status = 401, description = "Wrong, replayed or used code, or an unusable mfa_token", body = Problem),
-        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = Problem),
+        (status = 429, description = "Too many attempts for this account or from this address (`login` policy), or the account's second factor is locked after ten consecutive wrong codes (15 minutes, doubling with each further wrong code, at most a day; `Retry-After`)", body = Problem),
     )
 )]
 pub async fn mfa_verify(
@@ -865,6 +874,22 @@ pub async fn mfa_verify(
     if let Err(denied) = limit.check_user(&*auth.users, user_id).await {
         mfa(Outcome::Denied, "rate_limited");
         return Ok(denied);
+    }
+    // An account whose second factor was locked by wrong codes takes none until the lock
+    // is over (the caller proved the password, so the answer may say so).
+    if let Some(until) = auth
+        .users
+        .mfa_locked_until(user_id)
+        .await
+        .map_err(|e| internal("mfa lock lookup", &e))?
+        && until > now
+    {
+        mfa(Outcome::Denied, "mfa.locked");
+        return Err(ApiError::MfaLocked {
+            retry_after: u64::try_from((until - now).whole_seconds())
+                .unwrap_or(1)
+                .max(1),
+        });
     }
     // Counted before the code is checked: at most MFA_MAX_FAILURES attempts per token,
     // across instances and concurrent requests.
@@ -917,9 +942,32 @@ pub async fn mfa_verify(
         outcome.is_accepted()
     };
     if !accepted {
-        mfa(Outcome::Failure, "code.refused");
+        // Counted per account, persistently: a new login does not start the count again.
+        let failures = auth
+            .users
+            .mfa_failed(user_id)
+            .await
+            .map_err(|e| internal("mfa failure count", &e))?;
+        if let Some(lock) = super::mfa_lock(failures) {
+            auth.users
+                .lock_mfa(user_id, now + lock)
+                .await
+                .map_err(|e| internal("mfa lock", &e))?;
+            tracing::warn!(user_id = %user_id, failures, "second factor locked after wrong codes");
+        }
+        notes.note(
+            Note::new("auth.mfa", Outcome::Failure)
+                .user(user_id)
+                .resource("user", user_id)
+                .detail("reason", "code.refused")
+                .detail("consecutive_failures", i64::from(failures)),
+        );
         return Err(ApiError::BadCredentials);
     }
+    auth.users
+        .mfa_succeeded(user_id)
+        .await
+        .map_err(|e| internal("mfa failure reset", &e))?;
     if !auth
         .sessions
         .challenge_use(challenge)

@@ -174,6 +174,57 @@ macro_rules! impl_auth_stores {
                 .await
             }
 
+            async fn mfa_failed(&self, user: Uuid) -> StoreResult<u32> {
+                let count: i64 = sqlx::query_scalar(
+                    "INSERT INTO server_mfa_failures (user_id, failures) VALUES ($1, 1) \
+                     ON CONFLICT (user_id) DO UPDATE \
+                     SET failures = server_mfa_failures.failures + 1 \
+                     RETURNING failures",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .fetch_one(self.pool())
+                .await?;
+                u32::try_from(count).map_err(|_| StoreError::Corrupt {
+                    table: "server_mfa_failures",
+                    detail: format!("failures {count}"),
+                })
+            }
+
+            async fn lock_mfa(&self, user: Uuid, until: OffsetDateTime) -> StoreResult<()> {
+                sqlx::query("UPDATE server_mfa_failures SET locked_until = $2 WHERE user_id = $1")
+                    .bind(<$db as ServerDb>::uuid(user))
+                    .bind(until.unix_timestamp())
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn mfa_locked_until(&self, user: Uuid) -> StoreResult<Option<OffsetDateTime>> {
+                let until: Option<Option<i64>> = sqlx::query_scalar(
+                    "SELECT locked_until FROM server_mfa_failures WHERE user_id = $1",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .fetch_optional(self.pool())
+                .await?;
+                until
+                    .flatten()
+                    .map(|secs| {
+                        OffsetDateTime::from_unix_timestamp(secs).map_err(|_| StoreError::Corrupt {
+                            table: "server_mfa_failures",
+                            detail: "locked_until out of range".to_owned(),
+                        })
+                    })
+                    .transpose()
+            }
+
+            async fn mfa_succeeded(&self, user: Uuid) -> StoreResult<()> {
+                sqlx::query("DELETE FROM server_mfa_failures WHERE user_id = $1")
+                    .bind(<$db as ServerDb>::uuid(user))
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
             async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
                 self.switch_mfa(
                     "DELETE FROM server_mfa_secrets WHERE user_id = $1",

@@ -16,6 +16,7 @@ pub(crate) async fn run(stores: &Stores) {
     users(&*stores.users).await;
     sessions(&*stores.sessions, &*stores.users).await;
     session_info(&*stores.sessions).await;
+    mfa_failures(&*stores.users).await;
     secrets(&*stores.secrets, &*stores.users).await;
 }
 
@@ -455,6 +456,56 @@ async fn session_info(sessions: &dyn SessionStore) {
             .await
             .unwrap()),
         ["info-3"]
+    );
+}
+
+/// Wrong second-factor codes: counted atomically per user, a lock kept until cleared, a
+/// correct code clearing both.
+async fn mfa_failures(users: &dyn UserStore) {
+    let t = now();
+    let (ann, ben) = (
+        user(users, "suite.mfa.ann").await,
+        user(users, "suite.mfa.ben").await,
+    );
+    assert_eq!(users.mfa_locked_until(ann).await.unwrap(), None);
+    assert_eq!(users.mfa_failed(ann).await.unwrap(), 1);
+    assert_eq!(users.mfa_failed(ann).await.unwrap(), 2);
+    assert_eq!(users.mfa_failed(ben).await.unwrap(), 1, "counted per user");
+    // Concurrent failures each get their own count.
+    let (a, b) = tokio::join!(users.mfa_failed(ann), users.mfa_failed(ann));
+    let mut counts = [a.unwrap(), b.unwrap()];
+    counts.sort_unstable();
+    assert_eq!(counts, [3, 4]);
+    assert_eq!(
+        users.mfa_locked_until(ann).await.unwrap(),
+        None,
+        "not locked yet"
+    );
+    users
+        .lock_mfa(ann, t + Duration::minutes(15))
+        .await
+        .unwrap();
+    assert_eq!(
+        users.mfa_locked_until(ann).await.unwrap(),
+        Some(t + Duration::minutes(15))
+    );
+    assert_eq!(users.mfa_locked_until(ben).await.unwrap(), None);
+    assert_eq!(
+        users.mfa_failed(ann).await.unwrap(),
+        5,
+        "the count goes on while locked"
+    );
+    users.mfa_succeeded(ann).await.unwrap();
+    assert_eq!(users.mfa_locked_until(ann).await.unwrap(), None);
+    assert_eq!(
+        users.mfa_failed(ann).await.unwrap(),
+        1,
+        "a correct code starts again"
+    );
+    users.mfa_succeeded(Uuid::now_v7()).await.unwrap();
+    assert!(
+        users.mfa_failed(Uuid::now_v7()).await.is_err(),
+        "an unknown user is a failure"
     );
 }
 

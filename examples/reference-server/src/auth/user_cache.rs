@@ -282,6 +282,22 @@ impl UserStore for CachedUserStore {
         confirmed
     }
 
+    async fn mfa_failed(&self, user: Uuid) -> StoreResult<u32> {
+        self.inner.mfa_failed(user).await
+    }
+
+    async fn lock_mfa(&self, user: Uuid, until: OffsetDateTime) -> StoreResult<()> {
+        self.inner.lock_mfa(user, until).await
+    }
+
+    async fn mfa_locked_until(&self, user: Uuid) -> StoreResult<Option<OffsetDateTime>> {
+        self.inner.mfa_locked_until(user).await
+    }
+
+    async fn mfa_succeeded(&self, user: Uuid) -> StoreResult<()> {
+        self.inner.mfa_succeeded(user).await
+    }
+
     async fn disable_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool> {
         let disabled = self.inner.disable_mfa(user, now).await;
         self.written(user).await;

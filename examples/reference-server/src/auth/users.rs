@@ -206,6 +206,33 @@ pub trait UserStore: Send + Sync + 'static {
     /// If the database fails.
     async fn confirm_mfa(&self, user: Uuid, now: OffsetDateTime) -> StoreResult<bool>;
 
+    /// Counts one more consecutive wrong second-factor code for `user` and answers the
+    /// count (atomic: of `n` concurrent calls on a count of `c`, the answers are `c + 1`
+    /// to `c + n`).
+    ///
+    /// # Errors
+    /// If the database fails (an unknown user is such a failure).
+    async fn mfa_failed(&self, user: Uuid) -> StoreResult<u32>;
+
+    /// Locks `user`'s second factor until `until` (after [`mfa_failed`](Self::mfa_failed)).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn lock_mfa(&self, user: Uuid, until: OffsetDateTime) -> StoreResult<()>;
+
+    /// Until when `user`'s second factor is locked; `None` if it never was since the last
+    /// correct code (a time in the past means the lock is over).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn mfa_locked_until(&self, user: Uuid) -> StoreResult<Option<OffsetDateTime>>;
+
+    /// Clears `user`'s count of wrong codes and any lock (a correct code).
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn mfa_succeeded(&self, user: Uuid) -> StoreResult<()>;
+
     /// Removes `user`'s TOTP secret (pending or confirmed) and turns MFA off, in one
     /// transaction. Returns `false`, and changes nothing, if there was no secret.
     ///

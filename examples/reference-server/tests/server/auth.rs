@@ -1614,3 +1614,79 @@ async fn sessions_are_listed_and_ended_on_sqlite() {
     sessions_are_listed_and_ended_one_by_one(&server, &server, "fay").await;
     server.terminate();
 }
+
+/// Sends `n` wrong second-factor codes for `name`, logging in again every four (each
+/// mfa_token takes five attempts; a new login does not start the count again).
+async fn wrong_codes(server: &Server, name: &str, wrong: &str, n: usize) {
+    let mut token = login_mfa(server, name).await;
+    for i in 0..n {
+        if i > 0 && i % 4 == 0 {
+            token = login_mfa(server, name).await;
+        }
+        let reply = verify(server, &token, wrong).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNAUTHORIZED,
+            "guess {i}: {}",
+            reply.body
+        );
+    }
+}
+
+/// Wrong second-factor codes are counted per account, over any number of logins and across
+/// a restart: the tenth locks the second factor (429 with `Retry-After`), after which even
+/// the right code is refused until the lock is over. Before that, a right code clears the
+/// count.
+#[tokio::test]
+async fn wrong_codes_lock_the_second_factor_across_logins_and_restarts() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    register(&server, "gus").await;
+    let access = login_tokens(&server, "gus").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (totp, backup, _) = enable_mfa(&server, &access).await;
+    let wrong = code(&totp, 20);
+    // Nine wrong codes, then the right one: the count starts again.
+    wrong_codes(&server, "gus", &wrong, 9).await;
+    let token = login_mfa(&server, "gus").await;
+    let ok = verify(&server, &token, &code(&totp, 1)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+
+    // Nine wrong codes, a restart, and the tenth locks.
+    wrong_codes(&server, "gus", &wrong, 9).await;
+    server.terminate();
+    let server = launch.start(&data);
+    wrong_codes(&server, "gus", &wrong, 1).await;
+    let token = login_mfa(&server, "gus").await;
+    let locked = verify(&server, &token, &code(&totp, 0)).await;
+    assert_eq!(
+        locked.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        locked.body
+    );
+    let retry: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((890..=900).contains(&retry), "Retry-After {retry}");
+    assert!(
+        locked.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("second factor is locked"),
+        "{}",
+        locked.body
+    );
+    // The password alone still gets only an mfa_token; backup codes are locked out too.
+    let token = login_mfa(&server, "gus").await;
+    assert_eq!(
+        verify(&server, &token, &backup[0]).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    server.terminate();
+}

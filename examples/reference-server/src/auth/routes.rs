@@ -374,6 +374,11 @@ pub struct ApiKeyInfo {
     pub created_at: String,
     /// When it expires (RFC 3339), if it does.
     pub expires_at: Option<String>,
+    /// When it was last used (RFC 3339), if ever; uses are written in batches, so a use
+    /// on another instance in the last minute may not show yet.
+    pub last_used_at: Option<String>,
+    /// How many times it was used (batched likewise).
+    pub use_count: u64,
 }
 
 /// A newly created API key: `key` is shown only this once.
@@ -1523,6 +1528,8 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
         scopes: record.scopes.iter().map(ToString::to_string).collect(),
         created_at: rfc3339(record.created_at),
         expires_at: record.expires_at.map(rfc3339),
+        last_used_at: record.last_used_at.map(rfc3339),
+        use_count: record.use_count,
     }
 }
 
@@ -1636,6 +1643,12 @@ pub async fn list_api_keys(
     require_bearer(&principal)?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
+    // This instance's uses not yet written go to the store first, so the caller sees them
+    // (other instances write theirs at least every minute while their keys are in use,
+    // and at shutdown). A failed write is logged; the list is still answered.
+    if let Err(e) = auth.api_keys().flush_usage_at(now).await {
+        tracing::warn!(error = %e, "api key usage could not be written");
+    }
     let records = auth
         .api_keys()
         .store()
@@ -1851,6 +1864,8 @@ mod tests {
                 scopes: vec![],
                 created_at: String::new(),
                 expires_at: None,
+                last_used_at: None,
+                use_count: 0,
             },
         };
         let codes = BackupCodesResponse {

@@ -1690,3 +1690,47 @@ async fn wrong_codes_lock_the_second_factor_across_logins_and_restarts() {
     );
     server.terminate();
 }
+
+/// `GET /api-keys` shows when each key was last used and how often, this instance's
+/// latest uses included.
+#[tokio::test]
+async fn api_keys_show_their_last_use() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "hal").await;
+    let access = login_tokens(&server, "hal").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let used = create_key(&server, &access, Some(json!(7))).await;
+    assert_eq!(used.status, StatusCode::CREATED, "{}", used.body);
+    let idle = create_key(&server, &access, Some(json!(7))).await;
+    assert_eq!(idle.body["last_used_at"], Value::Null);
+    assert_eq!(idle.body["use_count"], 0);
+    let key = used.body["key"].as_str().unwrap();
+    for _ in 0..3 {
+        let reply = get_with(&server, "/me", Some(("x-api-key", key))).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    }
+    let listed = send(
+        &server,
+        reqwest::Method::GET,
+        "/api-keys",
+        Some(("authorization", &format!("Bearer {access}"))),
+        None,
+    )
+    .await;
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    let keys = listed.body["keys"].as_array().unwrap();
+    let find = |id: &Value| keys.iter().find(|k| k["id"] == *id).unwrap().clone();
+    let used_now = find(&used.body["id"]);
+    assert_eq!(used_now["use_count"], 3, "{used_now}");
+    assert!(
+        used_now["last_used_at"].as_str().unwrap().ends_with('Z'),
+        "{used_now}"
+    );
+    let idle_now = find(&idle.body["id"]);
+    assert_eq!(idle_now["use_count"], 0);
+    assert_eq!(idle_now["last_used_at"], Value::Null);
+    server.terminate();
+}

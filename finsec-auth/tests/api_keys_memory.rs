@@ -279,6 +279,49 @@ async fn api_keys_rotation_overlap() {
     ));
 }
 
+/// A rotation renews a key for the term it was issued for, never longer (a key without
+/// expiry stays without); `rotate_until_at` sets the replacement's expiry, which must be
+/// after the rotation.
+#[tokio::test]
+async fn api_keys_rotation_keeps_the_term() {
+    let keys = ApiKeys::new(MemoryApiKeyStore::new());
+    let term = time::Duration::days(90);
+    let old = keys
+        .issue_at(NewApiKey::new("dan", scopes()).expires_at(NOW + term), NOW)
+        .await
+        .unwrap();
+    let later = NOW + time::Duration::days(10);
+    let new = keys
+        .rotate_at(&old.record.id, Duration::from_secs(60), later)
+        .await
+        .unwrap();
+    assert_eq!(new.record.expires_at, Some(later + term));
+    let open = keys
+        .issue_at(NewApiKey::new("dan", scopes()), NOW)
+        .await
+        .unwrap();
+    let open_new = keys
+        .rotate_at(&open.record.id, Duration::ZERO, later)
+        .await
+        .unwrap();
+    assert_eq!(open_new.record.expires_at, None);
+    let until = later + time::Duration::days(7);
+    let chosen = keys
+        .rotate_until_at(&new.record.id, Duration::ZERO, Some(until), later)
+        .await
+        .unwrap();
+    assert_eq!(chosen.record.expires_at, Some(until));
+    assert!(matches!(
+        keys.rotate_until_at(&chosen.record.id, Duration::ZERO, Some(later), later)
+            .await,
+        Err(ApiKeyError::TimeOutOfRange(_))
+    ));
+    // Refused before anything changed: the key can still be rotated.
+    keys.rotate_until_at(&chosen.record.id, Duration::ZERO, None, later)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn api_keys_usage_is_batched_every_n_uses() {
     let config = UsageConfig {

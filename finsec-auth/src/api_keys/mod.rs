@@ -506,8 +506,12 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         self.store.revoke(id, micros(now)).await
     }
 
-    /// Rotates a key at `now`: issues a replacement with the same owner and scopes (and no
-    /// expiry), and makes the old key expire at `now + overlap` unless it expires sooner.
+    /// Rotates a key at `now`: issues a replacement with the same owner and scopes, for the
+    /// same term as the old key (a key issued for 90 days is replaced by one that expires 90
+    /// days from `now`; a key without expiry by one without expiry), and makes the old key
+    /// expire at `now + overlap` unless it expires sooner. A rotation never lengthens what a
+    /// key was issued for; [`rotate_until_at`](Self::rotate_until_at) sets the replacement's
+    /// expiry explicitly.
     ///
     /// # Errors
     /// [`ApiKeyError::NotFound`]; [`ApiKeyError::InvalidState`] if the old key is revoked,
@@ -518,12 +522,56 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         overlap: Duration,
         now: OffsetDateTime,
     ) -> Result<IssuedApiKey> {
+        self.rotate_inner(old, overlap, None, now).await
+    }
+
+    /// [`rotate_at`](Self::rotate_at) with the replacement expiring at `expires_at`
+    /// (`None`: never).
+    ///
+    /// # Errors
+    /// As [`rotate_at`](Self::rotate_at), and [`ApiKeyError::TimeOutOfRange`] if
+    /// `expires_at` is not after `now`.
+    pub async fn rotate_until_at(
+        &self,
+        old: &ApiKeyId,
+        overlap: Duration,
+        expires_at: Option<OffsetDateTime>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedApiKey> {
+        if let Some(at) = expires_at
+            && at <= now
+        {
+            return Err(ApiKeyError::TimeOutOfRange(at));
+        }
+        self.rotate_inner(old, overlap, Some(expires_at.map(micros)), now)
+            .await
+    }
+
+    /// Rotates `old`; the replacement expires at `expires_at` when given, otherwise after
+    /// the old key's term.
+    async fn rotate_inner(
+        &self,
+        old: &ApiKeyId,
+        overlap: Duration,
+        expires_at: Option<Option<OffsetDateTime>>,
+        now: OffsetDateTime,
+    ) -> Result<IssuedApiKey> {
         let now = micros(now);
         let record = self
             .store
             .get(old)
             .await?
             .ok_or(ApiKeyError::NotFound { id: *old })?;
+        let new_expiry = match expires_at {
+            Some(explicit) => explicit,
+            None => match record.expires_at {
+                Some(old_expiry) => Some(
+                    now.checked_add(old_expiry - record.created_at)
+                        .ok_or(ApiKeyError::TimeOutOfRange(now))?,
+                ),
+                None => None,
+            },
+        };
         if record.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiKeyError::InvalidState {
                 id: *old,
@@ -542,7 +590,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             scopes: record.scopes,
             secret_hash: generated.hash,
             created_at: now,
-            expires_at: None,
+            expires_at: new_expiry,
             revoked_at: None,
             replaced_by: None,
             last_used_at: None,

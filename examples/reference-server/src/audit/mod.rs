@@ -22,8 +22,8 @@
 //!   the sessions they ended), `auth.session_end` (`DELETE /sessions/{id}`),
 //!   `auth.mfa_backup_codes`, `auth.mfa_disable`, a refused step-up
 //!   (denied `api_key.create`, `auth.mfa_enroll`, `auth.mfa_confirm`,
-//!   `auth.mfa_backup_codes`, `auth.mfa_disable`), `api_key.create`,
-//!   `api_key.revoke`, `order.approve`, `rate_limit.deny`; the `roles`
+//!   `auth.mfa_backup_codes`, `auth.mfa_disable`, `api_key.rotate`), `api_key.create`,
+//!   `api_key.rotate`, `api_key.revoke`, `order.approve`, `rate_limit.deny`; the `roles`
 //!   and `keys` commands record `role.grant`, `role.revoke`, `key.rotate` and `key.rewrap`.
 //! - **The monitor** ([`finsec_audit::Monitor`], the default rules or `--audit-rules`)
 //!   sees every request; its alerts are recorded as `security.alert` events and stored in

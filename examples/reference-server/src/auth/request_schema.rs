@@ -199,6 +199,22 @@ pub fn expires_in_days() -> Object {
         .build()
 }
 
+/// The longest rotation overlap, in minutes: one week.
+pub const API_KEY_MAX_OVERLAP_MINUTES: u32 = 7 * 24 * 60;
+
+/// `RotateApiKeyRequest.overlap_minutes`: 0 to [`API_KEY_MAX_OVERLAP_MINUTES`], or null.
+pub fn overlap_minutes() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Integer, Type::Null]))
+        .minimum(Some(0))
+        .maximum(Some(API_KEY_MAX_OVERLAP_MINUTES))
+        .description(Some(
+            "Minutes the old key keeps working after the rotation: 0 (it stops at once) to \
+             10080 (a week; longer is a 422). Null or absent: 60",
+        ))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

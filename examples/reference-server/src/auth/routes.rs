@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use finsec_audit::Outcome;
-use finsec_auth::api_keys::{ApiKeyId, NewApiKey};
+use finsec_auth::api_keys::{ApiKeyError, ApiKeyId, NewApiKey};
 use finsec_auth::mfa::{
     BackupCodes, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret, redeem_backup_code,
 };
@@ -60,6 +60,7 @@ where
         .routes(routes!(disable_mfa))
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(delete_api_key))
+        .routes(routes!(rotate_api_key))
         .routes(routes!(list_sessions))
         .routes(routes!(delete_session))
         .routes(routes!(me))
@@ -162,6 +163,7 @@ macro_rules! redacted_debug {
 }
 
 redacted_debug!(
+    RotatedApiKey,
     Credentials,
     PasswordChange,
     Registration,
@@ -338,6 +340,32 @@ pub struct NewApiKeyRequest {
     #[serde(default, deserialize_with = "whole_number")]
     #[schema(schema_with = request_schema::expires_in_days)]
     pub expires_in_days: Option<u32>,
+}
+
+/// A rotation of an API key.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateApiKeyRequest {
+    /// Minutes the old key keeps working: 0 to 10,080 (a week). None: 60.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(schema_with = request_schema::overlap_minutes)]
+    pub overlap_minutes: Option<u32>,
+    /// Days until the new key expires, as for a new key.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[schema(schema_with = request_schema::expires_in_days)]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A rotated API key: the new key (shown only this once) and when the old one stops.
+#[derive(Serialize, ToSchema)]
+pub struct RotatedApiKey {
+    /// The new key.
+    #[serde(flatten)]
+    pub created: CreatedApiKey,
+    /// The id of the key it replaces.
+    pub replaces: String,
+    /// When the replaced key stops working (RFC 3339).
+    pub replaced_expires_at: String,
 }
 
 /// Reads an optional whole number however JSON writes it (`30`, `30.0`, `3e1`): JSON
@@ -1533,6 +1561,28 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
     }
 }
 
+/// When a key asked for with `expires_in_days` expires: every key expires unless the
+/// operator allows otherwise, at most the configured lifetime, and that lifetime when none
+/// is asked for.
+fn key_expiry(
+    auth: &Auth,
+    expires_in_days: Option<u32>,
+    now: OffsetDateTime,
+) -> ApiResult<Option<OffsetDateTime>> {
+    let max_days = auth.api_key_max_days.min(API_KEY_MAX_DAYS);
+    let days = match expires_in_days {
+        Some(days) if (1..=max_days).contains(&days) => Some(days),
+        Some(_) => {
+            return Err(ApiError::Invalid(format!(
+                "expires_in_days must be 1 to {max_days} (this server's longest API key lifetime)"
+            )));
+        }
+        None if auth.api_key_allow_no_expiry => None,
+        None => Some(max_days),
+    };
+    Ok(days.map(|days| now + Duration::days(i64::from(days))))
+}
+
 /// Creates an API key for the caller (a session is required: an API key cannot create
 /// API keys).
 #[utoipa::path(
@@ -1575,21 +1625,8 @@ pub async fn create_api_key(
         })
         .collect::<ApiResult<Vec<_>>>()?;
     let mut new = NewApiKey::new(principal.user_id.to_string(), scopes);
-    // Every key expires unless the operator allows otherwise: at most the configured
-    // lifetime, and that lifetime when none is asked for.
-    let max_days = auth.api_key_max_days.min(API_KEY_MAX_DAYS);
-    let days = match request.expires_in_days {
-        Some(days) if (1..=max_days).contains(&days) => Some(days),
-        Some(_) => {
-            return Err(ApiError::Invalid(format!(
-                "expires_in_days must be 1 to {max_days} (this server's longest API key lifetime)"
-            )));
-        }
-        None if auth.api_key_allow_no_expiry => None,
-        None => Some(max_days),
-    };
-    if let Some(days) = days {
-        new = new.expires_at(now + Duration::days(i64::from(days)));
+    if let Some(at) = key_expiry(auth, request.expires_in_days, now)? {
+        new = new.expires_at(at);
     }
     let issued = auth
         .api_keys()
@@ -1673,6 +1710,117 @@ pub async fn list_api_keys(
         })
         .collect();
     Ok(Json(ApiKeyList { keys }))
+}
+
+/// Rotates one of the caller's API keys: a new key with the same name and scopes (shown
+/// only this once), while the old one keeps working for the overlap, so that clients can
+/// move to the new one without a gap. Needs a recent login, as creating a key does.
+#[utoipa::path(
+    post,
+    path = "/api-keys/{id}/rotate",
+    tag = "auth",
+    params(("id" = String, Path, pattern = "^[0-9a-f]{16}$", description = "The key id: 16 lower-case hex digits")),
+    request_body = RotateApiKeyRequest,
+    responses(
+        (status = 201, description = "The new key (shown once) and when the old one stops", body = RotatedApiKey),
+        (status = 401, description = "Not authenticated, or the login is not recent: a step-up challenge (`error=\"insufficient_user_authentication\"`, `max_age=300`) asks for a login within 5 minutes, with the second factor when enrolled", body = Problem),
+        (status = 403, description = "Called with an API key", body = Problem),
+        (status = 404, description = "The caller has no such key", body = Problem),
+        (status = 409, description = "The key was already rotated, or has expired", body = Problem),
+        (status = 422, description = "An overlap or lifetime out of range", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn rotate_api_key(
+    State(state): State<AppState>,
+    principal: Principal,
+    notes: AuditNotes,
+    Path(id): Path<String>,
+    Json(request): Json<RotateApiKeyRequest>,
+) -> ApiResult<Response> {
+    require_recent_login(&principal, &notes, "api_key.rotate")?;
+    let auth = state.auth();
+    let now = OffsetDateTime::now_utc();
+    let id = ApiKeyId::from_str(&id).map_err(|_| ApiError::NotFound)?;
+    let record = auth
+        .api_keys()
+        .store()
+        .get(&id)
+        .await
+        .map_err(|e| internal("api key lookup", &e))?
+        .ok_or(ApiError::NotFound)?;
+    if *record.owner != *principal.user_id.to_string() || record.revoked_at.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    let overlap = request.overlap_minutes.unwrap_or(60);
+    if overlap > request_schema::API_KEY_MAX_OVERLAP_MINUTES {
+        return Err(ApiError::Invalid(format!(
+            "overlap_minutes must be 0 to {}",
+            request_schema::API_KEY_MAX_OVERLAP_MINUTES
+        )));
+    }
+    let expires_at = key_expiry(auth, request.expires_in_days, now)?;
+    let issued = match auth
+        .api_keys()
+        .rotate_until_at(
+            &id,
+            std::time::Duration::from_secs(u64::from(overlap) * 60),
+            expires_at,
+            now,
+        )
+        .await
+    {
+        Ok(issued) => issued,
+        Err(ApiKeyError::InvalidState { state, .. }) => {
+            return Err(ApiError::Conflict(format!(
+                "the key cannot be rotated: it is {state}"
+            )));
+        }
+        Err(ApiKeyError::NotFound { .. }) => return Err(ApiError::NotFound),
+        Err(e) => return Err(internal("api key rotation", &e)),
+    };
+    let name = auth
+        .users
+        .key_names(principal.user_id)
+        .await
+        .map_err(|e| internal("api key names", &e))?
+        .into_iter()
+        .find(|n| n.key_id == id)
+        .map(|n| n.name)
+        .unwrap_or_default();
+    if !auth
+        .users
+        .insert_key_name(&issued.record.id, principal.user_id, &name, now)
+        .await
+        .map_err(|e| internal("api key name insert", &e))?
+    {
+        return Err(internal(
+            "api key name insert",
+            &"the new key id already has a name",
+        ));
+    }
+    let until = now + Duration::minutes(i64::from(overlap));
+    let replaced_expires_at = record.expires_at.map_or(until, |at| at.min(until));
+    tracing::info!(user_id = %principal.user_id, old = %id, new = %issued.record.id, "api key rotated");
+    notes.note(
+        Note::new("api_key.rotate", Outcome::Success)
+            .resource("api_key", issued.record.id.to_string())
+            .detail("replaces", id.to_string())
+            .detail("overlap_minutes", i64::from(overlap)),
+    );
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        Json(RotatedApiKey {
+            created: CreatedApiKey {
+                key: issued.printable.expose_secret().to_owned(),
+                info: key_info(&issued.record, name),
+            },
+            replaces: id.to_string(),
+            replaced_expires_at: rfc3339(replaced_expires_at),
+        }),
+    )
+        .into_response())
 }
 
 /// Revokes one of the caller's API keys.

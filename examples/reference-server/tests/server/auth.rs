@@ -1734,3 +1734,96 @@ async fn api_keys_show_their_last_use() {
     assert_eq!(idle_now["last_used_at"], Value::Null);
     server.terminate();
 }
+
+/// `POST /api-keys/{id}/rotate` with `access`.
+async fn rotate_key(server: &Server, access: &str, id: &str, body: Value) -> Reply {
+    post(
+        server,
+        &format!("/api-keys/{id}/rotate"),
+        Some(access),
+        body,
+    )
+    .await
+}
+
+/// `POST /api-keys/{id}/rotate`: a new key with the old one's name and scopes, the old one
+/// working for the overlap (or not at all with 0); once rotated, a key cannot be rotated
+/// again; the new key's lifetime follows the server's limit; a token from a refresh
+/// cannot rotate (step-up).
+#[tokio::test]
+async fn api_keys_rotate_with_an_overlap() {
+    let data = DataDir::new();
+    let server = Launch::new().start(&data);
+    register(&server, "ida").await;
+    let tokens = login_tokens(&server, "ida").await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let created = create_key(&server, &access, Some(json!(7))).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let old_id = created.body["id"].as_str().unwrap().to_owned();
+    let old_key = created.body["key"].as_str().unwrap().to_owned();
+
+    let rotated = rotate_key(&server, &access, &old_id, json!({"overlap_minutes": 60})).await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    assert_eq!(rotated.body["replaces"], old_id.as_str());
+    assert_eq!(rotated.body["name"], "bot");
+    assert_eq!(rotated.body["scopes"], json!(["*"]));
+    assert_eq!(
+        days_left(&rotated),
+        Some(90),
+        "the server's longest lifetime"
+    );
+    let new_id = rotated.body["id"].as_str().unwrap().to_owned();
+    let new_key = rotated.body["key"].as_str().unwrap().to_owned();
+    for key in [&old_key, &new_key] {
+        let me = get_with(&server, "/me", Some(("x-api-key", key))).await;
+        assert_eq!(me.status, StatusCode::OK, "{}", me.body);
+    }
+    // Rotated once: the chain goes on from the new key only.
+    let again = rotate_key(&server, &access, &old_id, json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let too_long = rotate_key(&server, &access, &new_id, json!({"overlap_minutes": 10081})).await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let too_far = rotate_key(&server, &access, &new_id, json!({"expires_in_days": 91})).await;
+    assert_eq!(too_far.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // No overlap: the replaced key stops at once.
+    let cut = rotate_key(
+        &server,
+        &access,
+        &new_id,
+        json!({"overlap_minutes": 0, "expires_in_days": 3}),
+    )
+    .await;
+    assert_eq!(cut.status, StatusCode::CREATED, "{}", cut.body);
+    assert_eq!(days_left(&cut), Some(3));
+    assert_unauthorized(
+        &get_with(&server, "/me", Some(("x-api-key", &new_key))).await,
+        true,
+        "a key rotated without overlap",
+    );
+    let newest = cut.body["key"].as_str().unwrap();
+    assert_eq!(
+        get_with(&server, "/me", Some(("x-api-key", newest)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    // An unknown id, and a token from a refresh (no recent login).
+    let unknown = rotate_key(&server, &access, "0000000000000000", json!({})).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let refreshed = post(
+        &server,
+        "/auth/refresh",
+        None,
+        json!({"refresh_token": tokens["refresh_token"]}),
+    )
+    .await;
+    let stale = post(
+        &server,
+        &format!("/api-keys/{}/rotate", cut.body["id"].as_str().unwrap()),
+        Some(refreshed.body["access_token"].as_str().unwrap()),
+        json!({}),
+    )
+    .await;
+    assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
+    server.terminate();
+}

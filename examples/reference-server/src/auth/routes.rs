@@ -1561,6 +1561,50 @@ fn key_info(record: &finsec_auth::api_keys::ApiKeyRecord, name: String) -> ApiKe
     }
 }
 
+/// The caller's key `id` that is not revoked, with its record; anything else (a bad id,
+/// another user's key, a revoked one) is the same 404.
+async fn owned_key(
+    auth: &Auth,
+    principal: &Principal,
+    id: &str,
+) -> ApiResult<(ApiKeyId, finsec_auth::api_keys::ApiKeyRecord)> {
+    let id = ApiKeyId::from_str(id).map_err(|_| ApiError::NotFound)?;
+    let record = auth
+        .api_keys()
+        .store()
+        .get(&id)
+        .await
+        .map_err(|e| internal("api key lookup", &e))?
+        .ok_or(ApiError::NotFound)?;
+    if *record.owner != *principal.user_id.to_string() || record.revoked_at.is_some() {
+        return Err(ApiError::NotFound);
+    }
+    Ok((id, record))
+}
+
+/// Records the name `user` gave the new key `id`.
+async fn name_key(
+    auth: &Auth,
+    id: &ApiKeyId,
+    user: Uuid,
+    name: &str,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    if auth
+        .users
+        .insert_key_name(id, user, name, now)
+        .await
+        .map_err(|e| internal("api key name insert", &e))?
+    {
+        Ok(())
+    } else {
+        Err(internal(
+            "api key name insert",
+            &"the new key id already has a name",
+        ))
+    }
+}
+
 /// When a key asked for with `expires_in_days` expires: every key expires unless the
 /// operator allows otherwise, at most the configured lifetime, and that lifetime when none
 /// is asked for.
@@ -1633,17 +1677,7 @@ pub async fn create_api_key(
         .issue_at(new, now)
         .await
         .map_err(|e| internal("api key issue", &e))?;
-    if !auth
-        .users
-        .insert_key_name(&issued.record.id, principal.user_id, &name, now)
-        .await
-        .map_err(|e| internal("api key name insert", &e))?
-    {
-        return Err(internal(
-            "api key name insert",
-            &"the new key id already has a name",
-        ));
-    }
+    name_key(auth, &issued.record.id, principal.user_id, &name, now).await?;
     tracing::info!(user_id = %principal.user_id, key_id = %issued.record.id, "api key created");
     notes.note(
         Note::new("api_key.create", Outcome::Success)
@@ -1741,17 +1775,7 @@ pub async fn rotate_api_key(
     require_recent_login(&principal, &notes, "api_key.rotate")?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let id = ApiKeyId::from_str(&id).map_err(|_| ApiError::NotFound)?;
-    let record = auth
-        .api_keys()
-        .store()
-        .get(&id)
-        .await
-        .map_err(|e| internal("api key lookup", &e))?
-        .ok_or(ApiError::NotFound)?;
-    if *record.owner != *principal.user_id.to_string() || record.revoked_at.is_some() {
-        return Err(ApiError::NotFound);
-    }
+    let (id, record) = owned_key(auth, &principal, &id).await?;
     let overlap = request.overlap_minutes.unwrap_or(60);
     if overlap > request_schema::API_KEY_MAX_OVERLAP_MINUTES {
         return Err(ApiError::Invalid(format!(
@@ -1788,17 +1812,7 @@ pub async fn rotate_api_key(
         .find(|n| n.key_id == id)
         .map(|n| n.name)
         .unwrap_or_default();
-    if !auth
-        .users
-        .insert_key_name(&issued.record.id, principal.user_id, &name, now)
-        .await
-        .map_err(|e| internal("api key name insert", &e))?
-    {
-        return Err(internal(
-            "api key name insert",
-            &"the new key id already has a name",
-        ));
-    }
+    name_key(auth, &issued.record.id, principal.user_id, &name, now).await?;
     let until = now + Duration::minutes(i64::from(overlap));
     let replaced_expires_at = record.expires_at.map_or(until, |at| at.min(until));
     tracing::info!(user_id = %principal.user_id, old = %id, new = %issued.record.id, "api key rotated");
@@ -1846,17 +1860,7 @@ pub async fn delete_api_key(
     require_bearer(&principal)?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let id = ApiKeyId::from_str(&id).map_err(|_| ApiError::NotFound)?;
-    let record = auth
-        .api_keys()
-        .store()
-        .get(&id)
-        .await
-        .map_err(|e| internal("api key lookup", &e))?
-        .ok_or(ApiError::NotFound)?;
-    if *record.owner != *principal.user_id.to_string() || record.revoked_at.is_some() {
-        return Err(ApiError::NotFound);
-    }
+    let (id, _) = owned_key(auth, &principal, &id).await?;
     auth.api_keys()
         .revoke_at(&id, now)
         .await

@@ -34,7 +34,7 @@ use super::sessions::SessionClient;
 use super::users::{self, StoredTotpSecret, Username};
 use super::{Auth, MFA_MAX_FAILURES, MFA_TOKEN_TTL, TOTP_ISSUER};
 use crate::audit::layer::{AuditNotes, Note};
-use crate::http::json::Json;
+use crate::http::json::{Json, Object};
 use crate::http::path::Path;
 use crate::problem::{Problem, ProblemType};
 use crate::ratelimit::LoginLimit;
@@ -1770,7 +1770,7 @@ pub async fn rotate_api_key(
     principal: Principal,
     notes: AuditNotes,
     Path(id): Path<String>,
-    Json(request): Json<RotateApiKeyRequest>,
+    Json(Object(request)): Json<Object<RotateApiKeyRequest>>,
 ) -> ApiResult<Response> {
     require_recent_login(&principal, &notes, "api_key.rotate")?;
     let auth = state.auth();

@@ -1785,6 +1785,14 @@ async fn api_keys_rotate_with_an_overlap() {
     assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
     let too_far = rotate_key(&server, &access, &new_id, json!({"expires_in_days": 91})).await;
     assert_eq!(too_far.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The body is an object: an array of its fields in order is refused.
+    let array = rotate_key(&server, &access, &new_id, json!([null, null])).await;
+    assert_eq!(
+        array.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        array.body
+    );
     // No overlap: the replaced key stops at once.
     let cut = rotate_key(
         &server,

@@ -1775,7 +1775,7 @@ pub async fn rotate_api_key(
     require_recent_login(&principal, &notes, "api_key.rotate")?;
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
-    let (id, record) = owned_key(auth, &principal, &id).await?;
+    let (id, _) = owned_key(auth, &principal, &id).await?;
     let overlap = request.overlap_minutes.unwrap_or(60);
     if overlap > request_schema::API_KEY_MAX_OVERLAP_MINUTES {
         return Err(ApiError::Invalid(format!(
@@ -1813,8 +1813,16 @@ pub async fn rotate_api_key(
         .map(|n| n.name)
         .unwrap_or_default();
     name_key(auth, &issued.record.id, principal.user_id, &name, now).await?;
-    let until = now + Duration::minutes(i64::from(overlap));
-    let replaced_expires_at = record.expires_at.map_or(until, |at| at.min(until));
+    // When the old key stops is what the rotation stored (the overlap, or its own earlier
+    // expiry), read back rather than worked out again here.
+    let replaced_expires_at = auth
+        .api_keys()
+        .store()
+        .get(&id)
+        .await
+        .map_err(|e| internal("api key lookup", &e))?
+        .and_then(|old| old.expires_at)
+        .ok_or_else(|| internal("api key rotation", &"the rotated key has no expiry"))?;
     tracing::info!(user_id = %principal.user_id, old = %id, new = %issued.record.id, "api key rotated");
     notes.note(
         Note::new("api_key.rotate", Outcome::Success)

@@ -1772,6 +1772,17 @@ async fn api_keys_rotate_with_an_overlap() {
         Some(90),
         "the server's longest lifetime"
     );
+    // When the old key stops, as the rotation stored it: the overlap from now.
+    let old_ends = OffsetDateTime::parse(
+        rotated.body["replaced_expires_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let overlap = old_ends - OffsetDateTime::now_utc();
+    assert!(
+        overlap > time::Duration::minutes(59) && overlap <= time::Duration::minutes(60),
+        "{overlap}"
+    );
     let new_id = rotated.body["id"].as_str().unwrap().to_owned();
     let new_key = rotated.body["key"].as_str().unwrap().to_owned();
     for key in [&old_key, &new_key] {

@@ -4,8 +4,8 @@
 #
 # For each configuration it starts the release binary on loopback with a fresh data
 # directory (and, for PostgreSQL, a schema it creates and drops, and a Redis key prefix of
-# its own that it deletes afterwards), registers a user, grants it the trader role with the
-# `roles grant` subcommand, logs in, and measures each route at CONNECTIONS connections for
+# its own that it deletes afterwards), registers a user, grants it the trader role and the
+# account ACC-1 with the `roles grant` and `accounts grant` subcommands, logs in, and measures each route at CONNECTIONS connections for
 # DURATION seconds, printing requests/s, p50 and p99. Every step is bounded in time; the
 # server, the schema, the Redis keys and the temporary files are removed on exit.
 #
@@ -234,6 +234,8 @@ prepare_user() {
     call /auth/register "$credentials" >/dev/null
     timeout 60 "$BIN" roles grant "$user" trader "${SERVER_ARGS[@]}" >/dev/null ||
         die "roles grant failed"
+    timeout 60 "$BIN" accounts grant "$user" ACC-1 "${SERVER_ARGS[@]}" >/dev/null ||
+        die "accounts grant failed"
     TOKEN=$(call /auth/login "$credentials" | jq -er .access_token) || die "login gave no token"
     # A token that works, and an order the trader may place, before measuring.
     curl -sS --fail --max-time 10 -H "Authorization: Bearer $TOKEN" "http://$BASE/me" >/dev/null ||

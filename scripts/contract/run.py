@@ -3,11 +3,12 @@
 Usage: python run.py --server BINARY --st SCHEMATHESIS [--max-examples N]
 
 Starts the server on a free loopback port with a fresh data directory and relaxed rate
-limits, registers one user per role (viewer, trader), grants the roles with the server's
-`roles grant` subcommand, then runs `schemathesis run` with every check and every phase
-(examples, coverage, fuzzing, stateful) as each user in turn, with the per-operation
+limits, registers one user per role (viewer, trader, admin), grants the roles with the
+server's `roles grant` subcommand and a few trading accounts with `accounts grant`, then
+runs `schemathesis run` with every check and every phase (examples, coverage, fuzzing,
+stateful) as each user in turn, with the per-operation
 exceptions of `schemathesis.toml` (requests no schema can tell from valid ones). Exits
-non-zero if either run finds a failure or the server answers any 5xx, and prints the
+non-zero if any run finds a failure or the server answers any 5xx, and prints the
 server log on failure.
 """
 
@@ -25,7 +26,8 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROLES = ("viewer", "trader")
+ROLES = ("viewer", "trader", "admin")
+ENTITLED_ACCOUNTS = ("0", "A", "a", "-", "_", "ACC-1")
 
 
 def post_json(base: str, path: str, payload: dict) -> dict:
@@ -98,6 +100,13 @@ def main() -> int:
             if role != "viewer":
                 subprocess.run(
                     [args.server, "--data-dir", str(data_dir), "roles", "grant", name, role],
+                    check=True,
+                    stdout=subprocess.DEVNULL,
+                )
+            # Accounts the generated orders often name, so that some of them are placed.
+            for account in ENTITLED_ACCOUNTS:
+                subprocess.run(
+                    [args.server, "--data-dir", str(data_dir), "accounts", "grant", name, account],
                     check=True,
                     stdout=subprocess.DEVNULL,
                 )

@@ -730,6 +730,9 @@ pub enum Command {
     /// Grant, revoke and list users' roles.
     #[command(subcommand)]
     Roles(crate::rbac::roles::RolesCommand),
+    /// Grant, revoke and list users' trading-account entitlements.
+    #[command(subcommand)]
+    Accounts(crate::orders::accounts::AccountsCommand),
 }
 
 /// Keyring operations for operators. They work on the same files as a running server and

@@ -140,8 +140,9 @@
 //!   with memory limits (no Redis) each instance counts on its own. `/health` and
 //!   `/openapi.json` are public by design, and `/health` shows
 //!   key names, their primary versions and whether rotation is due (no key material).
-//!   Admin operations are the `keys` and `roles` subcommands, run by whoever can read the
-//!   data directory.
+//!   Admin operations are the `keys`, `roles` and `accounts` subcommands, run by whoever
+//!   can read the data directory, and the trading-account entitlement API
+//!   (`/admin/users/{id}/accounts`, `accounts:admin` and a recent login).
 //! - **Transport security.** The server speaks plain HTTP; terminate TLS in front of it
 //!   (HSTS only takes effect over HTTPS). Its own connections to PostgreSQL and Redis are
 //!   verified TLS only when configured so (`sslmode=verify-full`, `rediss://`; see
@@ -228,6 +229,9 @@ pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
         None | Some(Command::Serve) => run(cli.config).await,
         Some(Command::Keys(command)) => keys::run_command(&cli.config, &command, out).await,
         Some(Command::Roles(command)) => rbac::roles::run_command(&cli.config, &command, out).await,
+        Some(Command::Accounts(command)) => {
+            orders::accounts::run_command(&cli.config, &command, out).await
+        }
     }
 }
 

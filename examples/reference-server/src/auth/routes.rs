@@ -575,7 +575,7 @@ fn require_bearer(principal: &Principal) -> ApiResult<()> {
 }
 
 /// A session whose login is recent (step-up): for actions that give lasting access.
-fn require_recent_login(
+pub(crate) fn require_recent_login(
     principal: &Principal,
     notes: &AuditNotes,
     action: &'static str,

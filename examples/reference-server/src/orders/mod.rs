@@ -10,7 +10,10 @@
 //!    decision's reason code and deciding rule ([`Denial`]); the full explanation and the
 //!    audit record are logged at info level;
 //! 2. the body is checked (see [`body`]): 400 if it is not JSON, 422 listing every field
-//!    error otherwise; notes are cleaned and sanitised;
+//!    error otherwise; notes are cleaned and sanitised; then the caller must be entitled to
+//!    the order's trading account ([`accounts`]), or 403 `account_not_entitled`. A retry
+//!    with an `Idempotency-Key` gets its first order back only while the caller is still
+//!    entitled to that order's account;
 //!
 //! Every error is a [`Problem`]: field errors in its `errors`, a 403's reason code and
 //! deciding rule in the extension members `reason` and `rule`, a 409's code (`not_pending`,
@@ -19,21 +22,24 @@
 //!    **market order has no price, so its notional is unknown: it always goes through
 //!    approval**. The server has no price feed to estimate it, and letting an order with
 //!    an unbounded notional skip the four-eyes check would make the threshold pointless;
-//! 4. at or below the threshold the order is stored `accepted` (201). Above it the policy
-//!    is asked about [`ORDERS_EXECUTE_LARGE`]: allowed outright (admin's `*`) stores it
+//! 4. at or below the threshold the order is stored `accepted` (201). Above it an API key
+//!    must carry a scope matching [`ORDERS_EXECUTE_LARGE`] (else 403 `api_key_scope`), and
+//!    the policy is asked about it: allowed outright (admin's `*`) stores it
 //!    `accepted` (201); "approval required" opens a finsec-rbac approval request whose
 //!    subject is the order id and stores the order `pending_approval` (202, with the
 //!    approval id); anything else is 403.
 //!
 //! # Approving (`POST /orders/{id}/approve`)
 //!
-//! The approver needs [`ORDERS_APPROVE`] (and a matching scope with an API key). finsec-rbac
+//! The approver needs [`ORDERS_APPROVE`] (and a matching scope with an API key) and an
+//! entitlement to the order's account (403 `account_not_entitled`: supervisors who may
+//! read every account approve only on their own). finsec-rbac
 //! refuses the initiator (403, `self_approval`), a principal without the approver
 //! permission (403), an expired request (409, `approval_expired`; the order becomes
 //! `expired`) and a used one. When the quorum the policy's rule sets is reached, the
 //! initiator's request is authorized with the approval (which uses it up, atomically) under
-//! the initiator's roles *at that moment*: if they may still trade, the order becomes
-//! `accepted`, otherwise `rejected`.
+//! the initiator's roles *at that moment*: if they may still trade, and are still entitled
+//! to the account, the order becomes `accepted`, otherwise `rejected`.
 //!
 //! IP conditions in the policy are evaluated with the TCP peer's address where the server
 //! decides ([`TRADE_EXECUTE`] and [`ORDERS_READ`], and the first check of
@@ -47,14 +53,19 @@
 //!
 //! An order is readable when the policy allows [`ORDERS_READ`] on a resource owned by the
 //! order's owner: the preset's trader rule (`resource.owner == principal.id`) gives traders
-//! their own orders, admin's `*` gives every order. Anyone else gets 404 whether or not the
-//! order exists. `GET /orders` lists the caller's own orders (newest first, at most
-//! [`store::LIST_LIMIT`]) and is 403 for a caller who may not read their own orders.
+//! their own orders, admin's `*` gives every order. The reader must also be entitled to the
+//! order's account, unless the policy allows them [`ACCOUNTS_READ_ANY`]. Anyone else gets
+//! 404 whether or not the order exists. `GET /orders` lists the caller's own orders on
+//! accounts they are entitled to (newest first, at most [`store::LIST_LIMIT`] before that
+//! filter) and is 403 for a caller who may not read their own orders.
 //!
 //! # Threat model
 //!
 //! Defends against: privilege escalation by role (policy checked per request, roles read
-//! per request, API-key scopes can only narrow); a single person moving a large amount
+//! per request, API-key scopes can only narrow); trading on, or reading, an account the
+//! caller has no business with (entitlements per account, read per request, checked when
+//! an order is placed, read, replayed, approved and completed); a single person moving a
+//! large amount
 //! (maker-checker, self-approval refused, approvals expire and are single-use); stored XSS
 //! through notes (finsec-validate's `notes` sanitiser); order enumeration (404 for orders
 //! the caller may not read, ids are UUIDv7 and not sequential); oversized or malformed
@@ -66,6 +77,8 @@
 //! position limits); a compromised database (rows are not signed; record decisions in an
 //! audit log).
 
+pub mod accounts;
+pub mod admin;
 pub mod body;
 pub mod routes;
 mod sql;
@@ -94,12 +107,14 @@ use crate::error::{Result as ServerResult, ServerError};
 use crate::problem::{FieldError, Problem, ProblemType};
 use crate::rbac::roles::RoleStore;
 use crate::rbac::{
-    Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ, RbacConfig,
-    TRADE_EXECUTE, log_decision, permission,
+    ACCOUNTS_READ_ANY, Access, Actor, Denial, ORDERS_APPROVE, ORDERS_EXECUTE_LARGE, ORDERS_READ,
+    RbacConfig, TRADE_EXECUTE, log_decision, permission,
 };
 use crate::storage::sql::{StoreError, is_unique_violation};
 use crate::storage::{Storage, Stores};
+use accounts::EntitlementStore;
 use body::{BodyError, BodyRules, CheckedOrder};
+use finsec_validate::request::AccountId;
 use store::{Idempotency, NewOrderRow, Order, OrderStatus, OrderStore};
 
 /// The largest `POST /orders` body accepted, in bytes.
@@ -266,6 +281,7 @@ struct Permissions {
     large: Permission,
     approve: Permission,
     read: Permission,
+    read_any: Permission,
 }
 
 /// Order entry on the server's database, policy and approval store.
@@ -275,6 +291,7 @@ pub struct Orders {
     approvals: Arc<dyn ApprovalStore>,
     orders: Arc<dyn OrderStore>,
     roles: Arc<dyn RoleStore>,
+    entitlements: Arc<dyn EntitlementStore>,
     rules: Arc<BodyRules>,
     approval_notional: Decimal,
     permissions: Arc<Permissions>,
@@ -329,6 +346,7 @@ impl Orders {
             approvals: Arc::clone(&stores.crates.approvals),
             orders: Arc::clone(&stores.orders),
             roles: Arc::clone(&stores.roles),
+            entitlements: Arc::clone(&stores.entitlements),
             rules: Arc::new(rules),
             approval_notional,
             permissions: Arc::new(Permissions {
@@ -336,8 +354,14 @@ impl Orders {
                 large: permission(ORDERS_EXECUTE_LARGE)?,
                 approve: permission(ORDERS_APPROVE)?,
                 read: permission(ORDERS_READ)?,
+                read_any: permission(ACCOUNTS_READ_ANY)?,
             }),
         })
+    }
+
+    /// Users' trading-account entitlements.
+    pub fn entitlements(&self) -> &dyn EntitlementStore {
+        self.entitlements.as_ref()
     }
 
     /// The access checks.
@@ -360,6 +384,65 @@ impl Orders {
         let principal =
             Principal::new(user_id).map_err(|e| OrderError::Internal(format!("user id: {e}")))?;
         Ok(roles.into_iter().fold(principal, Principal::with_role))
+    }
+
+    /// Whether user `user` is entitled to trading account `account`.
+    ///
+    /// # Errors
+    /// As the entitlement store.
+    pub async fn is_entitled(&self, user: Uuid, account: &AccountId) -> Result<bool> {
+        Ok(self.entitlements.is_entitled(user, account).await?)
+    }
+
+    /// Whether `actor` may read the orders of stored account `account`: entitled to it, or
+    /// allowed [`ACCOUNTS_READ_ANY`] by the policy (and by the API key's scopes).
+    async fn may_read_account(
+        &self,
+        actor: &Actor,
+        principal: &Principal,
+        user: Uuid,
+        account: &str,
+    ) -> Result<bool> {
+        if let Ok(account) = account.parse::<AccountId>()
+            && self.is_entitled(user, &account).await?
+        {
+            return Ok(true);
+        }
+        Ok(self.reads_any_account(actor, principal))
+    }
+
+    /// Whether `actor` holds [`ACCOUNTS_READ_ANY`] (policy and API-key scope).
+    fn reads_any_account(&self, actor: &Actor, principal: &Principal) -> bool {
+        let read_any = &self.permissions.read_any;
+        actor.scope_allows(read_any)
+            && self
+                .access
+                .decide(actor, principal, read_any, None)
+                .is_allowed()
+    }
+
+    /// A retried request's first order, if its body is the same and the caller is still
+    /// entitled to the order's account (a replay is a read).
+    async fn replay(
+        &self,
+        owner: Uuid,
+        (order, digest): (Order, [u8; 32]),
+        retry: &Idempotency,
+    ) -> Result<Placed> {
+        if digest != retry.request_sha256 {
+            return Err(OrderError::IdempotencyKeyReused);
+        }
+        let entitled = match order.account_id.parse::<AccountId>() {
+            Ok(account) => self.is_entitled(owner, &account).await?,
+            Err(_) => false,
+        };
+        if !entitled {
+            return Err(OrderError::Forbidden(Denial::not_entitled()));
+        }
+        Ok(Placed {
+            order,
+            replayed: true,
+        })
     }
 
     /// Whether an order needs a second person's approval: above the threshold, or with no
@@ -423,9 +506,13 @@ impl Orders {
         if let Some(first) = &idempotency
             && let Some(found) = self.orders.find_idempotent(owner, &first.key).await?
         {
-            return replay(found, first);
+            return self.replay(owner, found, first).await;
         }
         let checked = self.rules.check(body)?;
+        // The policy says the caller may trade; the entitlements say on which accounts.
+        if !self.is_entitled(owner, &checked.order.account_id).await? {
+            return Err(OrderError::Forbidden(Denial::not_entitled()));
+        }
         let id = new_order_id(now);
         let (status, approval_id) = if self.needs_approval(&checked) {
             self.open_approval(actor, &principal, &id, now).await?
@@ -457,7 +544,7 @@ impl Orders {
                 if let Some(first) = &row.idempotency
                     && let Some(found) = self.orders.find_idempotent(owner, &first.key).await?
                 {
-                    return replay(found, first);
+                    return self.replay(owner, found, first).await;
                 }
                 return Err(StoreError::Database(e).into());
             }
@@ -487,7 +574,14 @@ impl Orders {
         let policy = self.access.policy();
         let large = &self.permissions.large;
         let decision = self.access.decide(actor, principal, large, None);
-        log_decision(actor, large, &decision, true);
+        let scope_ok = actor.scope_allows(large);
+        log_decision(actor, large, &decision, scope_ok);
+        // An API key places a large order only if scoped for it, whether its owner may
+        // place one outright or with approval: a key scoped to `trade:execute` cannot skip
+        // the threshold on behalf of an admin, nor open approval requests for a trader.
+        if !scope_ok {
+            return Err(OrderError::Forbidden(Denial::scope()));
+        }
         if decision.is_allowed() {
             return Ok((OrderStatus::Accepted, None));
         }
@@ -534,6 +628,16 @@ impl Orders {
             .map_err(OrderError::Forbidden)?;
         let id = parse_order_id(id)?;
         let order = self.orders.get(id).await?.ok_or(OrderError::NotFound)?;
+        // The checker acts on the account too: a supervisor who may read every account
+        // still needs an entitlement to approve on one.
+        let approver = parse_user_id(actor.user_id())?;
+        let entitled = match order.account_id.parse::<AccountId>() {
+            Ok(account) => self.is_entitled(approver, &account).await?,
+            Err(_) => false,
+        };
+        if !entitled {
+            return Err(OrderError::Forbidden(Denial::not_entitled()));
+        }
         if order.status != OrderStatus::PendingApproval {
             return Err(OrderError::Conflict {
                 code: "not_pending",
@@ -631,6 +735,26 @@ impl Orders {
         let execute = &self.permissions.execute;
         let may_trade = self.access.decide(&actor, &initiator, execute, None);
         log_decision(&actor, execute, &may_trade, true);
+        let still_entitled = match order.account_id.parse::<AccountId>() {
+            Ok(account) => {
+                self.is_entitled(parse_user_id(&order.owner)?, &account)
+                    .await?
+            }
+            Err(_) => false,
+        };
+        if !still_entitled {
+            // Entitlement revoked while the order waited: it is refused, not placed.
+            self.orders
+                .transition(
+                    *id,
+                    OrderStatus::PendingApproval,
+                    OrderStatus::Rejected,
+                    now,
+                )
+                .await?;
+            tracing::info!(order = %id, "approved order rejected: no longer entitled to its account");
+            return Ok(());
+        }
         let decision = if may_trade.is_allowed() {
             let large = &self.permissions.large;
             let decision = approval::authorize_with_approval_at(
@@ -710,6 +834,13 @@ impl Orders {
         self.access
             .check(actor, &principal, read, Some(&resource))
             .map_err(|_| OrderError::NotFound)?;
+        let reader = parse_user_id(actor.user_id())?;
+        if !self
+            .may_read_account(actor, &principal, reader, &order.account_id)
+            .await?
+        {
+            return Err(OrderError::NotFound);
+        }
         Ok(order)
     }
 
@@ -725,7 +856,16 @@ impl Orders {
             .check(actor, &principal, &self.permissions.read, Some(&resource))
             .map_err(OrderError::Forbidden)?;
         let owner = parse_user_id(actor.user_id())?;
-        Ok(self.orders.list_by_owner(owner).await?)
+        let mut orders = self.orders.list_by_owner(owner).await?;
+        if !self.reads_any_account(actor, &principal) {
+            let accounts = self.entitlements.accounts_of(owner).await?;
+            orders.retain(|order| {
+                accounts
+                    .iter()
+                    .any(|e| e.account_id.as_str() == order.account_id)
+            });
+        }
+        Ok(orders)
     }
 }
 
@@ -782,17 +922,6 @@ fn idempotency_key(header: &str) -> Result<String> {
         return Err(OrderError::BadIdempotencyKey);
     }
     Ok(key.to_owned())
-}
-
-/// The earlier order of a retried request, if the retry sent the same body.
-fn replay((order, digest): (Order, [u8; 32]), retry: &Idempotency) -> Result<Placed> {
-    if digest != retry.request_sha256 {
-        return Err(OrderError::IdempotencyKeyReused);
-    }
-    Ok(Placed {
-        order,
-        replayed: true,
-    })
 }
 
 fn parse_user_id(text: &str) -> Result<Uuid> {

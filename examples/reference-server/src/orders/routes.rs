@@ -24,7 +24,8 @@ use crate::rbac::Actor;
 use crate::state::AppState;
 use finsec_audit::Outcome;
 
-/// The order routes, with a [`MAX_BODY_BYTES`] body limit.
+/// The order routes and the account entitlement routes, with a [`MAX_BODY_BYTES`] body
+/// limit.
 pub fn router<S>() -> OpenApiRouter<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -34,6 +35,7 @@ where
         .routes(routes!(place_order, list_orders))
         .routes(routes!(get_order))
         .routes(routes!(approve_order))
+        .merge(super::admin::router())
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 

@@ -6,11 +6,13 @@ use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use super::accounts::{EntitlementStore, Granted, MAX_ACCOUNTS_PER_USER};
 use super::new_order_id;
 use super::store::{LIST_LIMIT, NewOrderRow, Order, OrderStatus, OrderStore};
 use crate::storage::sql::{StoreError, is_unique_violation};
 use crate::storage::suite::new_user;
 use crate::storage::{Storage, Stores};
+use finsec_validate::request::AccountId;
 
 const NOW: OffsetDateTime = datetime!(2026-03-02 09:30:00.123456 UTC);
 
@@ -23,6 +25,11 @@ pub(crate) async fn run(stores: &Stores, storage: &Storage) {
     transitions_are_conditional(orders.as_ref(), storage).await;
     concurrent_transitions_move_once(orders, storage).await;
     idempotency_keys_are_unique_per_owner(orders.as_ref(), storage).await;
+    let entitlements = &stores.entitlements;
+    entitlements_are_granted_listed_and_revoked(entitlements.as_ref(), storage).await;
+    a_grant_needs_an_existing_user(entitlements.as_ref()).await;
+    concurrent_grants_add_once(entitlements, storage).await;
+    grants_stop_at_the_bound(entitlements.as_ref(), storage).await;
 }
 
 /// A limit order of `owner` placed at `at`, accepted.
@@ -331,5 +338,123 @@ async fn idempotency_keys_are_unique_per_owner(orders: &dyn OrderStore, storage:
             .unwrap()
             .map(|(o, _)| o),
         Some(first)
+    );
+}
+
+fn acc(text: &str) -> AccountId {
+    text.parse().unwrap()
+}
+
+async fn entitlements_are_granted_listed_and_revoked(
+    store: &dyn EntitlementStore,
+    storage: &Storage,
+) {
+    let (alice, bob, admin) = (
+        new_user(storage).await,
+        new_user(storage).await,
+        new_user(storage).await,
+    );
+    assert!(store.accounts_of(alice).await.unwrap().is_empty());
+    assert!(!store.is_entitled(alice, &acc("ACC-1")).await.unwrap());
+    // Byte order, whatever the collation: upper case before lower case, `-` before digits.
+    for (account, by) in [("b_2", None), ("ACC-1", Some(admin)), ("A-9", None)] {
+        assert_eq!(
+            store.grant(alice, &acc(account), by, NOW).await.unwrap(),
+            Granted::Added
+        );
+    }
+    assert_eq!(
+        store
+            .grant(alice, &acc("ACC-1"), None, NOW + Duration::hours(1))
+            .await
+            .unwrap(),
+        Granted::Existing,
+        "a second grant changes nothing"
+    );
+    let listed = store.accounts_of(alice).await.unwrap();
+    let names: Vec<&str> = listed.iter().map(|e| e.account_id.as_str()).collect();
+    assert_eq!(names, ["A-9", "ACC-1", "b_2"]);
+    assert_eq!(listed[1].granted_by, Some(admin), "granted_by round-trips");
+    assert_eq!(listed[1].granted_at, NOW, "the first grant's time is kept");
+    assert_eq!(listed[0].granted_by, None);
+    assert!(store.is_entitled(alice, &acc("ACC-1")).await.unwrap());
+    assert!(
+        !store.is_entitled(alice, &acc("acc-1")).await.unwrap(),
+        "account ids are case-sensitive"
+    );
+    assert!(!store.is_entitled(bob, &acc("ACC-1")).await.unwrap());
+    assert!(store.accounts_of(bob).await.unwrap().is_empty());
+
+    assert!(store.revoke(alice, &acc("ACC-1")).await.unwrap());
+    assert!(!store.revoke(alice, &acc("ACC-1")).await.unwrap());
+    assert!(!store.revoke(bob, &acc("A-9")).await.unwrap());
+    assert!(!store.is_entitled(alice, &acc("ACC-1")).await.unwrap());
+    assert_eq!(store.accounts_of(alice).await.unwrap().len(), 2);
+}
+
+async fn a_grant_needs_an_existing_user(store: &dyn EntitlementStore) {
+    let nobody = Uuid::now_v7();
+    match store.grant(nobody, &acc("ACC-1"), None, NOW).await {
+        Err(StoreError::Database(_)) => {}
+        other => panic!("a grant to a missing user: {other:?}"),
+    }
+    assert!(store.accounts_of(nobody).await.unwrap().is_empty());
+}
+
+async fn concurrent_grants_add_once(store: &Arc<dyn EntitlementStore>, storage: &Storage) {
+    let user = new_user(storage).await;
+    for i in 0..8 {
+        let account = acc(&format!("RACE-{i}"));
+        let grant = || {
+            let store = Arc::clone(store);
+            let account = account.clone();
+            tokio::spawn(async move { store.grant(user, &account, None, NOW).await.unwrap() })
+        };
+        let (a, b) = (grant(), grant());
+        let (a, b) = (a.await.unwrap(), b.await.unwrap());
+        let added = [a, b].iter().filter(|g| **g == Granted::Added).count();
+        assert_eq!(
+            added, 1,
+            "exactly one of two racing grants adds: {a:?} {b:?}"
+        );
+        assert!([a, b].contains(&Granted::Existing));
+    }
+    assert_eq!(store.accounts_of(user).await.unwrap().len(), 8);
+}
+
+async fn grants_stop_at_the_bound(store: &dyn EntitlementStore, storage: &Storage) {
+    let user = new_user(storage).await;
+    for i in 0..MAX_ACCOUNTS_PER_USER {
+        let granted = store
+            .grant(user, &acc(&format!("A{i:04}")), None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(granted, Granted::Added, "grant {i}");
+    }
+    assert_eq!(
+        store
+            .grant(user, &acc("ONE-MORE"), None, NOW)
+            .await
+            .unwrap(),
+        Granted::LimitReached
+    );
+    assert_eq!(
+        store.grant(user, &acc("A0000"), None, NOW).await.unwrap(),
+        Granted::Existing,
+        "a held account is still reported as held at the bound"
+    );
+    assert!(!store.is_entitled(user, &acc("ONE-MORE")).await.unwrap());
+    assert!(store.revoke(user, &acc("A0000")).await.unwrap());
+    assert_eq!(
+        store
+            .grant(user, &acc("ONE-MORE"), None, NOW)
+            .await
+            .unwrap(),
+        Granted::Added,
+        "room again after a revocation"
+    );
+    assert_eq!(
+        store.accounts_of(user).await.unwrap().len(),
+        MAX_ACCOUNTS_PER_USER
     );
 }

@@ -47,8 +47,16 @@ impl Env {
         (env, db)
     }
 
-    /// A new user with `roles` (besides the default role the trigger gives).
+    /// A new user with `roles` (besides the default role the trigger gives), entitled to
+    /// the account `ACC-1`.
     async fn user(&self, name: &str, roles: &[&str]) -> Actor {
+        let actor = self.user_without_accounts(name, roles).await;
+        self.entitle(&actor, "ACC-1").await;
+        actor
+    }
+
+    /// A new user with `roles`, entitled to no account.
+    async fn user_without_accounts(&self, name: &str, roles: &[&str]) -> Actor {
         let id = test_support::create_user(&self.storage, name).await;
         for role in roles {
             self.roles
@@ -57,6 +65,26 @@ impl Env {
                 .unwrap();
         }
         Actor::user(id.to_string())
+    }
+
+    async fn entitle(&self, actor: &Actor, account: &str) {
+        let granted = self
+            .orders
+            .entitlements()
+            .grant(uid(actor), &account.parse().unwrap(), None, NOW)
+            .await
+            .unwrap();
+        assert_eq!(granted, accounts::Granted::Added);
+    }
+
+    async fn unentitle(&self, actor: &Actor, account: &str) {
+        let revoked = self
+            .orders
+            .entitlements()
+            .revoke(uid(actor), &account.parse().unwrap())
+            .await
+            .unwrap();
+        assert!(revoked);
     }
 
     async fn place(&self, actor: &Actor, body: serde_json::Value) -> Result<Order> {
@@ -340,6 +368,61 @@ async fn an_initiator_who_lost_the_right_to_trade_gets_the_order_rejected() {
 }
 
 #[tokio::test]
+async fn orders_need_an_entitlement_to_their_account() {
+    let (env, _db) = Env::sqlite().await;
+    let alice = env.user_without_accounts("alice", &["trader"]).await;
+    let bob = env.user("bob", &["trader"]).await;
+    let carl = env.user_without_accounts("carl", &["trader"]).await;
+    let root = env.user_without_accounts("root", &["admin"]).await;
+    assert_eq!(
+        forbidden(env.place(&alice, limit("1", "1.00")).await),
+        Denial::not_entitled()
+    );
+    // Invalid bodies are still reported first, as for anyone who may trade.
+    assert!(matches!(
+        env.place(&alice, json!({"symbol": "AAPL"})).await,
+        Err(OrderError::Invalid(_))
+    ));
+    env.entitle(&alice, "ACC-1").await;
+    let small = env.place(&alice, limit("1", "1.00")).await.unwrap();
+    let large = env.place(&alice, limit("20000", "100.00")).await.unwrap();
+    assert_eq!(large.status, OrderStatus::PendingApproval);
+    let mut other = limit("1", "1.00");
+    other["account_id"] = json!("ACC-2");
+    assert_eq!(
+        forbidden(env.place(&alice, other).await),
+        Denial::not_entitled()
+    );
+
+    // An approver needs the account too, admin included; a refused approver uses nothing.
+    for approver in [&carl, &root] {
+        assert_eq!(
+            forbidden(env.orders.approve_at(approver, &large.id, NOW).await),
+            Denial::not_entitled()
+        );
+    }
+    // Admin reads every account without an entitlement (supervision); carl does not.
+    assert_eq!(env.orders.get(&root, &small.id).await.unwrap(), small);
+    assert!(matches!(
+        env.orders.get(&carl, &small.id).await,
+        Err(OrderError::NotFound)
+    ));
+
+    // Taken away: alice's orders on the account disappear from her reads, and her large
+    // order is rejected when bob approves it.
+    env.unentitle(&alice, "ACC-1").await;
+    assert!(matches!(
+        env.orders.get(&alice, &small.id).await,
+        Err(OrderError::NotFound)
+    ));
+    assert!(env.orders.list(&alice).await.unwrap().is_empty());
+    let approved = env.orders.approve_at(&bob, &large.id, NOW).await.unwrap();
+    assert_eq!(approved.order.status, OrderStatus::Rejected);
+    env.entitle(&alice, "ACC-1").await;
+    assert_eq!(env.orders.list(&alice).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn api_key_scopes_narrow_what_a_trader_may_do() {
     let (env, _db) = Env::sqlite().await;
     let alice = env.user("alice", &["trader"]).await;
@@ -371,6 +454,42 @@ async fn api_key_scopes_narrow_what_a_trader_may_do() {
         ),
         Denial::scope()
     );
+}
+
+#[tokio::test]
+async fn the_approval_threshold_respects_api_key_scopes() {
+    let (env, _db) = Env::sqlite().await;
+    let alice = env.user("alice", &["trader"]).await;
+    let root = env.user("root", &["admin"]).await;
+    let pattern = |p: &str| PermissionPattern::new(p).unwrap();
+    let large = || limit("20000", "100.00");
+    // Keys scoped to trading alone place small orders, and no large one: not the admin's
+    // (whose session needs no approval) and not the trader's (whose session opens one).
+    for owner in [&alice, &root] {
+        let key = Actor::api_key(owner.user_id(), vec![pattern("trade:execute")]);
+        env.place(&key, limit("1", "1.00")).await.unwrap();
+        assert_eq!(forbidden(env.place(&key, large()).await), Denial::scope());
+    }
+    let market = json!({
+        "symbol": "AAPL", "side": "buy", "order_type": "market", "quantity": "1",
+        "account_id": "ACC-1",
+    });
+    let key = Actor::api_key(root.user_id(), vec![pattern("trade:execute")]);
+    assert_eq!(forbidden(env.place(&key, market).await), Denial::scope());
+    // Scoped for large orders too, each key does what its owner's session does.
+    let scopes = vec![pattern("trade:execute"), pattern("orders:execute_large")];
+    let admin_key = Actor::api_key(root.user_id(), scopes.clone());
+    assert_eq!(
+        env.place(&admin_key, large()).await.unwrap().status,
+        OrderStatus::Accepted
+    );
+    let trader_key = Actor::api_key(alice.user_id(), scopes);
+    assert_eq!(
+        env.place(&trader_key, large()).await.unwrap().status,
+        OrderStatus::PendingApproval
+    );
+    // Nothing was placed by the refused keys beyond their two small orders.
+    assert_eq!(env.orders.list(&alice).await.unwrap().len(), 2);
 }
 
 #[tokio::test]

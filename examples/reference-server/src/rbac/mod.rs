@@ -30,8 +30,14 @@
 //! | [`ORDERS_READ`] | `GET /orders/{id}`, `GET /orders`, on a resource owned by the order's owner | trader for own orders, admin for all |
 //! | [`ORDERS_EXECUTE_LARGE`] | an order above the approval threshold (and every market order) | trader with approval, admin outright |
 //! | [`ORDERS_APPROVE`] | `POST /orders/{id}/approve`, and by finsec-rbac as the approver permission | trader, admin |
+//! | [`ACCOUNTS_READ_ANY`] | reading orders of accounts the caller is not entitled to | admin |
+//! | [`ACCOUNTS_ADMIN`] | `/admin/users/{id}/accounts` (granting and revoking entitlements) | admin |
 //!
 //! An API key must also carry a scope matching the permission ([`Access::check`]).
+//!
+//! Orders also need an entitlement to their trading account (see
+//! [`crate::orders::accounts`]): the policy says what a user may do, the entitlements on
+//! which accounts.
 //!
 //! # Roles
 //!
@@ -81,6 +87,13 @@ pub const ORDERS_EXECUTE_LARGE: &str = "orders:execute_large";
 /// Approving someone else's large order (the approver permission of the maker-checker
 /// rule). The preset has no approver permission; the generated policy grants it to traders.
 pub const ORDERS_APPROVE: &str = "orders:approve";
+
+/// Reading any trading account's orders without an entitlement to it (supervision). Admin
+/// holds it through `*`; it never lets anyone place or approve an order on such an account.
+pub const ACCOUNTS_READ_ANY: &str = "accounts:read_any";
+/// Granting and revoking users' trading-account entitlements (the admin API). Admin holds
+/// it through `*`.
+pub const ACCOUNTS_ADMIN: &str = "accounts:admin";
 
 /// Reading the audit log, its checkpoints and proofs, and the incident list. The generated
 /// policy's `auditor` role holds it (and `admin`, through `*`).
@@ -411,8 +424,9 @@ impl Actor {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Denial {
     /// `no_rule_matched`, `deny_rule`, `approval_required`, `approval_refused`,
-    /// `unknown_role`, `internal`, or `api_key_scope` (the API key lacks a scope for
-    /// the action).
+    /// `unknown_role`, `internal`, `api_key_scope` (the API key lacks a scope for
+    /// the action), or `account_not_entitled` (the caller is not entitled to the trading
+    /// account).
     pub reason: String,
     /// The deciding rule, as `ROLE rule INDEX`, when one decided.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -433,6 +447,14 @@ impl Denial {
         Self {
             reason: record.reason.to_owned(),
             rule,
+        }
+    }
+
+    /// The caller is not entitled to the order's trading account.
+    pub fn not_entitled() -> Self {
+        Self {
+            reason: "account_not_entitled".to_owned(),
+            rule: None,
         }
     }
 

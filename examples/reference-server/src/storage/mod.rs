@@ -43,6 +43,7 @@ use crate::auth::sessions::SessionStore;
 use crate::auth::users::UserStore;
 use crate::config::{Config, TlsFiles};
 use crate::error::{Result, ServerError};
+use crate::orders::accounts::EntitlementStore;
 use crate::orders::store::OrderStore;
 use crate::rbac::roles::RoleStore;
 
@@ -454,6 +455,8 @@ pub struct Stores {
     pub roles: Arc<dyn RoleStore>,
     /// Orders.
     pub orders: Arc<dyn OrderStore>,
+    /// Users' trading-account entitlements.
+    pub entitlements: Arc<dyn EntitlementStore>,
 }
 
 impl fmt::Debug for Stores {
@@ -466,7 +469,8 @@ impl Stores {
     /// The stores of `server` (the server's tables) and `crates`.
     fn on<DB: sql::ServerDb>(server: sql::SqlStore<DB>, crates: CrateStores) -> Self
     where
-        sql::SqlStore<DB>: UserStore + SessionStore + SecretStore + RoleStore + OrderStore,
+        sql::SqlStore<DB>:
+            UserStore + SessionStore + SecretStore + RoleStore + OrderStore + EntitlementStore,
     {
         Self {
             crates,
@@ -474,7 +478,8 @@ impl Stores {
             sessions: Arc::new(server.clone()),
             secrets: Arc::new(server.clone()),
             roles: Arc::new(server.clone()),
-            orders: Arc::new(server),
+            orders: Arc::new(server.clone()),
+            entitlements: Arc::new(server),
         }
     }
 }

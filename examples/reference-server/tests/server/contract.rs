@@ -9,6 +9,7 @@ use finsec_auth::passwords::{DEFAULT_MAX_CHARS, DEFAULT_MIN_CHARS, PasswordPolic
 use finsec_rbac::PermissionPattern;
 use finsec_reference_server::auth::request_schema::{API_KEY_MAX_DAYS, API_KEY_NAME_MAX_CHARS};
 use finsec_reference_server::auth::users::{USERNAME_MAX_CHARS, USERNAME_MIN_CHARS, Username};
+use finsec_validate::request::AccountId;
 use regex::Regex;
 use serde_json::Value;
 
@@ -298,6 +299,39 @@ async fn api_key_requests_are_bounded_like_the_handler() {
             "key id {sample:?}"
         );
     }
+
+    // The account in the entitlement paths is what AccountId parses.
+    let account = doc["paths"]["/admin/users/{user_id}/accounts/{account_id}"]["put"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "account_id")
+        .unwrap();
+    let account_schema = &account["schema"];
+    let long = "A".repeat(64);
+    let longer = "A".repeat(65);
+    let mut checked = 0;
+    for sample in [
+        "ACC-1",
+        "a_b-9",
+        "0",
+        "-",
+        long.as_str(),
+        "",
+        "ACC 1",
+        "ACC/1",
+        "é",
+        "ACC.1",
+        longer.as_str(),
+    ] {
+        assert_eq!(
+            pattern(account_schema).is_match(sample),
+            sample.parse::<AccountId>().is_ok(),
+            "account id {sample:?}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 11);
 }
 
 #[tokio::test]

@@ -68,6 +68,9 @@ async fn a_postgres_restart_mid_run_loses_no_acknowledged_order() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::CREATED);
     launch.roles(&data, &["grant", "ivan", "trader"]).success();
+    launch
+        .accounts(&data, &["grant", "ivan", "ACC-9"])
+        .success();
     let response = client
         .post(server.url("/auth/login"))
         .json(&json!({"username": "ivan", "password": PASSWORD}))

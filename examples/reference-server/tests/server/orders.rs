@@ -99,6 +99,12 @@ fn grant(launch: &Launch, data: &DataDir, user: &str, role: &str) {
     assert_eq!(out.trim(), format!("granted {role} to {user}"));
 }
 
+/// Entitles `user` to trading account `account` with the `accounts` subcommand.
+fn entitle(launch: &Launch, data: &DataDir, user: &str, account: &str) {
+    let out = launch.accounts(data, &["grant", user, account]).success();
+    assert_eq!(out.trim(), format!("entitled {user} to {account}"));
+}
+
 /// Asserts `body` is the 403 problem for a denial with `reason`.
 fn assert_forbidden(body: &Value, reason: &str) {
     assert_eq!(
@@ -146,6 +152,18 @@ async fn order_entry_over_http() {
     grant(&launch, &data, "alice", "trader");
     grant(&launch, &data, "bob", "trader");
     grant(&launch, &data, "root", "admin");
+    // The policy says who may trade, the entitlements on which accounts: a trader with no
+    // account places nothing.
+    let (status, body) = post(&server, &alice, "/orders", &limit("100", "187.25")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_forbidden(&body, "account_not_entitled");
+    entitle(&launch, &data, "alice", "ACC-1");
+    entitle(&launch, &data, "bob", "ACC-1");
+    let mut elsewhere = limit("1", "1.00");
+    elsewhere["account_id"] = json!("ACC-2");
+    let (status, body) = post(&server, &alice, "/orders", &elsewhere).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_forbidden(&body, "account_not_entitled");
     let (status, body) = post(&server, &alice, "/orders", &limit("100", "187.25")).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["status"], "accepted");
@@ -277,6 +295,11 @@ async fn order_entry_over_http() {
     assert_forbidden(&body, "self_approval");
     let (status, body) = post(&server, &vera, &approve, &json!({})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Admin may approve by the policy, and read every account, but approves only on an
+    // account it is entitled to.
+    let (status, body) = post(&server, &root, &approve, &json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_forbidden(&body, "account_not_entitled");
     let (status, body) = post(&server, &bob, &approve, &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["order"]["status"], "accepted");
@@ -331,7 +354,36 @@ async fn order_entry_over_http() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
-    // Revoking applies at once too.
+    // A revoked entitlement applies at the next request: alice no longer sees or trades on
+    // the account (with her session or her key); admin still reads it.
+    let out = launch
+        .accounts(&data, &["revoke", "alice", "ACC-1"])
+        .success();
+    assert_eq!(out.trim(), "revoked alice's entitlement to ACC-1");
+    let (status, _) = get(&server, &alice, &format!("/orders/{small_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = call(
+        &server,
+        reqwest::Method::GET,
+        &format!("/orders/{small_id}"),
+        ("x-api-key", &key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = get(&server, &alice, "/orders").await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+    let (status, body) = post(&server, &alice, "/orders", &limit("1", "1.00")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_forbidden(&body, "account_not_entitled");
+    let (status, _) = get(&server, &root, &format!("/orders/{small_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    entitle(&launch, &data, "alice", "ACC-1");
+    let (status, body) = get(&server, &alice, "/orders").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.as_array().unwrap().len(), 3, "{body}");
+
+    // Revoking a role applies at once too.
     let out = launch
         .roles(&data, &["revoke", "alice", "trader"])
         .success();
@@ -566,6 +618,8 @@ async fn maker_checker_on_postgres() {
     let bob = register_and_login(&server, "bob").await;
     grant(&launch, &data, "alice", "trader");
     grant(&launch, &data, "bob", "trader");
+    entitle(&launch, &data, "alice", "ACC-1");
+    entitle(&launch, &data, "bob", "ACC-1");
 
     let (status, body) = post(&server, &alice, "/orders", &limit("20000", "100.00")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -627,6 +681,8 @@ async fn idempotent_order_entry(server: &Server, launch: &Launch, data: &DataDir
     let uma = register_and_login(server, "uma").await;
     grant(launch, data, "tia", "trader");
     grant(launch, data, "uma", "trader");
+    entitle(launch, data, "tia", "ACC-1");
+    entitle(launch, data, "uma", "ACC-1");
     let small = limit("10", "101.50");
 
     let (status, replayed, first) = post_keyed(server, &tia, "order-0001", &small).await;
@@ -728,6 +784,13 @@ async fn idempotent_order_entry(server: &Server, launch: &Launch, data: &DataDir
     let (_, two) = post(server, &tia, "/orders", &small).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(one["id"], two["id"]);
+
+    // A replay is a read: once the account is taken away it answers 403, not the order.
+    let out = launch.accounts(data, &["revoke", "tia", "ACC-1"]).success();
+    assert_eq!(out.trim(), "revoked tia's entitlement to ACC-1");
+    let (status, replayed, body) = post_keyed(server, &tia, "order-0001", &small).await;
+    assert_eq!((status, replayed), (StatusCode::FORBIDDEN, false), "{body}");
+    assert_forbidden(&body, "account_not_entitled");
 }
 
 #[tokio::test]
@@ -773,6 +836,7 @@ async fn ip_conditions_see_the_client_behind_a_trusted_proxy() {
     let server = launch.start(&data);
     let finn = register_and_login(&server, "finn").await;
     grant(&launch, &data, "finn", "fenced");
+    entitle(&launch, &data, "finn", "ACC-1");
     let from = |forwarded: Option<&'static str>| {
         let mut request = server
             .client()
@@ -808,4 +872,187 @@ async fn ip_conditions_see_the_client_behind_a_trusted_proxy() {
     }
     let (status, logs) = server.terminate();
     assert!(status.success(), "{logs}");
+}
+
+async fn send(
+    server: &Server,
+    method: reqwest::Method,
+    user: &User,
+    path: &str,
+) -> (StatusCode, Value) {
+    let (name, value) = bearer(user);
+    call(server, method, path, (name, &value), None).await
+}
+
+/// The admin API grants and revokes entitlements (admin role, recent login, session only);
+/// users see their own; the `accounts` subcommand does the same from the command line.
+#[tokio::test]
+async fn account_entitlements_over_http_and_the_command_line() {
+    use reqwest::Method;
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    let alice = register_and_login(&server, "alice").await;
+    let root = register_and_login(&server, "root").await;
+    grant(&launch, &data, "alice", "trader");
+    grant(&launch, &data, "root", "admin");
+    let grant_path = |account: &str| format!("/admin/users/{}/accounts/{account}", alice.id);
+
+    let (status, body) = get(&server, &alice, "/accounts").await;
+    assert_eq!((status, body), (StatusCode::OK, json!([])));
+    // A trader may not administer accounts, not even their own.
+    for method in [Method::PUT, Method::DELETE] {
+        let (status, body) = send(&server, method, &alice, &grant_path("ACC-7")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
+    let (status, _) = get(
+        &server,
+        &alice,
+        &format!("/admin/users/{}/accounts", alice.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, body) = send(&server, Method::PUT, &root, &grant_path("ACC-7")).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["account_id"], "ACC-7");
+    assert_eq!(body["granted_by"], root.id.as_str());
+    let granted_at = body["granted_at"].clone();
+    let (status, again) = send(&server, Method::PUT, &root, &grant_path("ACC-7")).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(
+        again["granted_at"], granted_at,
+        "a second grant changes nothing"
+    );
+    let (status, mine) = get(&server, &alice, "/accounts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(mine, json!([body]));
+    let (status, listed) = get(
+        &server,
+        &root,
+        &format!("/admin/users/{}/accounts", alice.id),
+    )
+    .await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([body])));
+    let mut order = limit("1", "1.00");
+    order["account_id"] = json!("ACC-7");
+    let (status, placed) = post(&server, &alice, "/orders", &order).await;
+    assert_eq!(status, StatusCode::CREATED, "{placed}");
+
+    // Malformed ids are 400; an unknown user is 404.
+    for bad in [
+        "/admin/users/not-a-uuid/accounts/ACC-7".to_owned(),
+        grant_path("ACC%207"),
+        grant_path(&"A".repeat(65)),
+    ] {
+        let (status, body) = send(&server, Method::PUT, &root, &bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+    let nobody = "/admin/users/019abcde-0000-7000-8000-000000000000/accounts/ACC-7";
+    let (status, body) = send(&server, Method::PUT, &root, nobody).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, _) = get(
+        &server,
+        &root,
+        "/admin/users/019abcde-0000-7000-8000-000000000000/accounts",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Granting needs a recent login: a refreshed token is asked to step up, and an API
+    // key (even with every scope) is refused.
+    let response = server
+        .client()
+        .post(server.url("/auth/login"))
+        .json(&json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let tokens: Value = response.json().await.unwrap();
+    let response = server
+        .client()
+        .post(server.url("/auth/refresh"))
+        .json(&json!({"refresh_token": tokens["refresh_token"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let refreshed: Value = response.json().await.unwrap();
+    let stale = User {
+        id: root.id.clone(),
+        token: refreshed["access_token"].as_str().unwrap().to_owned(),
+    };
+    let (status, body) = send(&server, Method::PUT, &stale, &grant_path("ACC-8")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, key) = post(
+        &server,
+        &root,
+        "/api-keys",
+        &json!({"name": "everything", "scopes": ["*"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &server,
+        Method::PUT,
+        &grant_path("ACC-8"),
+        ("x-api-key", &key),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = get(&server, &alice, "/accounts").await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, mine) = get(&server, &alice, "/accounts").await;
+    assert_eq!(
+        mine.as_array().unwrap().len(),
+        1,
+        "nothing was granted: {mine}"
+    );
+
+    // The command line sees the same entitlements.
+    let out = launch.accounts(&data, &["list", "alice"]).success();
+    assert_eq!(out.trim(), "ACC-7");
+    let out = launch
+        .accounts(&data, &["grant", "alice", "ACC-1"])
+        .success();
+    assert_eq!(out.trim(), "entitled alice to ACC-1");
+    let out = launch
+        .accounts(&data, &["grant", "ALICE", "ACC-1"])
+        .success();
+    assert_eq!(out.trim(), "ALICE is entitled to ACC-1 already");
+    let (_, mine) = get(&server, &alice, "/accounts").await;
+    assert_eq!(mine[0]["account_id"], "ACC-1", "{mine}");
+    assert!(
+        mine[0].get("granted_by").is_none_or(Value::is_null),
+        "{mine}"
+    );
+    let refused = launch.accounts(&data, &["grant", "alice", "ACC 1"]);
+    assert!(!refused.status.success());
+    let refused = launch.accounts(&data, &["grant", "nobody", "ACC-1"]);
+    assert!(!refused.status.success());
+    assert!(
+        refused.stderr.contains("no user named"),
+        "{}",
+        refused.stderr
+    );
+
+    // Revoking: 204, then 404; the order on the account is no longer alice's to read.
+    let (status, _) = send(&server, Method::DELETE, &root, &grant_path("ACC-7")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&server, Method::DELETE, &root, &grant_path("ACC-7")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let order_id = placed["id"].as_str().unwrap();
+    let (status, _) = get(&server, &alice, &format!("/orders/{order_id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let out = launch
+        .accounts(&data, &["revoke", "alice", "ACC-7"])
+        .success();
+    assert_eq!(out.trim(), "alice is not entitled to ACC-7");
+
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("account entitlement granted"), "{logs}");
+    assert!(logs.contains("account entitlement revoked"), "{logs}");
 }

@@ -84,6 +84,10 @@ impl Pair {
         self.launch.roles(&self.data_a, args).success()
     }
 
+    fn accounts(&self, args: &[&str]) -> String {
+        self.launch.accounts(&self.data_a, args).success()
+    }
+
     async fn stop(self) {
         let (status_a, logs_a) = self.a.terminate();
         let (status_b, logs_b) = self.b.terminate();
@@ -291,12 +295,19 @@ async fn totp_codes_logout_orders_and_roles_are_shared() {
     assert!(replayed.get("access_token").is_none(), "{replayed}");
     let token = session["access_token"].as_str().unwrap().to_owned();
 
-    // An order placed on A is read on B, once the trader role is granted.
+    // An order placed on A is read on B, once the trader role and the account are granted.
     let (status, _) = post(a, "/orders", Some(&token), &order("5")).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "viewers do not trade");
     assert_eq!(
         pair.roles(&["grant", "grace", "trader"]).trim(),
         "granted trader to grace"
+    );
+    let (status, refused) = post(b, "/orders", Some(&token), &order("5")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["reason"], "account_not_entitled", "{refused}");
+    assert_eq!(
+        pair.accounts(&["grant", "grace", "ACC-7"]).trim(),
+        "entitled grace to ACC-7"
     );
     let (status, placed) = post(a, "/orders", Some(&token), &order("5")).await;
     assert_eq!(status, StatusCode::CREATED, "{placed}");
@@ -310,6 +321,20 @@ async fn totp_codes_logout_orders_and_roles_are_shared() {
     let (status, listed) = get(b, "/orders", &token).await;
     assert_eq!(status, StatusCode::OK, "{listed}");
     assert_eq!(listed[0]["id"], order_id, "{listed}");
+
+    // An entitlement revoked on A: B no longer shows or takes orders on the account.
+    assert_eq!(
+        pair.accounts(&["revoke", "grace", "ACC-7"]).trim(),
+        "revoked grace's entitlement to ACC-7"
+    );
+    let (status, _) = get(b, &format!("/orders/{order_id}"), &token).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, listed) = get(b, "/orders", &token).await;
+    assert_eq!((status, listed), (StatusCode::OK, json!([])));
+    let (status, refused) = post(b, "/orders", Some(&token), &order("6")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
+    assert_eq!(refused["reason"], "account_not_entitled", "{refused}");
+    pair.accounts(&["grant", "grace", "ACC-7"]);
 
     // A role revoked (on A's side) takes effect on B at the next request.
     let (status, _) = post(b, "/orders", Some(&token), &order("6")).await;

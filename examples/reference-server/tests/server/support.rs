@@ -216,14 +216,26 @@ impl Launch {
     /// # Panics
     /// If it runs longer than [`COMMAND_TIMEOUT`].
     pub(crate) fn roles(&self, data: &DataDir, args: &[&str]) -> Finished {
-        let mut leading = vec!["roles"];
+        self.subcommand(data, "roles", args)
+    }
+
+    /// Runs the `accounts` subcommand with `args`, as [`roles`](Self::roles) does.
+    ///
+    /// # Panics
+    /// If it runs longer than [`COMMAND_TIMEOUT`].
+    pub(crate) fn accounts(&self, data: &DataDir, args: &[&str]) -> Finished {
+        self.subcommand(data, "accounts", args)
+    }
+
+    fn subcommand(&self, data: &DataDir, name: &str, args: &[&str]) -> Finished {
+        let mut leading = vec![name];
         leading.extend_from_slice(args);
         let mut child = self.command(data, &leading).spawn().unwrap();
         let stdout = read_all(child.stdout.take().unwrap());
         let stderr = read_all(child.stderr.take().unwrap());
         let status = wait_until(&mut child, COMMAND_TIMEOUT).unwrap_or_else(|| {
             panic!(
-                "`roles {}` ran for over {COMMAND_TIMEOUT:?}",
+                "`{name} {}` ran for over {COMMAND_TIMEOUT:?}",
                 args.join(" ")
             )
         });

@@ -30,6 +30,15 @@ where
         .routes(routes!(incidents))
 }
 
+/// A log position or size from the query: at most `i64::MAX` (what the stores hold), or 400.
+fn position_param(name: &str, value: u64) -> Result<u64, String> {
+    if i64::try_from(value).is_ok() {
+        Ok(value)
+    } else {
+        Err(format!("{name} is beyond any log: at most {}", i64::MAX))
+    }
+}
+
 /// Refuses callers without `audit:read`.
 async fn require_auditor(state: &AppState, actor: &Actor) -> Result<(), Problem> {
     let action = permission(AUDIT_READ).map_err(|e| Problem::internal(&e))?;
@@ -130,12 +139,12 @@ pub struct EventPage {
         ("action" = Option<String>, Query, description = "The action (auth.login, http.request, security.alert, ...)"),
         ("resource_type" = Option<String>, Query, description = "The resource type"),
         ("resource_id" = Option<String>, Query, description = "The resource id"),
-        ("outcome" = Option<String>, Query, description = "success, failure, denied or error"),
-        ("since" = Option<String>, Query, description = "Events at or after this time (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Events before this time (RFC 3339)"),
-        ("after" = Option<u64>, Query, description = "The next cursor of the previous page"),
-        ("limit" = Option<usize>, Query, description = "Events per page, 1 to 1000 (default 100)"),
-        ("order" = Option<String>, Query, description = "newest (default) or oldest first"),
+        ("outcome" = Option<String>, Query, description = "success, failure, denied or error", pattern = "^(success|failure|denied|error)$"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Events at or after this time (RFC 3339)"),
+        ("until" = Option<String>, Query, format = DateTime, description = "Events before this time (RFC 3339)"),
+        ("after" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "The next cursor of the previous page"),
+        ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000, description = "Events per page, 1 to 1000 (default 100)"),
+        ("order" = Option<String>, Query, description = "newest (default) or oldest first", pattern = "^(newest|oldest)$"),
     ),
     responses(
         (status = 200, description = "A page of events", body = EventPage),
@@ -177,7 +186,11 @@ pub async fn search(
         outcome,
         since_us: parse_time("since", p.since.as_deref()).map_err(Problem::bad_request)?,
         until_us: parse_time("until", p.until.as_deref()).map_err(Problem::bad_request)?,
-        after: p.after,
+        after: p
+            .after
+            .map(|a| position_param("after", a))
+            .transpose()
+            .map_err(Problem::bad_request)?,
         limit: p.limit.unwrap_or(100),
         order,
     };
@@ -330,7 +343,7 @@ pub struct InclusionView {
     tag = "audit",
     params(
         ("id" = String, Query, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$", description = "The event id (a UUID)"),
-        ("size" = Option<u64>, Query, description = "The tree size (default: the newest checkpoint's, or a fresh one's when the event is newer)"),
+        ("size" = Option<u64>, Query, maximum = 9_223_372_036_854_775_807_u64, description = "The tree size (default: the newest checkpoint's, or a fresh one's when the event is newer)"),
     ),
     responses(
         (status = 200, description = "The proof", body = InclusionView),
@@ -356,7 +369,10 @@ pub async fn inclusion(
         .map_err(|e| internal(&e))?
         .ok_or_else(|| Problem::not_found("no such event"))?;
     let (size, signed) = match p.size {
-        Some(size) => (size, stored_at(&state, size).await?),
+        Some(size) => {
+            let size = position_param("size", size).map_err(Problem::bad_request)?;
+            (size, stored_at(&state, size).await?)
+        }
         None => {
             let mut cp = newest(&state).await?;
             if cp.checkpoint().size() <= position {
@@ -421,8 +437,8 @@ pub struct ConsistencyView {
     path = "/audit/proof/consistency",
     tag = "audit",
     params(
-        ("from" = u64, Query, description = "The older size (at least 1)"),
-        ("to" = u64, Query, description = "The newer size"),
+        ("from" = u64, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_u64, description = "The older size (at least 1)"),
+        ("to" = u64, Query, minimum = 1, maximum = 9_223_372_036_854_775_807_u64, description = "The newer size (at least `from`, at most the log's size)"),
     ),
     responses(
         (status = 200, description = "The proof", body = ConsistencyView),
@@ -438,6 +454,8 @@ pub async fn consistency(
     Query(p): Query<ConsistencyParams>,
 ) -> Result<Json<ConsistencyView>, Problem> {
     require_auditor(&state, &actor).await?;
+    position_param("from", p.from).map_err(Problem::bad_request)?;
+    position_param("to", p.to).map_err(Problem::bad_request)?;
     let proof = match state.audit().log().consistency_proof(p.from, p.to).await {
         Ok(proof) => proof,
         Err(e @ (finsec_audit::Error::BeyondLog { .. } | finsec_audit::Error::Proof(_))) => {
@@ -482,7 +500,7 @@ pub struct IncidentPage {
     tag = "audit",
     params(
         ("before" = Option<i64>, Query, description = "Incidents with ids below this (the next of the previous page)"),
-        ("limit" = Option<i64>, Query, description = "Incidents per page, 1 to 500 (default 100)"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "Incidents per page, 1 to 500 (default 100)"),
     ),
     responses(
         (status = 200, description = "A page of incidents", body = IncidentPage),

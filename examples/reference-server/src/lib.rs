@@ -111,8 +111,11 @@
 //!   the request (for logs and audit), never the credential, and never sent to the client.
 //! - **Unauthorized or unchecked orders** (see [`orders`], [`rbac`]): every order route is
 //!   checked against the RBAC policy with the user's roles read per request (API keys can
-//!   only narrow it); orders are validated field by field and notes sanitised; orders
-//!   above `--approval-notional` need a second person's approval (maker-checker).
+//!   only narrow it) and needs an entitlement to the order's trading account; orders are
+//!   validated field by field, notes sanitised and limits kept within a band around the
+//!   reference price; orders valued (at least at the reference price) above
+//!   `--approval-notional`, or taking the trader's or account's day above it, need a
+//!   second person's approval (maker-checker).
 //! - **Password guessing and request floods** (see [`ratelimit`]): every request is limited
 //!   per client address, the authentication endpoints per address, login and
 //!   second-factor attempts per address and per account (unknown accounts alike), API

@@ -91,7 +91,7 @@ pub enum Granted {
 }
 
 /// Users' trading-account entitlements, on the server's database. Implemented by
-/// [`SqlStore`](crate::storage::sql::SqlStore) on SQLite and PostgreSQL.
+/// [`SqlStore`] on SQLite and PostgreSQL.
 #[async_trait]
 pub trait EntitlementStore: fmt::Debug + Send + Sync + 'static {
     /// Whether user `user_id` is entitled to `account`.

@@ -18,10 +18,14 @@
 //! Every error is a [`Problem`]: field errors in its `errors`, a 403's reason code and
 //! deciding rule in the extension members `reason` and `rule`, a 409's code (`not_pending`,
 //! `approval_expired`, ...) in `code`;
-//! 3. the notional (quantity x limit price) is compared with `--approval-notional`. A
-//!    **market order has no price, so its notional is unknown: it always goes through
-//!    approval**. The server has no price feed to estimate it, and letting an order with
-//!    an unbounded notional skip the four-eyes check would make the threshold pointless;
+//! 3. the order is valued ([`valuation`]): at quantity x the larger of its limit and the
+//!    symbol's reference price (`--reference-prices`); a limit further from the reference
+//!    than `--price-band-percent` is a 422 (`price_band`). **A sell or a market order
+//!    without a reference has no value the server can trust: it always goes through
+//!    approval.** A known value is added to the trader's and the account's totals for the
+//!    UTC day, and the order is above the threshold (`--approval-notional`) if its value or
+//!    either total is. An order that is then not placed (refused, or a replay) is taken
+//!    back out of the totals;
 //! 4. at or below the threshold the order is stored `accepted` (201). Above it an API key
 //!    must carry a scope matching [`ORDERS_EXECUTE_LARGE`] (else 403 `api_key_scope`), and
 //!    the policy is asked about it: allowed outright (admin's `*`) stores it
@@ -73,9 +77,11 @@
 //! policy internals (denials carry only the reason code and the rule's role and index).
 //!
 //! Does not defend against: an administrator placing large orders alone (admin's `*` is a
-//! plain allow; see [`crate::rbac::generated_policy`]); market risk (no price bands or
-//! position limits); a compromised database (rows are not signed; record decisions in an
-//! audit log).
+//! plain allow; see [`crate::rbac::generated_policy`]); stale or wrong reference prices
+//! (the prices file is trusted as given); market risk beyond the threshold and the price
+//! band (no position limits); a compromised database (rows are not signed; record
+//! decisions in an audit log). Concurrent orders of one trader on one account may go to
+//! approval a little early (each day total orders them its own way), never late.
 
 pub mod accounts;
 pub mod admin;
@@ -87,6 +93,7 @@ pub mod store;
 pub(crate) mod suite;
 #[cfg(test)]
 mod tests;
+pub mod valuation;
 
 use std::fmt;
 use std::sync::Arc;
@@ -116,6 +123,7 @@ use accounts::EntitlementStore;
 use body::{BodyError, BodyRules, CheckedOrder};
 use finsec_validate::request::AccountId;
 use store::{Idempotency, NewOrderRow, Order, OrderStatus, OrderStore};
+use valuation::{NoPrices, PriceFile, ReferencePrices};
 
 /// The largest `POST /orders` body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -294,6 +302,8 @@ pub struct Orders {
     entitlements: Arc<dyn EntitlementStore>,
     rules: Arc<BodyRules>,
     approval_notional: Decimal,
+    prices: Arc<dyn ReferencePrices>,
+    price_band_percent: Decimal,
     permissions: Arc<Permissions>,
 }
 
@@ -303,6 +313,8 @@ impl fmt::Debug for Orders {
             .field("access", &self.access)
             .field("approvals", &self.approvals)
             .field("approval_notional", &self.approval_notional)
+            .field("prices", &self.prices)
+            .field("price_band_percent", &self.price_band_percent)
             .finish_non_exhaustive()
     }
 }
@@ -330,7 +342,25 @@ impl Orders {
                 target: "server_role_settings".to_owned(),
                 source: Box::new(source),
             })?;
-        Self::new(Access::new(policy), &stores, config.approval_notional)
+        let orders = Self::new(Access::new(policy), &stores, config.approval_notional)?;
+        Ok(match &config.reference_prices {
+            Some(path) => {
+                let file = Arc::new(PriceFile::open(path)?);
+                tracing::info!(path = %path.display(), symbols = file.len(), "reference prices loaded");
+                file.watch();
+                orders.with_prices(file, config.price_band_percent)
+            }
+            None => orders,
+        })
+    }
+
+    /// Values orders with `prices` and refuses limit orders further than
+    /// `band_percent` percent from their reference (see [`valuation`]).
+    #[must_use]
+    pub fn with_prices(mut self, prices: Arc<dyn ReferencePrices>, band_percent: Decimal) -> Self {
+        self.prices = prices;
+        self.price_band_percent = band_percent;
+        self
     }
 
     /// Order entry with `access`, the approval, order and role stores of `stores`, and the
@@ -349,6 +379,8 @@ impl Orders {
             entitlements: Arc::clone(&stores.entitlements),
             rules: Arc::new(rules),
             approval_notional,
+            prices: Arc::new(NoPrices),
+            price_band_percent: Decimal::TEN,
             permissions: Arc::new(Permissions {
                 execute: permission(TRADE_EXECUTE)?,
                 large: permission(ORDERS_EXECUTE_LARGE)?,
@@ -445,20 +477,6 @@ impl Orders {
         })
     }
 
-    /// Whether an order needs a second person's approval: above the threshold, or with no
-    /// price to compute a notional from (market orders), or so large the product overflows.
-    pub fn needs_approval(&self, checked: &CheckedOrder) -> bool {
-        let Some(price) = checked.order.kind.limit_price() else {
-            return true;
-        };
-        checked
-            .order
-            .quantity
-            .value()
-            .checked_mul(price.value())
-            .is_none_or(|notional| notional > self.approval_notional)
-    }
-
     /// Places an order for `actor` from the request body at `now`. `body` is the body, or
     /// why it could not be read (wrong media type, too large); that error is returned only
     /// after authorization, so a caller who may not trade learns nothing from it.
@@ -513,16 +531,125 @@ impl Orders {
         if !self.is_entitled(owner, &checked.order.account_id).await? {
             return Err(OrderError::Forbidden(Denial::not_entitled()));
         }
+        let reference = self.prices.price(checked.order.symbol.as_str());
+        self.check_band(&checked, reference)?;
+        // The order counts toward its trader's and account's totals for the day before it
+        // is decided, so concurrent orders see each other; if it is not placed after all,
+        // it is taken back out.
+        let value = valuation::value(&checked.order, reference);
+        let day = now.unix_timestamp().div_euclid(86_400);
+        let account = &checked.order.account_id;
+        let over = match value {
+            Some(value) => {
+                let (user_total, account_total) = self.count(owner, account, day, value).await?;
+                [value, user_total, account_total]
+                    .iter()
+                    .any(|total| *total > self.approval_notional)
+            }
+            None => true,
+        };
+        let result = self
+            .store_order(
+                actor,
+                &principal,
+                owner,
+                checked.clone(),
+                over,
+                idempotency,
+                now,
+            )
+            .await;
+        if let Some(value) = value
+            && !result.as_ref().is_ok_and(|placed| !placed.replayed)
+        {
+            self.uncount(owner, account, day, value).await;
+        }
+        result
+    }
+
+    /// Refuses a limit order further from `reference` than the price band (422).
+    fn check_band(&self, checked: &CheckedOrder, reference: Option<Decimal>) -> Result<()> {
+        let (Some(limit), Some(reference)) = (checked.order.kind.limit_price(), reference) else {
+            return Ok(());
+        };
+        if !valuation::outside_band(limit.value(), reference, self.price_band_percent) {
+            return Ok(());
+        }
+        let mut v = finsec_validate::request::Validator::new();
+        v.error(
+            "limit_price",
+            "price_band",
+            format!(
+                "the limit price is more than {}% from the reference price {reference}",
+                self.price_band_percent.normalize()
+            ),
+        );
+        Err(OrderError::Invalid(
+            v.finish(|| None::<()>).err().unwrap_or_default(),
+        ))
+    }
+
+    /// Adds `value` to the day's totals of user `owner` and of `account`; returns both.
+    async fn count(
+        &self,
+        owner: Uuid,
+        account: &AccountId,
+        day: i64,
+        value: Decimal,
+    ) -> Result<(Decimal, Decimal)> {
+        let user_scope = format!("user:{owner}");
+        let user_total = self.orders.add_notional(&user_scope, day, value).await?;
+        match self
+            .orders
+            .add_notional(&format!("account:{account}"), day, value)
+            .await
+        {
+            Ok(account_total) => Ok((user_total, account_total)),
+            Err(e) => {
+                if let Err(undo) = self.orders.add_notional(&user_scope, day, -value).await {
+                    tracing::warn!(error = %undo, user = %owner, "an order's value stays counted");
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Takes `value` back out of the day's totals (an order that was not placed). A
+    /// failure leaves it counted, which only makes the threshold stricter, and is logged.
+    async fn uncount(&self, owner: Uuid, account: &AccountId, day: i64, value: Decimal) {
+        for scope in [format!("user:{owner}"), format!("account:{account}")] {
+            if let Err(e) = self.orders.add_notional(&scope, day, -value).await {
+                tracing::warn!(error = %e, scope, "an order that was not placed stays counted");
+            }
+        }
+    }
+
+    /// Stores a checked order: pending approval when `needs_approval` (or refused), else
+    /// accepted; a concurrent first request with the same idempotency key wins.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site, every argument distinct"
+    )]
+    async fn store_order(
+        &self,
+        actor: &Actor,
+        principal: &Principal,
+        owner: Uuid,
+        checked: CheckedOrder,
+        needs_approval: bool,
+        idempotency: Option<Idempotency>,
+        now: OffsetDateTime,
+    ) -> Result<Placed> {
         let id = new_order_id(now);
-        let (status, approval_id) = if self.needs_approval(&checked) {
-            self.open_approval(actor, &principal, &id, now).await?
+        let (status, approval_id) = if needs_approval {
+            self.open_approval(actor, principal, &id, now).await?
         } else {
             (OrderStatus::Accepted, None)
         };
         let order = &checked.order;
         let row = NewOrderRow {
             id,
-            owner: parse_user_id(actor.user_id())?,
+            owner,
             account_id: order.account_id.to_string(),
             symbol: order.symbol.to_string(),
             side: order.side.as_str(),

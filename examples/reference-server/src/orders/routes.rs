@@ -78,8 +78,10 @@ fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
 /// Places an order.
 ///
 /// The body is validated field by field (every problem is reported at once); notes are
-/// sanitised. Orders above the approval threshold, and all market orders, wait for a
-/// second person's approval (202); others are accepted (201).
+/// sanitised. Orders valued above the approval threshold (at the larger of their limit and
+/// the reference price), orders that take the trader's or the account's day above it, and
+/// sells and market orders without a reference price wait for a second person's approval
+/// (202); others are accepted (201).
 ///
 /// With an `Idempotency-Key` header, a retry (the same key and body, from the same user)
 /// places nothing and answers the first request's order with its status and
@@ -106,7 +108,7 @@ fn location(order: &Order) -> [(header::HeaderName, HeaderValue); 1] {
         (status = 403, description = "Not allowed to trade (or the API key lacks the scope)", body = Problem),
         (status = 413, description = "The body is larger than 64 KiB", body = Problem),
         (status = 415, description = "The body is not declared as application/json", body = Problem),
-        (status = 422, description = "Every field error, or an Idempotency-Key already used with another body", body = Problem),
+        (status = 422, description = "Every field error (a limit price outside the price band around the reference price is `price_band` on `limit_price`), or an Idempotency-Key already used with another body", body = Problem),
     ),
     security(("bearer" = []), ("api_key" = []))
 )]

@@ -5,11 +5,15 @@
 //! whether it happened.
 
 use async_trait::async_trait;
+use rust_decimal::Decimal;
 use sqlx::Row as _;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::store::{LIST_LIMIT, NewOrderRow, Order, OrderStatus, OrderStore, rfc3339};
+use super::store::{
+    LIST_LIMIT, MAX_NOTIONAL_RETRIES, NOTIONAL_DAYS_KEPT, NewOrderRow, Order, OrderStatus,
+    OrderStore, rfc3339,
+};
 use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, to_micros};
 
 /// The columns every query returns, in the order `order` reads them.
@@ -44,6 +48,35 @@ const LIST_BY_OWNER: &str = concat!(
 
 const TRANSITION: &str = "UPDATE server_orders SET status = $1, updated_at = $2 \
      WHERE id = $3 AND status = $4";
+
+const NOTIONAL_READ: &str = "SELECT total FROM server_notional_days WHERE scope = $1 AND day = $2";
+
+const NOTIONAL_CREATE: &str = "INSERT INTO server_notional_days (scope, day, total) \
+     VALUES ($1, $2, $3) ON CONFLICT (scope, day) DO NOTHING";
+
+const NOTIONAL_SET: &str = "UPDATE server_notional_days SET total = $1 \
+     WHERE scope = $2 AND day = $3 AND total = $4";
+
+const NOTIONAL_FORGET: &str = "DELETE FROM server_notional_days WHERE scope = $1 AND day < $2";
+
+const NOTIONAL_TABLE: &str = "server_notional_days";
+
+fn parse_total(text: &str) -> StoreResult<Decimal> {
+    Decimal::from_str_exact(text).map_err(|e| StoreError::Corrupt {
+        table: NOTIONAL_TABLE,
+        detail: format!("a total is not a decimal: {e}"),
+    })
+}
+
+fn add_total(total: Decimal, amount: Decimal) -> StoreResult<Decimal> {
+    total
+        .checked_add(amount)
+        .map(|sum| sum.normalize())
+        .ok_or(StoreError::Corrupt {
+            table: NOTIONAL_TABLE,
+            detail: "a total overflows".to_owned(),
+        })
+}
 
 /// The trait implementation, expanded once per backend.
 macro_rules! impl_order_store {
@@ -151,6 +184,55 @@ macro_rules! impl_order_store {
                     .execute(self.pool())
                     .await?;
                 Ok(done.rows_affected() == 1)
+            }
+
+            async fn add_notional(
+                &self,
+                scope: &str,
+                day: i64,
+                amount: Decimal,
+            ) -> StoreResult<Decimal> {
+                for _ in 0..MAX_NOTIONAL_RETRIES {
+                    let stored: Option<String> = sqlx::query_scalar(NOTIONAL_READ)
+                        .bind(scope)
+                        .bind(day)
+                        .fetch_optional(self.pool())
+                        .await?;
+                    let Some(stored) = stored else {
+                        // The day's first order for this scope: create the total (unless a
+                        // concurrent first order did), and forget totals no longer needed.
+                        let total = add_total(Decimal::ZERO, amount)?;
+                        let created = sqlx::query(NOTIONAL_CREATE)
+                            .bind(scope)
+                            .bind(day)
+                            .bind(total.to_string())
+                            .execute(self.pool())
+                            .await?;
+                        if created.rows_affected() == 1 {
+                            sqlx::query(NOTIONAL_FORGET)
+                                .bind(scope)
+                                .bind(day.saturating_sub(NOTIONAL_DAYS_KEPT))
+                                .execute(self.pool())
+                                .await?;
+                            return Ok(total);
+                        }
+                        continue;
+                    };
+                    let total = add_total(parse_total(&stored)?, amount)?;
+                    let set = sqlx::query(NOTIONAL_SET)
+                        .bind(total.to_string())
+                        .bind(scope)
+                        .bind(day)
+                        .bind(&stored)
+                        .execute(self.pool())
+                        .await?;
+                    if set.rows_affected() == 1 {
+                        return Ok(total);
+                    }
+                }
+                Err(StoreError::Contended {
+                    table: NOTIONAL_TABLE,
+                })
             }
         }
     };

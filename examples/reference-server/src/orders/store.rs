@@ -9,6 +9,7 @@
 use std::fmt;
 
 use async_trait::async_trait;
+use rust_decimal::Decimal;
 use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -188,7 +189,25 @@ pub trait OrderStore: fmt::Debug + Send + Sync + 'static {
         to: OrderStatus,
         now: OffsetDateTime,
     ) -> StoreResult<bool>;
+
+    /// Adds `amount` (negative to take back an earlier addition) to the total of `scope`
+    /// for `day` (days since the Unix epoch, UTC), starting from zero, and returns the new
+    /// total. Concurrent additions to one total each see the others: they are applied one
+    /// after the other (compare-and-set), never lost. Totals more than
+    /// [`NOTIONAL_DAYS_KEPT`] days older than `day` are deleted on the way.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if the stored total is not a
+    /// decimal or the sum overflows; [`StoreError::Contended`] if other writers kept
+    /// changing the total for [`MAX_NOTIONAL_RETRIES`] attempts.
+    async fn add_notional(&self, scope: &str, day: i64, amount: Decimal) -> StoreResult<Decimal>;
 }
+
+/// How many days of notional totals are kept.
+pub const NOTIONAL_DAYS_KEPT: i64 = 7;
+
+/// How often [`OrderStore::add_notional`] retries a compare-and-set that lost a race.
+pub const MAX_NOTIONAL_RETRIES: usize = 64;
 
 /// A stored time as RFC 3339 text.
 ///

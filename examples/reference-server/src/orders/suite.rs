@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::accounts::{EntitlementStore, Granted, MAX_ACCOUNTS_PER_USER};
 use super::new_order_id;
-use super::store::{LIST_LIMIT, NewOrderRow, Order, OrderStatus, OrderStore};
+use super::store::{LIST_LIMIT, NOTIONAL_DAYS_KEPT, NewOrderRow, Order, OrderStatus, OrderStore};
 use crate::storage::sql::{StoreError, is_unique_violation};
 use crate::storage::suite::new_user;
 use crate::storage::{Storage, Stores};
@@ -25,6 +25,8 @@ pub(crate) async fn run(stores: &Stores, storage: &Storage) {
     transitions_are_conditional(orders.as_ref(), storage).await;
     concurrent_transitions_move_once(orders, storage).await;
     idempotency_keys_are_unique_per_owner(orders.as_ref(), storage).await;
+    notional_totals_add_up_per_scope_and_day(orders.as_ref()).await;
+    concurrent_notional_additions_are_all_counted(orders).await;
     let entitlements = &stores.entitlements;
     entitlements_are_granted_listed_and_revoked(entitlements.as_ref(), storage).await;
     a_grant_needs_an_existing_user(entitlements.as_ref()).await;
@@ -457,4 +459,90 @@ async fn grants_stop_at_the_bound(store: &dyn EntitlementStore, storage: &Storag
         store.accounts_of(user).await.unwrap().len(),
         MAX_ACCOUNTS_PER_USER
     );
+}
+
+fn dec(text: &str) -> rust_decimal::Decimal {
+    text.parse().unwrap()
+}
+
+async fn notional_totals_add_up_per_scope_and_day(orders: &dyn OrderStore) {
+    let scope = format!("user:{}", Uuid::now_v7());
+    let other = format!("account:{}", Uuid::now_v7().simple());
+    let day = 20_000;
+    assert_eq!(
+        orders
+            .add_notional(&scope, day, dec("1000.50"))
+            .await
+            .unwrap(),
+        dec("1000.5")
+    );
+    assert_eq!(
+        orders.add_notional(&scope, day, dec("0.25")).await.unwrap(),
+        dec("1000.75")
+    );
+    // Another scope, another day: totals of their own.
+    assert_eq!(
+        orders.add_notional(&other, day, dec("7")).await.unwrap(),
+        dec("7")
+    );
+    assert_eq!(
+        orders
+            .add_notional(&scope, day + 1, dec("1"))
+            .await
+            .unwrap(),
+        dec("1")
+    );
+    // Taking back an addition.
+    assert_eq!(
+        orders
+            .add_notional(&scope, day, dec("-0.25"))
+            .await
+            .unwrap(),
+        dec("1000.5")
+    );
+    // Exact decimals, however many places.
+    assert_eq!(
+        orders
+            .add_notional(&scope, day, dec("0.000000000001"))
+            .await
+            .unwrap(),
+        dec("1000.500000000001")
+    );
+    // A day's first addition forgets the scope's totals older than the days kept.
+    let later = day + 1 + NOTIONAL_DAYS_KEPT + 1;
+    assert_eq!(
+        orders.add_notional(&scope, later, dec("2")).await.unwrap(),
+        dec("2")
+    );
+    assert_eq!(
+        orders.add_notional(&scope, day, dec("3")).await.unwrap(),
+        dec("3"),
+        "the old day's total was deleted"
+    );
+    assert_eq!(
+        orders.add_notional(&other, day, dec("1")).await.unwrap(),
+        dec("8"),
+        "other scopes are untouched"
+    );
+}
+
+async fn concurrent_notional_additions_are_all_counted(orders: &Arc<dyn OrderStore>) {
+    let scope = format!("account:{}", Uuid::now_v7().simple());
+    let mut adders = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let orders = Arc::clone(orders);
+        let scope = scope.clone();
+        adders.spawn(async move {
+            orders
+                .add_notional(&scope, 20_000, dec("100"))
+                .await
+                .unwrap()
+        });
+    }
+    let mut seen: Vec<rust_decimal::Decimal> = adders.join_all().await;
+    seen.sort_unstable();
+    let expected: Vec<rust_decimal::Decimal> = (1..=16)
+        .map(|i| rust_decimal::Decimal::from(i * 100))
+        .collect();
+    assert_eq!(seen, expected, "each addition saw every one before it");
 }

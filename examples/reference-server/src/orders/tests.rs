@@ -309,6 +309,223 @@ async fn market_orders_always_need_approval_and_admins_need_none() {
     assert_eq!(order.status, OrderStatus::Accepted);
 }
 
+/// Reference prices fixed by a test.
+#[derive(Debug)]
+struct Fixed(Vec<(&'static str, &'static str)>);
+
+impl ReferencePrices for Fixed {
+    fn price(&self, symbol: &str) -> Option<Decimal> {
+        self.0
+            .iter()
+            .find(|(s, _)| *s == symbol)
+            .map(|(_, p)| p.parse().unwrap())
+    }
+}
+
+fn order_of(side: &str, quantity: &str, price: Option<&str>, account: &str) -> serde_json::Value {
+    json!({
+        "symbol": "AAPL", "side": side,
+        "order_type": if price.is_some() { "limit" } else { "market" },
+        "quantity": quantity, "limit_price": price, "account_id": account,
+    })
+}
+
+#[tokio::test]
+async fn orders_are_valued_at_least_at_the_reference_price() {
+    let (env, _db) = Env::sqlite().await;
+    let alice = env.user("alice", &["trader"]).await;
+    // Without a reference, a sell's price says nothing about what it sells: approval.
+    // (Valued at quantity x limit, this one was "worth" exactly the threshold.)
+    let dump = order_of("sell", "100000000", Some("0.01"), "ACC-1");
+    let order = env.place(&alice, dump.clone()).await.unwrap();
+    assert_eq!(order.status, OrderStatus::PendingApproval);
+
+    let mut env = env;
+    env.orders = env
+        .orders
+        .clone()
+        .with_prices(Arc::new(Fixed(vec![("AAPL", "100")])), Decimal::TEN);
+    // With one, a limit far from it is refused outright (fat finger, or a price meant to
+    // be valued low), naming the field.
+    let Err(OrderError::Invalid(errors)) = env.place(&alice, dump.clone()).await else {
+        panic!("a limit 99.99% below the reference was not refused");
+    };
+    let codes: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.code.as_ref()))
+        .collect();
+    assert_eq!(codes, [("limit_price", "price_band")]);
+    for edge in ["90.00", "110.00"] {
+        let order = env
+            .place(&alice, order_of("buy", "1", Some(edge), "ACC-1"))
+            .await
+            .unwrap();
+        assert_eq!(
+            order.status,
+            OrderStatus::Accepted,
+            "{edge} is inside the band"
+        );
+    }
+    let Err(OrderError::Invalid(_)) = env
+        .place(&alice, order_of("buy", "1", Some("110.05"), "ACC-1"))
+        .await
+    else {
+        panic!("110.05 is outside a 10% band around 100");
+    };
+    // A sell within the band is valued at the reference when that is higher: 10,500 x
+    // 100 = 1,050,000 > the threshold, while 10,500 x 95 would pass.
+    let order = env
+        .place(
+            &alice,
+            order_of("sell", "10500", Some("95.00"), "ACC-2-NONE"),
+        )
+        .await;
+    assert_eq!(
+        forbidden(order),
+        Denial::not_entitled(),
+        "an unentitled account is refused before any valuation"
+    );
+    env.entitle(&alice, "ACC-2").await;
+    let order = env
+        .place(&alice, order_of("sell", "10500", Some("95.00"), "ACC-2"))
+        .await
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::PendingApproval);
+    // A market order with a reference is valued at it: small ones need no approval.
+    // (Another trader: alice's day is above the threshold now.)
+    let mia = env.user_without_accounts("mia", &["trader"]).await;
+    env.entitle(&mia, "ACC-3").await;
+    let order = env
+        .place(&mia, order_of("buy", "10", None, "ACC-3"))
+        .await
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::Accepted);
+    let order = env
+        .place(&mia, order_of("buy", "20000", None, "ACC-3"))
+        .await
+        .unwrap();
+    assert_eq!(order.status, OrderStatus::PendingApproval);
+}
+
+#[tokio::test]
+async fn a_days_orders_count_together_per_trader_and_per_account() {
+    let (env, _db) = Env::sqlite().await;
+    let alice = env.user("alice", &["trader"]).await;
+    let bob = env.user("bob", &["trader"]).await;
+    env.entitle(&bob, "ACC-B").await;
+    // 4,000 x 100 = 400,000 each, under the 1,000,000 threshold alone.
+    let slice = || limit("4000", "100.00");
+    let statuses = |orders: &[Order]| orders.iter().map(|o| o.status).collect::<Vec<_>>();
+    let mut placed = Vec::new();
+    for _ in 0..3 {
+        placed.push(env.place(&alice, slice()).await.unwrap());
+    }
+    assert_eq!(
+        statuses(&placed),
+        [
+            OrderStatus::Accepted,
+            OrderStatus::Accepted,
+            OrderStatus::PendingApproval
+        ],
+        "the third takes alice's day to 1,200,000"
+    );
+    // The account's total counts for bob too; his own account starts from zero.
+    let on_acc1 = env.place(&bob, slice()).await.unwrap();
+    assert_eq!(on_acc1.status, OrderStatus::PendingApproval);
+    let mut elsewhere = slice();
+    elsewhere["account_id"] = json!("ACC-B");
+    let on_accb = env.place(&bob, elsewhere).await.unwrap();
+    assert_eq!(on_accb.status, OrderStatus::Accepted);
+    // The next UTC day starts afresh.
+    let body = slice().to_string();
+    let tomorrow = env
+        .orders
+        .place_at(&alice, Ok(body.as_bytes()), NOW + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(tomorrow.status, OrderStatus::Accepted);
+
+    // An order that is refused is not counted: a key without the large-order scope is
+    // refused the order that would need approval, and the next small one still passes.
+    let carol = env.user("carol", &["trader"]).await;
+    env.entitle(&carol, "ACC-C").await;
+    let key = Actor::api_key(
+        carol.user_id(),
+        vec![PermissionPattern::new("trade:execute").unwrap()],
+    );
+    let mut big = limit("9000", "100.00");
+    big["account_id"] = json!("ACC-C");
+    let mut small = slice();
+    small["account_id"] = json!("ACC-C");
+    env.place(&key, small.clone()).await.unwrap();
+    env.place(&key, small.clone()).await.unwrap();
+    assert_eq!(forbidden(env.place(&key, big).await), Denial::scope());
+    assert_eq!(
+        forbidden(env.place(&key, small.clone()).await),
+        Denial::scope()
+    );
+    let mut tiny = limit("1000", "100.00");
+    tiny["account_id"] = json!("ACC-C");
+    let order = env.place(&key, tiny).await.unwrap();
+    assert_eq!(
+        order.status,
+        OrderStatus::Accepted,
+        "900,000 counted, not more"
+    );
+}
+
+/// Eight orders of 400,000 at once from one trader: exactly two fit under the threshold.
+async fn eight_at_once(env: &Env) {
+    let dana = env.user("dana", &["trader"]).await;
+    let mut racers = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let orders = env.orders.clone();
+        let dana = dana.clone();
+        racers.spawn(async move {
+            let body = limit("4000", "100.00").to_string();
+            orders
+                .place_at(&dana, Ok(body.as_bytes()), NOW)
+                .await
+                .unwrap()
+        });
+    }
+    let placed = racers.join_all().await;
+    assert_eq!(placed.len(), 8);
+    let accepted = placed
+        .iter()
+        .filter(|o| o.status == OrderStatus::Accepted)
+        .count();
+    // At most two: 400,000 + 400,000 fit, and no order slips in beside them. (The trader's
+    // and the account's totals each order the racers their own way, so an order may see
+    // itself third in one of them and wait although it was second in the other: early,
+    // never late.)
+    assert!((1..=2).contains(&accepted), "{accepted} accepted");
+    // Every order was counted once in both totals.
+    let day = NOW.unix_timestamp().div_euclid(86_400);
+    let store = env.storage.stores().orders;
+    for scope in [format!("user:{}", uid(&dana)), "account:ACC-1".to_owned()] {
+        let total = store
+            .add_notional(&scope, day, Decimal::ZERO)
+            .await
+            .unwrap();
+        assert_eq!(total, Decimal::from(3_200_000), "{scope}");
+    }
+}
+
+#[tokio::test]
+async fn concurrent_orders_cannot_slip_under_the_threshold_together_on_sqlite() {
+    let (env, _db) = Env::sqlite().await;
+    eight_at_once(&env).await;
+}
+
+#[tokio::test]
+async fn concurrent_orders_cannot_slip_under_the_threshold_together_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let env = Env::new(Storage::Postgres(db.pool().clone()), generated()).await;
+    eight_at_once(&env).await;
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn expired_approvals_are_refused_and_the_order_expires() {
     let (env, _db) = Env::sqlite().await;

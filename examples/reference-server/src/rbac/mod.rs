@@ -125,8 +125,10 @@ pub struct RbacConfig {
     #[arg(long, env = "FINSEC_DEFAULT_ROLE", value_parser = parse_role, global = true)]
     pub default_role: Option<RoleName>,
 
-    /// Orders whose notional (quantity x limit price) is above this amount wait for a
-    /// second person's approval; market orders, whose notional is unknown, always do.
+    /// Orders that take their trader's or their account's total for the UTC day above this
+    /// amount wait for a second person's approval. An order is valued at quantity x the
+    /// larger of its limit and the reference price; market orders and sells without a
+    /// reference price always wait.
     #[arg(
         long,
         env = "FINSEC_APPROVAL_NOTIONAL",
@@ -135,7 +137,27 @@ pub struct RbacConfig {
         global = true
     )]
     pub approval_notional: Decimal,
+
+    /// Reference prices: a file of `SYMBOL,PRICE` lines, read at start and again whenever
+    /// it changes (see `orders::valuation`). Without it, limit buys are valued at their
+    /// limit and every other order waits for approval.
+    #[arg(long, env = "FINSEC_REFERENCE_PRICES", global = true)]
+    pub reference_prices: Option<PathBuf>,
+
+    /// Limit orders further than this percentage from their symbol's reference price are
+    /// refused (422, `price_band`).
+    #[arg(
+        long,
+        env = "FINSEC_PRICE_BAND_PERCENT",
+        default_value = DEFAULT_PRICE_BAND_PERCENT,
+        value_parser = parse_band,
+        global = true
+    )]
+    pub price_band_percent: Decimal,
 }
+
+/// The default `--price-band-percent`.
+pub const DEFAULT_PRICE_BAND_PERCENT: &str = "10";
 
 impl Default for RbacConfig {
     fn default() -> Self {
@@ -143,8 +165,18 @@ impl Default for RbacConfig {
             rbac_policy: None,
             default_role: None,
             approval_notional: Decimal::from(1_000_000),
+            reference_prices: None,
+            price_band_percent: Decimal::TEN,
         }
     }
+}
+
+fn parse_band(s: &str) -> Result<Decimal, String> {
+    let value = finsec_validate::numbers::parse_decimal(s).map_err(|e| e.to_string())?;
+    if value <= Decimal::ZERO || value > Decimal::ONE_HUNDRED {
+        return Err("must be above 0 and at most 100".to_owned());
+    }
+    Ok(value)
 }
 
 fn parse_role(s: &str) -> Result<RoleName, String> {

@@ -130,6 +130,13 @@ pub enum StoreError {
     #[error("time {0} is out of the storable range")]
     TimeOutOfRange(OffsetDateTime),
 
+    /// Other writers kept changing a row this call updates by compare-and-set.
+    #[error("{table}: too many concurrent updates of one row")]
+    Contended {
+        /// The table.
+        table: &'static str,
+    },
+
     /// The cache in front of a table failed (Redis down or too slow), so a row could not be
     /// known current.
     #[error("cache: {0}")]

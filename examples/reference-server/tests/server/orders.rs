@@ -710,23 +710,6 @@ async fn idempotent_order_entry(server: &Server, launch: &Launch, data: &DataDir
     assert_eq!((status, replayed), (StatusCode::CREATED, false));
     assert_ne!(umas["id"], first["id"]);
 
-    // A pending order: its retry answers 202 with the order as it is now, also after
-    // the approval.
-    let large = limit("20000", "100.00");
-    let (status, replayed, pending) = post_keyed(server, &tia, "order-0002", &large).await;
-    assert_eq!(
-        (status, replayed),
-        (StatusCode::ACCEPTED, false),
-        "{pending}"
-    );
-    let id = pending["id"].as_str().unwrap();
-    let (status, body) = post(server, &uma, &format!("/orders/{id}/approve"), &json!({})).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, replayed, after) = post_keyed(server, &tia, "order-0002", &large).await;
-    assert_eq!((status, replayed), (StatusCode::ACCEPTED, true));
-    assert_eq!(after["id"], pending["id"]);
-    assert_eq!(after["status"], "accepted");
-
     // Malformed keys are a 400 before anything is placed.
     for bad in ["", "has space", &"k".repeat(256), "\"\""] {
         let (status, _, body) = post_keyed(server, &tia, bad, &small).await;
@@ -784,6 +767,24 @@ async fn idempotent_order_entry(server: &Server, launch: &Launch, data: &DataDir
     let (_, two) = post(server, &tia, "/orders", &small).await;
     assert_eq!(status, StatusCode::CREATED);
     assert_ne!(one["id"], two["id"]);
+
+    // A pending order (last: it takes tia's day above the approval threshold, so her
+    // later orders would wait too): its retry answers 202 with the order as it is now, also after
+    // the approval.
+    let large = limit("20000", "100.00");
+    let (status, replayed, pending) = post_keyed(server, &tia, "order-0002", &large).await;
+    assert_eq!(
+        (status, replayed),
+        (StatusCode::ACCEPTED, false),
+        "{pending}"
+    );
+    let id = pending["id"].as_str().unwrap();
+    let (status, body) = post(server, &uma, &format!("/orders/{id}/approve"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, replayed, after) = post_keyed(server, &tia, "order-0002", &large).await;
+    assert_eq!((status, replayed), (StatusCode::ACCEPTED, true));
+    assert_eq!(after["id"], pending["id"]);
+    assert_eq!(after["status"], "accepted");
 
     // A replay is a read: once the account is taken away it answers 403, not the order.
     let out = launch.accounts(data, &["revoke", "tia", "ACC-1"]).success();
@@ -1055,4 +1056,78 @@ async fn account_entitlements_over_http_and_the_command_line() {
     assert!(status.success(), "{logs}");
     assert!(logs.contains("account entitlement granted"), "{logs}");
     assert!(logs.contains("account entitlement revoked"), "{logs}");
+}
+
+/// The four-eyes threshold cannot be dodged: orders are valued at least at the reference
+/// price (a prices file), limits far from it are refused, sells and market orders without
+/// one wait for approval, and a day's orders count together.
+#[tokio::test]
+async fn the_approval_threshold_values_orders_at_the_reference_and_counts_the_day() {
+    let data = DataDir::new();
+    let prices = data.path().join("prices.csv");
+    fs::create_dir_all(data.path()).unwrap();
+    fs::write(&prices, "# reference prices\nAAPL,100\nBRK.B,410.5\n").unwrap();
+    let launch = Launch::new().args([
+        "--reference-prices",
+        prices.to_str().unwrap(),
+        "--price-band-percent",
+        "10",
+    ]);
+    let server = launch.start(&data);
+    let alice = register_and_login(&server, "alice").await;
+    grant(&launch, &data, "alice", "trader");
+    entitle(&launch, &data, "alice", "ACC-1");
+    entitle(&launch, &data, "alice", "ACC-2");
+    let on = |account: &str, side: &str, symbol: &str, quantity: &str, price: &str| {
+        json!({
+            "symbol": symbol, "side": side, "order_type": "limit", "quantity": quantity,
+            "limit_price": price, "account_id": account,
+        })
+    };
+
+    // Selling 100,000,000 at 0.01 was "worth" 1,000,000 and passed without approval; with a
+    // reference of 100 its limit is far outside the band, and it is refused.
+    let dump = on("ACC-1", "sell", "AAPL", "100000000", "0.01");
+    let (status, body) = post(&server, &alice, "/orders", &dump).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        error_codes(&body),
+        [("limit_price".to_owned(), "price_band".to_owned())]
+    );
+    // Without a reference, the same sell waits for a second person.
+    let unpriced = on("ACC-2", "sell", "MSFT", "100000000", "0.01");
+    let (status, body) = post(&server, &alice, "/orders", &unpriced).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "pending_approval");
+
+    // Many orders just under the threshold: the day's total decides.
+    let slice = on("ACC-1", "buy", "AAPL", "4000", "100.00");
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let (status, body) = post(&server, &alice, "/orders", &slice).await;
+        statuses.push((status, body["status"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(
+        statuses,
+        [
+            (StatusCode::CREATED, "accepted".to_owned()),
+            (StatusCode::CREATED, "accepted".to_owned()),
+            (StatusCode::ACCEPTED, "pending_approval".to_owned()),
+        ]
+    );
+
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("reference prices loaded"), "{logs}");
+
+    // A prices file that does not parse stops start-up, naming the line.
+    fs::write(&prices, "AAPL,100\nMSFT,-3\n").unwrap();
+    let failure = launch.try_start(&data).unwrap_err();
+    assert!(failure.status.is_some_and(|s| !s.success()), "{failure}");
+    assert!(
+        failure
+            .output
+            .contains("line 2: the price must be a positive decimal"),
+        "{failure}"
+    );
 }

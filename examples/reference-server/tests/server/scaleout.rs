@@ -187,7 +187,7 @@ async fn access_token(server: &Server, username: &str) -> String {
 
 fn order(quantity: &str) -> Value {
     json!({
-        "symbol": "MSFT", "side": "sell", "order_type": "limit", "quantity": quantity,
+        "symbol": "MSFT", "side": "buy", "order_type": "limit", "quantity": quantity,
         "limit_price": "410.25", "account_id": "ACC-7",
     })
 }

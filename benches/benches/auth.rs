@@ -380,6 +380,7 @@ fn bench_api_keys(c: &mut Criterion) {
         replaced_by: None,
         last_used_at: None,
         use_count: 0,
+        networks: Vec::new().into(),
     }))
     .unwrap();
     let keys = ApiKeys::new(store);

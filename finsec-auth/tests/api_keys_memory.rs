@@ -566,3 +566,96 @@ proptest::proptest! {
         proptest::prop_assert_eq!(parsed.hash(), &key.hash);
     }
 }
+
+#[tokio::test]
+async fn keys_limited_to_networks_work_only_from_inside_them() {
+    let keys = ApiKeys::new(MemoryApiKeyStore::new());
+    let net = |s: &str| s.parse::<ipnet::IpNet>().unwrap();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let issued = keys
+        .issue_at(
+            NewApiKey::new("ops", scopes()).from_networks([
+                net("10.1.2.3/16"),
+                net("::ffff:192.0.2.0/120"),
+                net("2001:db8::/32"),
+                net("10.1.0.0/16"),
+            ]),
+            NOW,
+        )
+        .await
+        .unwrap();
+    // Stored canonical: host bits cleared, IPv4-mapped as IPv4, sorted, no duplicates.
+    assert_eq!(
+        &*issued.record.networks,
+        [
+            net("10.1.0.0/16"),
+            net("192.0.2.0/24"),
+            net("2001:db8::/32")
+        ]
+    );
+    let text = issued.printable.expose_secret();
+    for inside in [
+        "10.1.200.7",
+        "192.0.2.9",
+        "::ffff:10.1.0.1",
+        "2001:db8:1::5",
+    ] {
+        let outcome = keys.verify_from_at(text, ip(inside), NOW).await.unwrap();
+        assert!(outcome.is_accepted(), "{inside}");
+    }
+    for outside in [
+        "10.2.0.1",
+        "192.0.3.1",
+        "::ffff:10.2.0.1",
+        "2001:db9::1",
+        "127.0.0.1",
+    ] {
+        let outcome = keys.verify_from_at(text, ip(outside), NOW).await.unwrap();
+        assert_eq!(
+            reason(outcome.into_result()),
+            RejectReason::AddressNotAllowed,
+            "{outside}"
+        );
+    }
+    // Without the client's address, such a key is refused: fail closed.
+    let outcome = keys.verify_at(text, NOW).await.unwrap();
+    assert_eq!(
+        reason(outcome.into_result()),
+        RejectReason::AddressNotAllowed
+    );
+    // A key without networks works from anywhere, with or without an address.
+    let open = keys
+        .issue_at(NewApiKey::new("ops", scopes()), NOW)
+        .await
+        .unwrap();
+    let open_text = open.printable.expose_secret();
+    assert!(keys.verify_at(open_text, NOW).await.unwrap().is_accepted());
+    assert!(
+        keys.verify_from_at(open_text, ip("203.0.113.9"), NOW)
+            .await
+            .unwrap()
+            .is_accepted()
+    );
+    // Rotation keeps the networks.
+    let rotated = keys
+        .rotate_at(&issued.record.id, Duration::from_secs(60), NOW)
+        .await
+        .unwrap();
+    assert_eq!(rotated.record.networks, issued.record.networks);
+    // At most MAX_NETWORKS (after duplicates are dropped).
+    let many: Vec<ipnet::IpNet> = (0..=finsec_auth::api_keys::MAX_NETWORKS)
+        .map(|i| net(&format!("10.{i}.0.0/16")))
+        .collect();
+    let err = keys
+        .issue_at(NewApiKey::new("ops", scopes()).from_networks(many), NOW)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ApiKeyError::TooManyNetworks { count: 33 }),
+        "{err}"
+    );
+    let same: Vec<ipnet::IpNet> = (0..100).map(|_| net("10.0.0.0/8")).collect();
+    keys.issue_at(NewApiKey::new("ops", scopes()).from_networks(same), NOW)
+        .await
+        .unwrap();
+}

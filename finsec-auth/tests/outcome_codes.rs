@@ -115,7 +115,8 @@ async fn every_module_rejects_with_a_stable_unique_code() {
         );
     }
 
-    // API keys: malformed, bad checksum, unknown id, wrong secret, revoked, expired.
+    // API keys: malformed, bad checksum, unknown id, wrong secret, revoked, expired, and
+    // used from outside its networks.
     let keys = ApiKeys::new(MemoryApiKeyStore::new());
     let scope = vec![PermissionPattern::new("orders:read").unwrap()];
     let live = keys
@@ -164,6 +165,22 @@ async fn every_module_rejects_with_a_stable_unique_code() {
     );
     assert!(keys.revoke_at(&live.record.id, now).await.unwrap());
     record(&mut codes, keys.verify_at(&text, now).await.unwrap(), &text);
+    let fenced = keys
+        .issue_at(
+            NewApiKey::new("dora", scope.clone())
+                .from_networks(["10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()]),
+            now,
+        )
+        .await
+        .unwrap();
+    let fenced_text = fenced.printable.expose_secret().to_owned();
+    record(
+        &mut codes,
+        keys.verify_from_at(&fenced_text, "192.0.2.1".parse().unwrap(), now)
+            .await
+            .unwrap(),
+        &fenced_text,
+    );
 
     // Tokens: a few verifier reasons and the refresh and revocation reasons.
     let signing = SigningKey::generate_ed25519(Kid::new("k1").unwrap()).unwrap();
@@ -236,6 +253,7 @@ async fn every_module_rejects_with_a_stable_unique_code() {
     );
 
     let expected = [
+        "api_key.address_not_allowed",
         "api_key.bad_checksum",
         "api_key.expired",
         "api_key.malformed",

@@ -75,10 +75,14 @@
 //! audit log via [`ApiKeyRejection::reason`]); secrets leaking into logs (no type holding a
 //! secret prints it in `Debug`/`Display`, and errors never contain the input); leaked keys
 //! in repositories (fixed prefix and scanner regex); a hash row copied to another id (the
-//! id is hashed in).
+//! id is hashed in); a stolen key used from elsewhere, for a key limited to client networks
+//! ([`NewApiKey::from_networks`], checked by [`ApiKeys::verify_from_at`]; without the
+//! client's address such a key is refused, so forgetting to pass it fails closed).
 //!
 //! Does not defend against: a stolen printable key used before it is revoked or expires
-//! (scope keys narrowly and give them expiries); an attacker who can write to the store;
+//! from inside its networks, or from anywhere for a key without them (scope keys narrowly,
+//! limit them to networks and give them expiries); a client address forged upstream of the
+//! caller (the caller resolves it); an attacker who can write to the store;
 //! a compromised host process. Usage counts are best-effort.
 
 pub mod format;
@@ -101,10 +105,12 @@ pub mod sqlite;
 pub mod testing;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use finsec_rbac::{Permission, PermissionPattern};
+use ipnet::IpNet;
 use secrecy::SecretString;
 use time::OffsetDateTime;
 
@@ -174,6 +180,12 @@ pub enum ApiKeyError {
         /// What was wrong.
         detail: String,
     },
+    /// More client networks than [`MAX_NETWORKS`].
+    #[error("an api key may name at most {MAX_NETWORKS} client networks, got {count}")]
+    TooManyNetworks {
+        /// How many were given.
+        count: usize,
+    },
     /// The store failed (a database, or any store of your own); its error is the source.
     #[error("api key store: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
@@ -207,6 +219,9 @@ pub type Result<T, E = ApiKeyError> = std::result::Result<T, E>;
 /// Longest owner (principal) name, in bytes.
 pub const MAX_OWNER_LEN: usize = 256;
 
+/// The most client networks one key may be limited to.
+pub const MAX_NETWORKS: usize = 32;
+
 /// Why a presented key was rejected, for the audit log only: never tell the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -223,6 +238,9 @@ pub enum RejectReason {
     Revoked,
     /// The key expired (or its rotation overlap ended).
     Expired,
+    /// The key is limited to client networks, and the client is in none of them (or its
+    /// address was not given: [`ApiKeys::verify_at`]).
+    AddressNotAllowed,
 }
 
 /// Why a presented key was refused: one message for every reason, with the detail kept
@@ -273,6 +291,7 @@ impl CredentialRejection for ApiKeyRejection {
             RejectReason::WrongSecret => "api_key.wrong_secret",
             RejectReason::Revoked => "api_key.revoked",
             RejectReason::Expired => "api_key.expired",
+            RejectReason::AddressNotAllowed => "api_key.address_not_allowed",
         }
     }
 }
@@ -286,6 +305,7 @@ pub struct NewApiKey {
     owner: String,
     scopes: Vec<PermissionPattern>,
     expires_at: Option<OffsetDateTime>,
+    networks: Vec<IpNet>,
 }
 
 impl NewApiKey {
@@ -295,6 +315,7 @@ impl NewApiKey {
             owner: owner.into(),
             scopes,
             expires_at: None,
+            networks: Vec::new(),
         }
     }
 
@@ -304,6 +325,42 @@ impl NewApiKey {
         self.expires_at = Some(at);
         self
     }
+
+    /// Limits the key to clients in `networks` (at most [`MAX_NETWORKS`]; duplicates and
+    /// host bits are dropped, IPv4-mapped IPv6 networks become IPv4). Such a key verifies
+    /// only with [`ApiKeys::verify_from_at`] and a client address inside one of them.
+    #[must_use]
+    pub fn from_networks(mut self, networks: impl IntoIterator<Item = IpNet>) -> Self {
+        self.networks = networks.into_iter().collect();
+        self
+    }
+}
+
+/// `networks` in canonical form: IPv4-mapped IPv6 as IPv4, host bits cleared, sorted,
+/// without duplicates.
+fn canonical_networks(networks: Vec<IpNet>) -> Vec<IpNet> {
+    let mut out: Vec<IpNet> = networks
+        .into_iter()
+        .map(|net| match net {
+            IpNet::V6(v6) => match v6.addr().to_ipv4_mapped() {
+                Some(v4) if v6.prefix_len() >= 96 => {
+                    ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, IpNet::V4)
+                }
+                _ => net,
+            },
+            IpNet::V4(_) => net,
+        })
+        .map(|net| net.trunc())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Whether `client` (IPv4-mapped IPv6 read as IPv4) is in one of `networks`.
+fn admitted(networks: &[IpNet], client: IpAddr) -> bool {
+    let client = client.to_canonical();
+    networks.iter().any(|net| net.contains(&client))
 }
 
 /// A newly issued key: the printable form (show it once) and the stored record.
@@ -404,6 +461,12 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         {
             return Err(ApiKeyError::InvalidExpiry { expires_at, now });
         }
+        let networks = canonical_networks(new.networks);
+        if networks.len() > MAX_NETWORKS {
+            return Err(ApiKeyError::TooManyNetworks {
+                count: networks.len(),
+            });
+        }
         let generated = GeneratedKey::generate()?;
         let record = ApiKeyRecord {
             id: generated.id,
@@ -416,6 +479,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             replaced_by: None,
             last_used_at: None,
             use_count: 0,
+            networks: networks.into(),
         };
         self.store.insert(&record).await?;
         Ok(IssuedApiKey {
@@ -430,10 +494,39 @@ impl<S: ApiKeyStore> ApiKeys<S> {
     /// Every kind of bad key is [`Rejected`](CredentialOutcome::Rejected) with one message;
     /// the reason is in [`ApiKeyRejection::reason`].
     ///
+    /// A key limited to client networks is rejected here
+    /// ([`RejectReason::AddressNotAllowed`]): the client's address is unknown. Use
+    /// [`verify_from_at`](Self::verify_from_at) where it is known.
+    ///
     /// # Errors
     /// A store error from the lookup. A failed usage write does not fail verification: its
     /// counts stay pending for the next flush.
     pub async fn verify_at(&self, presented: &str, now: OffsetDateTime) -> Result<ApiKeyOutcome> {
+        self.verify(presented, None, now).await
+    }
+
+    /// [`verify_at`](Self::verify_at) for a request from `client`: a key limited to client
+    /// networks is accepted only if `client` is in one of them (an IPv4-mapped IPv6
+    /// address counts as the IPv4 address). Pass the address of the client itself, as
+    /// resolved through proxies you trust, not a header the client wrote.
+    ///
+    /// # Errors
+    /// As [`verify_at`](Self::verify_at).
+    pub async fn verify_from_at(
+        &self,
+        presented: &str,
+        client: IpAddr,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyOutcome> {
+        self.verify(presented, Some(client), now).await
+    }
+
+    async fn verify(
+        &self,
+        presented: &str,
+        client: Option<IpAddr>,
+        now: OffsetDateTime,
+    ) -> Result<ApiKeyOutcome> {
         let now = micros(now);
         let parsed = match ParsedApiKey::parse(presented) {
             Ok(parsed) => parsed,
@@ -459,6 +552,11 @@ impl<S: ApiKeyStore> ApiKeys<S> {
         }
         if record.expires_at.is_some_and(|at| at <= now) {
             return reject(RejectReason::Expired);
+        }
+        if !record.networks.is_empty()
+            && !client.is_some_and(|client| admitted(&record.networks, client))
+        {
+            return reject(RejectReason::AddressNotAllowed);
         }
         if let Some(batch) = self.usage.record(id, now)
             && self.store.record_usage(&batch).await.is_err()
@@ -595,6 +693,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             replaced_by: None,
             last_used_at: None,
             use_count: 0,
+            networks: record.networks,
         };
         self.store.rotate(old, &new, micros(until)).await?;
         Ok(IssuedApiKey {

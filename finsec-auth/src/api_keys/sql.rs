@@ -1,5 +1,5 @@
 //! The API-key store in SQL, written once for SQLite and PostgreSQL (features `sqlite`,
-//! `postgres`): times as unix microseconds, scopes as a JSON array.
+//! `postgres`): times as unix microseconds, scopes and client networks as JSON arrays.
 //!
 //! Table `finsec_api_keys` (migration 20201). Rotation and batched usage run in one
 //! transaction each, whose first statement is a write: SQLite takes the write lock at once
@@ -13,6 +13,7 @@ use std::fmt;
 use async_trait::async_trait;
 use finsec_rbac::PermissionPattern;
 use finsec_sql::Backend;
+use ipnet::IpNet;
 use sqlx::{Pool, Row as _};
 use time::OffsetDateTime;
 
@@ -40,6 +41,12 @@ pub(crate) fn scopes_to_db(scopes: &[PermissionPattern]) -> String {
     serde_json::Value::from(texts).to_string()
 }
 
+/// Client networks as stored: a JSON array of CIDR strings.
+pub(crate) fn networks_to_db(networks: &[IpNet]) -> String {
+    let texts: Vec<String> = networks.iter().map(IpNet::to_string).collect();
+    serde_json::Value::from(texts).to_string()
+}
+
 /// One row as read from the database.
 #[derive(Debug)]
 pub(crate) struct RawRow {
@@ -53,6 +60,7 @@ pub(crate) struct RawRow {
     pub(crate) replaced_by: Option<String>,
     pub(crate) last_used_at: Option<i64>,
     pub(crate) use_count: i64,
+    pub(crate) networks: String,
 }
 
 impl RawRow {
@@ -74,6 +82,13 @@ impl RawRow {
             .map(|t| PermissionPattern::new(t))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|_| corrupt("invalid scope pattern"))?;
+        let texts: Vec<String> = serde_json::from_str(&self.networks)
+            .map_err(|_| corrupt("networks not a json array"))?;
+        let networks = texts
+            .iter()
+            .map(|t| t.parse::<IpNet>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| corrupt("invalid client network"))?;
         let hash: [u8; 32] = self
             .secret_hash
             .try_into()
@@ -94,13 +109,14 @@ impl RawRow {
             replaced_by,
             last_used_at: opt_time(self.last_used_at)?,
             use_count: u64::try_from(self.use_count).map_err(|_| corrupt("negative use count"))?,
+            networks: networks.into(),
         })
     }
 }
 
 /// The columns every `SELECT` reads, in [`RawRow`] order.
 pub(crate) const COLUMNS: &str = "key_id, owner, scopes, secret_hash, created_at, expires_at, \
-     revoked_at, replaced_by, last_used_at, use_count";
+     revoked_at, replaced_by, last_used_at, use_count, networks";
 
 /// An [`ApiKeyStore`] in SQL, on a pool the caller built: `SqliteApiKeyStore` /
 /// `PgApiKeyStore`. Run the crate's `migrate` (`finsec_auth::sqlite::migrate` /
@@ -141,11 +157,12 @@ impl<DB: Backend> fmt::Debug for SqlApiKeyStore<DB> {
 
 const INSERT: &str = "INSERT INTO finsec_api_keys \
      (key_id, owner, scopes, secret_hash, created_at, expires_at, revoked_at, replaced_by, \
-      last_used_at, use_count) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key_id) DO NOTHING";
+      last_used_at, use_count, networks) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (key_id) DO NOTHING";
 
 const SELECT_BY_ID: &str = "SELECT key_id, owner, scopes, secret_hash, created_at, expires_at, \
-     revoked_at, replaced_by, last_used_at, use_count FROM finsec_api_keys WHERE key_id = $1";
+     revoked_at, replaced_by, last_used_at, use_count, networks FROM finsec_api_keys \
+     WHERE key_id = $1";
 
 /// The trait implementation, expanded once per backend: the same code on a concrete pool
 /// type, so none of sqlx's generic bounds need stating.
@@ -164,6 +181,7 @@ macro_rules! impl_api_key_store {
                     replaced_by: row.try_get("replaced_by")?,
                     last_used_at: row.try_get("last_used_at")?,
                     use_count: row.try_get("use_count")?,
+                    networks: row.try_get("networks")?,
                 }
                 .into_record()
             }
@@ -183,6 +201,7 @@ macro_rules! impl_api_key_store {
                     .bind(r.replaced_by.as_ref().map(id_to_db))
                     .bind(r.last_used_at.map(to_micros).transpose()?)
                     .bind(count_to_db(r.use_count))
+                    .bind(networks_to_db(&r.networks))
                     .execute(executor)
                     .await?;
                 Ok(done.rows_affected() == 1)

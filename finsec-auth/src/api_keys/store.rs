@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use finsec_rbac::PermissionPattern;
+use ipnet::IpNet;
 use time::OffsetDateTime;
 
 use super::{ApiKeyError, ApiKeyId, Result, SecretHash};
@@ -38,6 +39,9 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Uses recorded in the store (batched, so possibly behind; at most [`MAX_USE_COUNT`]).
     pub use_count: u64,
+    /// The client networks the key may be used from (at most [`MAX_NETWORKS`](super::MAX_NETWORKS),
+    /// IPv4-mapped IPv6 stored as IPv4); empty: from anywhere. Shared, as `owner` is.
+    pub networks: Arc<[IpNet]>,
 }
 
 /// Uses of one key accumulated since the last flush.

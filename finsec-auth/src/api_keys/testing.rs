@@ -190,7 +190,20 @@ fn record(owner: &str, created_at: OffsetDateTime, fill: u8) -> ApiKeyRecord {
         replaced_by: None,
         last_used_at: None,
         use_count: 0,
+        networks: std::sync::Arc::from([]),
     }
+}
+
+/// Client networks of both families, as [`ApiKeys`](super::ApiKeys) stores them.
+fn networks() -> std::sync::Arc<[ipnet::IpNet]> {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let v4 = ipnet::Ipv4Net::new(Ipv4Addr::new(10, 20, 0, 0), 16)
+        .ok()
+        .map(ipnet::IpNet::V4);
+    let v6 = ipnet::Ipv6Net::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0), 32)
+        .ok()
+        .map(ipnet::IpNet::V6);
+    [v4, v6].into_iter().flatten().collect()
 }
 
 async fn get<S: ApiKeyStore + ?Sized>(store: &S, id: &ApiKeyId) -> ApiKeyRecord {
@@ -214,6 +227,11 @@ async fn insert_get<S: ApiKeyStore + ?Sized>(store: &S, owner: &str) {
     r.expires_at = Some(T2);
     r.last_used_at = Some(T1);
     r.use_count = MAX_USE_COUNT;
+    r.networks = networks();
+    check(
+        "insert: two client networks to store",
+        r.networks.len() == 2,
+    );
     ok("insert", store.insert(&r).await);
     check("insert: read back unchanged", get(store, &r.id).await == r);
     let mut dup = record(owner, T1, 2);

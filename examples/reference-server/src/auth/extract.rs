@@ -10,6 +10,7 @@
 //! the request for logs and audit, never the credential, and never sent to the client.
 
 use std::fmt;
+use std::net::IpAddr;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -326,13 +327,15 @@ pub enum AuthFailure {
     Unavailable,
 }
 
-/// Authenticates the request headers at `now`.
+/// Authenticates the request headers at `now`, for a client at `client` (the address an
+/// API key limited to networks is checked against).
 ///
 /// # Errors
 /// [`AuthFailure`]: none presented, refused (with the reason), or not checkable.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
+    client: Option<IpAddr>,
     now: OffsetDateTime,
 ) -> Result<Principal, AuthFailure> {
     let refuse = |reason: &dyn fmt::Display| AuthFailure::Refused(reason.to_string());
@@ -396,7 +399,13 @@ pub async fn authenticate(
             )
         }
         Credential::ApiKey(key) => {
-            let verified = match auth.api_keys().verify_at(&key, now).await {
+            // A key limited to client networks needs the client's address (resolved
+            // through trusted proxies); without one it is refused.
+            let outcome = match client {
+                Some(ip) => auth.api_keys().verify_from_at(&key, ip, now).await,
+                None => auth.api_keys().verify_at(&key, now).await,
+            };
+            let verified = match outcome {
                 Ok(CredentialOutcome::Accepted(v)) => v,
                 Ok(CredentialOutcome::Rejected(why)) => return Err(refuse(&why.code())),
                 Err(e) => {

@@ -185,6 +185,57 @@ pub fn scopes() -> Schema {
     )
 }
 
+/// `NewApiKeyRequest.allowed_networks`: up to 32 CIDRs or addresses, or null.
+pub fn allowed_networks() -> Schema {
+    let item = ObjectBuilder::new()
+        .schema_type(SchemaType::new(Type::String))
+        .min_length(Some(2))
+        .max_length(Some(NETWORK_MAX_CHARS))
+        .pattern(Some(NETWORK_PATTERN))
+        .description(Some(
+            "An IPv4 or IPv6 network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`) or one              address",
+        ))
+        .examples(["10.0.0.0/8"])
+        .build();
+    Schema::Array(
+        ArrayBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+            .items(RefOr::T(Schema::Object(item)))
+            .max_items(Some(finsec_auth::api_keys::MAX_NETWORKS))
+            .description(Some(
+                "Client networks the key may be used from, at most 32; null, absent or empty:                  from anywhere",
+            ))
+            .build(),
+    )
+}
+
+/// The longest network text: a full IPv6 address and a prefix.
+pub const NETWORK_MAX_CHARS: usize = 43;
+
+/// An IPv4 or IPv6 address, optionally with a prefix length (`/0` to `/32`, `/0` to
+/// `/128`): exactly the texts the server reads (IPv4 without leading zeros; IPv6 in hex
+/// groups with at most one `::`, without an embedded IPv4 part or a zone).
+pub const NETWORK_PATTERN: &str = concat!(
+    "^(?:",
+    "(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}",
+    "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])",
+    "(?:/(?:3[0-2]|[12]?[0-9]))?",
+    "|",
+    "(?:",
+    "(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,7}:",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,5}(?::[0-9A-Fa-f]{1,4}){1,2}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,4}(?::[0-9A-Fa-f]{1,4}){1,3}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,3}(?::[0-9A-Fa-f]{1,4}){1,4}",
+    "|(?:[0-9A-Fa-f]{1,4}:){1,2}(?::[0-9A-Fa-f]{1,4}){1,5}",
+    "|[0-9A-Fa-f]{1,4}:(?::[0-9A-Fa-f]{1,4}){1,6}",
+    "|:(?:(?::[0-9A-Fa-f]{1,4}){1,7}|:)",
+    ")",
+    "(?:/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))?",
+    ")$"
+);
+
 /// `NewApiKeyRequest.expires_in_days`: 1 to [`API_KEY_MAX_DAYS`], or null.
 pub fn expires_in_days() -> Object {
     ObjectBuilder::new()

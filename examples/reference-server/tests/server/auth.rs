@@ -1846,3 +1846,151 @@ async fn api_keys_rotate_with_an_overlap() {
     assert_eq!(stale.status, StatusCode::UNAUTHORIZED, "{}", stale.body);
     server.terminate();
 }
+
+/// `GET /me` with an API key, from `forwarded` (an `X-Forwarded-For`, read only from a
+/// trusted proxy) or from the TCP peer.
+async fn me_with_key(server: &Server, key: &str, forwarded: Option<&str>) -> StatusCode {
+    let mut request = server
+        .client()
+        .get(server.url("/me"))
+        .header("x-api-key", key);
+    if let Some(address) = forwarded {
+        request = request.header("x-forwarded-for", address);
+    }
+    request.send().await.unwrap().status()
+}
+
+/// A key limited to client networks works only from inside them: the address is the TCP
+/// peer, or what a trusted proxy forwarded; a rotation keeps the networks; bad networks
+/// are a 422.
+#[tokio::test]
+async fn api_keys_limited_to_client_networks() {
+    let data = DataDir::new();
+    let server = Launch::new()
+        .args(["--trusted-proxy", "127.0.0.1/32"])
+        .start(&data);
+    register(&server, "nia").await;
+    let access = login_tokens(&server, "nia").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let create = |networks: Value| {
+        let access = access.clone();
+        let server = &server;
+        async move {
+            post(
+                server,
+                "/api-keys",
+                Some(&access),
+                json!({"name": "fenced", "scopes": ["*"], "allowed_networks": networks}),
+            )
+            .await
+        }
+    };
+    let fenced = create(json!(["10.0.0.0/8", "2001:db8::/32", "10.1.2.3/16"])).await;
+    assert_eq!(fenced.status, StatusCode::CREATED, "{}", fenced.body);
+    assert_eq!(
+        fenced.body["allowed_networks"],
+        json!(["10.0.0.0/8", "10.1.0.0/16", "2001:db8::/32"])
+    );
+    let key = fenced.body["key"].as_str().unwrap().to_owned();
+    // From the proxy itself (127.0.0.1), and from forwarded addresses outside: refused
+    // with the uniform 401. From inside, through the trusted proxy: accepted.
+    assert_eq!(
+        me_with_key(&server, &key, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    for outside in ["192.0.2.7", "11.0.0.1", "2001:db9::1"] {
+        assert_eq!(
+            me_with_key(&server, &key, Some(outside)).await,
+            StatusCode::UNAUTHORIZED,
+            "{outside}"
+        );
+    }
+    for inside in ["10.200.0.1", "::ffff:10.0.0.9", "2001:db8:42::1"] {
+        assert_eq!(
+            me_with_key(&server, &key, Some(inside)).await,
+            StatusCode::OK,
+            "{inside}"
+        );
+    }
+    // A single address is a /32 (or /128); a key for loopback works directly.
+    let local = create(json!(["127.0.0.1"])).await;
+    assert_eq!(local.status, StatusCode::CREATED, "{}", local.body);
+    assert_eq!(local.body["allowed_networks"], json!(["127.0.0.1/32"]));
+    let local_key = local.body["key"].as_str().unwrap();
+    assert_eq!(me_with_key(&server, local_key, None).await, StatusCode::OK);
+    // An open key works from anywhere, as before.
+    let open = create(json!([])).await;
+    assert_eq!(open.status, StatusCode::CREATED, "{}", open.body);
+    assert_eq!(open.body["allowed_networks"], json!([]));
+    let open_key = open.body["key"].as_str().unwrap();
+    assert_eq!(me_with_key(&server, open_key, None).await, StatusCode::OK);
+
+    // The list shows the networks; the rotated key keeps them.
+    let listed = get_with(
+        &server,
+        "/api-keys",
+        Some(("authorization", &format!("Bearer {access}"))),
+    )
+    .await;
+    let shown = listed.body["keys"].as_array().unwrap();
+    let id = fenced.body["id"].as_str().unwrap();
+    let entry = shown.iter().find(|k| k["id"] == id).unwrap();
+    assert_eq!(entry["allowed_networks"], fenced.body["allowed_networks"]);
+    let rotated = rotate_key(&server, &access, id, json!({"overlap_minutes": 0})).await;
+    assert_eq!(rotated.status, StatusCode::CREATED, "{}", rotated.body);
+    assert_eq!(
+        rotated.body["allowed_networks"],
+        fenced.body["allowed_networks"]
+    );
+    let new_key = rotated.body["key"].as_str().unwrap();
+    assert_eq!(
+        me_with_key(&server, new_key, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        me_with_key(&server, new_key, Some("10.9.9.9")).await,
+        StatusCode::OK
+    );
+
+    // Malformed networks and too many are refused, and nothing is created.
+    for bad in [
+        json!(["10.0.0.0/33"]),
+        json!(["300.1.1.1"]),
+        json!(["010.0.0.1"]),
+        json!(["10.0.0.0/08"]),
+        json!(["::ffff:10.0.0.1"]),
+        json!(["fe80::1%eth0"]),
+        json!(["example.com"]),
+        json!(
+            (0..33)
+                .map(|i| format!("10.{i}.0.0/16"))
+                .collect::<Vec<_>>()
+        ),
+    ] {
+        let reply = create(bad.clone()).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            reply.body
+        );
+    }
+    let listed = get_with(
+        &server,
+        "/api-keys",
+        Some(("authorization", &format!("Bearer {access}"))),
+    )
+    .await;
+    // The first key (stopped at its rotation, listed until revoked), its replacement, the
+    // loopback key and the open one: no refused request created a key.
+    assert_eq!(
+        listed.body["keys"].as_array().unwrap().len(),
+        4,
+        "{}",
+        listed.body
+    );
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+}

@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use time::OffsetDateTime;
 
+use super::client_addr::ClientAddr;
 use crate::auth::extract::{AuthFailure, Principal, authenticate as check};
 use crate::state::AppState;
 
@@ -44,13 +45,14 @@ impl Authenticated {
         }
     }
 
-    /// The outcome of checking the request's `headers` at `now`.
+    /// The outcome of checking the request's `headers`, from `client`, at `now`.
     pub async fn of(
         state: &AppState,
         headers: &axum::http::HeaderMap,
+        client: Option<std::net::IpAddr>,
         now: OffsetDateTime,
     ) -> Self {
-        match check(state, headers, now).await {
+        match check(state, headers, client, now).await {
             Ok(principal) => Self::Principal(principal),
             Err(AuthFailure::Missing) => Self::Anonymous,
             Err(AuthFailure::Refused(reason)) => {
@@ -69,7 +71,15 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let outcome = Authenticated::of(&state, request.headers(), OffsetDateTime::now_utc()).await;
+    // Resolved by the client-address layer before this one: the TCP peer, or what a
+    // trusted proxy forwarded.
+    let client = request
+        .extensions()
+        .get::<ClientAddr>()
+        .copied()
+        .map(ClientAddr::ip);
+    let outcome =
+        Authenticated::of(&state, request.headers(), client, OffsetDateTime::now_utc()).await;
     request.extensions_mut().insert(outcome);
     next.run(request).await
 }

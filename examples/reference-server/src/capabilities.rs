@@ -42,7 +42,7 @@ pub const CAPABILITIES: [Capability; 4] = [
         name: "rbac",
         sqlite: || sqlx::migrate!("./src/rbac/migrations/sqlite"),
         postgres: || sqlx::migrate!("./src/rbac/migrations/postgres"),
-        routes: None,
+        routes: Some(crate::rbac::admin::router),
     },
     Capability {
         name: "orders",

@@ -144,8 +144,8 @@
 //!   `/openapi.json` are public by design, and `/health` shows
 //!   key names, their primary versions and whether rotation is due (no key material).
 //!   Admin operations are the `keys`, `roles` and `accounts` subcommands, run by whoever
-//!   can read the data directory, and the trading-account entitlement API
-//!   (`/admin/users/{id}/accounts`, `accounts:admin` and a recent login).
+//!   can read the data directory, and the admin API (`/admin/users/{id}/accounts` and
+//!   `/admin/users/{id}/roles`, with a recent login; a role grant needs a second admin).
 //! - **Transport security.** The server speaks plain HTTP; terminate TLS in front of it
 //!   (HSTS only takes effect over HTTPS). Its own connections to PostgreSQL and Redis are
 //!   verified TLS only when configured so (`sslmode=verify-full`, `rediss://`; see

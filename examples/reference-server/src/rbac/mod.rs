@@ -32,6 +32,7 @@
 //! | [`ORDERS_APPROVE`] | `POST /orders/{id}/approve`, and by finsec-rbac as the approver permission | trader, admin |
 //! | [`ACCOUNTS_READ_ANY`] | reading orders of accounts the caller is not entitled to | admin |
 //! | [`ACCOUNTS_ADMIN`] | `/admin/users/{id}/accounts` (granting and revoking entitlements) | admin |
+//! | [`ROLES_ADMIN`] | `/admin/users/{id}/roles`, `/admin/role-grants/{id}/approve` (a grant needs two holders) | admin |
 //!
 //! An API key must also carry a scope matching the permission ([`Access::check`]).
 //!
@@ -48,6 +49,7 @@
 //! flag (see [`roles`]). A role that the policy does not define denies everything (a
 //! finsec-rbac rule), so a stale row never grants access.
 
+pub mod admin;
 pub mod roles;
 mod sql;
 #[cfg(test)]
@@ -94,6 +96,9 @@ pub const ACCOUNTS_READ_ANY: &str = "accounts:read_any";
 /// Granting and revoking users' trading-account entitlements (the admin API). Admin holds
 /// it through `*`.
 pub const ACCOUNTS_ADMIN: &str = "accounts:admin";
+/// Requesting, approving and revoking users' roles over HTTP (see [`admin`]); a grant also
+/// needs a second holder's approval. Admin holds it through `*`.
+pub const ROLES_ADMIN: &str = "roles:admin";
 
 /// Reading the audit log, its checkpoints and proofs, and the incident list. The generated
 /// policy's `auditor` role holds it (and `admin`, through `*`).

@@ -92,6 +92,53 @@ pub trait RoleStore: fmt::Debug + Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Database`].
     async fn set_default_role(&self, role: &RoleName) -> StoreResult<()>;
+
+    /// Stores a new request to give a role (see [`GrantRequest`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`], also when a user does not exist (foreign key);
+    /// [`StoreError::TimeOutOfRange`].
+    async fn request_grant(&self, request: &GrantRequest) -> StoreResult<()>;
+
+    /// The grant request `id`, if there is one.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; [`StoreError::Corrupt`] if a stored row does not decode.
+    async fn grant_request(&self, id: Uuid) -> StoreResult<Option<GrantRequest>>;
+
+    /// Approves grant request `id` by `approver` at `now` and gives its role, in one
+    /// transaction: `true` if this call approved it; `false` if it was approved already
+    /// or expired at `now` (of concurrent approvals, exactly one returns `true`).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`]; [`StoreError::TimeOutOfRange`].
+    async fn approve_grant(
+        &self,
+        id: Uuid,
+        approver: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool>;
+}
+
+/// A request to give `user` the role `role`, made by `requested_by`; it takes effect when
+/// a second person approves it before `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantRequest {
+    /// The request id.
+    pub id: Uuid,
+    /// Who gets the role.
+    pub user: Uuid,
+    /// The role.
+    pub role: RoleName,
+    /// Who asked.
+    pub requested_by: Uuid,
+    /// When.
+    pub requested_at: OffsetDateTime,
+    /// When it can no longer be approved.
+    pub expires_at: OffsetDateTime,
+    /// Who approved it, and when (`None` while pending, or if the approver's account was
+    /// deleted since).
+    pub approved: Option<(Option<Uuid>, OffsetDateTime)>,
 }
 
 /// Stored role names as [`RoleName`]s, sorted by name (byte order, whatever the database's

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use finsec_rbac::RoleName;
-use time::OffsetDateTime;
 use time::macros::datetime;
+use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use super::roles::{RoleStore, role_names};
+use super::roles::{GrantRequest, RoleStore, role_names};
 use crate::storage::sql::StoreError;
 use crate::storage::suite::new_user;
 use crate::storage::{Storage, Stores};
@@ -26,6 +26,99 @@ pub(crate) async fn run(stores: &Stores, storage: &Storage) {
     roles_are_sorted_by_name(roles.as_ref(), storage).await;
     concurrent_grants_add_once(roles, storage).await;
     corrupt_names_are_reported();
+    grant_requests_take_effect_once_when_approved(roles, storage).await;
+}
+
+async fn grant_requests_take_effect_once_when_approved(
+    roles: &Arc<dyn RoleStore>,
+    storage: &Storage,
+) {
+    let (user, asker, approver) = (
+        new_user(storage).await,
+        new_user(storage).await,
+        new_user(storage).await,
+    );
+    let request = GrantRequest {
+        id: Uuid::now_v7(),
+        user,
+        role: role("trader"),
+        requested_by: asker,
+        requested_at: NOW,
+        expires_at: NOW + Duration::hours(24),
+        approved: None,
+    };
+    assert!(roles.grant_request(request.id).await.unwrap().is_none());
+    roles.request_grant(&request).await.unwrap();
+    assert_eq!(
+        roles.grant_request(request.id).await.unwrap().unwrap(),
+        request,
+        "read back unchanged"
+    );
+    assert!(
+        !roles
+            .roles_of(user)
+            .await
+            .unwrap()
+            .contains(&role("trader")),
+        "a request gives nothing by itself"
+    );
+    // Two approvals at once: one wins, the role is given once.
+    let approve = |by: Uuid| {
+        let roles = Arc::clone(roles);
+        let id = request.id;
+        tokio::spawn(async move { roles.approve_grant(id, by, NOW + Duration::hours(1)).await })
+    };
+    let (a, b) = (approve(approver), approve(approver));
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+    assert!(a ^ b, "exactly one approval wins: {a} {b}");
+    assert!(
+        roles
+            .roles_of(user)
+            .await
+            .unwrap()
+            .contains(&role("trader"))
+    );
+    let stored = roles.grant_request(request.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.approved,
+        Some((Some(approver), NOW + Duration::hours(1)))
+    );
+    // An expired request cannot be approved, and gives nothing.
+    let late = GrantRequest {
+        id: Uuid::now_v7(),
+        role: role("auditor"),
+        ..request.clone()
+    };
+    roles.request_grant(&late).await.unwrap();
+    assert!(
+        !roles
+            .approve_grant(late.id, approver, NOW + Duration::hours(24))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !roles
+            .roles_of(user)
+            .await
+            .unwrap()
+            .contains(&role("auditor"))
+    );
+    assert!(
+        !roles
+            .approve_grant(Uuid::now_v7(), approver, NOW)
+            .await
+            .unwrap()
+    );
+    // A request naming a missing user is refused by the database.
+    let orphan = GrantRequest {
+        id: Uuid::now_v7(),
+        user: Uuid::now_v7(),
+        ..request
+    };
+    assert!(matches!(
+        roles.request_grant(&orphan).await,
+        Err(StoreError::Database(_))
+    ));
 }
 
 async fn default_role_goes_to_new_users_only(roles: &dyn RoleStore, storage: &Storage) {

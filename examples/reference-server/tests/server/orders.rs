@@ -1131,3 +1131,130 @@ async fn the_approval_threshold_values_orders_at_the_reference_and_counts_the_da
         "{failure}"
     );
 }
+
+/// Roles over HTTP need four eyes: one admin asks, a second approves (never the asker or
+/// the user receiving the role); revoking needs one admin; all of it a session with a
+/// recent login.
+#[tokio::test]
+async fn role_grants_over_http_need_a_second_admin() {
+    use reqwest::Method;
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    let alice = register_and_login(&server, "alice").await;
+    let root = register_and_login(&server, "root").await;
+    let ada = register_and_login(&server, "ada").await;
+    grant(&launch, &data, "root", "admin");
+    grant(&launch, &data, "ada", "admin");
+    let roles_of = |user: &User| format!("/admin/users/{}/roles", user.id);
+
+    let (status, body) = get(&server, &root, &roles_of(&alice)).await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"roles": ["viewer"]}))
+    );
+    // A viewer may not ask, not even for herself.
+    let ask = format!("{}/trader", roles_of(&alice));
+    let (status, _) = send(&server, Method::POST, &alice, &ask).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = get(&server, &alice, &roles_of(&alice)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // root asks: nothing changes until a second admin approves.
+    let (status, request) = send(&server, Method::POST, &root, &ask).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{request}");
+    assert_eq!(request["status"], "pending");
+    assert_eq!(request["requested_by"], root.id.as_str());
+    let approve = format!(
+        "/admin/role-grants/{}/approve",
+        request["id"].as_str().unwrap()
+    );
+    let (_, body) = get(&server, &root, &roles_of(&alice)).await;
+    assert_eq!(body, json!({"roles": ["viewer"]}));
+    let (status, body) = send(&server, Method::POST, &root, &approve).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["reason"], "self_approval");
+    let (status, _) = send(&server, Method::POST, &alice, &approve).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = send(&server, Method::POST, &ada, &approve).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "granted");
+    let (_, body) = get(&server, &root, &roles_of(&alice)).await;
+    assert_eq!(body, json!({"roles": ["trader", "viewer"]}));
+    let (status, _) = send(&server, Method::POST, &ada, &approve).await;
+    assert_eq!(status, StatusCode::CONFLICT, "approved once only");
+    let (status, _) = send(&server, Method::POST, &root, &ask).await;
+    assert_eq!(status, StatusCode::CONFLICT, "she has it already");
+
+    // The user receiving a role cannot approve it either: root asks admin for ada...
+    let for_ada = format!("{}/auditor", roles_of(&ada));
+    let (_, request) = send(&server, Method::POST, &root, &for_ada).await;
+    let approve_ada = format!(
+        "/admin/role-grants/{}/approve",
+        request["id"].as_str().unwrap()
+    );
+    let (status, body) = send(&server, Method::POST, &ada, &approve_ada).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["reason"], "self_approval");
+
+    // Unknown roles, users and requests; malformed ids.
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        &root,
+        &format!("{}/superuser", roles_of(&alice)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        &root,
+        &format!("{}/Not%20A%20Role", roles_of(&alice)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        &root,
+        "/admin/users/019abcde-0000-7000-8000-000000000000/roles/trader",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = send(
+        &server,
+        Method::POST,
+        &ada,
+        "/admin/role-grants/019abcde-0000-7000-8000-000000000000/approve",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Revoking needs one admin; a second revocation finds nothing.
+    let revoke = format!("{}/trader", roles_of(&alice));
+    let (status, _) = send(&server, Method::DELETE, &root, &revoke).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = send(&server, Method::DELETE, &root, &revoke).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, body) = get(&server, &root, &roles_of(&alice)).await;
+    assert_eq!(body, json!({"roles": ["viewer"]}));
+
+    // An API key, even with every scope, changes no role.
+    let (status, key) = post(
+        &server,
+        &root,
+        "/api-keys",
+        &json!({"name": "everything", "scopes": ["*"]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_owned();
+    let (status, _) = call(&server, Method::POST, &ask, ("x-api-key", &key), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("role grant requested"), "{logs}");
+    assert!(logs.contains("role granted"), "{logs}");
+}

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 
 use super::incidents::Incident;
 use crate::http::query::Query;
-use crate::problem::{Problem, ProblemType};
-use crate::rbac::{AUDIT_READ, Actor, permission};
+use crate::problem::Problem;
+use crate::rbac::{AUDIT_READ, Actor};
 use crate::state::AppState;
 
 /// The audit routes.
@@ -41,21 +41,7 @@ fn position_param(name: &str, value: u64) -> Result<u64, String> {
 
 /// Refuses callers without `audit:read`.
 async fn require_auditor(state: &AppState, actor: &Actor) -> Result<(), Problem> {
-    let action = permission(AUDIT_READ).map_err(|e| Problem::internal(&e))?;
-    let principal = state
-        .orders()
-        .principal_of(actor.user_id())
-        .await
-        .map_err(|e| Problem::internal(&format_args!("{e:?}")))?;
-    state
-        .orders()
-        .access()
-        .check(actor, &principal, &action, None)
-        .map_err(|denial| {
-            Problem::new(ProblemType::Forbidden)
-                .detail(format!("denied: {}", denial.reason))
-                .extension("reason", denial.reason)
-        })
+    crate::rbac::admin::require_permission(state, actor, AUDIT_READ).await
 }
 
 /// Waits until every event queued so far is stored (a store outage is logged; the caller

@@ -22,8 +22,9 @@ use super::accounts::{AccountEntitlement, Granted, MAX_ACCOUNTS_PER_USER};
 use crate::audit::layer::{AuditNotes, Note};
 use crate::auth::extract::Principal;
 use crate::http::path::Path;
-use crate::problem::{Problem, ProblemType};
-use crate::rbac::{ACCOUNTS_ADMIN, Actor, permission};
+use crate::problem::Problem;
+use crate::rbac::admin::{existing_user, require_permission};
+use crate::rbac::{ACCOUNTS_ADMIN, Actor};
 use crate::state::AppState;
 
 /// The entitlement routes.
@@ -43,26 +44,6 @@ fn internal(what: &str, e: &dyn std::fmt::Display) -> Problem {
     Problem::server_error()
 }
 
-/// Refuses callers the policy (or their API key's scopes) does not allow
-/// [`ACCOUNTS_ADMIN`].
-async fn require_admin(state: &AppState, actor: &Actor) -> Result<(), Problem> {
-    let action = permission(ACCOUNTS_ADMIN).map_err(|e| Problem::internal(&e))?;
-    let principal = state
-        .orders()
-        .principal_of(actor.user_id())
-        .await
-        .map_err(|e| internal("reading roles", &e))?;
-    state
-        .orders()
-        .access()
-        .check(actor, &principal, &action, None)
-        .map_err(|denial| {
-            Problem::new(ProblemType::Forbidden)
-                .detail(format!("denied: {}", denial.reason))
-                .extension("reason", denial.reason)
-        })
-}
-
 /// The account in a path (`None` if malformed: a 400, see [`bad_account`]).
 fn account(text: &str) -> Option<AccountId> {
     text.parse().ok()
@@ -70,21 +51,6 @@ fn account(text: &str) -> Option<AccountId> {
 
 fn bad_account() -> Problem {
     Problem::bad_request("the account id must be 1 to 64 ASCII letters, digits, `-` or `_`")
-}
-
-/// 404 unless user `id` exists.
-async fn existing_user(state: &AppState, id: Uuid) -> Result<(), Problem> {
-    let found = state
-        .storage()
-        .stores()
-        .users
-        .find_by_id(id)
-        .await
-        .map_err(|e| internal("reading a user", &e))?;
-    match found {
-        Some(_) => Ok(()),
-        None => Err(Problem::not_found("no user has this id")),
-    }
 }
 
 async fn entitlements_of(state: &AppState, id: Uuid) -> Result<Vec<AccountEntitlement>, Problem> {
@@ -135,7 +101,7 @@ pub async fn user_accounts(
     actor: Actor,
     Path(user_id): Path<Uuid>,
 ) -> Result<Json<Vec<AccountEntitlement>>, Problem> {
-    require_admin(&state, &actor).await?;
+    require_permission(&state, &actor, ACCOUNTS_ADMIN).await?;
     existing_user(&state, user_id).await?;
     Ok(Json(entitlements_of(&state, user_id).await?))
 }
@@ -169,7 +135,7 @@ pub async fn grant_account(
     Path((user_id, account_id)): Path<(Uuid, String)>,
 ) -> Result<Response, Problem> {
     let account_id = account(&account_id).ok_or_else(bad_account)?;
-    require_admin(&state, &actor).await?;
+    require_permission(&state, &actor, ACCOUNTS_ADMIN).await?;
     crate::auth::routes::require_recent_login(&principal, &notes, "account.grant")
         .map_err(crate::auth::routes::ApiError::problem)?;
     existing_user(&state, user_id).await?;
@@ -232,7 +198,7 @@ pub async fn revoke_account(
     Path((user_id, account_id)): Path<(Uuid, String)>,
 ) -> Result<StatusCode, Problem> {
     let account_id = account(&account_id).ok_or_else(bad_account)?;
-    require_admin(&state, &actor).await?;
+    require_permission(&state, &actor, ACCOUNTS_ADMIN).await?;
     crate::auth::routes::require_recent_login(&principal, &notes, "account.revoke")
         .map_err(crate::auth::routes::ApiError::problem)?;
     let removed = state

@@ -107,9 +107,14 @@ fn forbidden(reason: &str, detail: &str) -> Problem {
         .extension("reason", reason.to_owned())
 }
 
-/// Refuses callers the policy (or their API key's scopes) does not allow [`ROLES_ADMIN`].
-async fn require_admin(state: &AppState, actor: &Actor) -> Result<(), Problem> {
-    let action = permission(ROLES_ADMIN).map_err(|e| Problem::internal(&e))?;
+/// Refuses `actor` unless the policy (and an API key's scopes) allow `action`: the 403
+/// names the denial's reason. Shared by every admin and audit route.
+pub(crate) async fn require_permission(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+) -> Result<(), Problem> {
+    let action = permission(action).map_err(|e| Problem::internal(&e))?;
     let principal = state
         .orders()
         .principal_of(actor.user_id())
@@ -130,13 +135,13 @@ async fn require_admin_now(
     notes: &AuditNotes,
     action: &'static str,
 ) -> Result<(), Problem> {
-    require_admin(state, actor).await?;
+    require_permission(state, actor, ROLES_ADMIN).await?;
     crate::auth::routes::require_recent_login(principal, notes, action)
         .map_err(crate::auth::routes::ApiError::problem)
 }
 
 /// 404 unless user `id` exists.
-async fn existing_user(state: &AppState, id: Uuid) -> Result<(), Problem> {
+pub(crate) async fn existing_user(state: &AppState, id: Uuid) -> Result<(), Problem> {
     match state.storage().stores().users.find_by_id(id).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(Problem::not_found("no user has this id")),
@@ -184,7 +189,7 @@ pub async fn user_roles(
     actor: Actor,
     Path(user_id): Path<Uuid>,
 ) -> Result<Json<UserRoles>, Problem> {
-    require_admin(&state, &actor).await?;
+    require_permission(&state, &actor, ROLES_ADMIN).await?;
     existing_user(&state, user_id).await?;
     let roles = roles_of(&state, user_id).await?;
     Ok(Json(UserRoles {

@@ -33,8 +33,8 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use finsec_auth::api_keys::format::crc32;
 use finsec_auth::api_keys::{
-    ApiKeyId, ApiKeyRecord, ApiKeyStore as _, ApiKeys, GeneratedKey, MemoryApiKeyStore,
-    ParsedApiKey,
+    ApiKeyId, ApiKeyRecord, ApiKeyStore as _, ApiKeys, ClientNetworks, GeneratedKey,
+    MemoryApiKeyStore, ParsedApiKey,
 };
 use finsec_auth::mfa::{MemoryTotpReplayStore, MfaUserId, Totp, TotpParams, TotpSecret, hotp};
 use finsec_auth::passwords::{Password, PasswordHasher, PasswordPolicy};
@@ -380,7 +380,7 @@ fn bench_api_keys(c: &mut Criterion) {
         replaced_by: None,
         last_used_at: None,
         use_count: 0,
-        networks: Vec::new().into(),
+        networks: ClientNetworks::default(),
     }))
     .unwrap();
     let keys = ApiKeys::new(store);

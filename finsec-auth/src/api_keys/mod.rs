@@ -117,7 +117,9 @@ use time::OffsetDateTime;
 use crate::outcome::{CredentialOutcome, CredentialRejection};
 
 pub use format::{ApiKeyId, GeneratedKey, ParsedApiKey, SecretHash};
-pub use store::{ApiKeyRecord, ApiKeyStore, MAX_USE_COUNT, MemoryApiKeyStore, UsageUpdate};
+pub use store::{
+    ApiKeyRecord, ApiKeyStore, ClientNetworks, MAX_USE_COUNT, MemoryApiKeyStore, UsageUpdate,
+};
 pub use usage::{UsageBatcher, UsageConfig};
 
 /// Errors of the API key module.
@@ -357,12 +359,6 @@ fn canonical_networks(networks: Vec<IpNet>) -> Vec<IpNet> {
     out
 }
 
-/// Whether `client` (IPv4-mapped IPv6 read as IPv4) is in one of `networks`.
-fn admitted(networks: &[IpNet], client: IpAddr) -> bool {
-    let client = client.to_canonical();
-    networks.iter().any(|net| net.contains(&client))
-}
-
 /// A newly issued key: the printable form (show it once) and the stored record.
 pub struct IssuedApiKey {
     /// The printable key. Hand it to the user once; it cannot be recovered.
@@ -479,7 +475,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             replaced_by: None,
             last_used_at: None,
             use_count: 0,
-            networks: networks.into(),
+            networks: ClientNetworks::new(networks),
         };
         self.store.insert(&record).await?;
         Ok(IssuedApiKey {
@@ -554,7 +550,7 @@ impl<S: ApiKeyStore> ApiKeys<S> {
             return reject(RejectReason::Expired);
         }
         if !record.networks.is_empty()
-            && !client.is_some_and(|client| admitted(&record.networks, client))
+            && !client.is_some_and(|client| record.networks.contain(client))
         {
             return reject(RejectReason::AddressNotAllowed);
         }

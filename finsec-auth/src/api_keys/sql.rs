@@ -18,7 +18,10 @@ use sqlx::{Pool, Row as _};
 use time::OffsetDateTime;
 
 use super::store::check_rotatable;
-use super::{ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyStore, Result, SecretHash, UsageUpdate};
+use super::{
+    ApiKeyError, ApiKeyId, ApiKeyRecord, ApiKeyStore, ClientNetworks, Result, SecretHash,
+    UsageUpdate,
+};
 
 /// Unix time in microseconds.
 pub(crate) fn to_micros(t: OffsetDateTime) -> Result<i64> {
@@ -109,7 +112,7 @@ impl RawRow {
             replaced_by,
             last_used_at: opt_time(self.last_used_at)?,
             use_count: u64::try_from(self.use_count).map_err(|_| corrupt("negative use count"))?,
-            networks: networks.into(),
+            networks: ClientNetworks::new(networks),
         })
     }
 }

@@ -39,9 +39,47 @@ pub struct ApiKeyRecord {
     pub last_used_at: Option<OffsetDateTime>,
     /// Uses recorded in the store (batched, so possibly behind; at most [`MAX_USE_COUNT`]).
     pub use_count: u64,
-    /// The client networks the key may be used from (at most [`MAX_NETWORKS`](super::MAX_NETWORKS),
-    /// IPv4-mapped IPv6 stored as IPv4); empty: from anywhere. Shared, as `owner` is.
-    pub networks: Arc<[IpNet]>,
+    /// The client networks the key may be used from (at most
+    /// [`MAX_NETWORKS`](super::MAX_NETWORKS)); empty: from anywhere.
+    pub networks: ClientNetworks,
+}
+
+/// The client networks a key may be used from; empty means anywhere. Derefs to the slice.
+/// Shared when there are some (cloning a record, as every verification does, copies a
+/// pointer), and nothing at all when there are none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientNetworks(Option<Arc<[IpNet]>>);
+
+impl ClientNetworks {
+    /// `networks` as given (an empty list is "anywhere").
+    pub fn new(networks: Vec<IpNet>) -> Self {
+        if networks.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(networks.into()))
+        }
+    }
+
+    /// Whether `client` is in one of the networks (an IPv4-mapped IPv6 address counts as
+    /// the IPv4 address); `false` when there are none.
+    pub fn contain(&self, client: std::net::IpAddr) -> bool {
+        let client = client.to_canonical();
+        self.iter().any(|net| net.contains(&client))
+    }
+}
+
+impl std::ops::Deref for ClientNetworks {
+    type Target = [IpNet];
+
+    fn deref(&self) -> &[IpNet] {
+        self.0.as_deref().unwrap_or(&[])
+    }
+}
+
+impl FromIterator<IpNet> for ClientNetworks {
+    fn from_iter<I: IntoIterator<Item = IpNet>>(iter: I) -> Self {
+        Self::new(iter.into_iter().collect())
+    }
 }
 
 /// Uses of one key accumulated since the last flush.

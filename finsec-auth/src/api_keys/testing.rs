@@ -190,12 +190,12 @@ fn record(owner: &str, created_at: OffsetDateTime, fill: u8) -> ApiKeyRecord {
         replaced_by: None,
         last_used_at: None,
         use_count: 0,
-        networks: std::sync::Arc::from([]),
+        networks: super::ClientNetworks::default(),
     }
 }
 
 /// Client networks of both families, as [`ApiKeys`](super::ApiKeys) stores them.
-fn networks() -> std::sync::Arc<[ipnet::IpNet]> {
+fn networks() -> super::ClientNetworks {
     use std::net::{Ipv4Addr, Ipv6Addr};
     let v4 = ipnet::Ipv4Net::new(Ipv4Addr::new(10, 20, 0, 0), 16)
         .ok()

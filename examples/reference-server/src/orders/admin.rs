@@ -23,7 +23,7 @@ use crate::audit::layer::{AuditNotes, Note};
 use crate::auth::extract::Principal;
 use crate::http::path::Path;
 use crate::problem::Problem;
-use crate::rbac::admin::{existing_user, require_permission};
+use crate::rbac::admin::{existing_user, internal, require_permission, require_permission_now};
 use crate::rbac::{ACCOUNTS_ADMIN, Actor};
 use crate::state::AppState;
 
@@ -37,11 +37,6 @@ where
         .routes(routes!(my_accounts))
         .routes(routes!(user_accounts))
         .routes(routes!(grant_account, revoke_account))
-}
-
-fn internal(what: &str, e: &dyn std::fmt::Display) -> Problem {
-    tracing::error!(error = %e, "{what}");
-    Problem::server_error()
 }
 
 /// The account in a path (`None` if malformed: a 400, see [`bad_account`]).
@@ -135,9 +130,15 @@ pub async fn grant_account(
     Path((user_id, account_id)): Path<(Uuid, String)>,
 ) -> Result<Response, Problem> {
     let account_id = account(&account_id).ok_or_else(bad_account)?;
-    require_permission(&state, &actor, ACCOUNTS_ADMIN).await?;
-    crate::auth::routes::require_recent_login(&principal, &notes, "account.grant")
-        .map_err(crate::auth::routes::ApiError::problem)?;
+    require_permission_now(
+        &state,
+        &principal,
+        &actor,
+        &notes,
+        ACCOUNTS_ADMIN,
+        "account.grant",
+    )
+    .await?;
     existing_user(&state, user_id).await?;
     let now = OffsetDateTime::now_utc();
     let granted = state
@@ -198,9 +199,15 @@ pub async fn revoke_account(
     Path((user_id, account_id)): Path<(Uuid, String)>,
 ) -> Result<StatusCode, Problem> {
     let account_id = account(&account_id).ok_or_else(bad_account)?;
-    require_permission(&state, &actor, ACCOUNTS_ADMIN).await?;
-    crate::auth::routes::require_recent_login(&principal, &notes, "account.revoke")
-        .map_err(crate::auth::routes::ApiError::problem)?;
+    require_permission_now(
+        &state,
+        &principal,
+        &actor,
+        &notes,
+        ACCOUNTS_ADMIN,
+        "account.revoke",
+    )
+    .await?;
     let removed = state
         .orders()
         .entitlements()

@@ -96,7 +96,8 @@ impl From<&GrantRequest> for RoleGrantRequest {
     }
 }
 
-fn internal(what: &str, e: &dyn std::fmt::Display) -> Problem {
+/// A 500 for a failed backend call, logged with `what` was being done.
+pub(crate) fn internal(what: &str, e: &dyn std::fmt::Display) -> Problem {
     tracing::error!(error = %e, "{what}");
     Problem::server_error()
 }
@@ -127,15 +128,17 @@ pub(crate) async fn require_permission(
         .map_err(|denial| forbidden(&denial.reason, &format!("denied: {}", denial.reason)))
 }
 
-/// Admin, and a session with a recent login (step-up): for every change.
-async fn require_admin_now(
+/// [`require_permission`], and a session with a recent login (step-up; an API key is
+/// refused): for every admin change. `action` names the audit event of a refusal.
+pub(crate) async fn require_permission_now(
     state: &AppState,
     principal: &Principal,
     actor: &Actor,
     notes: &AuditNotes,
+    permission: &str,
     action: &'static str,
 ) -> Result<(), Problem> {
-    require_permission(state, actor, ROLES_ADMIN).await?;
+    require_permission(state, actor, permission).await?;
     crate::auth::routes::require_recent_login(principal, notes, action)
         .map_err(crate::auth::routes::ApiError::problem)
 }
@@ -226,7 +229,15 @@ pub async fn request_role(
 ) -> Result<(StatusCode, Json<RoleGrantRequest>), Problem> {
     let role =
         RoleName::new(&role).map_err(|e| Problem::bad_request(format!("not a role name: {e}")))?;
-    require_admin_now(&state, &principal, &actor, &notes, "role.grant_request").await?;
+    require_permission_now(
+        &state,
+        &principal,
+        &actor,
+        &notes,
+        ROLES_ADMIN,
+        "role.grant_request",
+    )
+    .await?;
     if !is_defined(&state, &role) {
         return Err(Problem::new(ProblemType::Validation)
             .detail(format!("role {role} is not defined in the rbac policy")));
@@ -288,7 +299,15 @@ pub async fn approve_grant(
     notes: AuditNotes,
     Path(id): Path<Uuid>,
 ) -> Result<Json<RoleGrantRequest>, Problem> {
-    require_admin_now(&state, &principal, &actor, &notes, "role.grant").await?;
+    require_permission_now(
+        &state,
+        &principal,
+        &actor,
+        &notes,
+        ROLES_ADMIN,
+        "role.grant",
+    )
+    .await?;
     let roles = &state.storage().stores().roles;
     let request = roles
         .grant_request(id)
@@ -363,7 +382,15 @@ pub async fn revoke_role(
 ) -> Result<StatusCode, Problem> {
     let role =
         RoleName::new(&role).map_err(|e| Problem::bad_request(format!("not a role name: {e}")))?;
-    require_admin_now(&state, &principal, &actor, &notes, "role.revoke").await?;
+    require_permission_now(
+        &state,
+        &principal,
+        &actor,
+        &notes,
+        ROLES_ADMIN,
+        "role.revoke",
+    )
+    .await?;
     let removed = state
         .storage()
         .stores()

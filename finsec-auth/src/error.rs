@@ -17,6 +17,9 @@ pub enum Error {
     /// An MFA operation failed.
     #[error(transparent)]
     Mfa(#[from] crate::mfa::MfaError),
+    /// A lockout operation failed.
+    #[error(transparent)]
+    Lockout(#[from] crate::lockout::LockoutError),
     /// An API key operation failed or the key was rejected.
     #[error(transparent)]
     ApiKey(#[from] ApiKeyError),

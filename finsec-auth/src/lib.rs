@@ -6,6 +6,7 @@
 //! | [`tokens`] | JWT issue/verify (HS256/384/512, EdDSA, ES256) on aws-lc-rs (`jsonwebtoken`'s `aws_lc_rs` backend; keys parsed once, no process-wide provider needed) with strict defaults, `kid` rotation and JWKS, access/refresh pairs with reuse detection, `jti` revocation ([`tokens::RevocationStore`], [`tokens::RefreshTokenStore`]) |
 //! | [`passwords`] | argon2id PHC hashes (OWASP defaults), rehash detection, optional pepper, dummy verification for unknown users, NIST SP 800-63B rules, legacy bcrypt verification (feature `legacy-bcrypt`) |
 //! | [`mfa`] | RFC 6238 TOTP with replay protection ([`mfa::TotpReplayStore`]), pending enrollment, `otpauth://` URIs and QR codes (PNG, SVG), hashed single-use backup codes |
+//! | [`lockout`] | failed logins counted per account and per account at one address, exponential back-off, remembered devices exempt from the account back-off, recovery after 100 failures in a row ([`lockout::FailureStore`]) |
 //! | [`api_keys`] | printable keys (`fsk_` prefix, key id, 256-bit secret, CRC-32) stored as hashes, scopes, expiry, revocation, rotation with overlap, batched usage tracking ([`api_keys::ApiKeyStore`]) |
 //!
 //! Every credential check (password, TOTP code, backup code, API key, token) answers with
@@ -39,7 +40,7 @@
 //!
 //! | feature | enables |
 //! |---|---|
-//! | `sqlite` | SQLite stores (tokens, TOTP replay, backup codes, API keys) and their migrations (20001–20999, run by [`sqlite::migrate`]) |
+//! | `sqlite` | SQLite stores (tokens, TOTP replay, backup codes, API keys, login failures) and their migrations (20001–20999, run by [`sqlite::migrate`]) |
 //! | `postgres` | the same stores on PostgreSQL (migrations run by [`postgres::migrate`]) |
 //! | `redis` | Redis stores for token revocation/refresh families, TOTP replay and backup codes |
 //! | `legacy-bcrypt` | verification of `$2a$`/`$2b$`/`$2y$` bcrypt hashes, to migrate to argon2id on login |
@@ -67,7 +68,10 @@
 //!   step in a shared store.
 //! - **Leaks through logs**: secrets, keys and codes print as `[REDACTED]`.
 //!
-//! Not covered here: rate limiting of guesses (finsec-ratelimit), transport security, and
+//! - **Online guessing and lockout abuse**: failures counted per account and address, with
+//!   remembered devices exempt from the per-account back-off ([`lockout`]).
+//!
+//! Not covered here: rate limiting of requests (finsec-ratelimit), transport security, and
 //! the compromise of the host holding signing keys and peppers.
 #![forbid(unsafe_code)]
 
@@ -79,6 +83,7 @@ pub mod passwords;
 pub use passwords::{Password, PasswordError, PasswordHasher, PasswordOutcome, PasswordPolicy};
 pub mod api_keys;
 pub mod error;
+pub mod lockout;
 pub mod mfa;
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]

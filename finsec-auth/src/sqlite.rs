@@ -17,7 +17,7 @@ pub fn migrator() -> Migrator {
 
 /// Creates or updates every finsec-auth table: `finsec_revoked_jti`,
 /// `finsec_refresh_tokens`, `finsec_refresh_families_revoked`, `finsec_mfa_totp_replay`,
-/// `finsec_mfa_backup_codes`, `finsec_api_keys`.
+/// `finsec_mfa_backup_codes`, `finsec_api_keys`, `finsec_login_failures`.
 ///
 /// Idempotent; safe at every start-up and beside other crates' migrations.
 ///

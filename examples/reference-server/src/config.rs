@@ -733,6 +733,9 @@ pub enum Command {
     /// Grant, revoke and list users' trading-account entitlements.
     #[command(subcommand)]
     Accounts(crate::orders::accounts::AccountsCommand),
+    /// Show and clear users' failed-login lockout.
+    #[command(subcommand)]
+    Users(crate::auth::admin::UsersCommand),
 }
 
 /// Keyring operations for operators. They work on the same files as a running server and

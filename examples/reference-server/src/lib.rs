@@ -235,6 +235,7 @@ pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Some(Command::Accounts(command)) => {
             orders::accounts::run_command(&cli.config, &command, out).await
         }
+        Some(Command::Users(command)) => auth::admin::run_command(&cli.config, &command, out).await,
     }
 }
 
@@ -381,6 +382,7 @@ impl Server {
             owner,
         } = self;
         tracing::info!("listening on http://{addr}");
+        let maintenance = tokio::spawn(maintain(state.clone()));
 
         let max_connections = limits.max_connections().min(Semaphore::MAX_PERMITS);
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -406,6 +408,7 @@ impl Server {
             );
         }
 
+        maintenance.abort();
         // API key usage is recorded in batches; write the last one before closing.
         if let Err(e) = state
             .auth()
@@ -502,6 +505,29 @@ async fn accept_until(
             };
             serve_connection(connection, stop, remote).await;
         });
+    }
+}
+
+/// How often [`maintain`] runs.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Housekeeping while the server runs, every [`MAINTENANCE_EVERY`] from start: drops
+/// failed-login counts idle longer than the lockout policy keeps them. A failure is logged
+/// and retried next time.
+async fn maintain(state: AppState) {
+    let mut every = tokio::time::interval(MAINTENANCE_EVERY);
+    loop {
+        every.tick().await;
+        match state
+            .auth()
+            .lockout()
+            .purge(time::OffsetDateTime::now_utc())
+            .await
+        {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "idle failed-login counts dropped"),
+            Err(e) => tracing::warn!(error = %e, "could not drop idle failed-login counts"),
+        }
     }
 }
 

@@ -12,7 +12,10 @@
 //! | `api`    | every other route called by a principal         | the principal (see below)      | [`api`] layer         |
 //!
 //! The defaults are finsec-ratelimit's [`Policies::defaults`] (`global` 50 r/s burst 100,
-//! `auth` 1 r/s burst 5, `login` 20/min per IP and 5/min per account, `api` 10 r/s burst 20);
+//! `auth` 1 r/s burst 5, `api` 10 r/s burst 20) except `login`: 20/min per IP and nothing
+//! per account, since failed logins per account are counted by the lockout
+//! ([`finsec_auth::lockout`]: failures, not attempts, remembered devices exempt), and an
+//! attempt budget per account lets anyone keep a chosen user out from rotating addresses;
 //! `--rate-limits FILE` replaces any of them with a TOML file in finsec-ratelimit's
 //! [configuration model](finsec_ratelimit::policy#configuration):
 //!
@@ -35,20 +38,15 @@
 //! and `account`, and `api` per `ip`, `key` (the credential: the API key's id, or the user for
 //! a session) and `subject` (the user, across all of their API keys and sessions).
 //!
-//! **Accounts.** The account of a login is the case-folded username (as registration makes it
-//! unique), whether or not such a user exists, so unknown names are limited exactly like
-//! known ones and a 429 reveals nothing about which exist. The account of a second-factor
-//! attempt is the user its `mfa_token` was issued to (the token is checked first: it is signed,
-//! so it names a user and cannot be guessed), so password and code guesses against one account
-//! share its budget. Accounts are stored as the SHA-256 of the case-folded name, never in
-//! clear.
-//!
-//! **Which attempts count.** Every attempt is charged before any password or code is checked,
-//! successful ones included. Charging only failures would need a second round trip after the
-//! verification and would let concurrent guesses all pass the check before any of them is
-//! recorded; charging every attempt is the simplest rule that bounds guesses exactly, at the
-//! price of counting a user's own successful logins (5 a minute per account by default, which
-//! an honest user does not reach).
+//! **Accounts.** A `login` rule `per = "account"` (none by default) counts the case-folded
+//! username (as registration makes it unique), whether or not such a user exists, so unknown
+//! names are limited exactly like known ones and a 429 reveals nothing about which exist; a
+//! second-factor attempt counts for the user its `mfa_token` was issued to. Accounts are
+//! stored as the SHA-256 of the case-folded name, never in clear. Such a rule charges every
+//! attempt, successful ones included, before anything is checked; it bounds guesses, and it
+//! hands anyone a way to keep a chosen user out, which is why the default counts per address
+//! only and leaves accounts to the lockout (failures counted before the check and taken back
+//! on success, so concurrent guesses are bounded too; see the login route).
 //!
 //! **The principal.** The authentication layer runs before the `api` layer and puts its
 //! outcome in the request; the `api` layer counts requests outside `/auth/` that carry an
@@ -194,6 +192,7 @@ fn parse_net(s: &str) -> Result<IpNet, String> {
 /// use, or a rule counting per something its policy cannot be keyed by.
 pub fn load_policies(path: Option<&Path>) -> Result<Policies> {
     let mut policies = Policies::defaults();
+    policies.insert(default_login()?);
     let Some(path) = path else {
         return Ok(policies);
     };
@@ -226,6 +225,22 @@ pub fn load_policies(path: Option<&Path>) -> Result<Policies> {
     }
     policies.extend(configured);
     Ok(policies)
+}
+
+/// The server's default `login` policy: 20 attempts a minute per client address, nothing
+/// per account. Failed logins per account are finsec-auth's lockout's to count (failures,
+/// not attempts, with remembered devices exempt): an attempt budget per account would let
+/// anyone keep a chosen user out with a few requests a minute from rotating addresses.
+fn default_login() -> Result<RateLimitPolicy> {
+    finsec_ratelimit::Quota::per_minute(std::num::NonZeroU32::MIN.saturating_add(19))
+        .named("login.ip")
+        .and_then(|ip| {
+            RateLimitPolicy::new(
+                "login",
+                vec![finsec_ratelimit::policy::Rule::new(KeyKind::Ip, ip)],
+            )
+        })
+        .map_err(|e| ServerError::Config(format!("default login policy: {e}")))
 }
 
 /// The server's rate limiter: the store, the failure policy, the trusted proxies and the four
@@ -444,6 +459,11 @@ where
 }
 
 impl LoginLimit {
+    /// The client address the attempt comes from (resolved through trusted proxies).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
     /// Charges one attempt for the account `username` names (see [`account_key`]) and the
     /// client address.
     ///

@@ -23,6 +23,7 @@
 //! Token revocation, refresh families and TOTP replay state live in the database, or in
 //! Redis when `--redis-url` is given (shared by every instance).
 
+pub mod admin;
 pub mod extract;
 pub mod hashing;
 pub mod request_schema;
@@ -45,6 +46,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use finsec_auth::api_keys::{ApiKeyStore, ApiKeys};
+use finsec_auth::lockout::{Backoff, FailureStore, Lockout, LockoutPolicy};
 use finsec_auth::mfa::{BackupCodeKey, BackupCodeStore, TotpReplayStore};
 use finsec_auth::passwords::{Argon2Params, PasswordHasher, PasswordPolicy};
 use finsec_auth::tokens::{
@@ -187,6 +189,71 @@ pub struct AuthConfig {
     /// audit of who holds it: allow it only where keys are rotated by other means.
     #[arg(long, env = "FINSEC_API_KEY_ALLOW_NO_EXPIRY", global = true)]
     pub api_key_allow_no_expiry: bool,
+
+    /// Failed logins of one account from one client address (IPv6 by /64) before that
+    /// address waits for it (`--login-backoff-secs`, doubling with each further failure).
+    #[arg(
+        long,
+        env = "FINSEC_LOGIN_FAILURES_PER_ADDRESS",
+        default_value_t = 5,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        global = true
+    )]
+    pub login_failures_per_address: u32,
+
+    /// Failed logins of one account from anywhere before every device without a remembered-
+    /// device token waits for it (remembered devices never do).
+    #[arg(
+        long,
+        env = "FINSEC_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..=10_000),
+        global = true
+    )]
+    pub login_failures_per_account: u32,
+
+    /// The first wait, in seconds, once failures reach a limit; 0 turns waiting off (the
+    /// failures are still counted for `--login-recovery-after`).
+    #[arg(
+        long,
+        env = "FINSEC_LOGIN_BACKOFF_SECS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(0..=86_400),
+        global = true
+    )]
+    pub login_backoff_secs: u32,
+
+    /// The longest wait, in seconds, however many failures.
+    #[arg(
+        long,
+        env = "FINSEC_LOGIN_BACKOFF_MAX_SECS",
+        default_value_t = 900,
+        value_parser = clap::value_parser!(u32).range(0..=86_400),
+        global = true
+    )]
+    pub login_backoff_max_secs: u32,
+
+    /// Failed logins in a row after which the account needs recovery (an administrator, or a
+    /// login from a remembered device); NIST SP 800-63B allows at most 100.
+    #[arg(
+        long,
+        env = "FINSEC_LOGIN_RECOVERY_AFTER",
+        default_value_t = 100,
+        value_parser = clap::value_parser!(u32).range(1..=100),
+        global = true
+    )]
+    pub login_recovery_after: u32,
+
+    /// Days a remembered-device token (issued at each complete login, second factor
+    /// included when enrolled) exempts its device from the per-account wait.
+    #[arg(
+        long,
+        env = "FINSEC_REMEMBERED_DEVICE_DAYS",
+        default_value_t = 30,
+        value_parser = clap::value_parser!(u32).range(1..=365),
+        global = true
+    )]
+    pub remembered_device_days: u32,
 }
 
 impl Default for AuthConfig {
@@ -201,6 +268,12 @@ impl Default for AuthConfig {
             redis_prefix: "finsec:".to_owned(),
             api_key_max_days: 90,
             api_key_allow_no_expiry: false,
+            login_failures_per_address: 5,
+            login_failures_per_account: 10,
+            login_backoff_secs: 30,
+            login_backoff_max_secs: 900,
+            login_recovery_after: 100,
+            remembered_device_days: 30,
         }
     }
 }
@@ -228,6 +301,24 @@ impl AuthConfig {
     /// The refresh-token lifetime.
     pub fn refresh_ttl(&self) -> Duration {
         Duration::hours(i64::from(self.session_max_hours))
+    }
+
+    /// The login lockout policy these settings describe.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] if the longest wait is shorter than the first.
+    pub fn lockout_policy(&self) -> Result<LockoutPolicy> {
+        let bad = |e: finsec_auth::lockout::LockoutError| {
+            ServerError::Config(format!(
+                "--login-backoff-secs / --login-backoff-max-secs: {e}"
+            ))
+        };
+        let first = Duration::seconds(i64::from(self.login_backoff_secs));
+        let max = Duration::seconds(i64::from(self.login_backoff_max_secs));
+        let pair = Backoff::new(self.login_failures_per_address, first, max).map_err(bad)?;
+        let account = Backoff::new(self.login_failures_per_account, first, max).map_err(bad)?;
+        LockoutPolicy::new(pair, account, self.login_recovery_after, Duration::days(30))
+            .map_err(bad)
     }
 }
 
@@ -285,6 +376,10 @@ pub struct Auth {
     session_idle: Duration,
     /// How long a session lasts at most from its login (its refresh tokens' lifetime).
     session_max: Duration,
+    /// Failed logins, per account and per account at one address.
+    lockout: Lockout<Arc<dyn FailureStore>>,
+    /// How long a remembered-device token is honoured.
+    remembered_device_ttl: Duration,
 }
 
 impl fmt::Debug for Auth {
@@ -393,7 +488,17 @@ impl Auth {
             api_key_allow_no_expiry: auth.api_key_allow_no_expiry,
             session_idle: auth.session_idle(),
             session_max: auth.refresh_ttl(),
+            lockout: Lockout::new(
+                Arc::clone(&stores.crates.login_failures),
+                auth.lockout_policy()?,
+            ),
+            remembered_device_ttl: Duration::days(i64::from(auth.remembered_device_days)),
         })
+    }
+
+    /// The failed-login counts and their policy.
+    pub fn lockout(&self) -> &Lockout<Arc<dyn FailureStore>> {
+        &self.lockout
     }
 
     /// The bounded queue every password hash of a request goes through.

@@ -153,6 +153,18 @@ pub fn second_factor_code() -> Object {
         .build()
 }
 
+/// `Credentials.device_token` and `MfaVerifyRequest.device_token`: any string or `null` (a
+/// token that is not a remembered device of the account only goes unrecognised).
+pub fn device_token() -> Object {
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .description(Some(
+            "A remembered-device token from an earlier complete login of this account",
+        ))
+        .examples(["fsd_3q2-7wEXAMPLEtokenEXAMPLEtokenEXAMPLEtok"])
+        .build()
+}
+
 /// `NewApiKeyRequest.name`.
 pub fn api_key_name() -> Object {
     string(

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use finsec_audit::Outcome;
 use finsec_auth::api_keys::{ApiKeyError, ApiKeyId, NewApiKey};
+use finsec_auth::lockout::{Admission as Gate, Device, LockoutError, ThrottleScope};
 use finsec_auth::mfa::{
     BackupCodes, MfaUserId, PendingEnrollment, Totp, TotpParams, TotpSecret, redeem_backup_code,
 };
@@ -20,6 +21,7 @@ use finsec_crypto::envelope::aad_for;
 use finsec_rbac::PermissionPattern;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -37,7 +39,7 @@ use crate::audit::layer::{AuditNotes, Note};
 use crate::http::json::{Json, Object};
 use crate::http::path::Path;
 use crate::problem::{Problem, ProblemType};
-use crate::ratelimit::LoginLimit;
+use crate::ratelimit::{LoginLimit, account_key};
 use crate::state::AppState;
 
 /// The authentication routes.
@@ -64,6 +66,7 @@ where
         .routes(routes!(list_sessions))
         .routes(routes!(delete_session))
         .routes(routes!(me))
+        .merge(super::admin::router())
 }
 
 /// An error answer of the authentication endpoints.
@@ -94,11 +97,25 @@ pub enum ApiError {
         /// Seconds until the lock is over.
         retry_after: u64,
     },
+    /// Too many failed logins of the account (429 with `Retry-After`).
+    LoginThrottled {
+        /// Seconds until an attempt is admitted.
+        retry_after: u64,
+        /// Which count holds the attempt back.
+        scope: ThrottleScope,
+    },
+    /// Too many failed logins of the account in a row: it needs recovery (403).
+    RecoveryRequired,
 }
 
 /// The `detail` of a 401 asking for a recent login.
 pub const STEP_UP_DETAIL: &str = "this action needs a login within the last 5 minutes (with the \
      second factor when enrolled): log in again and retry with the new token";
+
+/// The `detail` of a login refused because the account needs recovery.
+pub const RECOVERY_DETAIL: &str = "this account had too many failed logins in a row: log in from a \
+     device that logged in to it before (send its device_token), or ask an administrator to \
+     unlock it";
 
 /// The `detail` of a refused login or second factor (one for every reason).
 pub const BAD_CREDENTIALS_DETAIL: &str = "the credentials are not valid";
@@ -131,6 +148,19 @@ impl ApiError {
             Self::NotFound => Problem::not_found("the caller has nothing with this id"),
             Self::Internal => Problem::server_error(),
             Self::Hashing(e) => Problem::from(e),
+            Self::LoginThrottled { retry_after, scope } => Problem::rate_limited(retry_after)
+                .detail(match scope {
+                    ThrottleScope::Pair => {
+                        "too many failed logins of this account from this address: wait before trying again"
+                    }
+                    ThrottleScope::Account => {
+                        "too many failed logins of this account: wait before trying again, or log in from a device that logged in to it before (send its device_token)"
+                    }
+                })
+                .header(header::RETRY_AFTER, HeaderValue::from(retry_after)),
+            Self::RecoveryRequired => Problem::new(ProblemType::Forbidden)
+                .detail(RECOVERY_DETAIL)
+                .extension("code", "recovery_required"),
             Self::MfaLocked { retry_after } => Problem::rate_limited(retry_after)
                 .detail("too many wrong codes for this account: its second factor is locked for a while")
                 .header(header::RETRY_AFTER, HeaderValue::from(retry_after)),
@@ -191,6 +221,11 @@ pub struct Credentials {
     /// The password.
     #[schema(schema_with = request_schema::login_password)]
     pub password: String,
+    /// The `device_token` of an earlier complete login of this account on this device: such
+    /// a device is not held back when the account has had many failed logins.
+    #[serde(default)]
+    #[schema(schema_with = request_schema::device_token)]
+    pub device_token: Option<String>,
 }
 
 /// A new user's name and password. The schema's limits are read from the rules the server
@@ -248,6 +283,12 @@ pub struct TokenResponse {
     /// Seconds until the refresh token, and with it the session, expires: counted from the
     /// login, never extended by a refresh.
     pub refresh_expires_in: i64,
+    /// On a complete login from a device that sent no valid one: a remembered-device token
+    /// to keep and send with later logins of this account (`device_token`), valid for
+    /// `--remembered-device-days`. Such a device is exempt from the per-account wait after
+    /// failed logins. A password change or reset invalidates it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 /// A second factor is needed: send a code with the `mfa_token` to `/auth/mfa/verify`.
@@ -279,6 +320,11 @@ pub struct MfaVerifyRequest {
     /// `23456789ABCDEFGHJKMNPQRSTUVWXYZ`, either case, `-` and spaces ignored).
     #[schema(schema_with = request_schema::second_factor_code)]
     pub code: String,
+    /// The device's `device_token` from an earlier complete login of this account, if it
+    /// has one (no new one is issued then).
+    #[serde(default)]
+    #[schema(schema_with = request_schema::device_token)]
+    pub device_token: Option<String>,
 }
 
 /// A refresh token.
@@ -489,7 +535,11 @@ fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.unix_timestamp().to_string())
 }
 
-fn tokens_response(pair: &TokenPair, now: OffsetDateTime) -> Response {
+fn tokens_response(
+    pair: &TokenPair,
+    now: OffsetDateTime,
+    device_token: Option<String>,
+) -> Response {
     (
         StatusCode::OK,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
@@ -499,6 +549,7 @@ fn tokens_response(pair: &TokenPair, now: OffsetDateTime) -> Response {
             token_type: "Bearer".to_owned(),
             expires_in: (pair.access_expires_at - now).whole_seconds().max(0),
             refresh_expires_in: (pair.refresh_expires_at - now).whole_seconds().max(0),
+            device_token,
         }),
     )
         .into_response()
@@ -537,6 +588,7 @@ async fn session_response(
     pair: &TokenPair,
     client: &SessionClient,
     now: OffsetDateTime,
+    device_token: Option<String>,
 ) -> ApiResult<Response> {
     let (jti, user) = issued_jti_and_user(pair.access_token.expose_secret())
         .ok_or_else(|| internal("token issue", &"issued access token has no jti or sub"))?;
@@ -556,7 +608,56 @@ async fn session_response(
         .touch_session(&pair.family, user, client, now, now - auth.session_idle)
         .await
         .map_err(|e| internal("session insert", &e))?;
-    Ok(tokens_response(pair, now))
+    Ok(tokens_response(pair, now, device_token))
+}
+
+/// How many remembered devices a user keeps (the newest).
+pub const DEVICES_KEPT: u32 = 10;
+
+/// The prefix of remembered-device tokens.
+pub const DEVICE_TOKEN_PREFIX: &str = "fsd_";
+
+/// How a remembered-device token is stored: the SHA-256 of the token, in hex.
+fn device_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The user whose remembered device `token` is, if any: one lookup by the token's hash,
+/// whoever the login names, so the answer's timing says nothing about that account.
+async fn device_owner(
+    auth: &Auth,
+    token: Option<&str>,
+    now: OffsetDateTime,
+) -> ApiResult<Option<Uuid>> {
+    let Some(token) = token.filter(|t| t.starts_with(DEVICE_TOKEN_PREFIX)) else {
+        return Ok(None);
+    };
+    auth.sessions
+        .device_owner(&device_hash(token), now)
+        .await
+        .map_err(|e| internal("remembered device lookup", &e))
+}
+
+/// A new remembered-device token of `user`, recorded (as its hash) for the configured
+/// lifetime; the user's oldest devices beyond [`DEVICES_KEPT`] are forgotten.
+async fn remember_device(auth: &Auth, user: Uuid, now: OffsetDateTime) -> ApiResult<String> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    finsec_crypto::fill_random(&mut *bytes).map_err(|e| internal("device token", &e))?;
+    let token = format!(
+        "{DEVICE_TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes)
+    );
+    auth.sessions
+        .remember_device(
+            &device_hash(&token),
+            user,
+            now,
+            now + auth.remembered_device_ttl,
+            DEVICES_KEPT,
+        )
+        .await
+        .map_err(|e| internal("remembered device insert", &e))?;
+    Ok(token)
 }
 
 /// A place in the bounded password hashing queue, taken before any other work.
@@ -654,6 +755,7 @@ pub async fn register(
 /// failure of `action`.
 async fn check_password(
     auth: &Arc<Auth>,
+    admission: Admission,
     action: &'static str,
     username: &str,
     password: String,
@@ -665,7 +767,6 @@ async fn check_password(
             .detail("reason", reason)
     };
     let password = Password::new(password);
-    let admission = admit(auth)?;
     // From here until the password is checked, every branch (unknown user, argon2id hash of
     // any parameters, legacy bcrypt) is timed; a refusal waits until it took as long as the
     // slowest recent check, so its timing does not tell whether the account exists.
@@ -775,8 +876,8 @@ pub async fn login(
             "the password is longer than {MAX_MAX_CHARS} characters"
         )));
     }
-    // Every attempt is charged, before any verification, per client address and per
-    // case-folded username (known or not).
+    // Every attempt is charged, before any verification, to the client address's `login`
+    // rate limit (and to the account's, if the policy file asks for one).
     if let Err(denied) = limit.check_login(&request.username).await {
         notes.note(
             Note::new("auth.login", Outcome::Denied)
@@ -786,15 +887,83 @@ pub async fn login(
         return Ok(denied);
     }
     let auth = Arc::clone(state.auth());
+    // A place in the hashing queue first: an attempt the queue turns away (503) is not
+    // counted as a failed login.
+    let admission = admit(&auth)?;
+    let now = OffsetDateTime::now_utc();
+    // Failed logins: the attempt is counted as a failure before the password is checked
+    // (per case-folded name, known or not, and per name and address) and taken back if the
+    // password is right. A remembered device of this account skips the per-account wait.
+    let account = account_key(&request.username);
+    let owner = device_owner(&auth, request.device_token.as_deref(), now).await?;
+    let remembered = match owner {
+        Some(owner) => auth
+            .users
+            .find_by_id(owner)
+            .await
+            .map_err(|e| internal("user lookup", &e))?
+            .is_some_and(|user| account_key(&user.username) == account),
+        None => false,
+    };
+    let device = if remembered {
+        Device::Remembered
+    } else {
+        Device::Unknown
+    };
+    let refused = |reason: &'static str| {
+        notes.note(
+            Note::new("auth.login", Outcome::Denied)
+                .attempted_username(&request.username)
+                .detail("reason", reason),
+        );
+    };
+    match auth
+        .lockout()
+        .admit(&account, limit.ip(), device, now)
+        .await
+    {
+        Ok(Gate::Allowed) => {}
+        Ok(Gate::Throttled { scope, retry_after }) => {
+            refused(match scope {
+                ThrottleScope::Pair => "lockout.address",
+                ThrottleScope::Account => "lockout.account",
+            });
+            return Err(ApiError::LoginThrottled {
+                // Rounded up: a client retrying after Retry-After is admitted.
+                retry_after: u64::try_from(
+                    retry_after.whole_seconds() + i64::from(retry_after.subsec_nanoseconds() > 0),
+                )
+                .unwrap_or(1)
+                .max(1),
+                scope,
+            });
+        }
+        Ok(Gate::RecoveryRequired) => {
+            refused("lockout.recovery_required");
+            return Err(ApiError::RecoveryRequired);
+        }
+        Err(LockoutError::Contended) => {
+            refused("lockout.contended");
+            return Err(ApiError::LoginThrottled {
+                retry_after: 1,
+                scope: ThrottleScope::Account,
+            });
+        }
+        Err(e) => return Err(internal("login failure count", &e)),
+    }
     let user = check_password(
         &auth,
+        admission,
         "auth.login",
         &request.username,
         request.password,
         &notes,
     )
     .await?;
-    let now = OffsetDateTime::now_utc();
+    auth.lockout()
+        .succeeded(&account, limit.ip())
+        .await
+        .map_err(|e| internal("login failure reset", &e))?;
     notes.note(
         Note::new("auth.login", Outcome::Success)
             .user(user.id)
@@ -843,7 +1012,12 @@ pub async fn login(
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user.id, "logged in");
-    session_response(&auth, &pair, &client, now).await
+    let device_token = if remembered {
+        None
+    } else {
+        Some(remember_device(&auth, user.id, now).await?)
+    };
+    session_response(&auth, &pair, &client, now, device_token).await
 }
 
 fn decrypt_secret(auth: &Auth, user: Uuid, sealed: &str) -> ApiResult<TotpSecret> {
@@ -1030,7 +1204,13 @@ pub async fn mfa_verify(
         .await
         .map_err(|e| internal("token issue", &e))?;
     tracing::info!(user_id = %user_id, "logged in with a second factor");
-    session_response(&auth, &pair, &client, now).await
+    let device_token =
+        if device_owner(&auth, request.device_token.as_deref(), now).await? == Some(user_id) {
+            None
+        } else {
+            Some(remember_device(&auth, user_id, now).await?)
+        };
+    session_response(&auth, &pair, &client, now, device_token).await
 }
 
 /// Exchanges a refresh token for a new pair (the old one is spent; using it again revokes
@@ -1079,7 +1259,7 @@ pub async fn refresh(
                 tracing::debug!("refresh refused: the session was idle too long");
                 return Err(ApiError::Unauthorized);
             }
-            session_response(auth, &pair, &client, now).await
+            session_response(auth, &pair, &client, now, None).await
         }
         CredentialOutcome::Rejected(why) => {
             if let TokenRejection::RefreshReused { family } = &why {
@@ -1394,6 +1574,7 @@ pub async fn change_password(
     }
     let user = check_password(
         &auth,
+        admit(&auth)?,
         "auth.password_change",
         &principal.username,
         request.current_password,
@@ -1418,6 +1599,11 @@ pub async fn change_password(
     }
     let current = principal.session();
     let ended = end_sessions(&auth, user.id, current, now).await?;
+    let devices = auth
+        .sessions
+        .forget_devices(user.id)
+        .await
+        .map_err(|e| internal("remembered device removal", &e))?;
     let mut revoked_keys = 0i64;
     if request.revoke_api_keys {
         let keys = auth
@@ -1439,9 +1625,13 @@ pub async fn change_password(
             .user(user.id)
             .resource("user", user.id)
             .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX))
-            .detail("api_keys_revoked", revoked_keys),
+            .detail("api_keys_revoked", revoked_keys)
+            .detail(
+                "devices_forgotten",
+                i64::try_from(devices).unwrap_or(i64::MAX),
+            ),
     );
-    tracing::info!(user_id = %user.id, ended, revoked_keys, "password changed");
+    tracing::info!(user_id = %user.id, ended, revoked_keys, devices, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -2107,17 +2297,22 @@ mod tests {
 
     #[test]
     fn bodies_with_secrets_debug_redacted() {
-        let credentials: Credentials =
-            serde_json::from_str(r#"{"username":"alice","password":"hunter2-hunter2"}"#).unwrap();
+        let credentials: Credentials = serde_json::from_str(
+            r#"{"username":"alice","password":"hunter2-hunter2","device_token":"fsd_device"}"#,
+        )
+        .unwrap();
         let tokens = TokenResponse {
             access_token: "eyJ.access.sig".to_owned(),
             refresh_token: "refresh-secret".to_owned(),
             token_type: "Bearer".to_owned(),
             expires_in: 900,
             refresh_expires_in: 43_200,
+            device_token: Some("fsd_secret".into()),
         };
-        let verify: MfaVerifyRequest =
-            serde_json::from_str(r#"{"mfa_token":"eyJ.mfa.sig","code":"123456"}"#).unwrap();
+        let verify: MfaVerifyRequest = serde_json::from_str(
+            r#"{"mfa_token":"eyJ.mfa.sig","code":"123456","device_token":"fsd_device"}"#,
+        )
+        .unwrap();
         let created = CreatedApiKey {
             key: "fsk_0123_secret".to_owned(),
             info: ApiKeyInfo {
@@ -2135,7 +2330,15 @@ mod tests {
             backup_codes: vec!["ABCD-EFGH-JKLM".to_owned()],
         };
         let text = format!("{credentials:?} {tokens:?} {verify:?} {created:?} {codes:?}");
-        for secret in ["hunter2", "eyJ", "refresh-secret", "123456", "fsk_", "ABCD"] {
+        for secret in [
+            "hunter2",
+            "eyJ",
+            "refresh-secret",
+            "123456",
+            "fsk_",
+            "ABCD",
+            "fsd_",
+        ] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
         assert!(text.contains("[REDACTED]"));

@@ -177,4 +177,34 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// If the database fails.
     async fn challenge_use(&self, id: &str) -> StoreResult<bool>;
+
+    /// Remembers a device of `user` by the hash of its token until `expires_at`, first
+    /// deleting the user's expired devices, then keeping only the user's newest `keep`.
+    ///
+    /// # Errors
+    /// If the database fails (a hash already recorded is such a failure).
+    async fn remember_device(
+        &self,
+        token_hash: &str,
+        user: Uuid,
+        now: OffsetDateTime,
+        expires_at: OffsetDateTime,
+        keep: u32,
+    ) -> StoreResult<()>;
+
+    /// The user whose remembered device `token_hash` is, if it has not expired at `now`.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn device_owner(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Uuid>>;
+
+    /// Forgets every remembered device of `user`; returns how many.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn forget_devices(&self, user: Uuid) -> StoreResult<u64>;
 }

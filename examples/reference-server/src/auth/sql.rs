@@ -491,6 +491,74 @@ macro_rules! impl_auth_stores {
                 .await?;
                 Ok(done.rows_affected() == 1)
             }
+
+            async fn remember_device(
+                &self,
+                token_hash: &str,
+                user: Uuid,
+                now: OffsetDateTime,
+                expires_at: OffsetDateTime,
+                keep: u32,
+            ) -> StoreResult<()> {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(
+                    "DELETE FROM server_remembered_devices WHERE user_id = $1 AND expires_at <= $2",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(now.unix_timestamp())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO server_remembered_devices \
+                     (token_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(token_hash)
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(now.unix_timestamp())
+                .bind(expires_at.unix_timestamp())
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM server_remembered_devices WHERE user_id = $1 AND token_hash NOT IN \
+                     (SELECT token_hash FROM server_remembered_devices WHERE user_id = $1 \
+                      ORDER BY created_at DESC, token_hash DESC LIMIT $2)",
+                )
+                .bind(<$db as ServerDb>::uuid(user))
+                .bind(i64::from(keep))
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn device_owner(
+                &self,
+                token_hash: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<Option<Uuid>> {
+                let row = sqlx::query(
+                    "SELECT user_id, expires_at FROM server_remembered_devices WHERE token_hash = $1",
+                )
+                .bind(token_hash)
+                .fetch_optional(self.pool())
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let expires: i64 = row.try_get(1)?;
+                if expires <= now.unix_timestamp() {
+                    return Ok(None);
+                }
+                Ok(Some(<$db as ServerDb>::read_uuid(&row, 0)?))
+            }
+
+            async fn forget_devices(&self, user: Uuid) -> StoreResult<u64> {
+                let done = sqlx::query("DELETE FROM server_remembered_devices WHERE user_id = $1")
+                    .bind(<$db as ServerDb>::uuid(user))
+                    .execute(self.pool())
+                    .await?;
+                Ok(done.rows_affected())
+            }
         }
 
         #[async_trait]

@@ -17,6 +17,7 @@ pub(crate) async fn run(stores: &Stores) {
     sessions(&*stores.sessions, &*stores.users).await;
     session_info(&*stores.sessions).await;
     mfa_failures(&*stores.users).await;
+    remembered_devices(&*stores.sessions, &*stores.users).await;
     secrets(&*stores.secrets, &*stores.users).await;
 }
 
@@ -457,6 +458,67 @@ async fn session_info(sessions: &dyn SessionStore) {
             .unwrap()),
         ["info-3"]
     );
+}
+
+/// Remembered devices: honoured for their user until expiry, the newest `keep` kept,
+/// forgotten all at once.
+async fn remembered_devices(sessions: &dyn SessionStore, users: &dyn UserStore) {
+    let t = now();
+    let (ann, ben) = (
+        user(users, "suite.device.ann").await,
+        user(users, "suite.device.ben").await,
+    );
+    let day = Duration::days(1);
+    sessions
+        .remember_device("d1", ann, t, t + day, 2)
+        .await
+        .unwrap();
+    assert_eq!(sessions.device_owner("d1", t).await.unwrap(), Some(ann));
+    assert_eq!(
+        sessions.device_owner("d9", t).await.unwrap(),
+        None,
+        "unknown"
+    );
+    assert_eq!(
+        sessions.device_owner("d1", t + day).await.unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    assert!(
+        sessions
+            .remember_device("d1", ben, t, t + day, 2)
+            .await
+            .is_err(),
+        "a hash is recorded once"
+    );
+    sessions
+        .remember_device("d2", ann, t + Duration::SECOND, t + day, 2)
+        .await
+        .unwrap();
+    sessions
+        .remember_device("d3", ann, t + Duration::seconds(2), t + day, 2)
+        .await
+        .unwrap();
+    let at = t + Duration::seconds(3);
+    assert_eq!(
+        sessions.device_owner("d1", at).await.unwrap(),
+        None,
+        "oldest dropped"
+    );
+    assert_eq!(sessions.device_owner("d2", at).await.unwrap(), Some(ann));
+    assert_eq!(sessions.device_owner("d3", at).await.unwrap(), Some(ann));
+    sessions
+        .remember_device("b1", ben, t, t + day, 2)
+        .await
+        .unwrap();
+    assert_eq!(sessions.forget_devices(ann).await.unwrap(), 2);
+    assert_eq!(sessions.device_owner("d3", at).await.unwrap(), None);
+    assert_eq!(
+        sessions.device_owner("b1", at).await.unwrap(),
+        Some(ben),
+        "others kept"
+    );
+    assert_eq!(sessions.forget_devices(ann).await.unwrap(), 0);
 }
 
 /// Wrong second-factor codes: counted atomically per user, a lock kept until cleared, a

@@ -32,6 +32,7 @@
 //! | [`ORDERS_APPROVE`] | `POST /orders/{id}/approve`, and by finsec-rbac as the approver permission | trader, admin |
 //! | [`ACCOUNTS_READ_ANY`] | reading orders of accounts the caller is not entitled to | admin |
 //! | [`ACCOUNTS_ADMIN`] | `/admin/users/{id}/accounts` (granting and revoking entitlements) | admin |
+//! | [`USERS_ADMIN`] | `/admin/users/{id}/lockout` (failed-login state, unlocking) | admin |
 //! | [`ROLES_ADMIN`] | `/admin/users/{id}/roles`, `/admin/role-grants/{id}/approve` (a grant needs two holders) | admin |
 //!
 //! An API key must also carry a scope matching the permission ([`Access::check`]).
@@ -99,6 +100,9 @@ pub const ACCOUNTS_ADMIN: &str = "accounts:admin";
 /// Requesting, approving and revoking users' roles over HTTP (see [`admin`]); a grant also
 /// needs a second holder's approval. Admin holds it through `*`.
 pub const ROLES_ADMIN: &str = "roles:admin";
+/// Reading a user's failed-login state and unlocking the account (`/admin/users/{id}/lockout`).
+/// Admin holds it through `*`.
+pub const USERS_ADMIN: &str = "users:admin";
 
 /// Reading the audit log, its checkpoints and proofs, and the incident list. The generated
 /// policy's `auditor` role holds it (and `admin`, through `*`).

@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 use std::sync::Arc;
 
 use finsec_auth::api_keys::ApiKeyStore;
+use finsec_auth::lockout::FailureStore;
 use finsec_auth::mfa::{BackupCodeStore, TotpReplayStore};
 use finsec_auth::tokens::{RefreshTokenStore, RevocationStore};
 use finsec_crypto::SubjectKeyStore;
@@ -307,6 +308,9 @@ impl Storage {
                     api_keys: Arc::new(finsec_auth::api_keys::sqlite::SqliteApiKeyStore::new(
                         pool.clone(),
                     )),
+                    login_failures: Arc::new(
+                        finsec_auth::lockout::SqlFailureStore::<sqlx::Sqlite>::new(pool.clone()),
+                    ),
                     backup_codes: Arc::new(finsec_auth::mfa::sqlite::SqliteBackupCodeStore::new(
                         pool.clone(),
                     )),
@@ -335,6 +339,9 @@ impl Storage {
                     api_keys: Arc::new(finsec_auth::api_keys::postgres::PgApiKeyStore::new(
                         pool.clone(),
                     )),
+                    login_failures: Arc::new(
+                        finsec_auth::lockout::SqlFailureStore::<sqlx::Postgres>::new(pool.clone()),
+                    ),
                     backup_codes: Arc::new(finsec_auth::mfa::postgres::PgBackupCodeStore::new(
                         pool.clone(),
                     )),
@@ -421,6 +428,8 @@ pub struct CrateStores {
     pub subject_keys: Arc<dyn SubjectKeyStore>,
     /// finsec-auth's API keys.
     pub api_keys: Arc<dyn ApiKeyStore>,
+    /// finsec-auth's failed-login counts.
+    pub login_failures: Arc<dyn FailureStore>,
     /// finsec-auth's MFA backup codes.
     pub backup_codes: Arc<dyn BackupCodeStore>,
     /// finsec-auth's revoked token ids (replaced by Redis's when `--redis-url` is set).

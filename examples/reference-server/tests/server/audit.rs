@@ -65,7 +65,9 @@ fn events(page: &Value) -> Vec<Value> {
 #[tokio::test]
 async fn the_audit_trail_end_to_end_on_sqlite() {
     let data = DataDir::new();
-    let launch = Launch::new();
+    // Six failures from one address reach the password check only with more than the
+    // default five allowed before the lockout's wait.
+    let launch = Launch::new().args(["--login-failures-per-address", "10"]);
     let server = launch.start(&data);
     register(&server, "alice").await;
     register(&server, "bob").await;

@@ -118,6 +118,9 @@ async fn mfa_access(server: &Server, username: &str, code: &str) -> String {
     let mfa_token = login_mfa(server, username).await;
     let verified = verify(server, &mfa_token, code).await;
     assert_eq!(verified.status, StatusCode::OK, "{}", verified.body);
+    // A complete login hands this device a remembered-device token.
+    let device = verified.body["device_token"].as_str().unwrap();
+    assert!(device.starts_with("fsd_"), "{device}");
     verified.body["access_token"].as_str().unwrap().to_owned()
 }
 

@@ -14,6 +14,7 @@ mod hostile;
 mod http;
 mod keys;
 mod lifecycle;
+mod lockout;
 mod orders;
 mod ratelimit;
 mod scaleout;

@@ -227,6 +227,14 @@ impl Launch {
         self.subcommand(data, "accounts", args)
     }
 
+    /// Runs the `users` subcommand with `args`, as [`roles`](Self::roles) does.
+    ///
+    /// # Panics
+    /// If it runs longer than [`COMMAND_TIMEOUT`].
+    pub(crate) fn users(&self, data: &DataDir, args: &[&str]) -> Finished {
+        self.subcommand(data, "users", args)
+    }
+
     fn subcommand(&self, data: &DataDir, name: &str, args: &[&str]) -> Finished {
         let mut leading = vec![name];
         leading.extend_from_slice(args);

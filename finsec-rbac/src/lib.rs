@@ -4,6 +4,7 @@
 
 pub mod approval;
 pub mod condition;
+pub mod controls;
 pub mod danger;
 pub mod decision;
 pub mod error;

@@ -14,7 +14,7 @@ pub fn migrator() -> Migrator {
     finsec_sql::migrations::prepare(sqlx::migrate!("./migrations/sqlite"))
 }
 
-/// Creates or updates the finsec-rbac tables (`finsec_rbac_approval_requests`,
+/// Creates or updates the finsec-rbac tables (`finsec_rbac_approval_requests`, `finsec_rbac_controls`,
 /// `finsec_rbac_approvals`).
 ///
 /// Idempotent; safe at every start-up and beside other crates' migrations.

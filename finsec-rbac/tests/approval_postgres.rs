@@ -43,7 +43,7 @@ async fn approval_postgres_migrate_is_idempotent_and_shares_the_migrations_table
             .fetch_all(db.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![10001, 30001]);
+    assert_eq!(versions, vec![10001, 30001, 30101]);
     let bad = sqlx::query(
         "INSERT INTO finsec_rbac_approval_requests \
          (id, initiator, action, subject, approver, quorum, created_at, expires_at) \

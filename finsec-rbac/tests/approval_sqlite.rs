@@ -42,7 +42,7 @@ async fn approval_sqlite_migrate_is_idempotent_and_shares_the_migrations_table()
             .fetch_all(db.pool())
             .await
             .unwrap();
-    assert_eq!(versions, vec![10001, 30001]);
+    assert_eq!(versions, vec![10001, 30001, 30101]);
     // The schema refuses a quorum out of range.
     let bad = sqlx::query(
         "INSERT INTO finsec_rbac_approval_requests \

@@ -168,6 +168,7 @@ pub mod audit;
 pub mod auth;
 pub mod capabilities;
 pub mod config;
+pub mod controls;
 pub mod error;
 pub mod http;
 pub mod keys;
@@ -320,10 +321,26 @@ impl Server {
         capabilities::migrate(storage).await?;
         let auth = auth::Auth::new(config, storage, redis.as_ref(), Arc::clone(&keyring), owner);
         let auth = Arc::new(auth.await?);
-        let orders = orders::Orders::open(storage, policy, &config.rbac).await?;
+        // The incident controls, shared by order entry, the request pipeline and the
+        // monitor's responses; loaded before the first request.
+        let controls = Arc::new(controls::Watcher::new(Arc::clone(
+            &storage.stores().crates.controls,
+        )));
+        controls.refresh().await.map_err(|e| ServerError::Storage {
+            backend: storage.backend().as_str(),
+            target: "finsec_rbac_controls".to_owned(),
+            source: Box::new(e),
+        })?;
+        let orders = orders::Orders::open(storage, policy, &config.rbac)
+            .await?
+            .with_controls(Arc::clone(&controls));
         let rate_limits = ratelimit::RateLimits::open(config, redis.as_ref()).await?;
         let request_limits = http::layers::limits::RequestLimits::from_config(&config.limits);
-        let audit = audit::Audit::open(config, storage, &keyring).await?;
+        let responder = Arc::new(controls::Responder::new(
+            Arc::clone(&controls),
+            Arc::clone(&auth),
+        ));
+        let audit = audit::Audit::open(config, storage, &keyring, responder).await?;
         let state = AppState::new(
             storage.clone(),
             redis,
@@ -383,6 +400,7 @@ impl Server {
         } = self;
         tracing::info!("listening on http://{addr}");
         let maintenance = tokio::spawn(maintain(state.clone()));
+        let watching = tokio::spawn(controls::watch(Arc::clone(state.orders().controls())));
 
         let max_connections = limits.max_connections().min(Semaphore::MAX_PERMITS);
         let connections = Arc::new(Semaphore::new(max_connections));
@@ -409,6 +427,7 @@ impl Server {
         }
 
         maintenance.abort();
+        watching.abort();
         // API key usage is recorded in batches; write the last one before closing.
         if let Err(e) = state
             .auth()
@@ -508,7 +527,8 @@ async fn accept_until(
     }
 }
 
-/// How often [`maintain`] runs.
+/// How often the server's housekeeping runs: dropping failed-login counts idle longer than
+/// the lockout policy keeps them.
 pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
 
 /// Housekeeping while the server runs, every [`MAINTENANCE_EVERY`] from start: drops

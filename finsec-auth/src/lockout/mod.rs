@@ -275,7 +275,7 @@ const STRIPES: usize = 64;
 
 /// The lockout decisions on a [`FailureStore`]; see the [module docs](self).
 ///
-/// Within one process, attempts on one account take turns (one of [`STRIPES`] async locks,
+/// Within one process, attempts on one account take turns (one of 64 async locks,
 /// chosen by the account), so a burst of concurrent attempts costs one compare-and-set
 /// each instead of many lost rounds; only other processes race in the store. Clones share
 /// the locks.

@@ -240,20 +240,22 @@ impl NewControl {
     /// `control`, set by `set_by` (who, for the record) for `reason`.
     ///
     /// # Errors
-    /// [`ControlError::Invalid`] for an empty reason or one over [`MAX_REASON_CHARS`]
-    /// characters, or a bad `set_by`.
+    /// [`ControlError::Invalid`] for an empty reason, one over [`MAX_REASON_CHARS`]
+    /// characters or holding a control character, or a bad `set_by`.
     pub fn new(control: Control, reason: &str, set_by: &str) -> Result<Self> {
-        let reason = reason.trim();
-        if reason.is_empty() {
+        let problem = if reason.is_empty() {
+            Some("is empty")
+        } else if reason.chars().count() > MAX_REASON_CHARS {
+            Some("is longer than 500 characters")
+        } else if reason.chars().any(char::is_control) {
+            Some("contains a control character")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
             return Err(ControlError::Invalid {
                 field: "reason",
-                reason: "is empty",
-            });
-        }
-        if reason.chars().count() > MAX_REASON_CHARS {
-            return Err(ControlError::Invalid {
-                field: "reason",
-                reason: "is longer than 500 characters",
+                reason: problem,
             });
         }
         check_name("set_by", set_by)?;

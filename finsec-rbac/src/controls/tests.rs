@@ -54,7 +54,11 @@ fn bad_values_are_refused_with_the_field() {
         (HaltScope::account(&"A".repeat(129)).map(|_| ()), "account"),
         (HaltScope::instrument("X\u{7}").map(|_| ()), "instrument"),
         (
-            NewControl::new(Control::Halt(HaltScope::Global), "  ", "ops").map(|_| ()),
+            NewControl::new(Control::Halt(HaltScope::Global), "", "ops").map(|_| ()),
+            "reason",
+        ),
+        (
+            NewControl::new(Control::Halt(HaltScope::Global), "line\nbreak", "ops").map(|_| ()),
             "reason",
         ),
         (

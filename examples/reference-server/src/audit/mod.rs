@@ -161,6 +161,8 @@ struct Inner {
     usernames: BlindIndex,
     addresses: Option<BlindIndex>,
     incidents: incidents::Incidents,
+    /// Carries out a rule's suggested response (see [`crate::controls::Responder`]).
+    responder: Arc<dyn finsec_audit::IncidentHandler>,
     verifier: NoteVerifier,
 }
 
@@ -249,7 +251,12 @@ impl Audit {
     ///
     /// # Errors
     /// [`ServerError::Config`] for a bad origin or rules file; the secret store's errors.
-    pub async fn open(config: &Config, storage: &Storage, keyring: &Arc<Keyring>) -> Result<Self> {
+    pub async fn open(
+        config: &Config,
+        storage: &Storage,
+        keyring: &Arc<Keyring>,
+        responder: Arc<dyn finsec_audit::IncidentHandler>,
+    ) -> Result<Self> {
         let settings = &config.audit;
         let signer = signer(storage, keyring, &settings.audit_origin).await?;
         let verifier = signer.verifier();
@@ -312,6 +319,7 @@ impl Audit {
                 usernames,
                 addresses,
                 incidents: incidents::Incidents::new(storage.clone()),
+                responder,
                 verifier,
             }),
         })
@@ -377,6 +385,9 @@ impl Audit {
                 finsec_audit::IncidentHandler::incident(&self.inner.incidents, &alert).await
             {
                 tracing::error!(error = %e, "incident not stored");
+            }
+            if let Err(e) = self.inner.responder.incident(&alert).await {
+                tracing::error!(error = %e, "incident response failed");
             }
         }
     }

@@ -106,6 +106,8 @@ pub enum ApiError {
     },
     /// Too many failed logins of the account in a row: it needs recovery (403).
     RecoveryRequired,
+    /// The right password (or second factor) of a suspended user (403).
+    Suspended,
 }
 
 /// The `detail` of a 401 asking for a recent login.
@@ -158,6 +160,9 @@ impl ApiError {
                     }
                 })
                 .header(header::RETRY_AFTER, HeaderValue::from(retry_after)),
+            Self::Suspended => Problem::new(ProblemType::Forbidden)
+                .detail("this account is suspended: ask an administrator")
+                .extension("code", "account_suspended"),
             Self::RecoveryRequired => Problem::new(ProblemType::Forbidden)
                 .detail(RECOVERY_DETAIL)
                 .extension("code", "recovery_required"),
@@ -853,8 +858,9 @@ const MFA_TYPE: &str = "mfa";
     responses(
         (status = 200, description = "Tokens, or `mfa_required` with an `mfa_token`", body = LoginResponse),
         (status = 401, description = "Wrong username or password (every refusal takes about as long as the slowest recent password check)", body = Problem),
+        (status = 403, description = "`recovery_required`: the account had too many failed logins in a row (an admin unlocks it, or log in from a remembered device); `account_suspended`: the right password of a suspended user", body = Problem),
         (status = 422, description = "The password is longer than any policy allows (1,024 characters), refused before the account is looked up", body = Problem),
-        (status = 429, description = "Too many attempts for this account or from this address (`login` policy)", body = Problem),
+        (status = 429, description = "Too many attempts from this address (`login` policy), or too many failed logins of this account from this address or from anywhere (`Retry-After`; a remembered device is not held back by the account's count)", body = Problem),
     )
 )]
 pub async fn login(
@@ -964,6 +970,16 @@ pub async fn login(
         .succeeded(&account, limit.ip())
         .await
         .map_err(|e| internal("login failure reset", &e))?;
+    // A suspended user learns so only with the right password.
+    if crate::controls::is_suspended(&state, user.id) {
+        notes.note(
+            Note::new("auth.login", Outcome::Denied)
+                .user(user.id)
+                .attempted_username(&request.username)
+                .detail("reason", "user.suspended"),
+        );
+        return Err(ApiError::Suspended);
+    }
     notes.note(
         Note::new("auth.login", Outcome::Success)
             .user(user.id)
@@ -1044,6 +1060,7 @@ fn mfa_user(user: Uuid) -> ApiResult<MfaUserId> {
     request_body = MfaVerifyRequest,
     responses(
         (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 403, description = "The user is suspended (`account_suspended`)", body = Problem),
         (status = 401, description = "Wrong, replayed or used code, or an unusable mfa_token", body = Problem),
         (status = 429, description = "Too many attempts for this account or from this address (`login` policy), or the account's second factor is locked after ten consecutive wrong codes (15 minutes, doubling with each further wrong code, at most a day; `Retry-After`)", body = Problem),
     )
@@ -1192,6 +1209,10 @@ pub async fn mfa_verify(
         mfa(Outcome::Failure, "challenge.used");
         return Err(ApiError::BadCredentials);
     }
+    if crate::controls::is_suspended(&state, user_id) {
+        mfa(Outcome::Denied, "user.suspended");
+        return Err(ApiError::Suspended);
+    }
     mfa(Outcome::Success, "accepted");
     let second = if used_totp { "otp" } else { "backup_code" };
     let pair = auth
@@ -1249,6 +1270,17 @@ pub async fn refresh(
                 .await
                 .map_err(|e| internal("session lookup", &e))?;
             let idle = newest.is_none_or(|exp| now - (exp - auth.access_ttl) > auth.session_idle);
+            let suspended = issued_jti_and_user(pair.access_token.expose_secret())
+                .is_some_and(|(_, user)| crate::controls::is_suspended(&state, user));
+            if suspended {
+                end_session(auth, &pair.family, now).await?;
+                notes.note(
+                    Note::new("auth.refresh", Outcome::Denied)
+                        .resource("session", &pair.family)
+                        .detail("reason", "user.suspended"),
+                );
+                return Err(ApiError::Unauthorized);
+            }
             if idle {
                 end_session(auth, &pair.family, now).await?;
                 notes.note(
@@ -1510,6 +1542,60 @@ async fn end_sessions(
     Ok(ended)
 }
 
+/// What [`revoke_credentials`] took away.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Revoked {
+    /// Sessions ended.
+    pub sessions: usize,
+    /// API keys revoked.
+    pub api_keys: usize,
+    /// Remembered devices forgotten.
+    pub devices: u64,
+}
+
+/// Takes a user's standing credentials away, as a password change, a reset or a suspension
+/// does: ends every session of `user` but `keep` (on every instance, at their next
+/// request), forgets their remembered devices and, with `revoke_keys`, revokes their API
+/// keys.
+///
+/// # Errors
+/// [`ApiError::Internal`] if a store fails (what was done before stays done).
+pub async fn revoke_credentials(
+    auth: &Auth,
+    user: Uuid,
+    keep: Option<&str>,
+    revoke_keys: bool,
+    now: OffsetDateTime,
+) -> Result<Revoked, ApiError> {
+    let sessions = end_sessions(auth, user, keep, now).await?;
+    let devices = auth
+        .sessions
+        .forget_devices(user)
+        .await
+        .map_err(|e| internal("remembered device removal", &e))?;
+    let mut api_keys = 0;
+    if revoke_keys {
+        let keys = auth
+            .api_keys()
+            .store()
+            .list_for_owner(&user.to_string())
+            .await
+            .map_err(|e| internal("api key list", &e))?;
+        for key in keys.iter().filter(|k| k.revoked_at.is_none()) {
+            auth.api_keys()
+                .revoke_at(&key.id, now)
+                .await
+                .map_err(|e| internal("api key revocation", &e))?;
+            api_keys += 1;
+        }
+    }
+    Ok(Revoked {
+        sessions,
+        api_keys,
+        devices,
+    })
+}
+
 /// Ends every session of the caller, this one included: their refresh tokens stop
 /// working and their access tokens are refused at their next request, on every instance.
 #[utoipa::path(
@@ -1597,35 +1683,24 @@ pub async fn change_password(
     {
         return Err(ApiError::Unauthorized);
     }
-    let current = principal.session();
-    let ended = end_sessions(&auth, user.id, current, now).await?;
-    let devices = auth
-        .sessions
-        .forget_devices(user.id)
-        .await
-        .map_err(|e| internal("remembered device removal", &e))?;
-    let mut revoked_keys = 0i64;
-    if request.revoke_api_keys {
-        let keys = auth
-            .api_keys()
-            .store()
-            .list_for_owner(&user.id.to_string())
-            .await
-            .map_err(|e| internal("api key list", &e))?;
-        for key in keys.iter().filter(|k| k.revoked_at.is_none()) {
-            auth.api_keys()
-                .revoke_at(&key.id, now)
-                .await
-                .map_err(|e| internal("api key revocation", &e))?;
-            revoked_keys += 1;
-        }
-    }
+    let revoked = revoke_credentials(
+        &auth,
+        user.id,
+        principal.session(),
+        request.revoke_api_keys,
+        now,
+    )
+    .await?;
+    let (ended, revoked_keys, devices) = (revoked.sessions, revoked.api_keys, revoked.devices);
     notes.note(
         Note::new("auth.password_change", Outcome::Success)
             .user(user.id)
             .resource("user", user.id)
             .detail("sessions_ended", i64::try_from(ended).unwrap_or(i64::MAX))
-            .detail("api_keys_revoked", revoked_keys)
+            .detail(
+                "api_keys_revoked",
+                i64::try_from(revoked_keys).unwrap_or(i64::MAX),
+            )
             .detail(
                 "devices_forgotten",
                 i64::try_from(devices).unwrap_or(i64::MAX),
@@ -1785,7 +1860,7 @@ fn allowed_networks(texts: Option<Vec<String>>) -> ApiResult<Vec<ipnet::IpNet>> 
 
 /// A network or a single address, in the forms the documented pattern admits: no IPv4
 /// part inside an IPv6 address, a prefix of plain digits without a leading zero.
-fn network(text: &str) -> Option<ipnet::IpNet> {
+pub(crate) fn network(text: &str) -> Option<ipnet::IpNet> {
     let (address, prefix) = match text.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (text, None),

@@ -137,6 +137,10 @@ pub fn with_pipeline(routes: Router, state: &AppState) -> Router {
             crate::audit::layer::record,
         ))
         .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::controls::block,
+        ))
+        .layer(middleware::from_fn_with_state(
             limits.proxies().clone(),
             client_addr::client_addr,
         ))

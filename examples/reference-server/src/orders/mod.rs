@@ -305,6 +305,7 @@ pub struct Orders {
     prices: Arc<dyn ReferencePrices>,
     price_band_percent: Decimal,
     permissions: Arc<Permissions>,
+    controls: Arc<crate::controls::Watcher>,
 }
 
 impl fmt::Debug for Orders {
@@ -381,6 +382,9 @@ impl Orders {
             approval_notional,
             prices: Arc::new(NoPrices),
             price_band_percent: Decimal::TEN,
+            controls: Arc::new(finsec_rbac::controls::ControlWatcher::new(Arc::clone(
+                &stores.crates.controls,
+            ))),
             permissions: Arc::new(Permissions {
                 execute: permission(TRADE_EXECUTE)?,
                 large: permission(ORDERS_EXECUTE_LARGE)?,
@@ -389,6 +393,19 @@ impl Orders {
                 read_any: permission(ACCOUNTS_READ_ANY)?,
             }),
         })
+    }
+
+    /// Refuses new orders in the halts `controls` keeps current (by default, a watcher of
+    /// its own over the database's controls, which nobody refreshes).
+    #[must_use]
+    pub fn with_controls(mut self, controls: Arc<crate::controls::Watcher>) -> Self {
+        self.controls = controls;
+        self
+    }
+
+    /// The incident controls new orders are checked against.
+    pub fn controls(&self) -> &Arc<crate::controls::Watcher> {
+        &self.controls
     }
 
     /// Users' trading-account entitlements.
@@ -530,6 +547,16 @@ impl Orders {
         // The policy says the caller may trade; the entitlements say on which accounts.
         if !self.is_entitled(owner, &checked.order.account_id).await? {
             return Err(OrderError::Forbidden(Denial::not_entitled()));
+        }
+        // A halt (global, of the account or of the instrument) refuses new orders; a retry
+        // of an order placed before it was answered above.
+        if let Some(halt) = self.controls.current().halt_for(
+            checked.order.account_id.as_str(),
+            checked.order.symbol.as_str(),
+            now,
+        ) {
+            tracing::info!(halt = halt.id, scope = %halt.control.target(), "order refused: trading halted");
+            return Err(OrderError::Forbidden(Denial::halted()));
         }
         let reference = self.prices.price(checked.order.symbol.as_str());
         self.check_band(&checked, reference)?;

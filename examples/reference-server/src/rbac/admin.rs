@@ -48,6 +48,7 @@ where
         .routes(routes!(user_roles))
         .routes(routes!(request_role, revoke_role))
         .routes(routes!(approve_grant))
+        .merge(crate::controls::router())
 }
 
 /// A user's roles.

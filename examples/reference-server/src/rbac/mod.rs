@@ -33,6 +33,7 @@
 //! | [`ACCOUNTS_READ_ANY`] | reading orders of accounts the caller is not entitled to | admin |
 //! | [`ACCOUNTS_ADMIN`] | `/admin/users/{id}/accounts` (granting and revoking entitlements) | admin |
 //! | [`USERS_ADMIN`] | `/admin/users/{id}/lockout` (failed-login state, unlocking) | admin |
+//! | [`INCIDENTS_ADMIN`] | `/admin/controls`, `/admin/blocks`, `/admin/halts`, `/admin/users/{id}/suspension` (lifting a global halt needs two holders) | admin |
 //! | [`ROLES_ADMIN`] | `/admin/users/{id}/roles`, `/admin/role-grants/{id}/approve` (a grant needs two holders) | admin |
 //!
 //! An API key must also carry a scope matching the permission ([`Access::check`]).
@@ -103,6 +104,11 @@ pub const ROLES_ADMIN: &str = "roles:admin";
 /// Reading a user's failed-login state and unlocking the account (`/admin/users/{id}/lockout`).
 /// Admin holds it through `*`.
 pub const USERS_ADMIN: &str = "users:admin";
+
+/// Suspending users, blocking client networks and halting trading (`/admin/controls`,
+/// `/admin/blocks`, `/admin/halts`, `/admin/users/{id}/suspension`). Admin holds it through
+/// `*`; lifting a global halt needs two holders.
+pub const INCIDENTS_ADMIN: &str = "incidents:admin";
 
 /// Reading the audit log, its checkpoints and proofs, and the incident list. The generated
 /// policy's `auditor` role holds it (and `admin`, through `*`).
@@ -466,8 +472,8 @@ impl Actor {
 pub struct Denial {
     /// `no_rule_matched`, `deny_rule`, `approval_required`, `approval_refused`,
     /// `unknown_role`, `internal`, `api_key_scope` (the API key lacks a scope for
-    /// the action), or `account_not_entitled` (the caller is not entitled to the trading
-    /// account).
+    /// the action), `account_not_entitled` (the caller is not entitled to the trading
+    /// account), or `trading_halted` (an incident control halts the order's scope).
     pub reason: String,
     /// The deciding rule, as `ROLE rule INDEX`, when one decided.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -495,6 +501,15 @@ impl Denial {
     pub fn not_entitled() -> Self {
         Self {
             reason: "account_not_entitled".to_owned(),
+            rule: None,
+        }
+    }
+
+    /// Trading is halted for the order (globally, its account or its instrument; see
+    /// [`crate::controls`]).
+    pub fn halted() -> Self {
+        Self {
+            reason: "trading_halted".to_owned(),
             rule: None,
         }
     }

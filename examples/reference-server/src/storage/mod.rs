@@ -326,6 +326,9 @@ impl Storage {
                     approvals: Arc::new(finsec_rbac::approval::sqlite::SqliteApprovalStore::new(
                         pool.clone(),
                     )),
+                    controls: Arc::new(
+                        finsec_rbac::controls::SqlControlStore::<sqlx::Sqlite>::new(pool.clone()),
+                    ),
                 },
             ),
             Self::Postgres(pool) => Stores::on(
@@ -357,6 +360,9 @@ impl Storage {
                     approvals: Arc::new(finsec_rbac::approval::postgres::PgApprovalStore::new(
                         pool.clone(),
                     )),
+                    controls: Arc::new(
+                        finsec_rbac::controls::SqlControlStore::<sqlx::Postgres>::new(pool.clone()),
+                    ),
                 },
             ),
         }
@@ -440,6 +446,8 @@ pub struct CrateStores {
     pub totp_replay: Arc<dyn TotpReplayStore>,
     /// finsec-rbac's maker-checker approvals.
     pub approvals: Arc<dyn ApprovalStore>,
+    /// finsec-rbac's incident controls (suspensions, blocks, halts).
+    pub controls: Arc<dyn finsec_rbac::controls::ControlStore>,
 }
 
 impl fmt::Debug for CrateStores {

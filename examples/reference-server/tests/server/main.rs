@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod backends;
 mod contract;
+mod controls;
 mod faults;
 mod hostile;
 mod http;

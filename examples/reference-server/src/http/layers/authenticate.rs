@@ -78,8 +78,17 @@ pub async fn authenticate(
         .get::<ClientAddr>()
         .copied()
         .map(ClientAddr::ip);
-    let outcome =
+    let mut outcome =
         Authenticated::of(&state, request.headers(), client, OffsetDateTime::now_utc()).await;
+    // A suspended user's every credential is refused, on every instance once it reloaded
+    // the controls (within a second).
+    if let Some(principal) = outcome.principal()
+        && crate::controls::is_suspended(&state, principal.user_id)
+    {
+        outcome = Authenticated::Refused {
+            reason: "user suspended".to_owned(),
+        };
+    }
     request.extensions_mut().insert(outcome);
     next.run(request).await
 }

@@ -155,7 +155,7 @@ report() {
 server_args() {
     # Orders of a day count together toward the approval threshold; a threshold no run
     # reaches keeps every measured order on the accepted path (approval is not measured).
-    SERVER_ARGS=(--data-dir "$WORK/data-$CONFIG" --rate-limits "$WORK/rate-limits.toml"
+    SERVER_ARGS=(--data-dir "$WORK/data-$CONFIG" --rate-limits "$WORK/rate-limits.toml" --registration open
         --approval-notional 1000000000000000)
     if [ "$CONFIG" = postgres ]; then
         local sep='?'

@@ -58,6 +58,9 @@ def start_server(binary: str, data_dir: Path, log_path: Path) -> tuple[subproces
             # the recovery lock does not hold back either).
             "--login-backoff-secs",
             "0",
+            # The harness registers its users and reads their ids from the answers.
+            "--registration",
+            "open",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -94,6 +94,7 @@
 //! server process that sees passwords as they arrive, or timing differences in a caller
 //! that does not use [`FailureFloor`] (or an equivalent) around its lookup.
 
+mod common;
 mod error;
 mod floor;
 mod hasher;
@@ -108,6 +109,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::outcome::{CredentialOutcome, CredentialRejection};
 
+pub use common::{COMMON_PASSWORDS_LEN, COMMON_PASSWORDS_TEXT, CommonPasswords};
 pub use error::PasswordError;
 pub use floor::FailureFloor;
 pub use hasher::{Argon2Params, PasswordHasher, Pepper};

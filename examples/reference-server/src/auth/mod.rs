@@ -254,6 +254,32 @@ pub struct AuthConfig {
         global = true
     )]
     pub remembered_device_days: u32,
+
+    /// Who may create accounts at `POST /auth/register`: `uniform` (anyone; every
+    /// well-formed request gets the same 202, whether the name was free or taken, so the
+    /// answer tells nobody which names exist), `closed` (nobody: admins create accounts at
+    /// `POST /admin/users`, operators with `users create`), or `open` (201 with the id, 409
+    /// for a taken name: for development and tests, since it tells which names exist).
+    #[arg(
+        long,
+        env = "FINSEC_REGISTRATION",
+        value_enum,
+        default_value_t = RegistrationMode::Uniform,
+        global = true
+    )]
+    pub registration: RegistrationMode,
+}
+
+/// Who may create accounts at `POST /auth/register` (see [`AuthConfig::registration`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RegistrationMode {
+    /// Anyone, with one answer for free and taken names.
+    #[default]
+    Uniform,
+    /// Nobody: admins and operators create accounts.
+    Closed,
+    /// Anyone, with 201 or 409 (tells which names exist).
+    Open,
 }
 
 impl Default for AuthConfig {
@@ -274,6 +300,7 @@ impl Default for AuthConfig {
             login_backoff_max_secs: 900,
             login_recovery_after: 100,
             remembered_device_days: 30,
+            registration: RegistrationMode::Uniform,
         }
     }
 }
@@ -380,6 +407,8 @@ pub struct Auth {
     lockout: Lockout<Arc<dyn FailureStore>>,
     /// How long a remembered-device token is honoured.
     remembered_device_ttl: Duration,
+    /// Who may register.
+    registration: RegistrationMode,
 }
 
 impl fmt::Debug for Auth {
@@ -473,7 +502,9 @@ impl Auth {
             hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {
                 ServerError::Config(format!("cannot start the password hashing threads: {e}"))
             })?,
-            policy: PasswordPolicy::default(),
+            // The bundled list of the 30,000 most common passwords (SP 800-63B 5.1.1.2).
+            policy: PasswordPolicy::default()
+                .with_deny_list(Arc::new(finsec_auth::passwords::CommonPasswords::new())),
             tokens,
             mfa_signer: Signer::new(keys.current()),
             mfa_verifier,
@@ -493,6 +524,7 @@ impl Auth {
                 auth.lockout_policy()?,
             ),
             remembered_device_ttl: Duration::days(i64::from(auth.remembered_device_days)),
+            registration: auth.registration,
         })
     }
 

@@ -56,6 +56,7 @@ where
         .routes(routes!(logout))
         .routes(routes!(logout_all))
         .routes(routes!(change_password))
+        .routes(routes!(reset_password))
         .routes(routes!(mfa_enroll))
         .routes(routes!(mfa_confirm))
         .routes(routes!(regenerate_backup_codes))
@@ -108,6 +109,8 @@ pub enum ApiError {
     RecoveryRequired,
     /// The right password (or second factor) of a suspended user (403).
     Suspended,
+    /// `POST /auth/register` under `--registration closed` (403).
+    RegistrationClosed,
 }
 
 /// The `detail` of a 401 asking for a recent login.
@@ -160,6 +163,9 @@ impl ApiError {
                     }
                 })
                 .header(header::RETRY_AFTER, HeaderValue::from(retry_after)),
+            Self::RegistrationClosed => Problem::new(ProblemType::Forbidden)
+                .detail("registration is closed: an administrator creates accounts")
+                .extension("code", "registration_closed"),
             Self::Suspended => Problem::new(ProblemType::Forbidden)
                 .detail("this account is suspended: ask an administrator")
                 .extension("code", "account_suspended"),
@@ -179,7 +185,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
+pub(crate) fn internal(what: &str, e: &dyn std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "{what} failed");
     ApiError::Internal
 }
@@ -198,6 +204,7 @@ macro_rules! redacted_debug {
 }
 
 redacted_debug!(
+    PasswordReset,
     RotatedApiKey,
     Credentials,
     PasswordChange,
@@ -623,7 +630,7 @@ pub const DEVICES_KEPT: u32 = 10;
 pub const DEVICE_TOKEN_PREFIX: &str = "fsd_";
 
 /// How a remembered-device token is stored: the SHA-256 of the token, in hex.
-fn device_hash(token: &str) -> String {
+pub(crate) fn device_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -666,12 +673,12 @@ async fn remember_device(auth: &Auth, user: Uuid, now: OffsetDateTime) -> ApiRes
 }
 
 /// A place in the bounded password hashing queue, taken before any other work.
-fn admit(auth: &Auth) -> ApiResult<Admission> {
+pub(crate) fn admit(auth: &Auth) -> ApiResult<Admission> {
     auth.hashing.admit().map_err(ApiError::Hashing)
 }
 
 /// Runs a password hash or verification in its place in the hashing queue.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     admission: Admission,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> ApiResult<T> {
@@ -707,43 +714,98 @@ pub(crate) fn require_recent_login(
     Err(ApiError::StepUp)
 }
 
-/// Registers a user.
+/// What `POST /auth/register` answers under `--registration uniform`, whether the name was
+/// free or taken.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    /// Always `accepted`.
+    pub status: String,
+    /// What to do next.
+    pub detail: String,
+}
+
+/// The `detail` of [`RegistrationAccepted`].
+pub const REGISTRATION_ACCEPTED_DETAIL: &str =
+    "if the name was free, the account exists now: log in with it";
+
+/// Creates user `name` with `password` at `now` (the policy checked, the password hashed in
+/// the queue); `Ok(None)` if the name is taken.
+pub(crate) async fn create_user(
+    auth: &Arc<Auth>,
+    name: &Username,
+    password: String,
+    now: OffsetDateTime,
+) -> ApiResult<Option<Uuid>> {
+    let new = auth
+        .policy
+        .check(&Password::new(password))
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let hasher_auth = Arc::clone(auth);
+    let hash = blocking(admit(auth)?, move || hasher_auth.hasher.hash(&new))
+        .await?
+        .map_err(|e| internal("password hashing", &e))?;
+    let id = Uuid::now_v7();
+    Ok(auth
+        .users
+        .insert_user(id, name, &hash, now)
+        .await
+        .map_err(|e| internal("user insert", &e))?
+        .then_some(id))
+}
+
+/// Registers a user, as `--registration` allows.
 #[utoipa::path(
     post,
     path = "/auth/register",
     tag = "auth",
     request_body = Registration,
     responses(
-        (status = 201, description = "Registered", body = Registered),
-        (status = 409, description = "The username is taken", body = Problem),
-        (status = 422, description = "The username or password breaks the rules", body = Problem),
+        (status = 201, description = "Registered (`--registration open`)", body = Registered),
+        (status = 202, description = "Accepted (`--registration uniform`, the default): the same answer whether the name was free or taken; log in to find out", body = RegistrationAccepted),
+        (status = 403, description = "Registration is closed (`--registration closed`): admins create accounts", body = Problem),
+        (status = 409, description = "The username is taken (`--registration open` only)", body = Problem),
+        (status = 422, description = "The username or password breaks the rules (a common password included)", body = Problem),
     )
 )]
 pub async fn register(
     State(state): State<AppState>,
+    notes: AuditNotes,
     Json(request): Json<Registration>,
-) -> ApiResult<(StatusCode, Json<Registered>)> {
+) -> ApiResult<Response> {
     let auth = Arc::clone(state.auth());
-    let name = Username::parse(&request.username).map_err(ApiError::Invalid)?;
-    let password = Password::new(request.password);
-    let new = auth
-        .policy
-        .check(&password)
-        .map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let hasher_auth = Arc::clone(&auth);
-    let hash = blocking(admit(&auth)?, move || hasher_auth.hasher.hash(&new))
-        .await?
-        .map_err(|e| internal("password hashing", &e))?;
-    let id = Uuid::now_v7();
-    let now = OffsetDateTime::now_utc();
-    if !auth
-        .users
-        .insert_user(id, &name, &hash, now)
-        .await
-        .map_err(|e| internal("user insert", &e))?
-    {
-        return Err(ApiError::Conflict("username is taken".to_owned()));
+    if auth.registration == super::RegistrationMode::Closed {
+        notes.note(
+            Note::new("auth.register", Outcome::Denied)
+                .attempted_username(&request.username)
+                .detail("reason", "registration_closed"),
+        );
+        return Err(ApiError::RegistrationClosed);
     }
+    let name = Username::parse(&request.username).map_err(ApiError::Invalid)?;
+    let created = create_user(&auth, &name, request.password, OffsetDateTime::now_utc()).await?;
+    let note = match created {
+        Some(id) => Note::new("auth.register", Outcome::Success)
+            .user(id)
+            .resource("user", id),
+        None => Note::new("auth.register", Outcome::Failure).detail("reason", "name.taken"),
+    };
+    notes.note(note.attempted_username(name.as_str()));
+    if auth.registration == super::RegistrationMode::Uniform {
+        if let Some(id) = created {
+            tracing::info!(user_id = %id, "user registered");
+        }
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(RegistrationAccepted {
+                status: "accepted".to_owned(),
+                detail: REGISTRATION_ACCEPTED_DETAIL.to_owned(),
+            }),
+        )
+            .into_response());
+    }
+    let Some(id) = created else {
+        return Err(ApiError::Conflict("username is taken".to_owned()));
+    };
     tracing::info!(user_id = %id, "user registered");
     Ok((
         StatusCode::CREATED,
@@ -751,7 +813,8 @@ pub async fn register(
             id: id.to_string(),
             username: name.as_str().to_owned(),
         }),
-    ))
+    )
+        .into_response())
 }
 
 /// Checks a username and password for `action` (`auth.login`, or `auth.password_change`
@@ -1707,6 +1770,91 @@ pub async fn change_password(
             ),
     );
     tracing::info!(user_id = %user.id, ended, revoked_keys, devices, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new password set with a reset token.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// The single-use token an admin handed over after a second admin approved the reset.
+    pub reset_token: String,
+    /// The new password (as at registration).
+    #[schema(schema_with = request_schema::new_password)]
+    pub new_password: String,
+}
+
+/// Sets a new password with a reset token (see `POST /admin/users/{user_id}/resets`). The
+/// token works once, within a day of the approval; every refusal is the same 401.
+#[utoipa::path(
+    post,
+    path = "/auth/password/reset",
+    tag = "auth",
+    request_body = PasswordReset,
+    responses(
+        (status = 204, description = "The new password is set; failed-login counts of the account are cleared"),
+        (status = 401, description = "The token is unknown, used or expired", body = Problem),
+        (status = 422, description = "The new password breaks the rules (the token is not used up)", body = Problem),
+        (status = 429, description = "Too many requests from this address (`auth` policy)", body = Problem),
+    )
+)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    notes: AuditNotes,
+    Json(request): Json<PasswordReset>,
+) -> ApiResult<StatusCode> {
+    let auth = Arc::clone(state.auth());
+    // The rules first, so a password they refuse does not use the token up.
+    let new = auth
+        .policy
+        .check(&Password::new(request.new_password))
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    let admission = admit(&auth)?;
+    let now = OffsetDateTime::now_utc();
+    let token = request.reset_token;
+    let user = if token.starts_with(super::admin::RESET_TOKEN_PREFIX) {
+        auth.sessions
+            .use_reset_token(&device_hash(&token), now)
+            .await
+            .map_err(|e| internal("reset token", &e))?
+    } else {
+        None
+    };
+    let Some(user) = user else {
+        notes.note(
+            Note::new("auth.password_reset", Outcome::Failure).detail("reason", "token.refused"),
+        );
+        return Err(ApiError::BadCredentials);
+    };
+    let hasher_auth = Arc::clone(&auth);
+    let hash = blocking(admission, move || hasher_auth.hasher.hash(&new))
+        .await?
+        .map_err(|e| internal("password hashing", &e))?;
+    if !auth
+        .users
+        .update_password_hash(user, &hash, now)
+        .await
+        .map_err(|e| internal("password update", &e))?
+    {
+        return Err(ApiError::BadCredentials);
+    }
+    if let Some(found) = auth
+        .users
+        .find_by_id(user)
+        .await
+        .map_err(|e| internal("user lookup", &e))?
+    {
+        auth.lockout()
+            .recover(&account_key(&found.username))
+            .await
+            .map_err(|e| internal("failed-login reset", &e))?;
+    }
+    notes.note(
+        Note::new("auth.password_reset", Outcome::Success)
+            .user(user)
+            .resource("user", user),
+    );
+    tracing::info!(user_id = %user, "password set with a reset token");
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -207,4 +207,96 @@ pub trait SessionStore: Send + Sync + 'static {
     /// # Errors
     /// If the database fails.
     async fn forget_devices(&self, user: Uuid) -> StoreResult<u64>;
+
+    /// Records a new reset request (pending).
+    ///
+    /// # Errors
+    /// If the database fails (an id already recorded, or a user that does not exist, is
+    /// such a failure).
+    async fn insert_reset(&self, reset: &ResetRequest) -> StoreResult<()>;
+
+    /// The reset request `id`, if any.
+    ///
+    /// # Errors
+    /// If the database fails or a stored value does not decode.
+    async fn reset_request(&self, id: &str) -> StoreResult<Option<ResetRequest>>;
+
+    /// Approves reset request `id` for `approver` at `now`, if it is pending and not expired
+    /// and `approver` is neither its asker nor its user; a password reset records `token`
+    /// (the token's hash and when it expires). Of concurrent approvals exactly one returns
+    /// `true`.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn approve_reset(
+        &self,
+        id: &str,
+        approver: Uuid,
+        now: OffsetDateTime,
+        token: Option<(&str, OffsetDateTime)>,
+    ) -> StoreResult<bool>;
+
+    /// Uses the reset token whose hash is `token_hash` at `now`: the user it resets, if the
+    /// token was approved, is unused and unexpired. A token works once, however many
+    /// requests race.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn use_reset_token(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<Uuid>>;
+}
+
+/// What a reset request resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetKind {
+    /// The password: the approver gets a single-use token with which the user sets a new
+    /// one; the old one stops working.
+    Password,
+    /// The second factor: turned off, backup codes deleted; the user enrols again.
+    Mfa,
+}
+
+impl ResetKind {
+    /// `password` or `mfa`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Mfa => "mfa",
+        }
+    }
+
+    /// The kind `text` names.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "password" => Some(Self::Password),
+            "mfa" => Some(Self::Mfa),
+            _ => None,
+        }
+    }
+}
+
+/// A request to reset a user's password or second factor, waiting for a second admin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetRequest {
+    /// Its id.
+    pub id: String,
+    /// Whose account.
+    pub user_id: Uuid,
+    /// What is reset.
+    pub kind: ResetKind,
+    /// Whether the user's API keys are revoked too.
+    pub revoke_api_keys: bool,
+    /// The admin who asked.
+    pub requested_by: Uuid,
+    /// When.
+    pub created_at: OffsetDateTime,
+    /// Until when it can be approved.
+    pub expires_at: OffsetDateTime,
+    /// The admin who approved it.
+    pub approved_by: Option<Uuid>,
+    /// When.
+    pub approved_at: Option<OffsetDateTime>,
 }

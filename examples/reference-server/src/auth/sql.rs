@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::secrets::{SealedColumn, SealedValue, SecretStore, StoredSigningKey};
-use super::sessions::{SessionClient, SessionInfo, SessionStore};
+use super::sessions::{ResetKind, ResetRequest, SessionClient, SessionInfo, SessionStore};
 use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
 use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, is_unique_violation};
 
@@ -550,6 +550,105 @@ macro_rules! impl_auth_stores {
                     return Ok(None);
                 }
                 Ok(Some(<$db as ServerDb>::read_uuid(&row, 0)?))
+            }
+
+            async fn insert_reset(&self, reset: &ResetRequest) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO server_account_resets \
+                     (id, user_id, kind, revoke_api_keys, requested_by, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&reset.id)
+                .bind(<$db as ServerDb>::uuid(reset.user_id))
+                .bind(reset.kind.as_str())
+                .bind(reset.revoke_api_keys)
+                .bind(<$db as ServerDb>::uuid(reset.requested_by))
+                .bind(reset.created_at.unix_timestamp())
+                .bind(reset.expires_at.unix_timestamp())
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn reset_request(&self, id: &str) -> StoreResult<Option<ResetRequest>> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, kind, revoke_api_keys, requested_by, created_at, \
+                     expires_at, approved_by, approved_at FROM server_account_resets WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(self.pool())
+                .await?;
+                let Some(row) = row else {
+                    return Ok(None);
+                };
+                let corrupt = |detail: String| StoreError::Corrupt {
+                    table: "server_account_resets",
+                    detail,
+                };
+                let time = |secs: i64| {
+                    OffsetDateTime::from_unix_timestamp(secs)
+                        .map_err(|_| corrupt(format!("time {secs}")))
+                };
+                let kind: String = row.try_get(2)?;
+                let approved: Option<<$db as ServerDb>::Uuid> = row.try_get(7)?;
+                let approved_by = match approved {
+                    Some(_) => Some(<$db as ServerDb>::read_uuid(&row, 7)?),
+                    None => None,
+                };
+                let approved_at: Option<i64> = row.try_get(8)?;
+                Ok(Some(ResetRequest {
+                    id: row.try_get(0)?,
+                    user_id: <$db as ServerDb>::read_uuid(&row, 1)?,
+                    kind: ResetKind::parse(&kind).ok_or_else(|| corrupt(format!("kind {kind}")))?,
+                    revoke_api_keys: row.try_get(3)?,
+                    requested_by: <$db as ServerDb>::read_uuid(&row, 4)?,
+                    created_at: time(row.try_get(5)?)?,
+                    expires_at: time(row.try_get(6)?)?,
+                    approved_by,
+                    approved_at: approved_at.map(time).transpose()?,
+                }))
+            }
+
+            async fn approve_reset(
+                &self,
+                id: &str,
+                approver: Uuid,
+                now: OffsetDateTime,
+                token: Option<(&str, OffsetDateTime)>,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_account_resets SET approved_by = $2, approved_at = $3, \
+                     token_hash = $4, token_expires_at = $5 \
+                     WHERE id = $1 AND approved_at IS NULL AND expires_at > $3 \
+                     AND requested_by <> $2 AND user_id <> $2",
+                )
+                .bind(id)
+                .bind(<$db as ServerDb>::uuid(approver))
+                .bind(now.unix_timestamp())
+                .bind(token.map(|(hash, _)| hash))
+                .bind(token.map(|(_, expires)| expires.unix_timestamp()))
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn use_reset_token(
+                &self,
+                token_hash: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<Option<Uuid>> {
+                let row = sqlx::query(
+                    "UPDATE server_account_resets SET used_at = $2 \
+                     WHERE token_hash = $1 AND used_at IS NULL AND token_expires_at > $2 \
+                     RETURNING user_id",
+                )
+                .bind(token_hash)
+                .bind(now.unix_timestamp())
+                .fetch_optional(self.pool())
+                .await?;
+                row.map(|row| <$db as ServerDb>::read_uuid(&row, 0))
+                    .transpose()
+                    .map_err(Into::into)
             }
 
             async fn forget_devices(&self, user: Uuid) -> StoreResult<u64> {

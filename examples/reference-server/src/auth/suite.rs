@@ -18,6 +18,7 @@ pub(crate) async fn run(stores: &Stores) {
     session_info(&*stores.sessions).await;
     mfa_failures(&*stores.users).await;
     remembered_devices(&*stores.sessions, &*stores.users).await;
+    resets(&*stores.sessions, &*stores.users).await;
     secrets(&*stores.secrets, &*stores.users).await;
 }
 
@@ -519,6 +520,95 @@ async fn remembered_devices(sessions: &dyn SessionStore, users: &dyn UserStore) 
         "others kept"
     );
     assert_eq!(sessions.forget_devices(ann).await.unwrap(), 0);
+}
+
+/// Reset requests: read back as inserted; approved once, never by the asker or the user,
+/// never after expiry; a token used once, never after its expiry.
+async fn resets(sessions: &dyn SessionStore, users: &dyn UserStore) {
+    use super::sessions::{ResetKind, ResetRequest};
+    let t = now();
+    let (vic, asker, other) = (
+        user(users, "suite.reset.vic").await,
+        user(users, "suite.reset.asker").await,
+        user(users, "suite.reset.other").await,
+    );
+    let request = |id: &str, kind, expires_at| ResetRequest {
+        id: id.to_owned(),
+        user_id: vic,
+        kind,
+        revoke_api_keys: true,
+        requested_by: asker,
+        created_at: t,
+        expires_at,
+        approved_by: None,
+        approved_at: None,
+    };
+    let day = Duration::days(1);
+    let pw = request("reset-pw", ResetKind::Password, t + day);
+    sessions.insert_reset(&pw).await.unwrap();
+    assert_eq!(
+        sessions.reset_request("reset-pw").await.unwrap(),
+        Some(pw.clone())
+    );
+    assert_eq!(sessions.reset_request("reset-none").await.unwrap(), None);
+    let token = Some(("hash-1", t + day));
+    for who in [asker, vic] {
+        assert!(
+            !sessions
+                .approve_reset("reset-pw", who, t, token)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        sessions
+            .approve_reset("reset-pw", other, t, token)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !sessions
+            .approve_reset("reset-pw", other, t, token)
+            .await
+            .unwrap(),
+        "once"
+    );
+    let read = sessions.reset_request("reset-pw").await.unwrap().unwrap();
+    assert_eq!(read.approved_by, Some(other));
+    assert_eq!(read.approved_at, Some(t));
+    assert_eq!(sessions.use_reset_token("hash-9", t).await.unwrap(), None);
+    assert_eq!(
+        sessions.use_reset_token("hash-1", t + day).await.unwrap(),
+        None,
+        "expired at its expiry"
+    );
+    assert_eq!(
+        sessions.use_reset_token("hash-1", t).await.unwrap(),
+        Some(vic)
+    );
+    assert_eq!(
+        sessions.use_reset_token("hash-1", t).await.unwrap(),
+        None,
+        "once"
+    );
+    let late = request("reset-mfa", ResetKind::Mfa, t + Duration::SECOND);
+    sessions.insert_reset(&late).await.unwrap();
+    assert!(
+        !sessions
+            .approve_reset("reset-mfa", other, t + Duration::SECOND, None)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        sessions
+            .approve_reset("reset-mfa", other, t, None)
+            .await
+            .unwrap()
+    );
+    let read = sessions.reset_request("reset-mfa").await.unwrap().unwrap();
+    assert_eq!(read.kind, ResetKind::Mfa);
+    assert!(read.revoke_api_keys);
 }
 
 /// Wrong second-factor codes: counted atomically per user, a lock kept until cleared, a

@@ -1997,3 +1997,263 @@ async fn api_keys_limited_to_client_networks() {
     let (status, logs) = server.terminate();
     assert!(status.success(), "{logs}");
 }
+
+/// An admin's password or second-factor reset of another user's account takes a second
+/// admin; then the user's sessions, remembered devices and (if asked) API keys are gone, a
+/// password reset makes the old password useless and hands over a single-use token, and a
+/// second-factor reset turns TOTP off. Common passwords are refused on the way.
+#[tokio::test]
+async fn account_resets_take_two_admins() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    register(&server, "root").await;
+    register(&server, "ada").await;
+    let vera = register(&server, "vera").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for admin in ["root", "ada"] {
+        let out = launch.roles(&data, &["grant", admin, "admin"]).success();
+        assert_eq!(out.trim(), format!("granted admin to {admin}"));
+    }
+    let root = login_tokens(&server, "root").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ada = login_tokens(&server, "ada").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let session = login_tokens(&server, "vera").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key = create_key(&server, &session, None).await;
+    assert_eq!(key.status, StatusCode::CREATED, "{}", key.body);
+    let api_key = key.body["key"].as_str().unwrap().to_owned();
+
+    // Asked by root: nothing changes yet.
+    let resets = format!("/admin/users/{vera}/resets");
+    let asked = post(
+        &server,
+        &resets,
+        Some(&root),
+        json!({"kind": "password", "revoke_api_keys": true}),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.body);
+    assert_eq!(asked.body["status"], "pending");
+    assert!(asked.body["reset_token"].is_null());
+    assert_eq!(me(&server, &session).await.status, StatusCode::OK);
+    let approve = format!(
+        "/admin/resets/{}/approve",
+        asked.body["id"].as_str().unwrap()
+    );
+    for (who, token) in [("root", &root), ("vera", &session)] {
+        let refused = post(&server, &approve, Some(token), json!({})).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::FORBIDDEN,
+            "{who}: {}",
+            refused.body
+        );
+    }
+    // An admin cannot ask for their own reset either.
+    let own = post(
+        &server,
+        &format!(
+            "/admin/users/{}/resets",
+            me(&server, &root).await.body["id"].as_str().unwrap()
+        ),
+        Some(&root),
+        json!({"kind": "mfa"}),
+    )
+    .await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
+    assert_eq!(own.body["reason"], "self_approval");
+
+    // Approved by ada: done.
+    let done = post(&server, &approve, Some(&ada), json!({})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert_eq!(done.body["status"], "done");
+    let token = done.body["reset_token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("fsr_"), "{token}");
+    let again = post(&server, &approve, Some(&ada), json!({})).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    assert_eq!(me(&server, &session).await.status, StatusCode::UNAUTHORIZED);
+    let with_key = get_with(&server, "/me", Some(("x-api-key", &api_key))).await;
+    assert_eq!(with_key.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        login(&server, "vera", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the old password stopped working"
+    );
+
+    // The user sets a new password with the token: a common one is refused without using it.
+    let common = post(
+        &server,
+        "/auth/password/reset",
+        None,
+        json!({"reset_token": token, "new_password": "qwerty123456"}),
+    )
+    .await;
+    assert_eq!(
+        common.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        common.body
+    );
+    let fresh = "a fresh and long passphrase 9";
+    let set = post(
+        &server,
+        "/auth/password/reset",
+        None,
+        json!({"reset_token": token, "new_password": fresh}),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{}", set.body);
+    let reused = post(
+        &server,
+        "/auth/password/reset",
+        None,
+        json!({"reset_token": token, "new_password": "another long passphrase 1"}),
+    )
+    .await;
+    assert_eq!(reused.status, StatusCode::UNAUTHORIZED, "single use");
+    for forged in ["fsr_made-up", "not a token"] {
+        let reply = post(
+            &server,
+            "/auth/password/reset",
+            None,
+            json!({"reset_token": forged, "new_password": "another long passphrase 1"}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{forged}");
+    }
+    let access = login(&server, "vera", fresh).await;
+    assert_eq!(access.status, StatusCode::OK, "{}", access.body);
+    let access = access.body["access_token"].as_str().unwrap().to_owned();
+
+    // A second-factor reset: enrolled, then reset by two admins, then the password alone.
+    enable_mfa(&server, &access).await;
+    let reply = login(&server, "vera", fresh).await;
+    assert_eq!(reply.body["mfa_required"], true, "{}", reply.body);
+    let asked = post(&server, &resets, Some(&ada), json!({"kind": "mfa"})).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.body);
+    let approve = format!(
+        "/admin/resets/{}/approve",
+        asked.body["id"].as_str().unwrap()
+    );
+    let done = post(&server, &approve, Some(&root), json!({})).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body["reset_token"].is_null());
+    let reply = login(&server, "vera", fresh).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert!(reply.body["access_token"].is_string(), "{}", reply.body);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains(&token), "a reset token in the logs");
+}
+
+/// `--registration uniform` (the default) answers a taken name exactly as a free one;
+/// `--registration closed` refuses everyone, and accounts come from the command line (the
+/// first admin) and from admins over HTTP.
+#[tokio::test]
+async fn registration_tells_nobody_which_names_exist() {
+    let data = DataDir::new();
+    let server = Launch::new()
+        .args(["--registration", "uniform"])
+        .start(&data);
+    let credentials = json!({"username": "uma", "password": PASSWORD});
+    let first = post(&server, "/auth/register", None, credentials.clone()).await;
+    let taken = post(
+        &server,
+        "/auth/register",
+        None,
+        json!({"username": "UMA", "password": "another long passphrase 3"}),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.body);
+    assert_eq!((taken.status, &taken.body), (first.status, &first.body));
+    assert!(first.body.get("id").is_none(), "{}", first.body);
+    assert_eq!(login(&server, "uma", PASSWORD).await.status, StatusCode::OK);
+    assert_eq!(
+        login(&server, "uma", "another long passphrase 3")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED,
+        "the taken name kept its password"
+    );
+    let common = post(
+        &server,
+        "/auth/register",
+        None,
+        json!({"username": "newbie", "password": "1qaz2wsx3edc"}),
+    )
+    .await;
+    assert_eq!(
+        common.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        common.body
+    );
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+
+    let data = DataDir::new();
+    let launch = Launch::new()
+        .args(["--registration", "closed"])
+        .env("FINSEC_NEW_USER_PASSWORD", PASSWORD);
+    let server = launch.start(&data);
+    let closed = post(&server, "/auth/register", None, credentials).await;
+    assert_eq!(closed.status, StatusCode::FORBIDDEN, "{}", closed.body);
+    assert_eq!(closed.body["code"], "registration_closed");
+    let out = launch.users(&data, &["create", "boss"]).success();
+    assert!(out.starts_with("created boss ("), "{out}");
+    assert!(
+        !launch.users(&data, &["create", "BOSS"]).status.success(),
+        "taken"
+    );
+    launch.roles(&data, &["grant", "boss", "admin"]).success();
+    let boss = login_tokens(&server, "boss").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let created = post(
+        &server,
+        "/admin/users",
+        Some(&boss),
+        json!({"username": "uma", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    assert_eq!(created.body["username"], "uma");
+    let again = post(
+        &server,
+        "/admin/users",
+        Some(&boss),
+        json!({"username": "Uma", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
+    let uma = login_tokens(&server, "uma").await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = post(
+        &server,
+        "/admin/users",
+        Some(&uma),
+        json!({"username": "eve", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::FORBIDDEN,
+        "a viewer creates nobody"
+    );
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(!logs.contains(PASSWORD), "a password in the logs");
+}

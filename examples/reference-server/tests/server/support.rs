@@ -125,6 +125,9 @@ impl Launch {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env("FINSEC_RATE_LIMITS", RELAXED_RATE_LIMITS)
+            // Tests register users and read their ids from the answer; the registration
+            // modes have a test of their own (`--registration` on its command line wins).
+            .env("FINSEC_REGISTRATION", "open")
             .args(leading)
             .arg("--data-dir")
             .arg(data.path())

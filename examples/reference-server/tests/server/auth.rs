@@ -2002,10 +2002,8 @@ async fn api_keys_limited_to_client_networks() {
 /// admin; then the user's sessions, remembered devices and (if asked) API keys are gone, a
 /// password reset makes the old password useless and hands over a single-use token, and a
 /// second-factor reset turns TOTP off. Common passwords are refused on the way.
-#[tokio::test]
-async fn account_resets_take_two_admins() {
+async fn account_resets_take_two_admins(launch: Launch) {
     let data = DataDir::new();
-    let launch = Launch::new();
     let server = launch.start(&data);
     register(&server, "root").await;
     register(&server, "ada").await;
@@ -2156,14 +2154,27 @@ async fn account_resets_take_two_admins() {
     assert!(!logs.contains(&token), "a reset token in the logs");
 }
 
+#[tokio::test]
+async fn account_resets_take_two_admins_on_sqlite() {
+    account_resets_take_two_admins(Launch::new()).await;
+}
+
+#[tokio::test]
+async fn account_resets_take_two_admins_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let (url, _) = server_pg_url(&db);
+    account_resets_take_two_admins(Launch::new().args(["--postgres-url", url.as_str()])).await;
+    db.cleanup().await;
+}
+
 /// `--registration uniform` (the default) answers a taken name exactly as a free one;
 /// `--registration closed` refuses everyone, and accounts come from the command line (the
 /// first admin) and from admins over HTTP.
-#[tokio::test]
-async fn registration_tells_nobody_which_names_exist() {
+async fn registration_tells_nobody_which_names_exist(backend: &[&str]) {
     let data = DataDir::new();
     let server = Launch::new()
         .args(["--registration", "uniform"])
+        .args(backend.iter().copied())
         .start(&data);
     let credentials = json!({"username": "uma", "password": PASSWORD});
     let first = post(&server, "/auth/register", None, credentials.clone()).await;
@@ -2201,9 +2212,10 @@ async fn registration_tells_nobody_which_names_exist() {
     let (status, logs) = server.terminate();
     assert!(status.success(), "{logs}");
 
-    let data = DataDir::new();
+    // The same data directory (and database), closed now.
     let launch = Launch::new()
         .args(["--registration", "closed"])
+        .args(backend.iter().copied())
         .env("FINSEC_NEW_USER_PASSWORD", PASSWORD);
     let server = launch.start(&data);
     let closed = post(&server, "/auth/register", None, credentials).await;
@@ -2224,27 +2236,27 @@ async fn registration_tells_nobody_which_names_exist() {
         &server,
         "/admin/users",
         Some(&boss),
-        json!({"username": "uma", "password": PASSWORD}),
+        json!({"username": "ursula", "password": PASSWORD}),
     )
     .await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
-    assert_eq!(created.body["username"], "uma");
+    assert_eq!(created.body["username"], "ursula");
     let again = post(
         &server,
         "/admin/users",
         Some(&boss),
-        json!({"username": "Uma", "password": PASSWORD}),
+        json!({"username": "Ursula", "password": PASSWORD}),
     )
     .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
-    let uma = login_tokens(&server, "uma").await["access_token"]
+    let ursula = login_tokens(&server, "ursula").await["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
     let refused = post(
         &server,
         "/admin/users",
-        Some(&uma),
+        Some(&ursula),
         json!({"username": "eve", "password": PASSWORD}),
     )
     .await;
@@ -2256,4 +2268,17 @@ async fn registration_tells_nobody_which_names_exist() {
     let (status, logs) = server.terminate();
     assert!(status.success(), "{logs}");
     assert!(!logs.contains(PASSWORD), "a password in the logs");
+}
+
+#[tokio::test]
+async fn registration_tells_nobody_which_names_exist_on_sqlite() {
+    registration_tells_nobody_which_names_exist(&[]).await;
+}
+
+#[tokio::test]
+async fn registration_tells_nobody_which_names_exist_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let (url, _) = server_pg_url(&db);
+    registration_tells_nobody_which_names_exist(&["--postgres-url", url.as_str()]).await;
+    db.cleanup().await;
 }

@@ -462,14 +462,24 @@ pub async fn active_controls(
     State(state): State<AppState>,
     actor: Actor,
 ) -> Result<Json<Vec<ControlView>>, Problem> {
-    require_permission(&state, &actor, INCIDENTS_ADMIN).await?;
-    let records = state
-        .orders()
-        .controls()
-        .store()
-        .active(OffsetDateTime::now_utc())
-        .await
-        .map_err(|e| internal("reading controls", &e))?;
+    list_controls(&state, &actor, false).await
+}
+
+/// The controls in force, or with `history` the newest [`HISTORY_LEN`] in any state, for
+/// a holder of [`INCIDENTS_ADMIN`].
+async fn list_controls(
+    state: &AppState,
+    actor: &Actor,
+    history: bool,
+) -> Result<Json<Vec<ControlView>>, Problem> {
+    require_permission(state, actor, INCIDENTS_ADMIN).await?;
+    let store = state.orders().controls().store();
+    let records = if history {
+        store.recent(HISTORY_LEN).await
+    } else {
+        store.active(OffsetDateTime::now_utc()).await
+    }
+    .map_err(|e| internal("reading controls", &e))?;
     Ok(Json(records.iter().map(ControlView::from).collect()))
 }
 
@@ -489,15 +499,7 @@ pub async fn control_history(
     State(state): State<AppState>,
     actor: Actor,
 ) -> Result<Json<Vec<ControlView>>, Problem> {
-    require_permission(&state, &actor, INCIDENTS_ADMIN).await?;
-    let records = state
-        .orders()
-        .controls()
-        .store()
-        .recent(HISTORY_LEN)
-        .await
-        .map_err(|e| internal("reading controls", &e))?;
-    Ok(Json(records.iter().map(ControlView::from).collect()))
+    list_controls(&state, &actor, true).await
 }
 
 /// Lifts a control (admin, recent login). A global halt takes two admins: the first call

@@ -199,53 +199,36 @@ pub trait FailureStore: Send + Sync {
     async fn purge(&self, before: OffsetDateTime, keep_failures: u32) -> Result<u64>;
 }
 
-#[async_trait]
-impl<S: FailureStore + ?Sized> FailureStore for std::sync::Arc<S> {
-    async fn get(&self, key: &FailureKey) -> Result<Option<FailureRecord>> {
-        (**self).get(key).await
-    }
+/// Forwards [`FailureStore`] through a pointer to a store.
+macro_rules! forward_store {
+    ($($wrapper:ty),+) => {$(
+        #[async_trait]
+        impl<S: FailureStore + ?Sized> FailureStore for $wrapper {
+            async fn get(&self, key: &FailureKey) -> Result<Option<FailureRecord>> {
+                (**self).get(key).await
+            }
 
-    async fn replace(
-        &self,
-        key: &FailureKey,
-        expected: Option<&FailureRecord>,
-        next: &FailureRecord,
-    ) -> Result<bool> {
-        (**self).replace(key, expected, next).await
-    }
+            async fn replace(
+                &self,
+                key: &FailureKey,
+                expected: Option<&FailureRecord>,
+                next: &FailureRecord,
+            ) -> Result<bool> {
+                (**self).replace(key, expected, next).await
+            }
 
-    async fn clear(&self, key: &FailureKey) -> Result<()> {
-        (**self).clear(key).await
-    }
+            async fn clear(&self, key: &FailureKey) -> Result<()> {
+                (**self).clear(key).await
+            }
 
-    async fn purge(&self, before: OffsetDateTime, keep_failures: u32) -> Result<u64> {
-        (**self).purge(before, keep_failures).await
-    }
+            async fn purge(&self, before: OffsetDateTime, keep_failures: u32) -> Result<u64> {
+                (**self).purge(before, keep_failures).await
+            }
+        }
+    )+};
 }
 
-#[async_trait]
-impl<S: FailureStore + ?Sized> FailureStore for &S {
-    async fn get(&self, key: &FailureKey) -> Result<Option<FailureRecord>> {
-        (**self).get(key).await
-    }
-
-    async fn replace(
-        &self,
-        key: &FailureKey,
-        expected: Option<&FailureRecord>,
-        next: &FailureRecord,
-    ) -> Result<bool> {
-        (**self).replace(key, expected, next).await
-    }
-
-    async fn clear(&self, key: &FailureKey) -> Result<()> {
-        (**self).clear(key).await
-    }
-
-    async fn purge(&self, before: OffsetDateTime, keep_failures: u32) -> Result<u64> {
-        (**self).purge(before, keep_failures).await
-    }
-}
+forward_store!(std::sync::Arc<S>, &S, Box<S>);
 
 /// A [`FailureStore`] in process memory: for tests and single-instance deployments (counts
 /// are lost on restart).

@@ -23,7 +23,6 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRef, State};
 use axum::http::StatusCode;
-use base64::Engine as _;
 use finsec_audit::Outcome;
 use finsec_auth::mfa::MfaUserId;
 use finsec_auth::passwords::Password;
@@ -37,7 +36,9 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
-use super::routes::{ApiError, Registered, admit, blocking, device_hash, revoke_credentials};
+use super::routes::{
+    ApiError, Registered, admit, blocking, device_hash, random_text, revoke_credentials,
+};
 use super::sessions::{ResetKind, ResetRequest};
 use super::users::Username;
 use crate::audit::layer::{AuditNotes, Note};
@@ -402,14 +403,11 @@ pub async fn approve_reset(
     let now = OffsetDateTime::now_utc();
     // A password reset's token, and the random password that replaces the old one.
     let token = match reset.kind {
-        ResetKind::Password => {
-            let mut bytes = Zeroizing::new([0u8; 32]);
-            finsec_crypto::fill_random(&mut *bytes).map_err(|e| internal("reset token", &e))?;
-            Some(format!(
-                "{RESET_TOKEN_PREFIX}{}",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes)
-            ))
-        }
+        ResetKind::Password => Some(
+            random_text(RESET_TOKEN_PREFIX)
+                .map_err(ApiError::problem)?
+                .to_string(),
+        ),
         ResetKind::Mfa => None,
     };
     let token_expires = now + Duration::hours(RESET_TOKEN_TTL_HOURS);
@@ -435,12 +433,10 @@ pub async fn approve_reset(
     match reset.kind {
         ResetKind::Password => {
             // The old password stops working: a random one nobody knows replaces it.
-            let mut random = Zeroizing::new([0u8; 32]);
-            finsec_crypto::fill_random(&mut *random).map_err(|e| internal("randomness", &e))?;
-            let unknown = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*random);
+            let unknown = random_text("").map_err(ApiError::problem)?;
             let new = auth
                 .policy
-                .check(&Password::new(unknown))
+                .check(&Password::new(unknown.as_str()))
                 .map_err(|e| internal("random password", &e))?;
             let admission = admit(&auth).map_err(ApiError::problem)?;
             let hasher = Arc::clone(&auth);

@@ -629,6 +629,20 @@ pub const DEVICES_KEPT: u32 = 10;
 /// The prefix of remembered-device tokens.
 pub const DEVICE_TOKEN_PREFIX: &str = "fsd_";
 
+/// `prefix` and 256 random bits in unpadded base64url: a device or reset token, or a
+/// password nobody knows.
+///
+/// # Errors
+/// [`ApiError::Internal`] if the operating system gives no randomness.
+pub(crate) fn random_text(prefix: &str) -> ApiResult<Zeroizing<String>> {
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    finsec_crypto::fill_random(&mut *bytes).map_err(|e| internal("randomness", &e))?;
+    Ok(Zeroizing::new(format!(
+        "{prefix}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes)
+    )))
+}
+
 /// How a remembered-device token is stored: the SHA-256 of the token, in hex.
 pub(crate) fn device_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -653,12 +667,7 @@ async fn device_owner(
 /// A new remembered-device token of `user`, recorded (as its hash) for the configured
 /// lifetime; the user's oldest devices beyond [`DEVICES_KEPT`] are forgotten.
 async fn remember_device(auth: &Auth, user: Uuid, now: OffsetDateTime) -> ApiResult<String> {
-    let mut bytes = Zeroizing::new([0u8; 32]);
-    finsec_crypto::fill_random(&mut *bytes).map_err(|e| internal("device token", &e))?;
-    let token = format!(
-        "{DEVICE_TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(*bytes)
-    );
+    let token = random_text(DEVICE_TOKEN_PREFIX)?.to_string();
     auth.sessions
         .remember_device(
             &device_hash(&token),

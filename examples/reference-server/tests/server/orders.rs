@@ -1135,11 +1135,9 @@ async fn the_approval_threshold_values_orders_at_the_reference_and_counts_the_da
 /// Roles over HTTP need four eyes: one admin asks, a second approves (never the asker or
 /// the user receiving the role); revoking needs one admin; all of it a session with a
 /// recent login.
-#[tokio::test]
-async fn role_grants_over_http_need_a_second_admin() {
+async fn role_grants_over_http_need_a_second_admin(launch: Launch) {
     use reqwest::Method;
     let data = DataDir::new();
-    let launch = Launch::new();
     let server = launch.start(&data);
     let alice = register_and_login(&server, "alice").await;
     let root = register_and_login(&server, "root").await;
@@ -1257,4 +1255,18 @@ async fn role_grants_over_http_need_a_second_admin() {
     assert!(status.success(), "{logs}");
     assert!(logs.contains("role grant requested"), "{logs}");
     assert!(logs.contains("role granted"), "{logs}");
+}
+
+#[tokio::test]
+async fn role_grants_over_http_need_a_second_admin_on_sqlite() {
+    role_grants_over_http_need_a_second_admin(Launch::new()).await;
+}
+
+#[tokio::test]
+async fn role_grants_over_http_need_a_second_admin_on_postgres() {
+    let db = finsec_testkit::postgres().await;
+    let url = pg_url(&db);
+    role_grants_over_http_need_a_second_admin(Launch::new().args(["--postgres-url", url.as_str()]))
+        .await;
+    db.cleanup().await;
 }

@@ -43,7 +43,6 @@ use finsec_rbac::controls::{
 };
 use finsec_validate::request::AccountId;
 use serde::{Deserialize, Serialize};
-use time::format_description::well_known::Rfc3339;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
@@ -59,7 +58,9 @@ use crate::http::json::Json as JsonBody;
 use crate::http::layers::client_addr::ClientAddr;
 use crate::http::path::Path;
 use crate::problem::{Problem, ProblemType};
-use crate::rbac::admin::{existing_user, internal, require_permission, require_permission_now};
+use crate::rbac::admin::{
+    existing_user, forbidden, internal, require_permission, require_permission_now, rfc3339,
+};
 use crate::rbac::{Actor, INCIDENTS_ADMIN};
 use crate::state::AppState;
 
@@ -85,9 +86,7 @@ pub async fn watch(watcher: Arc<Watcher>) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        if let Err(e) = watcher.refresh().await {
-            tracing::warn!(error = %e, "could not refresh the incident controls; the last ones stay in force");
-        }
+        reload(&watcher).await;
     }
 }
 
@@ -114,12 +113,37 @@ pub async fn block(State(state): State<AppState>, request: Request, next: Next) 
 
 /// Whether user `id` is suspended now.
 pub fn is_suspended(state: &AppState, id: Uuid) -> bool {
-    state
-        .orders()
-        .controls()
-        .current()
-        .suspension(&id.to_string(), OffsetDateTime::now_utc())
+    let controls = state.orders().controls().current();
+    if controls.is_empty() {
+        return false;
+    }
+    // On every authenticated request: the id's text in a stack buffer, no allocation.
+    let mut text = Uuid::encode_buffer();
+    controls
+        .suspension(
+            id.hyphenated().encode_lower(&mut text),
+            OffsetDateTime::now_utc(),
+        )
         .is_some()
+}
+
+/// Reloads this instance's controls now (the others do within [`REFRESH_EVERY`]); a failure
+/// is logged and the controls in force stay.
+async fn reload(watcher: &Watcher) {
+    if let Err(e) = watcher.refresh().await {
+        tracing::warn!(error = %e, "could not refresh the incident controls");
+    }
+}
+
+/// Stores `new` at `now` and puts it in force on this instance at once.
+async fn insert_now(
+    watcher: &Watcher,
+    new: &NewControl,
+    now: OffsetDateTime,
+) -> Result<ControlRecord, ControlError> {
+    let record = watcher.store().insert(new, now).await?;
+    reload(watcher).await;
+    Ok(record)
 }
 
 /// The [`IncidentHandler`] that carries out a monitor rule's `response` (see the module
@@ -156,16 +180,10 @@ impl Responder {
         if let Some(expires) = expires {
             new = new.expiring_at(now + expires);
         }
-        let record = self
-            .watcher
-            .store()
-            .insert(&new, now)
+        let record = insert_now(&self.watcher, &new, now)
             .await
             .map_err(respond_err)?;
-        if let Err(e) = self.watcher.refresh().await {
-            tracing::warn!(error = %e, "could not refresh the incident controls");
-        }
-        tracing::warn!(control = record.id, kind = record.control.kind(), target = %record.control.target(), rule = %alert.rule, "incident control set by the monitor");
+        tracing::warn!(control = record.id, rule = %alert.rule, "incident control set by the monitor");
         Ok(Some(record))
     }
 }
@@ -268,10 +286,6 @@ pub struct ControlView {
     pub lifted_at: Option<String>,
     /// Whether it is in force now.
     pub active: bool,
-}
-
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
 impl From<&ControlRecord> for ControlView {
@@ -386,13 +400,6 @@ pub struct Suspended {
     pub api_keys_revoked: usize,
 }
 
-/// A 403 for an action the server never allows, whatever the permissions.
-fn refused(reason: &str, detail: &str) -> Problem {
-    Problem::new(ProblemType::Forbidden)
-        .detail(detail.to_owned())
-        .extension("reason", reason.to_owned())
-}
-
 fn invalid(detail: impl Into<String>) -> Problem {
     Problem::new(ProblemType::Validation).detail(detail)
 }
@@ -426,15 +433,9 @@ async fn set(
     new: &NewControl,
     now: OffsetDateTime,
 ) -> Result<ControlRecord, Problem> {
-    let watcher = state.orders().controls();
-    let record = watcher
-        .store()
-        .insert(new, now)
+    let record = insert_now(state.orders().controls(), new, now)
         .await
         .map_err(|e| internal("setting a control", &e))?;
-    if let Err(e) = watcher.refresh().await {
-        tracing::warn!(error = %e, "could not refresh the incident controls");
-    }
     notes.note(
         Note::new("control.set", Outcome::Success)
             .resource("control", record.id)
@@ -547,19 +548,16 @@ pub async fn lift_control(
                     .resource("control", id)
                     .detail("reason", "self_approval"),
             );
-            return Err(Problem::new(ProblemType::Forbidden)
-                .detail(
-                    "a global halt is lifted by a second admin, not the one who asked to lift it",
-                )
-                .extension("reason", "self_approval"));
+            return Err(forbidden(
+                "self_approval",
+                "a global halt is lifted by a second admin, not the one who asked to lift it",
+            ));
         }
         Err(e) => return Err(internal("lifting a control", &e)),
     };
     match lifted {
         Lift::Lifted(record) => {
-            if let Err(e) = watcher.refresh().await {
-                tracing::warn!(error = %e, "could not refresh the incident controls");
-            }
+            reload(watcher).await;
             notes.note(
                 Note::new("control.lift", Outcome::Success)
                     .resource("control", id)
@@ -623,7 +621,7 @@ pub async fn suspend_user(
     .await?;
     existing_user(&state, user_id).await?;
     if user_id == principal.user_id {
-        return Err(refused(
+        return Err(forbidden(
             "self_suspension",
             "an admin cannot suspend themselves (another admin can)",
         ));
@@ -697,7 +695,7 @@ pub async fn block_network(
     if let Control::Block(net) = &control
         && net.contains(&client.ip().to_canonical())
     {
-        return Err(refused(
+        return Err(forbidden(
             "blocks_own_address",
             "the network holds the address this request comes from: blocking it would shut the caller out",
         ));

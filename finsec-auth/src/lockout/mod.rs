@@ -350,16 +350,19 @@ impl<S: FailureStore> Lockout<S> {
             Some(stripe) => Some(stripe.lock().await),
             None => None,
         };
-        // The account gate first, read only: an attempt it refuses counts nowhere.
+        // The account gate first, read only: an attempt it refuses counts nowhere. What it
+        // read is the account update's first expectation (the compare-and-set checks it).
+        let mut account_read = None;
         if gated {
             let current = self.store.get(&account_key).await?;
             if let Some(refusal) = self.account_refusal(current.as_ref(), now) {
                 return Ok(refusal);
             }
+            account_read = Some(current);
         }
         let pair = self.policy.pair;
         let pair_bump = self
-            .bump(&pair_key, pair, now, |record| {
+            .bump(&pair_key, pair, now, None, |record| {
                 throttled(record, now, ThrottleScope::Pair)
             })
             .await?;
@@ -367,13 +370,19 @@ impl<S: FailureStore> Lockout<S> {
             return Ok(refusal);
         }
         let account_bump = self
-            .bump(&account_key, self.policy.account, now, |record| {
-                if gated {
-                    self.account_refusal(record, now)
-                } else {
-                    None
-                }
-            })
+            .bump(
+                &account_key,
+                self.policy.account,
+                now,
+                account_read,
+                |record| {
+                    if gated {
+                        self.account_refusal(record, now)
+                    } else {
+                        None
+                    }
+                },
+            )
             .await?;
         Ok(match account_bump {
             Bump::Counted => Admission::Allowed,
@@ -450,16 +459,21 @@ impl<S: FailureStore> Lockout<S> {
     }
 
     /// Counts one failure under `key` unless `refuse` refuses the current record, in a
-    /// compare-and-set loop.
+    /// compare-and-set loop whose first round starts from `read` when the caller has just
+    /// read the record (a stale read only costs a round).
     async fn bump(
         &self,
         key: &FailureKey,
         backoff: Backoff,
         now: OffsetDateTime,
+        mut read: Option<Option<FailureRecord>>,
         refuse: impl Fn(Option<&FailureRecord>) -> Option<Admission>,
     ) -> Result<Bump> {
         for _ in 0..MAX_ROUNDS {
-            let stored = self.store.get(key).await?;
+            let stored = match read.take() {
+                Some(known) => known,
+                None => self.store.get(key).await?,
+            };
             let live = stored.filter(|r| !self.forgotten(r, now));
             if let Some(refusal) = refuse(live.as_ref()) {
                 return Ok(Bump::Refused(refusal));

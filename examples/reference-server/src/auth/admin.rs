@@ -29,7 +29,6 @@ use finsec_auth::passwords::Password;
 use serde::{Deserialize, Serialize};
 use time::Duration;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,7 +36,7 @@ use uuid::Uuid;
 use zeroize::Zeroizing;
 
 use super::routes::{
-    ApiError, Registered, admit, blocking, device_hash, random_text, revoke_credentials,
+    ApiError, Registered, admit, blocking, random_text, revoke_credentials, token_hash,
 };
 use super::sessions::{ResetKind, ResetRequest};
 use super::users::Username;
@@ -46,7 +45,9 @@ use crate::auth::extract::Principal;
 use crate::http::path::Path;
 use crate::problem::{Problem, ProblemType};
 use crate::ratelimit::account_key;
-use crate::rbac::admin::{existing_user, internal, require_permission, require_permission_now};
+use crate::rbac::admin::{
+    existing_user, forbidden, internal, require_permission, require_permission_now, rfc3339,
+};
 use crate::rbac::{Actor, USERS_ADMIN};
 use crate::state::AppState;
 
@@ -74,15 +75,6 @@ pub struct LockoutState {
     pub recovery_required: bool,
 }
 
-/// The username of user `id`; 404 if there is none.
-async fn username_of(state: &AppState, id: Uuid) -> Result<String, Problem> {
-    match state.storage().stores().users.find_by_id(id).await {
-        Ok(Some(user)) => Ok(user.username),
-        Ok(None) => Err(Problem::not_found("no user has this id")),
-        Err(e) => Err(internal("reading a user", &e)),
-    }
-}
-
 /// A user's failed-login state (admin).
 #[utoipa::path(
     get,
@@ -104,7 +96,7 @@ pub async fn lockout_status(
     Path(user_id): Path<Uuid>,
 ) -> Result<Json<LockoutState>, Problem> {
     require_permission(&state, &actor, USERS_ADMIN).await?;
-    let name = username_of(&state, user_id).await?;
+    let name = existing_user(&state, user_id).await?.username;
     let status = state
         .auth()
         .lockout()
@@ -113,9 +105,7 @@ pub async fn lockout_status(
         .map_err(|e| internal("reading failed logins", &e))?;
     Ok(Json(LockoutState {
         failures: status.failures,
-        blocked_until: status
-            .blocked_until
-            .map(|t| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())),
+        blocked_until: status.blocked_until.map(rfc3339),
         recovery_required: status.recovery_required,
     }))
 }
@@ -152,7 +142,7 @@ pub async fn unlock(
         "user.unlock",
     )
     .await?;
-    let name = username_of(&state, user_id).await?;
+    let name = existing_user(&state, user_id).await?.username;
     let had = state
         .auth()
         .lockout()
@@ -234,10 +224,6 @@ impl std::fmt::Debug for ResetView {
     }
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
-}
-
 impl From<&ResetRequest> for ResetView {
     fn from(r: &ResetRequest) -> Self {
         Self {
@@ -258,12 +244,6 @@ impl From<&ResetRequest> for ResetView {
             reset_token_expires_at: None,
         }
     }
-}
-
-fn self_approval(detail: &str) -> Problem {
-    Problem::new(ProblemType::Forbidden)
-        .detail(detail.to_owned())
-        .extension("reason", "self_approval")
 }
 
 /// Asks for a user's password or second factor to be reset; a second admin approves it
@@ -305,7 +285,8 @@ pub async fn request_reset(
     .await?;
     existing_user(&state, user_id).await?;
     if user_id == principal.user_id {
-        return Err(self_approval(
+        return Err(forbidden(
+            "self_approval",
             "an admin cannot reset their own account (another admin can)",
         ));
     }
@@ -396,7 +377,8 @@ pub async fn approve_reset(
                 .resource("user", reset.user_id)
                 .detail("reason", "self_approval"),
         );
-        return Err(self_approval(
+        return Err(forbidden(
+            "self_approval",
             "a reset is approved by a second admin: neither the one who asked nor its user",
         ));
     }
@@ -411,7 +393,7 @@ pub async fn approve_reset(
         ResetKind::Mfa => None,
     };
     let token_expires = now + Duration::hours(RESET_TOKEN_TTL_HOURS);
-    let hash = token.as_deref().map(device_hash);
+    let hash = token.as_deref().map(token_hash);
     if !auth
         .sessions
         .approve_reset(
@@ -672,10 +654,7 @@ async fn run_on(
             .status(&account, OffsetDateTime::now_utc())
             .await
             .map_err(failed)?;
-        let until = status.blocked_until.map_or_else(
-            || "-".to_owned(),
-            |t| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string()),
-        );
+        let until = status.blocked_until.map_or_else(|| "-".to_owned(), rfc3339);
         format!(
             "{username}: {} failed logins in a row, waiting until {until}, recovery required: {}",
             status.failures, status.recovery_required

@@ -643,8 +643,8 @@ pub(crate) fn random_text(prefix: &str) -> ApiResult<Zeroizing<String>> {
     )))
 }
 
-/// How a remembered-device token is stored: the SHA-256 of the token, in hex.
-pub(crate) fn device_hash(token: &str) -> String {
+/// How remembered-device and reset tokens are stored: the SHA-256 of the token, in hex.
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
@@ -659,7 +659,7 @@ async fn device_owner(
         return Ok(None);
     };
     auth.sessions
-        .device_owner(&device_hash(token), now)
+        .device_owner(&token_hash(token), now)
         .await
         .map_err(|e| internal("remembered device lookup", &e))
 }
@@ -670,7 +670,7 @@ async fn remember_device(auth: &Auth, user: Uuid, now: OffsetDateTime) -> ApiRes
     let token = random_text(DEVICE_TOKEN_PREFIX)?.to_string();
     auth.sessions
         .remember_device(
-            &device_hash(&token),
+            &token_hash(&token),
             user,
             now,
             now + auth.remembered_device_ttl,
@@ -1823,7 +1823,7 @@ pub async fn reset_password(
     let token = request.reset_token;
     let user = if token.starts_with(super::admin::RESET_TOKEN_PREFIX) {
         auth.sessions
-            .use_reset_token(&device_hash(&token), now)
+            .use_reset_token(&token_hash(&token), now)
             .await
             .map_err(|e| internal("reset token", &e))?
     } else {

@@ -75,7 +75,8 @@ pub struct RoleGrantRequest {
     pub expires_at: String,
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+/// `t` as RFC 3339 text, as the admin API shows times.
+pub(crate) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
 }
 
@@ -103,7 +104,8 @@ pub(crate) fn internal(what: &str, e: &dyn std::fmt::Display) -> Problem {
     Problem::server_error()
 }
 
-fn forbidden(reason: &str, detail: &str) -> Problem {
+/// A 403 whose `reason` extension says why (`self_approval`, a policy denial's reason...).
+pub(crate) fn forbidden(reason: &str, detail: &str) -> Problem {
     Problem::new(ProblemType::Forbidden)
         .detail(detail.to_owned())
         .extension("reason", reason.to_owned())
@@ -144,10 +146,13 @@ pub(crate) async fn require_permission_now(
         .map_err(crate::auth::routes::ApiError::problem)
 }
 
-/// 404 unless user `id` exists.
-pub(crate) async fn existing_user(state: &AppState, id: Uuid) -> Result<(), Problem> {
+/// User `id`; 404 unless it exists.
+pub(crate) async fn existing_user(
+    state: &AppState,
+    id: Uuid,
+) -> Result<crate::auth::users::User, Problem> {
     match state.storage().stores().users.find_by_id(id).await {
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(user)) => Ok(user),
         Ok(None) => Err(Problem::not_found("no user has this id")),
         Err(e) => Err(internal("reading a user", &e)),
     }

@@ -1,4 +1,4 @@
-//! Parsed financial identifiers: [`Symbol`], [`Isin`], [`Lei`], [`Mic`], [`Currency`], [`Cfi`].
+//! Parsed financial identifiers: [`Symbol`], [`Isin`], [`Lei`], [`Mic`], [`Currency`], [`Cfi`], [`Country`].
 //!
 //! Every type here is a value that has already been checked: if you hold an [`Isin`], its
 //! check digit was verified. Each one implements `FromStr` (the strict parse), `Display`
@@ -50,6 +50,7 @@
 //! Existence is a reference-data question (MIC: [`MicList`]; LEI: GLEIF; ISIN: an NNA feed).
 
 mod cfi;
+mod country;
 mod currency;
 mod isin;
 mod lei;
@@ -59,6 +60,7 @@ mod symbol;
 use std::fmt;
 
 pub use cfi::Cfi;
+pub use country::Country;
 pub use currency::{Currency, CurrencyKind};
 pub use isin::{Isin, IsinPrefixPolicy};
 pub use lei::Lei;
@@ -81,6 +83,8 @@ pub enum IdKind {
     Currency,
     /// A CFI code ([`Cfi`]).
     Cfi,
+    /// An ISO 3166-1 alpha-2 country code ([`Country`]).
+    Country,
 }
 
 impl fmt::Display for IdKind {
@@ -92,6 +96,7 @@ impl fmt::Display for IdKind {
             Self::Mic => "MIC",
             Self::Currency => "currency code",
             Self::Cfi => "CFI code",
+            Self::Country => "country code",
         })
     }
 }
@@ -248,6 +253,12 @@ pub enum IdentifierError {
         /// The rule.
         rule: &'static str,
     },
+    /// Two letters, but not an officially assigned ISO 3166-1 alpha-2 code.
+    #[error("{code} is not an assigned ISO 3166-1 country code")]
+    UnknownCountry {
+        /// The code.
+        code: String,
+    },
     /// Rules given to a constructor (e.g. [`SymbolRules::new`]) are inconsistent.
     #[error("invalid rules: {reason}")]
     InvalidRules {
@@ -281,6 +292,7 @@ impl IdentifierError {
             Self::CfiGroup { .. } => "cfi_group",
             Self::CfiAttribute { .. } => "cfi_attribute",
             Self::CfiRule { .. } => "cfi_rule",
+            Self::UnknownCountry { .. } => "unknown_country",
             Self::InvalidRules { .. } => "invalid_rules",
         }
     }

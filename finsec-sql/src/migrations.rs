@@ -63,7 +63,7 @@ pub const FINSEC_AUDIT: VersionRange = VersionRange {
     last: 40_999,
 };
 
-/// finsec-compliance (reserved).
+/// finsec-compliance: MiFIR transaction reports 50001–50099.
 pub const FINSEC_COMPLIANCE: VersionRange = VersionRange {
     owner: "finsec-compliance",
     first: 50_001,

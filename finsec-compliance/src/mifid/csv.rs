@@ -195,22 +195,10 @@ impl<W: Write> CsvReportWriter<W> {
                 .iter()
                 .map(|o| o.branch_country.map(|c| c.to_string()).unwrap_or_default()),
         ));
-        let persons: Vec<[String; 3]> = owners
-            .iter()
-            .map(|o| {
-                person_cols(match &o.party {
-                    Party::Person(p) => Some(p),
-                    _ => None,
-                })
-            })
-            .collect();
-        for i in 0..3 {
-            self.row.push(join(
-                persons
-                    .iter()
-                    .map(|p| p.get(i).cloned().unwrap_or_default()),
-            ));
-        }
+        self.people(owners.iter().map(|o| match &o.party {
+            Party::Person(p) => Some(p),
+            _ => None,
+        }));
         let makers = &side.decision_makers;
         self.row.push(join(makers.iter().map(|m| match m {
             DecisionMaker::Lei(_) => "LEI".to_owned(),
@@ -220,18 +208,18 @@ impl<W: Write> CsvReportWriter<W> {
             DecisionMaker::Lei(l) => l.to_string(),
             DecisionMaker::Person(p) => p.id().expose().to_owned(),
         })));
-        let persons: Vec<[String; 3]> = makers
-            .iter()
-            .map(|m| {
-                person_cols(match m {
-                    DecisionMaker::Person(p) => Some(p),
-                    DecisionMaker::Lei(_) => None,
-                })
-            })
-            .collect();
+        self.people(makers.iter().map(|m| match m {
+            DecisionMaker::Person(p) => Some(p),
+            DecisionMaker::Lei(_) => None,
+        }));
+    }
+
+    /// First names, surnames and birth dates of a side's people (empty for an entity).
+    fn people<'a>(&mut self, people: impl Iterator<Item = Option<&'a NaturalPerson>>) {
+        let columns: Vec<[String; 3]> = people.map(person_cols).collect();
         for i in 0..3 {
             self.row.push(join(
-                persons
+                columns
                     .iter()
                     .map(|p| p.get(i).cloned().unwrap_or_default()),
             ));

@@ -319,10 +319,13 @@ pub struct NaturalPerson {
     id: PersonId,
 }
 
+time::serde::format_description!(iso_date, Date, "[year]-[month]-[day]");
+
 #[derive(Serialize, Deserialize)]
 struct PersonRepr {
     first_names: String,
     surnames: String,
+    #[serde(with = "iso_date")]
     birth_date: Date,
     id: PersonId,
 }

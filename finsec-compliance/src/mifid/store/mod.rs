@@ -293,6 +293,9 @@ pub trait TransactionReportStore: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<StoredReport>>;
 
+    /// How many records match `filter` (to size a progress bar before a query).
+    async fn count(&self, filter: &ReportFilter) -> Result<u64>;
+
     /// Totals of the reports live now whose trading time is in `[from, to)`.
     async fn summary(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<PeriodSummary>;
 
@@ -504,6 +507,12 @@ impl TransactionReportStore for MemoryReportStore {
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
             .cloned()
             .collect())
+    }
+
+    async fn count(&self, filter: &ReportFilter) -> Result<u64> {
+        let s = self.lock();
+        let n = s.records.iter().filter(|r| filter.matches(r)).count();
+        Ok(u64::try_from(n).unwrap_or(u64::MAX))
     }
 
     async fn summary(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<PeriodSummary> {

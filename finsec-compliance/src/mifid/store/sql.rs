@@ -79,6 +79,50 @@ struct Body {
     instrument: finsec_validate::identifiers::Isin,
 }
 
+impl Body {
+    /// The cancellation of `live`.
+    fn cancelling(live: &StoredReport) -> Self {
+        Self {
+            report: Report::Cancel(live.report.cancellation()),
+            trading_time: live.trading_time,
+            instrument: live.instrument,
+        }
+    }
+
+    /// A new report.
+    fn new_report(report: &TransactionReport) -> Self {
+        Self {
+            report: Report::New(Box::new(report.clone())),
+            trading_time: report.trading_time,
+            instrument: report.instrument,
+        }
+    }
+}
+
+/// The latest record if it is a live new report, else [`Error::NotLive`].
+fn live(latest: Option<StoredReport>, reference: &TransactionReference) -> Result<StoredReport> {
+    latest
+        .filter(|l| matches!(l.report, Report::New(_)))
+        .ok_or_else(|| Error::NotLive {
+            reference: reference.to_string(),
+        })
+}
+
+/// A write's result: `None` when it lost a race for a version (read and decide again).
+fn raced<T>(result: std::result::Result<T, sqlx::Error>) -> Result<Option<T>> {
+    match result {
+        Ok(v) => Ok(Some(v)),
+        Err(e) if is_unique_violation(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn too_many_writers(reference: &TransactionReference) -> Error {
+    Error::store(format!(
+        "transaction {reference}: too many concurrent writers"
+    ))
+}
+
 fn record(raw: Raw) -> Result<StoredReport> {
     let (seq, version, recorded, body, lineage) = raw;
     let body: Body =
@@ -102,6 +146,45 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 /// How many times a writer that lost a race for a version reads and decides again.
 const RETRIES: usize = 8;
+
+/// The `AND ...` conditions of `filter`, numbering parameters after `first`; returns them
+/// and the last parameter number used.
+fn conditions(filter: &ReportFilter, first: usize) -> (String, usize) {
+    let mut sql = String::new();
+    let mut n = first;
+    for (present, cond) in [
+        (filter.from.is_some(), "trading_us >="),
+        (filter.to.is_some(), "trading_us <"),
+        (filter.status.is_some(), "status ="),
+        (filter.instrument.is_some(), "instrument ="),
+    ] {
+        if present {
+            n += 1;
+            sql.push_str(&format!(" AND {cond} ${n}"));
+        }
+    }
+    (sql, n)
+}
+
+/// Binds `filter`'s values in the order [`conditions`] numbers them.
+macro_rules! bind_filter {
+    ($q:expr, $filter:expr) => {{
+        let mut q = $q;
+        if let Some(from) = $filter.from {
+            q = q.bind(micros(from)?);
+        }
+        if let Some(to) = $filter.to {
+            q = q.bind(micros(to)?);
+        }
+        if let Some(status) = $filter.status {
+            q = q.bind(status.code());
+        }
+        if let Some(instrument) = $filter.instrument {
+            q = q.bind(instrument.as_str().to_owned());
+        }
+        q
+    }};
+}
 
 macro_rules! impl_report_store {
     ($db:ty) => {
@@ -186,29 +269,14 @@ macro_rules! impl_report_store {
                         }
                         Decision::Insert { version } => version,
                     };
-                    match self
-                        .insert(
-                            &self.pool,
-                            Body {
-                                report: Report::New(Box::new(report.clone())),
-                                trading_time: report.trading_time,
-                                instrument: report.instrument,
-                            },
-                            version,
-                            lineage,
-                            now,
-                        )
-                        .await
-                    {
-                        Ok(r) => return Ok(Submitted::Created(r)),
-                        Err(e) if is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
+                    let inserted = self
+                        .insert(&self.pool, Body::new_report(report), version, lineage, now)
+                        .await;
+                    if let Some(r) = raced(inserted)? {
+                        return Ok(Submitted::Created(r));
                     }
                 }
-                Err(Error::store(format!(
-                    "transaction {}: too many concurrent writers",
-                    report.reference
-                )))
+                Err(too_many_writers(&report.reference))
             }
 
             async fn cancel(
@@ -218,34 +286,15 @@ macro_rules! impl_report_store {
                 now: OffsetDateTime,
             ) -> Result<StoredReport> {
                 for _ in 0..RETRIES {
-                    let latest = self.latest(&self.pool, reference).await?;
-                    let Some(live) = latest.filter(|l| matches!(l.report, Report::New(_))) else {
-                        return Err(Error::NotLive {
-                            reference: reference.to_string(),
-                        });
-                    };
-                    match self
-                        .insert(
-                            &self.pool,
-                            Body {
-                                report: Report::Cancel(live.report.cancellation()),
-                                trading_time: live.trading_time,
-                                instrument: live.instrument,
-                            },
-                            live.version + 1,
-                            lineage,
-                            now,
-                        )
-                        .await
-                    {
-                        Ok(r) => return Ok(r),
-                        Err(e) if is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
+                    let live = live(self.latest(&self.pool, reference).await?, reference)?;
+                    let inserted = self
+                        .insert(&self.pool, Body::cancelling(&live), live.version + 1, lineage, now)
+                        .await;
+                    if let Some(r) = raced(inserted)? {
+                        return Ok(r);
                     }
                 }
-                Err(Error::store(format!(
-                    "transaction {reference}: too many concurrent writers"
-                )))
+                Err(too_many_writers(reference))
             }
 
             async fn amend(
@@ -256,58 +305,25 @@ macro_rules! impl_report_store {
             ) -> Result<(StoredReport, StoredReport)> {
                 for _ in 0..RETRIES {
                     let mut tx = self.pool.begin().await?;
-                    let latest = self.latest(&mut *tx, &report.reference).await?;
-                    let Some(live) = latest.filter(|l| matches!(l.report, Report::New(_))) else {
-                        return Err(Error::NotLive {
-                            reference: report.reference.to_string(),
-                        });
-                    };
-                    let cancelled = self
-                        .insert(
-                            &mut *tx,
-                            Body {
-                                report: Report::Cancel(live.report.cancellation()),
-                                trading_time: live.trading_time,
-                                instrument: live.instrument,
-                            },
-                            live.version + 1,
-                            lineage,
-                            now,
-                        )
+                    let live = live(self.latest(&mut *tx, &report.reference).await?, &report.reference)?;
+                    let cancelling = Body::cancelling(&live);
+                    let inserted = self
+                        .insert(&mut *tx, cancelling, live.version + 1, lineage, now)
                         .await;
-                    let cancelled = match cancelled {
-                        Ok(c) => c,
-                        Err(e) if is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
+                    let Some(cancelled) = raced(inserted)? else {
+                        continue;
                     };
-                    let new = self
-                        .insert(
-                            &mut *tx,
-                            Body {
-                                report: Report::New(Box::new(report.clone())),
-                                trading_time: report.trading_time,
-                                instrument: report.instrument,
-                            },
-                            live.version + 2,
-                            lineage,
-                            now,
-                        )
+                    let inserted = self
+                        .insert(&mut *tx, Body::new_report(report), live.version + 2, lineage, now)
                         .await;
-                    let new = match new {
-                        Ok(n) => n,
-                        Err(e) if is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
+                    let Some(new) = raced(inserted)? else {
+                        continue;
                     };
-                    match tx.commit().await {
-                        Ok(()) => return Ok((cancelled, new)),
-                        Err(e) if is_unique_violation(&e) => continue,
-                        Err(e) => return Err(e.into()),
+                    if raced(tx.commit().await)?.is_some() {
+                        return Ok((cancelled, new));
                     }
                 }
-                Err(Error::store(format!(
-                    "transaction {}: too many concurrent writers",
-                    report.reference
-                )))
+                Err(too_many_writers(&report.reference))
             }
 
             async fn history(&self, reference: &TransactionReference) -> Result<Vec<StoredReport>> {
@@ -321,41 +337,25 @@ macro_rules! impl_report_store {
             }
 
             async fn query(&self, filter: &ReportFilter, after: i64, limit: u32) -> Result<Vec<StoredReport>> {
-                let mut sql = format!("SELECT {COLUMNS} FROM finsec_mifid_reports WHERE seq > $1");
-                let mut n = 1;
-                let mut arg = |sql: &mut String, cond: &str| {
-                    n += 1;
-                    sql.push_str(&format!(" AND {cond} ${n}"));
-                };
-                if filter.from.is_some() {
-                    arg(&mut sql, "trading_us >=");
-                }
-                if filter.to.is_some() {
-                    arg(&mut sql, "trading_us <");
-                }
-                if filter.status.is_some() {
-                    arg(&mut sql, "status =");
-                }
-                if filter.instrument.is_some() {
-                    arg(&mut sql, "instrument =");
-                }
-                n += 1;
-                sql.push_str(&format!(" ORDER BY seq LIMIT ${n}"));
-                let mut q = sqlx::query_as::<_, Raw>(&sql).bind(after);
-                if let Some(from) = filter.from {
-                    q = q.bind(micros(from)?);
-                }
-                if let Some(to) = filter.to {
-                    q = q.bind(micros(to)?);
-                }
-                if let Some(status) = filter.status {
-                    q = q.bind(status.code());
-                }
-                if let Some(instrument) = filter.instrument {
-                    q = q.bind(instrument.as_str().to_owned());
-                }
+                let (conditions, n) = conditions(filter, 1);
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM finsec_mifid_reports WHERE seq > $1{conditions} \
+                     ORDER BY seq LIMIT ${}",
+                    n + 1
+                );
+                let q = sqlx::query_as::<_, Raw>(&sql).bind(after);
+                let q = bind_filter!(q, filter);
                 let rows = q.bind(i64::from(limit)).fetch_all(&self.pool).await?;
                 rows.into_iter().map(record).collect()
+            }
+
+            async fn count(&self, filter: &ReportFilter) -> Result<u64> {
+                let (conditions, _) = conditions(filter, 0);
+                let sql = format!("SELECT COUNT(*) FROM finsec_mifid_reports WHERE TRUE{conditions}");
+                let q = sqlx::query_as::<_, (i64,)>(&sql);
+                let q = bind_filter!(q, filter);
+                let (n,) = q.fetch_one(&self.pool).await?;
+                Ok(u64::try_from(n).unwrap_or_default())
             }
 
             async fn summary(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<PeriodSummary> {

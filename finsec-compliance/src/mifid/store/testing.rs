@@ -291,6 +291,7 @@ async fn query_and_summary<S: TransactionReportStore + ?Sized>(store: &S) {
     let all = store.query(&period, 0, 1000).await.unwrap();
     // Hours 0..10: ten new reports, cancellations of hours 3 and 7.
     assert_eq!(all.len(), 12);
+    assert_eq!(store.count(&period).await.unwrap(), 12);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
     // Keyset pages give the same records.
     let mut paged = Vec::new();
@@ -307,6 +308,7 @@ async fn query_and_summary<S: TransactionReportStore + ?Sized>(store: &S) {
         ..period.clone()
     };
     assert_eq!(store.query(&cancels, 0, 1000).await.unwrap().len(), 2);
+    assert_eq!(store.count(&cancels).await.unwrap(), 2);
     let apple = ReportFilter {
         instrument: Some(parse(ISINS[1])),
         ..period.clone()

@@ -27,10 +27,85 @@ const MAX_DEPTH: usize = 16;
 /// Longest text of one element (names are at most 140 characters).
 const MAX_TEXT: usize = 1_024;
 
+/// Every element this reader knows, sorted by bytes: names are looked up here rather than
+/// allocated per element, and any other element is refused where it starts.
+const ELEMENTS: &[&str] = &[
+    "AcctOwnr",
+    "AddtlAttrbts",
+    "Algo",
+    "Amt",
+    "AppHdr",
+    "BirthDt",
+    "BizData",
+    "BizMsgIdr",
+    "BsisPts",
+    "Buyr",
+    "Ccy",
+    "Cd",
+    "Clnt",
+    "CreDt",
+    "CtryOfBrnch",
+    "Cxl",
+    "DcsnMakr",
+    "Document",
+    "ExctgPrsn",
+    "ExctgPty",
+    "FinInstrm",
+    "FinInstrmRptgTxRpt",
+    "Fr",
+    "FrstNm",
+    "Hdr",
+    "Id",
+    "Intl",
+    "InvstmtDcsnPrsn",
+    "InvstmtPtyInd",
+    "LEI",
+    "MIC",
+    "MntryVal",
+    "MsgDefIdr",
+    "NetAmt",
+    "New",
+    "Nm",
+    "NmnlVal",
+    "NoPric",
+    "OTCPstTradInd",
+    "OrdrTrnsmssn",
+    "OrgId",
+    "Othr",
+    "Pctg",
+    "Pdg",
+    "Pric",
+    "Prsn",
+    "Prtry",
+    "Pyld",
+    "Qty",
+    "Rltd",
+    "RskRdcgTx",
+    "SchmeNm",
+    "SctiesFincgTxInd",
+    "Sellr",
+    "Sgn",
+    "ShrtSellgInd",
+    "SubmitgPty",
+    "To",
+    "TradDt",
+    "TradPlcMtchgId",
+    "TradVn",
+    "TradgCpcty",
+    "TrnsmssnInd",
+    "TrnsmttgBuyr",
+    "TrnsmttgSellr",
+    "Tx",
+    "TxId",
+    "Unit",
+    "WvrInd",
+    "Yld",
+];
+
 /// One element of a record: local name, text, `Ccy` attribute, children.
 #[derive(Debug, Default)]
 struct Node {
-    name: String,
+    name: &'static str,
     text: String,
     ccy: Option<String>,
     children: Vec<Node>,
@@ -64,10 +139,10 @@ impl Node {
     /// Refuses children not in `known` and repeats of children not in `repeat`.
     fn only(&self, known: &[&str], repeat: &[&str]) -> Found<()> {
         for (i, c) in self.children.iter().enumerate() {
-            if !known.contains(&c.name.as_str()) {
+            if !known.contains(&c.name) {
                 return Err(format!("unexpected {} in {}", c.name, self.name));
             }
-            if !repeat.contains(&c.name.as_str())
+            if !repeat.contains(&c.name)
                 && self.children.iter().skip(i + 1).any(|d| d.name == c.name)
             {
                 return Err(format!("{} repeated in {}", c.name, self.name));
@@ -133,7 +208,7 @@ struct Inner<R: BufRead> {
 
 enum Item {
     Start {
-        name: String,
+        name: &'static str,
         ccy: Option<String>,
         empty: bool,
     },
@@ -160,7 +235,7 @@ impl<R: BufRead> XmlReportReader<R> {
         inner.expect_start("BizData", HEAD_003)?;
         inner.expect_start("Hdr", HEAD_003)?;
         let (name, ns, ccy, empty) = inner.next_start()?;
-        if name != "AppHdr" || ns.as_deref() != Some(HEAD_001) {
+        if name != "AppHdr" || ns != Some(HEAD_001) {
             return Err(inner.err("expected AppHdr in the head.001 namespace"));
         }
         let hdr = inner.tree(name, ccy, empty, HEAD_001)?;
@@ -191,7 +266,7 @@ impl<R: BufRead> Inner<R> {
         }
     }
 
-    fn item(&mut self) -> Result<(Item, Option<String>)> {
+    fn item(&mut self) -> Result<(Item, Option<&'static str>)> {
         loop {
             self.buf.clear();
             let (res, event) = self
@@ -201,10 +276,14 @@ impl<R: BufRead> Inner<R> {
                     position: 0,
                     reason: e.to_string(),
                 })?;
+            // The namespaces this reader knows, without allocating per element.
             let ns = match res {
-                ResolveResult::Bound(Namespace(ns)) => {
-                    Some(String::from_utf8_lossy(ns).into_owned())
-                }
+                ResolveResult::Bound(Namespace(ns)) => Some(
+                    [HEAD_003, HEAD_001, AUTH_016]
+                        .into_iter()
+                        .find(|known| known.as_bytes() == ns)
+                        .unwrap_or("another namespace"),
+                ),
                 _ => None,
             };
             let (name, ccy, empty) = match &event {
@@ -236,7 +315,7 @@ impl<R: BufRead> Inner<R> {
         }
     }
 
-    fn next_start(&mut self) -> Result<(String, Option<String>, Option<String>, bool)> {
+    fn next_start(&mut self) -> Result<(&'static str, Option<&'static str>, Option<String>, bool)> {
         match self.item()? {
             (
                 Item::Start {
@@ -252,7 +331,7 @@ impl<R: BufRead> Inner<R> {
 
     fn expect_start(&mut self, want: &str, want_ns: &str) -> Result<()> {
         let (name, ns, _, empty) = self.next_start()?;
-        if name != want || ns.as_deref() != Some(want_ns) || empty {
+        if name != want || ns != Some(want_ns) || empty {
             return Err(self.err(&format!("expected {want} in {want_ns}")));
         }
         Ok(())
@@ -268,7 +347,7 @@ impl<R: BufRead> Inner<R> {
     /// Reads the subtree of an element just started, checking every namespace.
     fn tree(
         &mut self,
-        name: String,
+        name: &'static str,
         ccy: Option<String>,
         empty: bool,
         want_ns: &str,
@@ -289,7 +368,7 @@ impl<R: BufRead> Inner<R> {
                 Item::Start {
                     name, ccy, empty, ..
                 } => {
-                    if ns.as_deref() != Some(want_ns) {
+                    if ns != Some(want_ns) {
                         return Err(self.err(&format!("{name} is not in the {want_ns} namespace")));
                     }
                     nodes += 1;
@@ -374,15 +453,30 @@ fn header_of(hdr: &Node) -> Found<AppHeader> {
     .map_err(|e| e.to_string())
 }
 
-fn start_parts(e: &BytesStart<'_>) -> Result<(String, Option<String>)> {
-    let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
-    let ccy = e
-        .try_get_attribute("Ccy")
-        .map_err(|err| Error::Parse {
+fn start_parts(e: &BytesStart<'_>) -> Result<(&'static str, Option<String>)> {
+    let local = e.local_name();
+    let Ok(i) = ELEMENTS.binary_search_by(|n| n.as_bytes().cmp(local.as_ref())) else {
+        let shown: String = String::from_utf8_lossy(local.as_ref())
+            .chars()
+            .take(40)
+            .collect();
+        return Err(Error::Parse {
             position: 0,
-            reason: err.to_string(),
-        })?
-        .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+            reason: format!("unknown element {shown:?}"),
+        });
+    };
+    let name = ELEMENTS.get(i).copied().unwrap_or_default();
+    // Only amounts carry a currency attribute.
+    let ccy = if matches!(name, "Amt" | "NmnlVal" | "MntryVal") {
+        e.try_get_attribute("Ccy")
+            .map_err(|err| Error::Parse {
+                position: 0,
+                reason: err.to_string(),
+            })?
+            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+    } else {
+        None
+    };
     Ok((name, ccy))
 }
 
@@ -402,7 +496,7 @@ impl<R: BufRead> Iterator for XmlReportReader<R> {
                     },
                     ns,
                 ) if name == "Tx" => {
-                    if ns.as_deref() != Some(AUTH_016) {
+                    if ns != Some(AUTH_016) {
                         return Err(inner.err("Tx is not in the auth.016 namespace"));
                     }
                     let node = inner.tree(name, ccy, empty, AUTH_016)?;
@@ -431,7 +525,7 @@ impl<R: BufRead> Iterator for XmlReportReader<R> {
 
 fn report_of(tx: &Node) -> Found<Report> {
     let body = tx.choice()?;
-    match body.name.as_str() {
+    match body.name {
         "New" => new_of(body).map(|r| Report::New(Box::new(r))),
         "Cxl" => {
             body.only(&["TxId", "ExctgPty", "SubmitgPty"], &[])?;
@@ -539,7 +633,7 @@ fn new_of(n: &Node) -> Found<TransactionReport> {
             .opt("InvstmtDcsnPrsn")
             .map(|d| {
                 let c = d.choice()?;
-                match c.name.as_str() {
+                match c.name {
                     "Prsn" => firm_person_of(c).map(InvestmentDecision::Person),
                     "Algo" => c
                         .parse::<AlgorithmId>("algorithm")
@@ -550,7 +644,7 @@ fn new_of(n: &Node) -> Found<TransactionReport> {
             .transpose()?,
         executor: {
             let c = n.child("ExctgPrsn")?.choice()?;
-            match c.name.as_str() {
+            match c.name {
                 "Prsn" => Executor::Person(firm_person_of(c)?),
                 "Algo" => Executor::Algorithm(c.parse("algorithm")?),
                 "Clnt" if c.text == "NORE" => Executor::Client,
@@ -581,7 +675,7 @@ fn side_of(n: &Node) -> Found<Counterparty> {
         .map(|o| {
             o.only(&["Id", "CtryOfBrnch"], &[])?;
             let id = o.child("Id")?.choice()?;
-            let party = match id.name.as_str() {
+            let party = match id.name {
                 "LEI" => Party::Lei(id.parse("LEI")?),
                 "MIC" => Party::Mic(id.parse("MIC")?),
                 "Prsn" => Party::Person(person_of(id)?),
@@ -601,7 +695,7 @@ fn side_of(n: &Node) -> Found<Counterparty> {
         .all("DcsnMakr")
         .map(|d| {
             let c = d.choice()?;
-            match c.name.as_str() {
+            match c.name {
                 "LEI" => Ok(DecisionMaker::Lei(c.parse("LEI")?)),
                 "Prsn" => Ok(DecisionMaker::Person(person_of(c)?)),
                 other => Err(format!("DcsnMakr holds {other}")),
@@ -618,7 +712,7 @@ fn side_of(n: &Node) -> Found<Counterparty> {
 fn person_id_of(othr: &Node) -> Found<PersonId> {
     othr.only(&["Id", "SchmeNm"], &[])?;
     let scheme = othr.child("SchmeNm")?.choice()?;
-    let scheme = match (scheme.name.as_str(), scheme.text.as_str()) {
+    let scheme = match (scheme.name, scheme.text.as_str()) {
         ("Cd", code) => IdScheme::from_code(code).map_err(|e| e.to_string())?,
         ("Prtry", "CONCAT") => IdScheme::Concat,
         _ => return Err("SchmeNm is not NIDN, CCPT or CONCAT".into()),
@@ -653,7 +747,7 @@ fn firm_person_of(n: &Node) -> Found<FirmPerson> {
 
 fn quantity_of(n: &Node) -> Found<Quantity> {
     let q = n.choice()?;
-    match q.name.as_str() {
+    match q.name {
         "Unit" => Ok(Quantity::Units(q.decimal()?)),
         "NmnlVal" => Ok(Quantity::Nominal {
             value: q.decimal()?,
@@ -669,10 +763,10 @@ fn quantity_of(n: &Node) -> Found<Quantity> {
 
 fn price_of(n: &Node) -> Found<Price> {
     let p = n.choice()?;
-    match p.name.as_str() {
+    match p.name {
         "Pric" => {
             let v = p.choice()?;
-            match v.name.as_str() {
+            match v.name {
                 "MntryVal" => {
                     v.only(&["Amt", "Sgn"], &[])?;
                     let amt = v.child("Amt")?;

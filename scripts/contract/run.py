@@ -41,7 +41,37 @@ def post_json(base: str, path: str, payload: dict) -> dict:
         return json.load(response)
 
 
+# A firm configuration and reference prices, so that accepted orders are filled and
+# reported, and the compliance routes have something to serve.
+FIRM = """
+lei = "5493001KJTIIGC8Y1R12"
+branch_country = "FR"
+authority = "FR"
+algorithm = "FINSECFILL1"
+
+[[instruments]]
+symbol = "A"
+isin = "US0378331005"
+class = "equity"
+venue = "XNAS"
+currency = "USD"
+
+[[instruments]]
+symbol = "AAPL"
+isin = "US0378331005"
+class = "equity"
+venue = "XNAS"
+currency = "USD"
+"""
+PRICES = "A,100\nAAPL,100\n"
+
+
 def start_server(binary: str, data_dir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    work = data_dir.parent
+    firm = work / "firm.toml"
+    firm.write_text(FIRM)
+    prices = work / "prices.csv"
+    prices.write_text(PRICES)
     log = open(log_path, "w")
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
     process = subprocess.Popen(
@@ -61,6 +91,10 @@ def start_server(binary: str, data_dir: Path, log_path: Path) -> tuple[subproces
             # The harness registers its users and reads their ids from the answers.
             "--registration",
             "open",
+            "--firm-config",
+            str(firm),
+            "--reference-prices",
+            str(prices),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

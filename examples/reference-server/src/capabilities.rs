@@ -30,8 +30,8 @@ pub struct Capability {
 
 /// Every capability, in migration order: users and sessions first (`server_users`), then
 /// roles (a trigger on `server_users`), then orders (rows owned by users), then the audit
-/// trail's incident table.
-pub const CAPABILITIES: [Capability; 4] = [
+/// trail's incident table, then MiFID II's fills and clients.
+pub const CAPABILITIES: [Capability; 5] = [
     Capability {
         name: "auth",
         sqlite: || sqlx::migrate!("./src/auth/migrations/sqlite"),
@@ -55,6 +55,12 @@ pub const CAPABILITIES: [Capability; 4] = [
         sqlite: || sqlx::migrate!("./src/audit/migrations/sqlite"),
         postgres: || sqlx::migrate!("./src/audit/migrations/postgres"),
         routes: Some(crate::audit::routes::router),
+    },
+    Capability {
+        name: "compliance",
+        sqlite: || sqlx::migrate!("./src/compliance/migrations/sqlite"),
+        postgres: || sqlx::migrate!("./src/compliance/migrations/postgres"),
+        routes: Some(crate::compliance::routes::router),
     },
 ];
 

@@ -225,6 +225,10 @@ pub struct Config {
     #[command(flatten)]
     pub limits: LimitsConfig,
 
+    /// MiFID II: the firm configuration, the business clock, best execution.
+    #[command(flatten)]
+    pub compliance: crate::compliance::ComplianceConfig,
+
     /// The passphrase sealing the keyring, read from `FINSEC_MASTER_PASSPHRASE` only (a
     /// command line flag would show it in the process list). When absent, a generated
     /// master key file in the data directory seals the keyring.
@@ -255,6 +259,7 @@ impl Config {
             rate_limits: crate::ratelimit::RateLimitConfig::default(),
             audit: crate::audit::AuditConfig::default(),
             limits: LimitsConfig::default(),
+            compliance: crate::compliance::ComplianceConfig::default(),
             master_passphrase: None,
         }
     }
@@ -736,6 +741,9 @@ pub enum Command {
     /// Show and clear users' failed-login lockout.
     #[command(subcommand)]
     Users(crate::auth::admin::UsersCommand),
+    /// Write MiFIR transaction reports to a file.
+    #[command(subcommand)]
+    Reports(crate::compliance::command::ReportsCommand),
 }
 
 /// Keyring operations for operators. They work on the same files as a running server and

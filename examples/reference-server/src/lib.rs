@@ -15,6 +15,8 @@
 //!    is refused), or PostgreSQL, with TLS as `sslmode` says (TLS files are checked first);
 //! 4. loads the RBAC policy file, created from finsec-rbac's preset on first start (see
 //!    [`rbac`]); a file that does not load stops start-up with the loader's error;
+//!    the MiFID II firm configuration (`--firm-config`, see [`compliance`]) is read with
+//!    it, and a file that does not load stops start-up the same way;
 //! 5. connects to Redis if configured (with TLS for `rediss://`) and checks it answers
 //!    `PING`;
 //! 6. runs the migrations: the finsec crates', then each capability's, as registered in
@@ -167,6 +169,7 @@
 pub mod audit;
 pub mod auth;
 pub mod capabilities;
+pub mod compliance;
 pub mod config;
 pub mod controls;
 pub mod error;
@@ -237,6 +240,9 @@ pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
             orders::accounts::run_command(&cli.config, &command, out).await
         }
         Some(Command::Users(command)) => auth::admin::run_command(&cli.config, &command, out).await,
+        Some(Command::Reports(command)) => {
+            compliance::command::run_command(&cli.config, &command, out).await
+        }
     }
 }
 
@@ -341,6 +347,17 @@ impl Server {
             Arc::clone(&auth),
         ));
         let audit = audit::Audit::open(config, storage, &keyring, responder).await?;
+        let compliance = Arc::new(compliance::Compliance::open(
+            &config.compliance,
+            compliance::Parts {
+                storage: storage.clone(),
+                prices: Arc::clone(orders.prices()),
+                audit: audit.clone(),
+                subject_keys: state::subject_keys(storage, &keyring)?,
+                users: Arc::clone(&storage.stores().users),
+            },
+        )?);
+        let orders = orders.with_fills(Arc::clone(&compliance));
         let state = AppState::new(
             storage.clone(),
             redis,
@@ -350,6 +367,7 @@ impl Server {
             rate_limits,
             request_limits,
             audit,
+            compliance,
         )
         .await?;
         let app = build_app(state.clone())?;

@@ -40,7 +40,8 @@ pub(crate) fn operations_mut(
         (name = "operations", description = "Health and service description"),
         (name = "auth", description = "Users, sessions, second factor and API keys"),
         (name = "orders", description = "Order entry: validated, RBAC-guarded, maker-checker approval of large orders"),
-        (name = "audit", description = "The audit log for auditors: search, signed checkpoints, inclusion and consistency proofs, incidents")
+        (name = "audit", description = "The audit log for auditors: search, signed checkpoints, inclusion and consistency proofs, incidents"),
+        (name = "compliance", description = "MiFID II: transaction reports (ISO 20022 auth.016 XML or CSV), cancellations, best execution, the firm's clients")
     ),
     modifiers(&SecuritySchemes)
 )]

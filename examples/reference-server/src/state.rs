@@ -38,6 +38,7 @@ struct Inner {
     rate_limits: RateLimits,
     request_limits: RequestLimits,
     audit: Audit,
+    compliance: Arc<crate::compliance::Compliance>,
 }
 
 impl fmt::Debug for AppState {
@@ -51,6 +52,7 @@ impl fmt::Debug for AppState {
             .field("rate_limits", &self.inner.rate_limits)
             .field("request_limits", &self.inner.request_limits)
             .field("audit", &self.inner.audit)
+            .field("compliance", &self.inner.compliance)
             .finish_non_exhaustive()
     }
 }
@@ -78,9 +80,9 @@ impl AppState {
         rate_limits: RateLimits,
         request_limits: RequestLimits,
         audit: Audit,
+        compliance: Arc<crate::compliance::Compliance>,
     ) -> Result<Self> {
-        let store = storage.stores().crates.subject_keys;
-        let subject_keys = SubjectKeys::new(store, Arc::clone(&keyring), pii_key_name()?);
+        let subject_keys = subject_keys(&storage, &keyring)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 storage,
@@ -92,6 +94,7 @@ impl AppState {
                 rate_limits,
                 request_limits,
                 audit,
+                compliance,
             }),
         })
     }
@@ -136,8 +139,27 @@ impl AppState {
         &self.inner.audit
     }
 
+    /// MiFID II: fills, reports, clients, best execution.
+    pub fn compliance(&self) -> &Arc<crate::compliance::Compliance> {
+        &self.inner.compliance
+    }
+
     /// The subject-key manager (for the GDPR endpoints).
     pub fn subject_keys(&self) -> &ServerSubjectKeys {
         &self.inner.subject_keys
     }
+}
+
+/// The subject keys over `storage`'s key store, wrapped under the keyring's `pii` key.
+///
+/// # Errors
+/// Never in practice: [`ServerError::Crypto`](crate::error::ServerError::Crypto) if the
+/// `pii` key name were invalid.
+pub fn subject_keys(storage: &Storage, keyring: &Arc<Keyring>) -> Result<ServerSubjectKeys> {
+    let store = storage.stores().crates.subject_keys;
+    Ok(SubjectKeys::new(
+        store,
+        Arc::clone(keyring),
+        pii_key_name()?,
+    ))
 }

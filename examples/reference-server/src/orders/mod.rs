@@ -306,6 +306,7 @@ pub struct Orders {
     price_band_percent: Decimal,
     permissions: Arc<Permissions>,
     controls: Arc<crate::controls::Watcher>,
+    fills: Option<Arc<crate::compliance::Compliance>>,
 }
 
 impl fmt::Debug for Orders {
@@ -385,6 +386,7 @@ impl Orders {
             controls: Arc::new(finsec_rbac::controls::ControlWatcher::new(Arc::clone(
                 &stores.crates.controls,
             ))),
+            fills: None,
             permissions: Arc::new(Permissions {
                 execute: permission(TRADE_EXECUTE)?,
                 large: permission(ORDERS_EXECUTE_LARGE)?,
@@ -401,6 +403,19 @@ impl Orders {
     pub fn with_controls(mut self, controls: Arc<crate::controls::Watcher>) -> Self {
         self.controls = controls;
         self
+    }
+
+    /// Fills every order that becomes accepted with `compliance` (see
+    /// [`crate::compliance`]).
+    #[must_use]
+    pub fn with_fills(mut self, compliance: Arc<crate::compliance::Compliance>) -> Self {
+        self.fills = Some(compliance);
+        self
+    }
+
+    /// The reference prices orders are valued with.
+    pub fn prices(&self) -> &Arc<dyn ReferencePrices> {
+        &self.prices
     }
 
     /// The incident controls new orders are checked against.
@@ -710,6 +725,11 @@ impl Orders {
             status = stored.status.as_str(),
             "order placed"
         );
+        if stored.status == OrderStatus::Accepted
+            && let Some(fills) = &self.fills
+        {
+            fills.order_accepted(&stored).await;
+        }
         Ok(Placed {
             order: stored,
             replayed: false,
@@ -966,6 +986,12 @@ impl Orders {
             .transition(*id, OrderStatus::PendingApproval, to, now)
             .await?;
         tracing::info!(order = %id, status = to.as_str(), "order approval completed");
+        if to == OrderStatus::Accepted
+            && let Some(fills) = &self.fills
+            && let Some(order) = self.orders.get(*id).await?
+        {
+            fills.order_accepted(&order).await;
+        }
         Ok(())
     }
 

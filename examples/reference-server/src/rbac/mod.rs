@@ -114,6 +114,8 @@ pub const INCIDENTS_ADMIN: &str = "incidents:admin";
 /// policy's `auditor` role holds it (and `admin`, through `*`).
 pub const AUDIT_READ: &str = "audit:read";
 
+pub use crate::compliance::{COMPLIANCE_ADMIN, COMPLIANCE_READ};
+
 /// How many distinct approvers the generated policy requires for a large order.
 pub const GENERATED_QUORUM: u8 = 1;
 /// How long, in seconds, the generated policy leaves a large order open for approval (one
@@ -278,7 +280,9 @@ pub fn generated_policy() -> Result<String> {
          #   - {ORDERS_EXECUTE_LARGE}: orders above --approval-notional (and market orders)\n\
          #     need approval by another holder of {ORDERS_APPROVE};\n\
          #   - {ORDERS_APPROVE}: traders approve each other's large orders.\n\
-         # and an `auditor` role that reads the audit log ({AUDIT_READ}).\n\
+         # an `auditor` role that reads the audit log ({AUDIT_READ}), and a `compliance`\n\
+         # role for MiFID II reports, best execution and clients ({COMPLIANCE_READ},\n\
+         # {COMPLIANCE_ADMIN}).\n\
          # Edit freely; the server loads this file at start-up and refuses to start if it\n\
          # does not load. It is never overwritten.\n\
          {head}\n    \
@@ -288,7 +292,11 @@ pub fn generated_policy() -> Result<String> {
          {{ effect = \"allow\", permissions = [\"{ORDERS_APPROVE}\"] }},{tail}\n\
          [roles.auditor]\n\
          description = \"the audit log, its checkpoints and proofs, and the incident list\"\n\
-         rules = [{{ effect = \"allow\", permissions = [\"{AUDIT_READ}\"] }}]\n"
+         rules = [{{ effect = \"allow\", permissions = [\"{AUDIT_READ}\"] }}]\n\
+         \n\
+         [roles.compliance]\n\
+         description = \"MiFID II transaction reports, best execution and the firm's clients\"\n\
+         rules = [{{ effect = \"allow\", permissions = [\"{COMPLIANCE_READ}\", \"{COMPLIANCE_ADMIN}\"] }}]\n"
     );
     // The document must load; the unit tests check it adds exactly these two rules.
     Policy::from_toml(&document).map_err(|source| ServerError::Policy {
@@ -690,6 +698,7 @@ mod tests {
         };
         let mut expected = names(&original);
         expected.push("auditor".to_owned());
+        expected.push("compliance".to_owned());
         let mut got = names(&generated);
         expected.sort();
         got.sort();
@@ -761,8 +770,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = RbacConfig::default();
         let policy = load_or_create_policy(dir.path(), &config).unwrap();
-        // The preset's four and the auditor.
-        assert_eq!(policy.roles().len(), 5);
+        // The preset's four, the auditor and compliance.
+        assert_eq!(policy.roles().len(), 6);
         let path = dir.path().join(POLICY_FILE);
         #[cfg(unix)]
         {

@@ -277,6 +277,9 @@ impl Storage {
                 finsec_audit::sqlite::migrate(pool)
                     .await
                     .map_err(|e| failed("finsec-audit")(Box::new(e)))?;
+                finsec_compliance::sqlite::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-compliance")(Box::new(e)))?;
             }
             Self::Postgres(pool) => {
                 finsec_crypto::postgres::migrate(pool)
@@ -291,6 +294,9 @@ impl Storage {
                 finsec_audit::postgres::migrate(pool)
                     .await
                     .map_err(|e| failed("finsec-audit")(Box::new(e)))?;
+                finsec_compliance::postgres::migrate(pool)
+                    .await
+                    .map_err(|e| failed("finsec-compliance")(Box::new(e)))?;
             }
         }
         Ok(())

@@ -8,6 +8,7 @@
 mod audit;
 mod auth;
 mod backends;
+mod compliance;
 mod contract;
 mod controls;
 mod faults;

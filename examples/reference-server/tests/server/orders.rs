@@ -13,12 +13,12 @@ use crate::support::{DataDir, Launch, Server};
 const PASSWORD: &str = "order entry passphrase 5c2e91";
 
 /// A logged-in user: id and access token.
-struct User {
-    id: String,
-    token: String,
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) token: String,
 }
 
-async fn register_and_login(server: &Server, name: &str) -> User {
+pub(crate) async fn register_and_login(server: &Server, name: &str) -> User {
     let credentials = json!({ "username": name, "password": PASSWORD });
     let response = server
         .client()
@@ -45,7 +45,7 @@ async fn register_and_login(server: &Server, name: &str) -> User {
 }
 
 /// Sends `method path` with `token` and an optional JSON body; returns status and JSON.
-async fn call(
+pub(crate) async fn call(
     server: &Server,
     method: reqwest::Method,
     path: &str,
@@ -66,11 +66,16 @@ async fn call(
     (status, value)
 }
 
-fn bearer(user: &User) -> (&'static str, String) {
+pub(crate) fn bearer(user: &User) -> (&'static str, String) {
     ("authorization", format!("Bearer {}", user.token))
 }
 
-async fn post(server: &Server, user: &User, path: &str, body: &Value) -> (StatusCode, Value) {
+pub(crate) async fn post(
+    server: &Server,
+    user: &User,
+    path: &str,
+    body: &Value,
+) -> (StatusCode, Value) {
     let (name, value) = bearer(user);
     call(
         server,
@@ -82,7 +87,7 @@ async fn post(server: &Server, user: &User, path: &str, body: &Value) -> (Status
     .await
 }
 
-async fn get(server: &Server, user: &User, path: &str) -> (StatusCode, Value) {
+pub(crate) async fn get(server: &Server, user: &User, path: &str) -> (StatusCode, Value) {
     let (name, value) = bearer(user);
     call(server, reqwest::Method::GET, path, (name, &value), None).await
 }
@@ -94,13 +99,13 @@ fn limit(quantity: &str, price: &str) -> Value {
     })
 }
 
-fn grant(launch: &Launch, data: &DataDir, user: &str, role: &str) {
+pub(crate) fn grant(launch: &Launch, data: &DataDir, user: &str, role: &str) {
     let out = launch.roles(data, &["grant", user, role]).success();
     assert_eq!(out.trim(), format!("granted {role} to {user}"));
 }
 
 /// Entitles `user` to trading account `account` with the `accounts` subcommand.
-fn entitle(launch: &Launch, data: &DataDir, user: &str, account: &str) {
+pub(crate) fn entitle(launch: &Launch, data: &DataDir, user: &str, account: &str) {
     let out = launch.accounts(data, &["grant", user, account]).success();
     assert_eq!(out.trim(), format!("entitled {user} to {account}"));
 }

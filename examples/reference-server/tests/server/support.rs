@@ -230,6 +230,14 @@ impl Launch {
         self.subcommand(data, "accounts", args)
     }
 
+    /// Runs the `reports` subcommand with `args`, as [`roles`](Self::roles) does.
+    ///
+    /// # Panics
+    /// If it runs longer than [`COMMAND_TIMEOUT`].
+    pub(crate) fn reports(&self, data: &DataDir, args: &[&str]) -> Finished {
+        self.subcommand(data, "reports", args)
+    }
+
     /// Runs the `users` subcommand with `args`, as [`roles`](Self::roles) does.
     ///
     /// # Panics

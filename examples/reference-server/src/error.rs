@@ -129,6 +129,10 @@ pub enum ServerError {
     /// Logging could not be set up.
     #[error("logging: {0}")]
     Telemetry(String),
+
+    /// Recording a fill, a transaction report or a review failed (MiFID II).
+    #[error("MiFID II: {0}")]
+    Compliance(String),
 }
 
 impl ServerError {

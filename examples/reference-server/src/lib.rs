@@ -418,6 +418,12 @@ impl Server {
         } = self;
         tracing::info!("listening on http://{addr}");
         let maintenance = tokio::spawn(maintain(state.clone()));
+        let compliance = Arc::clone(state.compliance());
+        tokio::spawn(async move {
+            if let Err(e) = compliance.reconcile(None).await {
+                tracing::error!(error = %e, "reconciling unreported fills");
+            }
+        });
         let watching = tokio::spawn(controls::watch(Arc::clone(state.orders().controls())));
 
         let max_connections = limits.max_connections().min(Semaphore::MAX_PERMITS);

@@ -66,8 +66,10 @@ impl fmt::Display for IdentifierKind {
 
 use IdentifierKind::{Concat, IdentityCard, National, Passport};
 
-/// Annex II of RTS 22: for each listed country, its identifiers in priority order. A
-/// country not listed uses [`DEFAULT_PRIORITIES`].
+/// Annex II of RTS 22: for each EEA country, its identifiers in priority order. Every other
+/// nationality uses [`DEFAULT_PRIORITIES`] (Art. 6(3)). The United Kingdom's row is left
+/// out: since it left the EEA, ESMA reads references to it as to a third country, so UK
+/// nationals are identified as "all other countries" in reports to EU authorities.
 const ANNEX_II: &[(&str, &[IdentifierKind])] = &[
     ("AT", &[Concat]),
     ("BE", &[National("Belgian National Number"), Concat]),
@@ -83,7 +85,6 @@ const ANNEX_II: &[(&str, &[IdentifierKind])] = &[
     ("ES", &[National("Tax identification number")]),
     ("FI", &[National("Personal identity code"), Concat]),
     ("FR", &[Concat]),
-    ("GB", &[National("UK National Insurance number"), Concat]),
     ("GR", &[National("10 DSS digit Investor Share"), Concat]),
     (
         "HR",
@@ -139,9 +140,13 @@ const ANNEX_II: &[(&str, &[IdentifierKind])] = &[
 /// The row for every country Annex II does not list: passport, then CONCAT.
 pub const DEFAULT_PRIORITIES: &[IdentifierKind] = &[Passport, Concat];
 
-/// The identifiers `country` accepts, highest priority first.
+/// The identifiers `country` accepts, highest priority first: its Annex II row for an EEA
+/// country, [`DEFAULT_PRIORITIES`] for any other.
 #[must_use]
 pub fn priorities(country: Country) -> &'static [IdentifierKind] {
+    if !country.is_eea() {
+        return DEFAULT_PRIORITIES;
+    }
     ANNEX_II
         .iter()
         .find(|(c, _)| *c == country.as_str())
@@ -501,10 +506,14 @@ mod tests {
     #[test]
     fn annex_ii_rows_are_unique_and_sorted() {
         assert!(ANNEX_II.windows(2).all(|w| w[0].0 < w[1].0));
+        // Exactly the thirty EEA states, each with a row.
+        assert_eq!(ANNEX_II.len(), 30);
         for (code, row) in ANNEX_II {
-            assert!(code.parse::<Country>().is_ok(), "{code}");
+            assert!(code.parse::<Country>().unwrap().is_eea(), "{code}");
             assert!(!row.is_empty());
         }
+        assert_eq!(priorities(c("GB")), DEFAULT_PRIORITIES);
+        assert_eq!(priorities(c("PL")).len(), 2);
     }
 
     #[test]

@@ -19,7 +19,9 @@
 //!    `mifid.report` audit event, and kept in finsec-compliance's report store with its
 //!    lineage (the two audit event ids and the clock flag). Without a client for the
 //!    account the report cannot be built: the failure is audited (`mifid.report`,
-//!    outcome `failure`) and logged.
+//!    outcome `failure`) and logged, and the fill is reported when the account's client
+//!    is set. At start the server also reports every fill that has no report (one lost
+//!    to a failure between storing the fill and keeping its report).
 //!
 //! Compliance officers (the `compliance` role: [`COMPLIANCE_READ`], [`COMPLIANCE_ADMIN`])
 //! read `GET /reports/mifid` (XML or CSV, streamed), cancel with
@@ -660,7 +662,7 @@ impl Compliance {
         };
         let decimal = |text: &str, what: &str| {
             Decimal::from_str_exact(text)
-                .map_err(|e| ServerError::Config(format!("stored order {what}: {e}")))
+                .map_err(|e| ServerError::Compliance(format!("stored order {what}: {e}")))
         };
         let quantity = decimal(&order.quantity, "quantity")?;
         let limit = order
@@ -684,7 +686,7 @@ impl Compliance {
             &order.created_at,
             &time::format_description::well_known::Rfc3339,
         )
-        .map_err(|e| ServerError::Config(format!("stored order time: {e}")))?;
+        .map_err(|e| ServerError::Compliance(format!("stored order time: {e}")))?;
         let id = Uuid::now_v7();
         let reference_id = report_reference(id);
         let fill_event = event("order.fill", Outcome::Success, time.at(), &order.owner)?
@@ -693,10 +695,11 @@ impl Compliance {
             .and_then(|e| e.with_detail("venue", instrument.venue.as_str()))
             .and_then(|e| e.with_detail("price", reference.to_string().as_str()))
             .and_then(|e| e.with_detail("quantity", order.quantity.as_str()))
-            .map_err(|e| ServerError::Config(format!("fill audit event: {e}")))?;
+            .map_err(|e| ServerError::Compliance(format!("fill audit event: {e}")))?;
         let row = ExecutionRow {
             id: id.to_string(),
             order_id: order.id.clone(),
+            owner: order.owner.clone(),
             account_id: order.account_id.clone(),
             symbol: order.symbol.clone(),
             isin: instrument.isin.to_string(),
@@ -709,30 +712,27 @@ impl Compliance {
             ordered_at,
             executed_at: time.at(),
             audit_event: fill_event.id().to_string(),
-            report_ref: reference_id.clone(),
+            report_ref: reference_id,
+            clock_flag_us: flag.map(|f| i64::try_from(f.divergence_us).unwrap_or(i64::MAX)),
         };
         let inserted = self
             .store
             .insert_execution(&row)
             .await
-            .map_err(|e| ServerError::Config(format!("storing a fill: {e}")))?;
+            .map_err(|e| ServerError::Compliance(format!("storing a fill: {e}")))?;
         if !inserted {
             return Ok(());
         }
-        let execution_event = fill_event.id();
         self.audit.observe(fill_event, true).await;
         tracing::info!(order = %order.id, execution = %id, price = %reference, "order filled");
+        self.report_execution(&row, false).await.map(drop)
+    }
 
-        let client = self.client_party(&order.account_id).await;
-        let report = match client {
-            Ok(client) => {
-                self.build_report(
-                    firm, instrument, order, &row, client, time, quantity, reference, buy,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
+    /// Reports a stored fill: builds the report from the fill and the account's client,
+    /// audits the attempt as `mifid.report` (`reconciled` when it is a later try) and keeps
+    /// the report with its lineage. Returns whether it was kept.
+    async fn report_execution(&self, row: &ExecutionRow, reconciled: bool) -> Result<bool> {
+        let report = self.build_report(row).await;
         let outcome = match &report {
             Ok(_) => Outcome::Success,
             Err(NotReported::Failed(_)) => Outcome::Error,
@@ -742,54 +742,104 @@ impl Compliance {
             "mifid.report",
             outcome,
             OffsetDateTime::now_utc(),
-            &order.owner,
+            &row.owner,
         )?
-        .with_resource("transaction_report", &reference_id)
-        .and_then(|e| e.with_detail("execution", id.to_string().as_str()))
-        .map_err(|e| ServerError::Config(format!("report audit event: {e}")))?;
+        .with_resource("transaction_report", &row.report_ref)
+        .and_then(|e| e.with_detail("execution", row.id.as_str()))
+        .and_then(|e| e.with_detail("reconciled", reconciled))
+        .map_err(|e| ServerError::Compliance(format!("report audit event: {e}")))?;
         if let Err(why) = &report {
             let reason = match why {
                 NotReported::NoClient => "client_unidentified".to_owned(),
                 NotReported::Invalid(e) => format!("invalid: {e}"),
                 NotReported::Failed(e) => format!("failed: {e}"),
             };
-            tracing::warn!(order = %order.id, execution = %id, %reason, "fill not reported");
+            tracing::warn!(order = %row.order_id, execution = %row.id, %reason, "fill not reported");
             report_event = report_event
                 .with_detail("reason", reason.as_str())
-                .map_err(|e| ServerError::Config(format!("report audit event: {e}")))?;
+                .map_err(|e| ServerError::Compliance(format!("report audit event: {e}")))?;
         }
+        let allowed = finsec_compliance::mifid::clock::max_divergence(Granularity::Millisecond);
         let lineage = Lineage {
-            execution_event: Some(execution_event),
+            execution_event: row.audit_event.parse().ok(),
             report_event: Some(report_event.id()),
-            clock: flag,
+            clock: row
+                .clock_flag_us
+                .map(|d| finsec_compliance::mifid::ClockFlag {
+                    divergence_us: u64::try_from(d).unwrap_or_default(),
+                    allowed_us: u64::try_from(allowed.as_micros()).unwrap_or(u64::MAX),
+                }),
         };
         self.audit.observe(report_event, true).await;
-        if let Ok(report) = report {
-            self.reports
-                .submit(&report, &lineage, OffsetDateTime::now_utc())
-                .await
-                .map_err(|e| ServerError::Config(format!("keeping a report: {e}")))?;
-        }
-        Ok(())
+        let Ok(report) = report else {
+            return Ok(false);
+        };
+        self.reports
+            .submit(&report, &lineage, OffsetDateTime::now_utc())
+            .await
+            .map_err(|e| ServerError::Compliance(format!("keeping a report: {e}")))?;
+        Ok(true)
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site, each part of the fill"
-    )]
+    /// Reports the fills that have no report yet (of `account`, or of every account): the
+    /// ones whose account had no client when they were filled, or whose report was lost to
+    /// a failure between storing the fill and keeping its report. Run at start and after
+    /// a client is set. Returns `(reported, still unreported)`.
+    ///
+    /// # Errors
+    /// Storage failures while reading the fills.
+    pub async fn reconcile(&self, account: Option<&str>) -> Result<(u64, u64)> {
+        if self.firm.is_none() {
+            return Ok((0, 0));
+        }
+        let (mut reported, mut left) = (0, 0);
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .unreported(account, after.clone(), 500)
+                .await
+                .map_err(|e| ServerError::Compliance(format!("reading unreported fills: {e}")))?;
+            let Some(last) = page.last() else { break };
+            after = Some((last.executed_at, last.id.clone()));
+            for row in &page {
+                match self.report_execution(row, true).await {
+                    Ok(true) => reported += 1,
+                    Ok(false) => left += 1,
+                    Err(e) => {
+                        left += 1;
+                        tracing::error!(execution = %row.id, error = %e, "fill not reported");
+                    }
+                }
+            }
+        }
+        if reported + left > 0 {
+            tracing::info!(reported, left, "unreported fills reconciled");
+        }
+        Ok((reported, left))
+    }
+
+    /// The report of a stored fill.
     async fn build_report(
         &self,
-        firm: &FirmConfig,
-        instrument: &InstrumentConfig,
-        order: &Order,
         row: &ExecutionRow,
-        client: Party,
-        time: finsec_compliance::mifid::TradingTime,
-        quantity: Decimal,
-        price: Decimal,
-        buy: bool,
     ) -> std::result::Result<TransactionReport, NotReported> {
-        let trader = match order.owner.parse::<Uuid>() {
+        let Some(firm) = &self.firm else {
+            return Err(NotReported::Failed("no firm configuration".into()));
+        };
+        let instrument = firm.instrument(&row.symbol).ok_or_else(|| {
+            NotReported::Failed(format!(
+                "{} is no longer in the firm configuration",
+                row.symbol
+            ))
+        })?;
+        let client = self.client_party(&row.account_id).await?;
+        let decimal = |text: &str| {
+            Decimal::from_str_exact(text)
+                .map_err(|e| NotReported::Failed(format!("stored fill {}: {e}", row.id)))
+        };
+        let (quantity, price) = (decimal(&row.quantity)?, decimal(&row.price)?);
+        let trader = match row.owner.parse::<Uuid>() {
             Ok(owner) => self
                 .users
                 .find_by_id(owner)
@@ -800,7 +850,7 @@ impl Compliance {
         };
         let client_side = Counterparty::single(client, Some(firm.branch_country));
         let venue_side = Counterparty::single(Party::Mic(instrument.venue), None);
-        let (buyer, seller) = if buy {
+        let (buyer, seller) = if row.side == "buy" {
             (client_side, venue_side)
         } else {
             (venue_side, client_side)
@@ -817,7 +867,10 @@ impl Compliance {
             buyer,
             seller,
             transmission: Transmission::default(),
-            trading_time: time,
+            trading_time: finsec_compliance::mifid::TradingTime::new(
+                row.executed_at,
+                Granularity::Millisecond,
+            ),
             capacity: TradingCapacity::AnyOther,
             quantity: Quantity::Units(quantity),
             price: Price::Monetary {
@@ -859,7 +912,7 @@ impl Compliance {
             .store
             .executions(from, to, after, limit)
             .await
-            .map_err(|e| ServerError::Config(format!("reading fills: {e}")))?;
+            .map_err(|e| ServerError::Compliance(format!("reading fills: {e}")))?;
         rows.iter().map(execution_of).collect()
     }
 
@@ -880,7 +933,7 @@ impl Compliance {
         self.reports
             .history(&reference)
             .await
-            .map_err(|e| ServerError::Config(format!("reading reports: {e}")))
+            .map_err(|e| ServerError::Compliance(format!("reading reports: {e}")))
     }
 }
 
@@ -927,7 +980,7 @@ impl<W: std::io::Write> FileWriter<W> {
 /// A stored fill as finsec-compliance's [`Execution`]: the order's arrival price is the
 /// fill's reference (the simulator fills at the price of the moment it was accepted).
 fn execution_of(r: &ExecutionRow) -> Result<Execution> {
-    let bad = |what: &str| ServerError::Config(format!("stored fill {}: bad {what}", r.id));
+    let bad = |what: &str| ServerError::Compliance(format!("stored fill {}: bad {what}", r.id));
     let class = match r.class.as_str() {
         "equity" => InstrumentClass::Equity,
         "etf" => InstrumentClass::Etf,
@@ -1032,7 +1085,7 @@ fn person_id(p: &PersonBody) -> finsec_compliance::Result<PersonId> {
 /// An audit event by the system on behalf of user `user`.
 fn event(action: &str, outcome: Outcome, at: OffsetDateTime, user: &str) -> Result<AuditEvent> {
     let time = EventTime::new(at, Precision::Microsecond, "system")
-        .map_err(|e| ServerError::Config(format!("audit event: {e}")))?;
+        .map_err(|e| ServerError::Compliance(format!("audit event: {e}")))?;
     AuditEvent::new(action, outcome, time)
         .and_then(|e| {
             e.with_actor(AuditActor {
@@ -1040,5 +1093,5 @@ fn event(action: &str, outcome: Outcome, at: OffsetDateTime, user: &str) -> Resu
                 ..AuditActor::default()
             })
         })
-        .map_err(|e| ServerError::Config(format!("audit event: {e}")))
+        .map_err(|e| ServerError::Compliance(format!("audit event: {e}")))
 }

@@ -296,6 +296,18 @@ pub struct ReportRecord {
     pub execution_event: Option<String>,
     /// The audit event of this record's creation.
     pub report_event: Option<String>,
+    /// Set when the clock that stamped the execution was further from UTC than RTS 25
+    /// allows for the timestamp's granularity.
+    pub clock: Option<ClockView>,
+}
+
+/// A clock divergence beyond RTS 25's maximum.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClockView {
+    /// The divergence the clock declared, microseconds.
+    pub divergence_us: u64,
+    /// The maximum for the timestamp's granularity, microseconds.
+    pub allowed_us: u64,
 }
 
 impl From<&StoredReport> for ReportRecord {
@@ -310,6 +322,10 @@ impl From<&StoredReport> for ReportRecord {
             recorded_at: rfc3339(r.recorded_at),
             execution_event: r.lineage.execution_event.map(|u| u.to_string()),
             report_event: r.lineage.report_event.map(|u| u.to_string()),
+            clock: r.lineage.clock.map(|c| ClockView {
+                divergence_us: c.divergence_us,
+                allowed_us: c.allowed_us,
+            }),
         }
     }
 }
@@ -442,7 +458,7 @@ pub async fn cancel_report(
     )
     .and_then(|e| {
         e.with_resource("transaction_report", parsed.as_str())
-            .map_err(|e| crate::error::ServerError::Config(format!("audit event: {e}")))
+            .map_err(|e| crate::error::ServerError::Compliance(format!("audit event: {e}")))
     })
     .map_err(|e| internal("audit event", &e))?;
     let lineage = Lineage {
@@ -581,6 +597,10 @@ pub async fn put_client(
             notes.note(
                 Note::new("client.set", Outcome::Success).resource("account", account.as_str()),
             );
+            // The account's fills that could not be reported without a client are now.
+            if let Err(e) = state.compliance().reconcile(Some(account.as_str())).await {
+                tracing::error!(error = %e, "reconciling an account's fills");
+            }
             Ok(Json(view))
         }
         Err(ClientError::Invalid(e)) => Err(Problem::validation(vec![FieldError::new(

@@ -14,6 +14,8 @@ pub struct ExecutionRow {
     pub id: String,
     /// The order it filled (one fill per order).
     pub order_id: String,
+    /// The id of the user who placed the order.
+    pub owner: String,
     /// The order's trading account.
     pub account_id: String,
     /// The symbol ordered.
@@ -40,6 +42,9 @@ pub struct ExecutionRow {
     pub audit_event: String,
     /// The transaction reference it is reported under.
     pub report_ref: String,
+    /// The clock's declared divergence from UTC, microseconds, when it exceeded RTS 25's
+    /// maximum for the fill's millisecond stamp.
+    pub clock_flag_us: Option<i64>,
 }
 
 /// A client as stored: an LEI, or a person's details sealed under the client's subject key.
@@ -71,6 +76,16 @@ pub trait ComplianceStore: Send + Sync + 'static {
     /// The fill of order `order_id`, if any.
     async fn execution_of(&self, order_id: &str) -> StoreResult<Option<ExecutionRow>>;
 
+    /// Up to `limit` fills (of `account`, or of every account) that have no record in the
+    /// report store (`finsec_mifid_reports`, in the same database), after `(executed_at, id)`
+    /// `after`, in that order.
+    async fn unreported(
+        &self,
+        account: Option<&str>,
+        after: Option<(OffsetDateTime, String)>,
+        limit: u32,
+    ) -> StoreResult<Vec<ExecutionRow>>;
+
     /// Sets (inserts or replaces) the client of `account`.
     async fn put_client(
         &self,
@@ -83,8 +98,9 @@ pub trait ComplianceStore: Send + Sync + 'static {
     async fn client(&self, account: &str) -> StoreResult<Option<ClientRow>>;
 }
 
-const COLUMNS: &str = "id, order_id, account_id, symbol, isin, class, venue, side, quantity, \
-                       price, currency, ordered_at, executed_at, audit_event, report_ref";
+const COLUMNS: &str = "id, order_id, owner, account_id, symbol, isin, class, venue, side, \
+                       quantity, price, currency, ordered_at, executed_at, audit_event, \
+                       report_ref, clock_flag_us";
 
 const TABLE: &str = "server_executions";
 
@@ -95,19 +111,21 @@ macro_rules! impl_compliance_store {
                 Ok(ExecutionRow {
                     id: row.try_get(0)?,
                     order_id: row.try_get(1)?,
-                    account_id: row.try_get(2)?,
-                    symbol: row.try_get(3)?,
-                    isin: row.try_get(4)?,
-                    class: row.try_get(5)?,
-                    venue: row.try_get(6)?,
-                    side: row.try_get(7)?,
-                    quantity: row.try_get(8)?,
-                    price: row.try_get(9)?,
-                    currency: row.try_get(10)?,
-                    ordered_at: from_micros(TABLE, row.try_get(11)?)?,
-                    executed_at: from_micros(TABLE, row.try_get(12)?)?,
-                    audit_event: row.try_get(13)?,
-                    report_ref: row.try_get(14)?,
+                    owner: row.try_get(2)?,
+                    account_id: row.try_get(3)?,
+                    symbol: row.try_get(4)?,
+                    isin: row.try_get(5)?,
+                    class: row.try_get(6)?,
+                    venue: row.try_get(7)?,
+                    side: row.try_get(8)?,
+                    quantity: row.try_get(9)?,
+                    price: row.try_get(10)?,
+                    currency: row.try_get(11)?,
+                    ordered_at: from_micros(TABLE, row.try_get(12)?)?,
+                    executed_at: from_micros(TABLE, row.try_get(13)?)?,
+                    audit_event: row.try_get(14)?,
+                    report_ref: row.try_get(15)?,
+                    clock_flag_us: row.try_get(16)?,
                 })
             }
         }
@@ -117,11 +135,12 @@ macro_rules! impl_compliance_store {
             async fn insert_execution(&self, r: &ExecutionRow) -> StoreResult<bool> {
                 let done = sqlx::query(&format!(
                     "INSERT INTO server_executions ({COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
                      ON CONFLICT (order_id) DO NOTHING"
                 ))
                 .bind(&r.id)
                 .bind(&r.order_id)
+                .bind(&r.owner)
                 .bind(&r.account_id)
                 .bind(&r.symbol)
                 .bind(&r.isin)
@@ -135,6 +154,7 @@ macro_rules! impl_compliance_store {
                 .bind(to_micros(r.executed_at)?)
                 .bind(&r.audit_event)
                 .bind(&r.report_ref)
+                .bind(r.clock_flag_us)
                 .execute(self.pool())
                 .await?;
                 Ok(done.rows_affected() == 1)
@@ -175,6 +195,40 @@ macro_rules! impl_compliance_store {
                 .fetch_optional(self.pool())
                 .await?;
                 row.as_ref().map(Self::execution).transpose()
+            }
+
+            async fn unreported(
+                &self,
+                account: Option<&str>,
+                after: Option<(OffsetDateTime, String)>,
+                limit: u32,
+            ) -> StoreResult<Vec<ExecutionRow>> {
+                let (after_t, after_id) = match after {
+                    Some((t, id)) => (to_micros(t)?, id),
+                    None => (i64::MIN, String::new()),
+                };
+                let account_filter = if account.is_some() { "e.account_id = $4 AND " } else { "" };
+                let sql = format!(
+                    "SELECT {} FROM server_executions e WHERE {account_filter}\
+                     (e.executed_at > $1 OR (e.executed_at = $1 AND e.id > $2)) \
+                     AND NOT EXISTS (SELECT 1 FROM finsec_mifid_reports r \
+                                     WHERE r.reference = e.report_ref) \
+                     ORDER BY e.executed_at, e.id LIMIT $3",
+                    COLUMNS
+                        .split(", ")
+                        .map(|c| format!("e.{c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut q = sqlx::query(&sql)
+                    .bind(after_t)
+                    .bind(after_id)
+                    .bind(i64::from(limit));
+                if let Some(account) = account {
+                    q = q.bind(account);
+                }
+                let rows = q.fetch_all(self.pool()).await?;
+                rows.iter().map(Self::execution).collect()
             }
 
             async fn put_client(

@@ -149,8 +149,13 @@ fn validate(xml: &[u8], test: &str) {
     );
 }
 
-/// The whole flow on one server; `launch` decides the database.
-async fn fills_reports_and_reviews(launch: &Launch, data: &DataDir) {
+/// The whole flow on one server; `launch` decides the database and the clock's declared
+/// divergence (`divergence_flagged`: beyond RTS 25's 1 ms for millisecond stamps).
+async fn fills_reports_and_reviews(
+    launch: &Launch,
+    data: &DataDir,
+    divergence_flagged: bool,
+) -> String {
     let server = launch.start(data);
     let bob = register_and_login(&server, "bob").await;
     let carol = register_and_login(&server, "carol").await;
@@ -336,6 +341,15 @@ async fn fills_reports_and_reviews(launch: &Launch, data: &DataDir) {
         .collect();
     assert_eq!(statuses, ["NEWT", "CANC"]);
     assert_eq!(body[0]["execution_event"], body[1]["execution_event"]);
+    if divergence_flagged {
+        assert_eq!(
+            body[0]["clock"],
+            json!({ "divergence_us": 1500, "allowed_us": 1000 }),
+            "{body}"
+        );
+    } else {
+        assert!(body[0]["clock"].is_null(), "{body}");
+    }
     let (status, _) = get(&server, &carol, "/reports/mifid/NOSUCHREF").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = get(&server, &carol, &format!("/reports/mifid/summary?{period}")).await;
@@ -380,6 +394,29 @@ async fn fills_reports_and_reviews(launch: &Launch, data: &DataDir) {
         .collect();
     assert_eq!(venues, ["XNAS", "XPAR"], "{body}");
 
+    // Once ACC-3's client is identified (a Spanish national number), its fill is reported.
+    let spanish = json!({ "person": {
+        "first_names": "Ana", "surnames": "Garcia", "birth_date": "1980-01-01",
+        "nationalities": ["ES"], "identifiers": [{ "kind": "national", "number": "12345678Z" }],
+    }});
+    let (status, body) = put(&server, &carol, "/admin/clients/ACC-3", &spanish).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["id_scheme"].as_str(), body["id_country"].as_str()),
+        (Some("NIDN"), Some("ES"))
+    );
+    let (_, _, xml) = fetch(&server, &carol, &format!("/reports/mifid?{period}")).await;
+    let reports = read(xml.as_bytes());
+    assert_eq!(reports.len(), 4, "{xml}");
+    let Report::New(late) = &reports[3] else {
+        panic!("{reports:?}")
+    };
+    let Party::Person(ana) = &late.buyer.owners[0].party else {
+        panic!("{late:?}")
+    };
+    assert_eq!(ana.id().expose(), "ES12345678Z");
+    validate(xml.as_bytes(), "server_reports_validate");
+
     // Bad periods, an empty one.
     let (status, _) = get(&server, &carol, "/reports/mifid?from=yesterday&to=now").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -421,19 +458,77 @@ async fn fills_reports_and_reviews(launch: &Launch, data: &DataDir) {
             ],
         )
         .success();
-    assert!(said.contains("wrote 3 report records"), "{said}");
+    assert!(said.contains("wrote 4 report records"), "{said}");
     let written = fs::read(&out).unwrap();
-    assert_eq!(read(&written).len(), 3);
+    assert_eq!(read(&written).len(), 4);
     validate(&written, "server_reports_validate");
     assert!(!Path::new(&out.with_extension("partial")).exists());
+    air.reference.to_string()
 }
 
 #[tokio::test]
 async fn fills_are_reported_and_reviewed_on_sqlite() {
     let data = DataDir::new();
     let (prices, firm) = files(&data);
-    let launch = Launch::new().args(["--reference-prices", &prices, "--firm-config", &firm]);
-    fills_reports_and_reviews(&launch, &data).await;
+    // A clock the operator declares 1.5 ms from UTC: every fill's report is flagged.
+    let launch = Launch::new().args([
+        "--reference-prices",
+        &prices,
+        "--firm-config",
+        &firm,
+        "--clock-divergence-us",
+        "1500",
+    ]);
+    let air = fills_reports_and_reviews(&launch, &data, true).await;
+
+    // A crash between keeping a fill and keeping its report, simulated by deleting the
+    // report: the next start reports the fill again.
+    let db = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap();
+    let deleted = sqlx::query("DELETE FROM finsec_mifid_reports WHERE reference = $1")
+        .bind(&air)
+        .execute(&db)
+        .await
+        .unwrap();
+    assert_eq!(deleted.rows_affected(), 1);
+    db.close().await;
+    let server = launch.start(&data);
+    let response = server
+        .client()
+        .post(server.url("/auth/login"))
+        .json(&json!({ "username": "carol", "password": crate::orders::PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let carol = User {
+        id: String::new(),
+        token,
+    };
+    let mut found = StatusCode::NOT_FOUND;
+    for _ in 0..100 {
+        let (status, _) = get(&server, &carol, &format!("/reports/mifid/{air}")).await;
+        found = status;
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        found,
+        StatusCode::OK,
+        "the lost report is made again at start"
+    );
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{logs}");
+    assert!(logs.contains("unreported fills reconciled"), "{logs}");
 }
 
 #[tokio::test]
@@ -450,7 +545,7 @@ async fn fills_are_reported_and_reviewed_on_postgres() {
         "--postgres-url",
         &url,
     ]);
-    fills_reports_and_reviews(&launch, &data).await;
+    let _ = fills_reports_and_reviews(&launch, &data, false).await;
     db.cleanup().await;
 }
 

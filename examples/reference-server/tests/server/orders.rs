@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::support::{DataDir, Launch, Server};
 
-const PASSWORD: &str = "order entry passphrase 5c2e91";
+pub(crate) const PASSWORD: &str = "order entry passphrase 5c2e91";
 
 /// A logged-in user: id and access token.
 pub(crate) struct User {

@@ -1,9 +1,11 @@
--- The simulated fills (one per accepted order) and the firm's clients as MiFIR reports
+-- The simulated fills (one per accepted order; `clock_flag_us`: the clock's declared
+-- divergence when it exceeded RTS 25's maximum) and the firm's clients as MiFIR reports
 -- name them. Times are unix microseconds; amounts decimal text. A client's names, birth
 -- date and national identifier are sealed under the client's subject key.
 CREATE TABLE IF NOT EXISTS server_executions (
     id            TEXT    PRIMARY KEY,
     order_id      TEXT    NOT NULL UNIQUE,
+    owner         TEXT    NOT NULL,
     account_id    TEXT    NOT NULL,
     symbol        TEXT    NOT NULL,
     isin          TEXT    NOT NULL,
@@ -16,9 +18,11 @@ CREATE TABLE IF NOT EXISTS server_executions (
     ordered_at    INTEGER NOT NULL,
     executed_at   INTEGER NOT NULL,
     audit_event   TEXT    NOT NULL,
-    report_ref    TEXT    NOT NULL
+    report_ref    TEXT    NOT NULL,
+    clock_flag_us INTEGER
 );
 CREATE INDEX IF NOT EXISTS server_executions_time ON server_executions (executed_at, id);
+CREATE INDEX IF NOT EXISTS server_executions_account ON server_executions (account_id, executed_at, id);
 CREATE TABLE IF NOT EXISTS server_clients (
     account_id TEXT    PRIMARY KEY,
     kind       TEXT    NOT NULL CHECK (kind IN ('lei', 'person')),

@@ -63,7 +63,8 @@ pub const FINSEC_AUDIT: VersionRange = VersionRange {
     last: 40_999,
 };
 
-/// finsec-compliance: MiFIR transaction reports 50001–50099.
+/// finsec-compliance: MiFIR transaction reports 50001–50099, the consent ledger
+/// 50101–50199.
 pub const FINSEC_COMPLIANCE: VersionRange = VersionRange {
     owner: "finsec-compliance",
     first: 50_001,

@@ -2,9 +2,9 @@
 //! written files validate against ESMA's schemas with `xmllint`, and mutated files do not.
 //!
 //! The schemas are not in the repository (their notice forbids redistribution): they are
-//! read from `FINSEC_MIFID_XSD_DIR` (by default `shared/vectors/mifid/xsd` beside the
-//! repository), through `finsec_testkit::mifid::xsd_dir`: without them the schema tests say
-//! on stderr that they did not run, and with `FINSEC_REQUIRE_XSD=1` (CI) they fail.
+//! read from `FINSEC_MIFID_XSD_DIR` through `finsec_testkit::mifid::xsd_dir`: without them
+//! the schema tests say on stderr that they did not run, and with `FINSEC_REQUIRE_XSD=1`
+//! (CI) they fail.
 
 #![cfg(test)]
 

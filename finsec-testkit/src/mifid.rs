@@ -7,7 +7,7 @@
 //!
 //! | variable               | meaning                                                        |
 //! |------------------------|----------------------------------------------------------------|
-//! | `FINSEC_MIFID_XSD_DIR` | the directory holding the [`XSD_FILES`]; unset: [`DEFAULT_XSD_DIR`] when it exists |
+//! | `FINSEC_MIFID_XSD_DIR` | the directory holding the [`XSD_FILES`]                        |
 //! | `FINSEC_REQUIRE_XSD`   | `1`: a missing directory fails the test; unset, empty or `0`: the test does not run |
 //!
 //! CI sets both, so there a schema test always runs. A developer without the schemas sees
@@ -28,13 +28,6 @@ use std::path::PathBuf;
 
 /// Environment variable naming the directory that holds the MiFIR XSD files.
 pub const XSD_DIR_VAR: &str = "FINSEC_MIFID_XSD_DIR";
-/// Where the schemas are when `FINSEC_MIFID_XSD_DIR` is unset: `shared/vectors/mifid/xsd`
-/// beside the repository, as the project's machines lay it out.
-pub const DEFAULT_XSD_DIR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../shared/vectors/mifid/xsd"
-);
-
 /// Environment variable that, set to `1`, turns a missing XSD directory into a failure.
 pub const REQUIRE_XSD_VAR: &str = "FINSEC_REQUIRE_XSD";
 
@@ -135,17 +128,14 @@ pub fn locate_xsd_dir(dir: Option<&OsStr>, require: Option<&OsStr>) -> Result<Xs
 }
 
 /// The directory holding the MiFIR XSD files, for the test named `test`: `Some` when
-/// `FINSEC_MIFID_XSD_DIR` (or, when it is unset, [`DEFAULT_XSD_DIR`] if that directory
-/// exists) names a directory holding the [`XSD_FILES`]; otherwise `None`
+/// `FINSEC_MIFID_XSD_DIR` names a directory holding the [`XSD_FILES`]; otherwise `None`
 /// after printing to stderr that `test` did not run and why, unless `FINSEC_REQUIRE_XSD=1`.
 ///
 /// # Panics
 /// When `FINSEC_REQUIRE_XSD=1` and the schemas are not available, or when
 /// `FINSEC_REQUIRE_XSD` has a value other than empty, `0` or `1` (see [`locate_xsd_dir`]).
 pub fn xsd_dir(test: &str) -> Option<PathBuf> {
-    let default = PathBuf::from(DEFAULT_XSD_DIR);
-    let dir = std::env::var_os(XSD_DIR_VAR)
-        .or_else(|| default.is_dir().then(|| default.into_os_string()));
+    let dir = std::env::var_os(XSD_DIR_VAR);
     let require = std::env::var_os(REQUIRE_XSD_VAR);
     match locate_xsd_dir(dir.as_deref(), require.as_deref()) {
         Ok(XsdLookup::Found(path)) => Some(path),

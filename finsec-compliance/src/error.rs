@@ -113,8 +113,45 @@ pub enum Error {
     /// A stored value could not be read back (corrupt or written by something else).
     #[error("corrupt stored report: {0}")]
     Corrupt(String),
+    /// No such record: a request, a legal hold, a retention run.
+    #[error("no {what} {id}")]
+    NotFound {
+        /// What was looked for.
+        what: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The operation does not fit the record's state (a closed request, a released hold,
+    /// a deadline already extended or passed).
+    #[error("{0}")]
+    State(String),
+    /// A legal hold was to be released by the person who placed it: release needs a second
+    /// person.
+    #[error("legal hold {id} was placed by the same person: a second person must release it")]
+    SamePerson {
+        /// The hold.
+        id: String,
+    },
+    /// A personal-data source cannot do what a request needs (a source without
+    /// rectification, ...).
+    #[error("source {source_name} does not support {operation}")]
+    Unsupported {
+        /// The source.
+        source_name: String,
+        /// What it cannot do.
+        operation: &'static str,
+    },
+    /// The subject's key could not be used or shredded.
+    #[error("subject key: {0}")]
+    Crypto(#[from] finsec_crypto::Error),
+    /// An audit event could not be built or recorded.
+    #[error("audit: {0}")]
+    Audit(String),
+    /// The archive refused or failed to keep a batch.
+    #[error("archive: {0}")]
+    Archive(String),
     /// The store failed; its error is the source.
-    #[error("report store: {0}")]
+    #[error("store: {0}")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
@@ -122,6 +159,13 @@ impl Error {
     /// A [`Store`](Self::Store) error from a store's own failure.
     pub fn store(source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         Self::Store(source.into())
+    }
+
+    pub(crate) fn not_found(what: &'static str, id: impl fmt::Display) -> Self {
+        Self::NotFound {
+            what,
+            id: id.to_string(),
+        }
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
@@ -146,6 +190,13 @@ impl Error {
             Self::Io(_) => "io",
             Self::MarketData(_) => "market_data",
             Self::Corrupt(_) => "corrupt",
+            Self::NotFound { .. } => "not_found",
+            Self::State(_) => "state",
+            Self::SamePerson { .. } => "same_person",
+            Self::Unsupported { .. } => "unsupported",
+            Self::Crypto(_) => "crypto",
+            Self::Audit(_) => "audit",
+            Self::Archive(_) => "archive",
             Self::Store(_) => "store",
         }
     }

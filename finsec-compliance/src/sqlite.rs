@@ -1,6 +1,10 @@
 //! finsec-compliance on SQLite (feature `sqlite`): [`migrate`] creates the crate's tables.
 //!
-//! The store is [`SqlReportStore`](crate::mifid::store::SqlReportStore).
+//! The stores are [`SqlReportStore`](crate::mifid::store::SqlReportStore),
+//! [`SqlConsentStore`](crate::gdpr::consent::SqlConsentStore),
+//! [`SqlHoldStore`](crate::gdpr::hold::SqlHoldStore),
+//! [`SqlRequestStore`](crate::gdpr::request::SqlRequestStore) and
+//! [`SqlRetentionStateStore`](crate::gdpr::retention::SqlRetentionStateStore).
 
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqlitePool;
@@ -14,7 +18,9 @@ pub fn migrator() -> Migrator {
     finsec_sql::migrations::prepare(sqlx::migrate!("./migrations/sqlite"))
 }
 
-/// Creates or updates the finsec-compliance tables (`finsec_mifid_reports`).
+/// Creates or updates the finsec-compliance tables (`finsec_mifid_reports`,
+/// `finsec_consent_events`, `finsec_legal_holds`, `finsec_subject_requests`,
+/// `finsec_retention_runs`).
 ///
 /// Idempotent; safe at every start-up and beside other crates' migrations.
 ///

@@ -186,6 +186,28 @@ impl TransactionReport {
                 "decision makers are reported only for a represented account owner",
             );
         }
+        if party
+            .owners
+            .iter()
+            .any(|o| matches!(o.party, Party::Pseudonymised(_)))
+        {
+            c.add(
+                owners,
+                "pseudonymised",
+                "an owner was erased and replaced by a pseudonym: the report cannot be sent",
+            );
+        }
+        if party
+            .decision_makers
+            .iter()
+            .any(|m| matches!(m, DecisionMaker::Pseudonymised(_)))
+        {
+            c.add(
+                makers,
+                "pseudonymised",
+                "a decision maker was erased and replaced by a pseudonym: the report cannot be sent",
+            );
+        }
         let executing = Party::Lei(self.executing_entity);
         if party.represented && party.owners.iter().any(|o| o.party == executing) {
             c.add(

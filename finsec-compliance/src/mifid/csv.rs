@@ -16,6 +16,10 @@ use crate::mifid::report::{
     Price, Quantity, Report, TransactionReport,
 };
 
+/// The id type written for a person replaced by a pseudonym after erasure (the id column
+/// then holds the pseudonym, the name and birth-date columns are empty).
+pub const PSEUDONYM: &str = "PSEUDONYM";
+
 /// The columns: name, then the RTS 22 Annex I Table 2 field number(s) and what it holds.
 pub const COLUMNS: &[(&str, &str)] = &[
     ("status", "1: NEWT or CANC"),
@@ -26,7 +30,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("submitting_entity", "6: LEI"),
     (
         "buyer_id_type",
-        "7: LEI, MIC, INTC, NIDN, CCPT or CONCAT, per owner",
+        "7: LEI, MIC, INTC, NIDN, CCPT, CONCAT or PSEUDONYM (erased), per owner",
     ),
     ("buyer_id", "7"),
     ("buyer_branch_country", "8"),
@@ -183,12 +187,14 @@ impl<W: Write> CsvReportWriter<W> {
             Party::Mic(_) => "MIC".to_owned(),
             Party::Internal => "INTC".to_owned(),
             Party::Person(p) => p.id().scheme().code().to_owned(),
+            Party::Pseudonymised(_) => PSEUDONYM.to_owned(),
         })));
         self.row.push(join(owners.iter().map(|o| match &o.party {
             Party::Lei(l) => l.to_string(),
             Party::Mic(m) => m.to_string(),
             Party::Internal => "INTC".to_owned(),
             Party::Person(p) => p.id().expose().to_owned(),
+            Party::Pseudonymised(p) => p.to_string(),
         })));
         self.row.push(join(
             owners
@@ -203,14 +209,16 @@ impl<W: Write> CsvReportWriter<W> {
         self.row.push(join(makers.iter().map(|m| match m {
             DecisionMaker::Lei(_) => "LEI".to_owned(),
             DecisionMaker::Person(p) => p.id().scheme().code().to_owned(),
+            DecisionMaker::Pseudonymised(_) => PSEUDONYM.to_owned(),
         })));
         self.row.push(join(makers.iter().map(|m| match m {
             DecisionMaker::Lei(l) => l.to_string(),
             DecisionMaker::Person(p) => p.id().expose().to_owned(),
+            DecisionMaker::Pseudonymised(p) => p.to_string(),
         })));
         self.people(makers.iter().map(|m| match m {
             DecisionMaker::Person(p) => Some(p),
-            DecisionMaker::Lei(_) => None,
+            DecisionMaker::Lei(_) | DecisionMaker::Pseudonymised(_) => None,
         }));
     }
 

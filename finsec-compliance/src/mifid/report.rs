@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::clock::{ClockFlag, Granularity, TradingTime};
 use crate::error::{Error, Result};
+use crate::gdpr::Pseudonym;
 
 /// Checks `value` against `[A-Z0-9]{1,max}` (the ESMA alphanumeric patterns).
 fn upper_alnum(field: &'static str, value: &str, max: usize) -> Result<()> {
@@ -442,6 +443,10 @@ pub enum Party {
     /// `INTC`: the firm's aggregate client account, for an order filled in several
     /// executions and allocated to clients.
     Internal,
+    /// A natural person erased under GDPR Art. 17 after the report was sent: their
+    /// identity is replaced by a keyed pseudonym and the report is kept for record keeping
+    /// only. It cannot be reported again.
+    Pseudonymised(Pseudonym),
 }
 
 /// One account owner with the country of the branch that received the client's order
@@ -463,6 +468,8 @@ pub enum DecisionMaker {
     Lei(Lei),
     /// A natural person.
     Person(NaturalPerson),
+    /// A natural person erased after the report was sent (see [`Party::Pseudonymised`]).
+    Pseudonymised(Pseudonym),
 }
 
 /// The buyer or the seller side: one or more account owners (joint accounts), and the
@@ -881,5 +888,41 @@ impl TransactionReport {
     #[must_use]
     pub fn granularity(&self) -> Granularity {
         self.trading_time.granularity()
+    }
+
+    /// Replaces the natural person identified by `person`, wherever they are an account
+    /// owner or a decision maker, with `pseudonym` (GDPR erasure of a record that must be
+    /// kept). Returns how many places changed.
+    pub fn pseudonymise(&mut self, person: &PersonId, pseudonym: &Pseudonym) -> usize {
+        let mut changed = 0;
+        for side in [&mut self.buyer, &mut self.seller] {
+            for owner in &mut side.owners {
+                if matches!(&owner.party, Party::Person(p) if p.id() == person) {
+                    owner.party = Party::Pseudonymised(pseudonym.clone());
+                    changed += 1;
+                }
+            }
+            for maker in &mut side.decision_makers {
+                if matches!(maker, DecisionMaker::Person(p) if p.id() == person) {
+                    *maker = DecisionMaker::Pseudonymised(pseudonym.clone());
+                    changed += 1;
+                }
+            }
+        }
+        changed
+    }
+
+    /// Whether a natural person was replaced by a pseudonym.
+    #[must_use]
+    pub fn is_pseudonymised(&self) -> bool {
+        [&self.buyer, &self.seller].iter().any(|side| {
+            side.owners
+                .iter()
+                .any(|o| matches!(o.party, Party::Pseudonymised(_)))
+                || side
+                    .decision_makers
+                    .iter()
+                    .any(|m| matches!(m, DecisionMaker::Pseudonymised(_)))
+        })
     }
 }

@@ -32,57 +32,11 @@ pub use sql::SqlConsentStore;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-/// What consent is for: 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-` (`marketing.email`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Purpose(String);
-
-impl Purpose {
-    /// Checks the shape.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Invalid`] for an empty, over-long or otherwise shaped name.
-    pub fn new(name: impl Into<String>) -> Result<Self> {
-        let name = name.into();
-        let ok = (1..=64).contains(&name.len())
-            && name.bytes().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            });
-        if !ok {
-            return Err(Error::invalid(
-                "purpose",
-                "1 to 64 of a-z, 0-9, '.', '_' and '-'",
-            ));
-        }
-        Ok(Self(name))
-    }
-
-    /// The name.
-    #[must_use]
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Purpose {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl TryFrom<String> for Purpose {
-    type Error = Error;
-    fn try_from(value: String) -> Result<Self> {
-        Self::new(value)
-    }
-}
-
-impl From<Purpose> for String {
-    fn from(p: Purpose) -> String {
-        p.0
-    }
-}
+crate::gdpr::short_name!(
+    /// What consent is for: 1 to 64 of `a-z`, `0-9`, `.`, `_`, `-` (`marketing.email`).
+    Purpose,
+    "purpose"
+);
 
 /// Granted or withdrawn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,22 +101,8 @@ impl ConsentEvent {
     ///
     /// [`Error::Invalid`] naming the field.
     pub fn validate(&self) -> Result<()> {
-        if self.channel.is_empty()
-            || self.channel.len() > MAX_CHANNEL
-            || !self.channel.bytes().all(|b| b.is_ascii_graphic())
-        {
-            return Err(Error::invalid(
-                "channel",
-                format!("1 to {MAX_CHANNEL} printable ASCII characters without spaces"),
-            ));
-        }
-        if self.evidence.len() > MAX_EVIDENCE || self.evidence.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "evidence",
-                format!("at most {MAX_EVIDENCE} bytes, no control characters"),
-            ));
-        }
-        Ok(())
+        crate::gdpr::check_token("channel", &self.channel, MAX_CHANNEL)?;
+        crate::gdpr::check_text("evidence", &self.evidence, MAX_EVIDENCE, true)
     }
 }
 
@@ -215,6 +155,45 @@ pub trait ConsentStore: Send + Sync + fmt::Debug {
         after: i64,
         limit: u32,
     ) -> Result<Vec<ConsentRecord>>;
+
+    /// Deletes every entry of the subject (erasure, Art. 17) and returns how many there
+    /// were. The only way entries ever leave the ledger.
+    async fn erase(&self, subject: &SubjectId) -> Result<u64>;
+}
+
+#[async_trait]
+impl<T: ConsentStore + ?Sized> ConsentStore for std::sync::Arc<T> {
+    async fn record(&self, event: &ConsentEvent) -> Result<ConsentRecord> {
+        (**self).record(event).await
+    }
+
+    async fn current(
+        &self,
+        subject: &SubjectId,
+        purpose: &Purpose,
+    ) -> Result<Option<ConsentRecord>> {
+        (**self).current(subject, purpose).await
+    }
+
+    async fn history(&self, subject: &SubjectId) -> Result<Vec<ConsentRecord>> {
+        (**self).history(subject).await
+    }
+
+    async fn granted_before(
+        &self,
+        purpose: &Purpose,
+        version: u32,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<ConsentRecord>> {
+        (**self)
+            .granted_before(purpose, version, after, limit)
+            .await
+    }
+
+    async fn erase(&self, subject: &SubjectId) -> Result<u64> {
+        (**self).erase(subject).await
+    }
 }
 
 /// Whether `subject` consents to `purpose` now.
@@ -309,5 +288,90 @@ impl ConsentStore for MemoryConsentStore {
         out.sort_by_key(|r| r.seq);
         out.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(out)
+    }
+
+    async fn erase(&self, subject: &SubjectId) -> Result<u64> {
+        let mut records = self.lock();
+        let before = records.len();
+        records.retain(|r| &r.event.subject != subject);
+        Ok(crate::gdpr::count(before - records.len()))
+    }
+}
+
+/// The consent ledger as a [`PersonalDataSource`](crate::gdpr::registry::PersonalDataSource)
+/// named `consent` (record class `consent`, lawful basis: legal obligation, Art. 7(1)):
+/// exports a subject's history, and erasure deletes it.
+#[derive(Debug)]
+pub struct ConsentSource<S> {
+    store: S,
+    descriptor: crate::gdpr::registry::SourceDescriptor,
+}
+
+impl<S: ConsentStore> ConsentSource<S> {
+    /// The source over `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            descriptor: crate::gdpr::registry::SourceDescriptor {
+                name: "consent".to_owned(),
+                version: 1,
+                description: "every consent granted or withdrawn, with the policy version, \
+                              time, channel and evidence"
+                    .to_owned(),
+                categories: vec!["consent decisions".to_owned()],
+                lawful_basis: crate::gdpr::LawfulBasis::LegalObligation,
+                class: crate::gdpr::RecordClass("consent".to_owned()),
+                on_erasure: crate::gdpr::registry::ErasureRule::Delete,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl<S: ConsentStore> crate::gdpr::registry::PersonalDataSource for ConsentSource<S> {
+    fn descriptor(&self) -> &crate::gdpr::registry::SourceDescriptor {
+        &self.descriptor
+    }
+
+    async fn count(&self, subject: &SubjectId) -> Result<u64> {
+        Ok(crate::gdpr::count(self.store.history(subject).await?.len()))
+    }
+
+    async fn export(
+        &self,
+        subject: &SubjectId,
+        sink: &mut dyn crate::gdpr::registry::RecordSink,
+    ) -> Result<()> {
+        for record in self.store.history(subject).await? {
+            let e = &record.event;
+            sink.record(&serde_json::json!({
+                "seq": record.seq,
+                "purpose": e.purpose.as_str(),
+                "action": e.action.as_str(),
+                "policy_version": e.policy_version,
+                "at": crate::gdpr::rfc3339(e.at),
+                "channel": e.channel,
+                "evidence": e.evidence,
+            }))
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn erase(
+        &self,
+        subject: &SubjectId,
+        _mode: crate::gdpr::registry::ErasureMode<'_>,
+    ) -> Result<crate::gdpr::registry::Erased> {
+        let newest = self
+            .store
+            .history(subject)
+            .await?
+            .last()
+            .map(|r| r.event.at);
+        Ok(crate::gdpr::registry::Erased {
+            records: self.store.erase(subject).await?,
+            newest,
+        })
     }
 }

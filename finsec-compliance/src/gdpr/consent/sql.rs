@@ -140,6 +140,14 @@ macro_rules! impl_consent_store {
                 .await?;
                 rows.into_iter().map(record).collect()
             }
+
+            async fn erase(&self, subject: &SubjectId) -> Result<u64> {
+                let done = sqlx::query("DELETE FROM finsec_consent_events WHERE subject = $1")
+                    .bind(subject.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
         }
     };
 }

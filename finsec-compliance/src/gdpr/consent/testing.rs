@@ -139,4 +139,11 @@ pub async fn run_consent_store_suite<S: ConsentStore + ?Sized>(store: &S) {
         }
     }
     assert_eq!(store.history(&bob).await.unwrap().len(), 1);
+
+    // Erasure removes every entry of the subject and nobody else's.
+    assert_eq!(store.erase(&alice).await.unwrap(), 4);
+    assert!(store.history(&alice).await.unwrap().is_empty());
+    assert!(!is_consented(store, &alice, &marketing).await.unwrap());
+    assert_eq!(store.history(&bob).await.unwrap().len(), 1);
+    assert_eq!(store.erase(&alice).await.unwrap(), 0);
 }

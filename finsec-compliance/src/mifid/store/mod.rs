@@ -20,9 +20,11 @@ use time::OffsetDateTime;
 
 use super::clock::TradingTime;
 use super::report::{
-    Lineage, Price, Quantity, Report, ReportStatus, TransactionReference, TransactionReport,
+    Lineage, PersonId, Price, Quantity, Report, ReportStatus, TransactionReference,
+    TransactionReport,
 };
 use crate::error::{Error, Result};
+use crate::gdpr::Pseudonym;
 
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
@@ -311,6 +313,18 @@ pub trait TransactionReportStore: Send + Sync + fmt::Debug {
         now: OffsetDateTime,
         keeping: RecordKeeping,
     ) -> Result<u64>;
+
+    /// GDPR erasure of a person whose reports must be kept (MiFIR Art. 25, GDPR
+    /// Art. 17(3)(b)): in every record of these `references`, the natural person
+    /// identified by `person` is replaced by `pseudonym` wherever they are an account owner
+    /// or a decision maker. Returns how many records changed. The one change ever made to a
+    /// kept record; running it again changes nothing.
+    async fn pseudonymise(
+        &self,
+        references: &[TransactionReference],
+        person: &PersonId,
+        pseudonym: &Pseudonym,
+    ) -> Result<u64>;
 }
 
 /// What to do with a reference given its latest record, shared by every store.
@@ -553,5 +567,29 @@ impl TransactionReportStore for MemoryReportStore {
         }
         s.by_ref = by_ref;
         Ok(u64::try_from(removed).unwrap_or(u64::MAX))
+    }
+
+    async fn pseudonymise(
+        &self,
+        references: &[TransactionReference],
+        person: &PersonId,
+        pseudonym: &Pseudonym,
+    ) -> Result<u64> {
+        let mut s = self.lock();
+        let mut changed = 0u64;
+        for reference in references {
+            let indices = s.by_ref.get(reference).cloned().unwrap_or_default();
+            for i in indices {
+                if let Some(StoredReport {
+                    report: Report::New(r),
+                    ..
+                }) = s.records.get_mut(i)
+                    && r.pseudonymise(person, pseudonym) > 0
+                {
+                    changed += 1;
+                }
+            }
+        }
+        Ok(changed)
     }
 }

@@ -18,8 +18,9 @@ use super::{
     TransactionReportStore, decide_submit,
 };
 use crate::error::{Error, Result};
+use crate::gdpr::Pseudonym;
 use crate::mifid::clock::TradingTime;
-use crate::mifid::report::{Lineage, Report, TransactionReference, TransactionReport};
+use crate::mifid::report::{Lineage, PersonId, Report, TransactionReference, TransactionReport};
 
 /// A [`TransactionReportStore`] in SQL on a pool the caller built
 /// (`SqlReportStore<sqlx::Sqlite>` or `SqlReportStore<sqlx::Postgres>`).
@@ -391,6 +392,45 @@ macro_rules! impl_report_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(done.rows_affected())
+            }
+
+            async fn pseudonymise(
+                &self,
+                references: &[TransactionReference],
+                person: &PersonId,
+                pseudonym: &Pseudonym,
+            ) -> Result<u64> {
+                let mut tx = self.pool.begin().await?;
+                let mut changed = 0u64;
+                for reference in references {
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT seq, body FROM finsec_mifid_reports \
+                         WHERE reference = $1 AND status = 'NEWT' ORDER BY seq",
+                    )
+                    .bind(reference.as_str())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (seq, body) in rows {
+                        let mut parsed: Body = serde_json::from_str(&body)
+                            .map_err(|e| Error::Corrupt(format!("record {seq}: {e}")))?;
+                        let Report::New(r) = &mut parsed.report else {
+                            continue;
+                        };
+                        if r.pseudonymise(person, pseudonym) == 0 {
+                            continue;
+                        }
+                        let body = serde_json::to_string(&parsed)
+                            .map_err(|e| Error::Corrupt(format!("record {seq}: {e}")))?;
+                        sqlx::query("UPDATE finsec_mifid_reports SET body = $1 WHERE seq = $2")
+                            .bind(body)
+                            .bind(seq)
+                            .execute(&mut *tx)
+                            .await?;
+                        changed += 1;
+                    }
+                }
+                tx.commit().await?;
+                Ok(changed)
             }
         }
     };

@@ -123,6 +123,64 @@ pub async fn run_report_store_suite<S: TransactionReportStore + ?Sized>(store: &
     cancel_and_amend(store).await;
     query_and_summary(store).await;
     retention(store).await;
+    pseudonymisation(store).await;
+}
+
+/// Erasure of the client: their reports stay, with the client replaced by a pseudonym.
+async fn pseudonymisation<S: TransactionReportStore + ?Sized>(store: &S) {
+    let now = datetime!(2026-12-05 12:00 UTC);
+    let mine = sample_report(700, ISINS[1], Decimal::from(3), Decimal::from(42), now);
+    let other = sample_report(701, ISINS[1], Decimal::from(4), Decimal::from(42), now);
+    for r in [&mine, &other] {
+        store.submit(r, &lineage(), now).await.unwrap();
+    }
+    store
+        .cancel(&mine.reference, &lineage(), now)
+        .await
+        .unwrap();
+    let Party::Person(client) = &mine.buyer.owners[0].party else {
+        panic!("the sample's buyer is a person");
+    };
+    let pseudonym = crate::gdpr::Pseudonymizer::new(&finsec_crypto::Key256::from_bytes([7; 32]))
+        .unwrap()
+        .pseudonym(&finsec_crypto::SubjectId::new("client:700").unwrap());
+    // Only the listed references change, and only their new reports (not the
+    // cancellation, which names no person).
+    let changed = store
+        .pseudonymise(
+            std::slice::from_ref(&mine.reference),
+            client.id(),
+            &pseudonym,
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let history = store.history(&mine.reference).await.unwrap();
+    assert_eq!(history.len(), 2);
+    let Report::New(kept) = &history[0].report else {
+        panic!("the first record is the new report");
+    };
+    assert!(kept.is_pseudonymised());
+    assert_eq!(
+        kept.buyer.owners[0].party,
+        Party::Pseudonymised(pseudonym.clone())
+    );
+    assert_eq!(kept.quantity, mine.quantity, "the trade itself is kept");
+    assert!(!format!("{kept:?}").contains("DUPONT"));
+    let untouched = store.history(&other.reference).await.unwrap();
+    assert_eq!(untouched[0].report, Report::New(Box::new(other.clone())));
+    // Again: nothing left to change.
+    assert_eq!(
+        store
+            .pseudonymise(
+                std::slice::from_ref(&mine.reference),
+                client.id(),
+                &pseudonym
+            )
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// Runs the concurrent behaviours: identical submits race to one record, cancels of one

@@ -331,6 +331,7 @@ impl<W: Write> XmlReportWriter<W> {
                 Party::Mic(m) => self.leaf("MIC", m.as_str())?,
                 Party::Person(p) => self.person(p)?,
                 Party::Internal => self.leaf("Intl", "INTC")?,
+                Party::Pseudonymised(_) => return Err(pseudonymised()),
             }
             self.end("Id")?;
             if let Some(c) = &owner.branch_country {
@@ -343,6 +344,7 @@ impl<W: Write> XmlReportWriter<W> {
             match maker {
                 DecisionMaker::Lei(l) => self.leaf("LEI", l.as_str())?,
                 DecisionMaker::Person(p) => self.person(p)?,
+                DecisionMaker::Pseudonymised(_) => return Err(pseudonymised()),
             }
             self.end("DcsnMakr")?;
         }
@@ -422,4 +424,14 @@ impl<W: Write> XmlReportWriter<W> {
 
 fn bool_text(b: bool) -> &'static str {
     if b { "true" } else { "false" }
+}
+
+/// A report whose person was erased is kept for record keeping, never sent again.
+fn pseudonymised() -> Error {
+    Error::Encode {
+        field: "buyer/seller",
+        reason: "a person in this report was erased (GDPR Art. 17) and replaced by a \
+                 pseudonym: it is kept for record keeping and cannot be reported again"
+            .to_owned(),
+    }
 }

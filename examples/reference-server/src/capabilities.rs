@@ -30,8 +30,8 @@ pub struct Capability {
 
 /// Every capability, in migration order: users and sessions first (`server_users`), then
 /// roles (a trigger on `server_users`), then orders (rows owned by users), then the audit
-/// trail's incident table, then MiFID II's fills and clients.
-pub const CAPABILITIES: [Capability; 5] = [
+/// trail's incident table, then MiFID II's fills and clients, then GDPR's restrictions.
+pub const CAPABILITIES: [Capability; 6] = [
     Capability {
         name: "auth",
         sqlite: || sqlx::migrate!("./src/auth/migrations/sqlite"),
@@ -61,6 +61,12 @@ pub const CAPABILITIES: [Capability; 5] = [
         sqlite: || sqlx::migrate!("./src/compliance/migrations/sqlite"),
         postgres: || sqlx::migrate!("./src/compliance/migrations/postgres"),
         routes: Some(crate::compliance::routes::router),
+    },
+    Capability {
+        name: "gdpr",
+        sqlite: || sqlx::migrate!("./src/gdpr/migrations/sqlite"),
+        postgres: || sqlx::migrate!("./src/gdpr/migrations/postgres"),
+        routes: Some(crate::gdpr::routes::router),
     },
 ];
 

@@ -229,6 +229,10 @@ pub struct Config {
     #[command(flatten)]
     pub compliance: crate::compliance::ComplianceConfig,
 
+    /// GDPR: retention policies and the retention archive.
+    #[command(flatten)]
+    pub gdpr: crate::gdpr::GdprConfig,
+
     /// The passphrase sealing the keyring, read from `FINSEC_MASTER_PASSPHRASE` only (a
     /// command line flag would show it in the process list). When absent, a generated
     /// master key file in the data directory seals the keyring.
@@ -260,6 +264,7 @@ impl Config {
             audit: crate::audit::AuditConfig::default(),
             limits: LimitsConfig::default(),
             compliance: crate::compliance::ComplianceConfig::default(),
+            gdpr: crate::gdpr::GdprConfig::default(),
             master_passphrase: None,
         }
     }
@@ -744,6 +749,9 @@ pub enum Command {
     /// Write MiFIR transaction reports to a file.
     #[command(subcommand)]
     Reports(crate::compliance::command::ReportsCommand),
+    /// Retention: what would go, and archive-then-delete runs.
+    #[command(subcommand)]
+    Retention(crate::gdpr::retention::RetentionCommand),
 }
 
 /// Keyring operations for operators. They work on the same files as a running server and

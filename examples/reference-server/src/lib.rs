@@ -173,6 +173,7 @@ pub mod compliance;
 pub mod config;
 pub mod controls;
 pub mod error;
+pub mod gdpr;
 pub mod http;
 pub mod keys;
 pub mod openapi;
@@ -242,6 +243,9 @@ pub async fn run_cli(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Some(Command::Users(command)) => auth::admin::run_command(&cli.config, &command, out).await,
         Some(Command::Reports(command)) => {
             compliance::command::run_command(&cli.config, &command, out).await
+        }
+        Some(Command::Retention(command)) => {
+            gdpr::retention::run_command(&cli.config, &command, out).await
         }
     }
 }
@@ -354,10 +358,23 @@ impl Server {
                 prices: Arc::clone(orders.prices()),
                 audit: audit.clone(),
                 subject_keys: state::subject_keys(storage, &keyring)?,
-                users: Arc::clone(&storage.stores().users),
+                users: Arc::clone(auth.users()),
             },
         )?);
         let orders = orders.with_fills(Arc::clone(&compliance));
+        let gdpr = Arc::new(
+            gdpr::Gdpr::open(
+                config,
+                gdpr::Parts {
+                    storage: storage.clone(),
+                    auth: Arc::clone(&auth),
+                    compliance: Arc::clone(&compliance),
+                    audit: audit.clone(),
+                    keyring: Arc::clone(&keyring),
+                },
+            )
+            .await?,
+        );
         let state = AppState::new(
             storage.clone(),
             redis,
@@ -368,6 +385,7 @@ impl Server {
             request_limits,
             audit,
             compliance,
+            gdpr,
         )
         .await?;
         let app = build_app(state.clone())?;

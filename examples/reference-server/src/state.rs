@@ -39,6 +39,7 @@ struct Inner {
     request_limits: RequestLimits,
     audit: Audit,
     compliance: Arc<crate::compliance::Compliance>,
+    gdpr: Arc<crate::gdpr::Gdpr>,
 }
 
 impl fmt::Debug for AppState {
@@ -53,6 +54,7 @@ impl fmt::Debug for AppState {
             .field("request_limits", &self.inner.request_limits)
             .field("audit", &self.inner.audit)
             .field("compliance", &self.inner.compliance)
+            .field("gdpr", &self.inner.gdpr)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +83,7 @@ impl AppState {
         request_limits: RequestLimits,
         audit: Audit,
         compliance: Arc<crate::compliance::Compliance>,
+        gdpr: Arc<crate::gdpr::Gdpr>,
     ) -> Result<Self> {
         let subject_keys = subject_keys(&storage, &keyring)?;
         Ok(Self {
@@ -95,6 +98,7 @@ impl AppState {
                 request_limits,
                 audit,
                 compliance,
+                gdpr,
             }),
         })
     }
@@ -142,6 +146,11 @@ impl AppState {
     /// MiFID II: fills, reports, clients, best execution.
     pub fn compliance(&self) -> &Arc<crate::compliance::Compliance> {
         &self.inner.compliance
+    }
+
+    /// GDPR: requests, consent, holds, retention.
+    pub fn gdpr(&self) -> &Arc<crate::gdpr::Gdpr> {
+        &self.inner.gdpr
     }
 
     /// The subject-key manager (for the GDPR endpoints).

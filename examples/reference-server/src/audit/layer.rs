@@ -144,28 +144,71 @@ struct Context {
     method: Method,
     path: String,
     ip: Option<finsec_audit::Text>,
+    raw_ip: Option<String>,
     user_agent: Option<String>,
     request_id: Option<String>,
 }
 
+/// The user an event names: the note's, or the request's principal.
+fn event_user(authenticated: Option<&Authenticated>, user: Option<String>) -> Option<String> {
+    let principal = authenticated.and_then(Authenticated::principal);
+    user.or_else(|| principal.map(|p| p.user_id.to_string()))
+}
+
+/// The address and user agent of events about a known user, sealed under their key, per
+/// user (one request's events name at most a couple of users).
+#[derive(Default)]
+struct Sealed(Vec<(String, SealedActor)>);
+
+/// An actor's address and user agent, sealed.
+type SealedActor = (Option<finsec_audit::Text>, Option<finsec_audit::Text>);
+
+impl Sealed {
+    async fn get(
+        &mut self,
+        audit: &super::Audit,
+        ctx: &Context,
+        user: Option<&str>,
+    ) -> Option<(Option<finsec_audit::Text>, Option<finsec_audit::Text>)> {
+        let user = user?;
+        if let Some((_, sealed)) = self.0.iter().find(|(u, _)| u == user) {
+            return Some(sealed.clone());
+        }
+        let sealed = audit
+            .seal_actor(user, ctx.raw_ip.as_deref(), ctx.user_agent.as_deref())
+            .await;
+        self.0.push((user.to_owned(), sealed.clone()));
+        Some(sealed)
+    }
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one event's parts, built in two places of one function"
+)]
 fn build(
     ctx: &Context,
     authenticated: Option<&Authenticated>,
     action: &str,
     outcome: Outcome,
     user: Option<String>,
+    sealed: Option<(Option<finsec_audit::Text>, Option<finsec_audit::Text>)>,
     resource: Option<(&str, String)>,
     duration_us: u64,
 ) -> Result<AuditEvent, finsec_audit::EventError> {
     let principal = authenticated.and_then(Authenticated::principal);
+    let (ip, user_agent) = match sealed {
+        Some(sealed) => sealed,
+        None => (ctx.ip.clone(), ctx.user_agent.clone().map(Into::into)),
+    };
     let actor = Actor {
-        user: user.or_else(|| principal.map(|p| p.user_id.to_string())),
+        user: event_user(authenticated, user),
         api_key: principal.and_then(|p| match &p.via {
             Via::ApiKey { key_id, .. } => Some(key_id.to_string()),
             Via::Bearer { .. } => None,
         }),
-        ip: ctx.ip.clone(),
-        user_agent: ctx.user_agent.clone().map(Into::into),
+        ip,
+        user_agent,
         ..Actor::default()
     };
     let time = EventTime::new(
@@ -197,6 +240,10 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
             .extensions()
             .get::<ClientAddr>()
             .and_then(|a| state.audit().client_ip(&a.ip().to_string())),
+        raw_ip: request
+            .extensions()
+            .get::<ClientAddr>()
+            .map(|a| a.ip().to_string()),
         user_agent: request
             .headers()
             .get(header::USER_AGENT)
@@ -213,6 +260,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     let slot = std::mem::take(&mut *notes.slot());
     let authenticated = slot.authenticated.as_ref();
     let audit = state.audit();
+    let mut sealed = Sealed::default();
 
     // The handlers' security events.
     for note in slot.notes {
@@ -220,12 +268,27 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
             (Some(name), _) => audit.username_index(name).map(|bidx| ("user", bidx)),
             (None, r) => r,
         };
+        // The address and user agent are the user's own when the request is theirs (it was
+        // authenticated as them, or it is their successful login); a refused attempt on
+        // someone's account comes from anyone, and keeps the configured form.
+        let principal = authenticated
+            .and_then(Authenticated::principal)
+            .map(|p| p.user_id.to_string());
+        let user = event_user(authenticated, note.user.clone());
+        let theirs = user.is_some()
+            && (principal == user || (principal.is_none() && note.outcome == Outcome::Success));
+        let personal = if theirs {
+            sealed.get(audit, &ctx, user.as_deref()).await
+        } else {
+            None
+        };
         let built = build(
             &ctx,
             authenticated,
             note.action,
             note.outcome,
             note.user,
+            personal,
             resource,
             duration_us,
         )
@@ -236,7 +299,7 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
             Ok(e)
         });
         match built {
-            Ok(event) => audit.observe(event, true).await,
+            Ok(event) => observe(audit, &ctx, event, true).await,
             Err(e) => tracing::error!(error = %e, action = note.action, "audit event not built"),
         }
     }
@@ -247,12 +310,19 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         || ctx.path == "/audit"
         || ctx.path.starts_with("/audit/");
     let bytes = response.body().size_hint().exact().unwrap_or(0);
+    let user = event_user(authenticated, None);
+    let personal = if keep {
+        sealed.get(audit, &ctx, user.as_deref()).await
+    } else {
+        None
+    };
     let built = build(
         &ctx,
         authenticated,
         "http.request",
         outcome_of(status),
         None,
+        personal,
         Some(("http", format!("{} {}", ctx.method, ctx.path))),
         duration_us,
     )
@@ -274,8 +344,35 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
         _ => Ok(e),
     });
     match built {
-        Ok(event) => audit.observe(event, keep).await,
+        Ok(event) => observe(audit, &ctx, event, keep).await,
         Err(e) => tracing::error!(error = %e, "audit request event not built"),
     }
     response
+}
+
+/// Shows `event` to the monitor with the address as the configuration records it (plain
+/// or keyed: the monitor skips sealed values, and its per-address rules must still see
+/// every event), and keeps it, if `keep`, as built (sealed for a known user).
+async fn observe(audit: &super::Audit, ctx: &Context, event: AuditEvent, keep: bool) {
+    let sealed = matches!(event.actor().ip, Some(finsec_audit::Text::Personal(_)))
+        || matches!(
+            event.actor().user_agent,
+            Some(finsec_audit::Text::Personal(_))
+        );
+    if !sealed {
+        audit.observe(event, keep).await;
+        return;
+    }
+    let seen = event.clone().with_actor(Actor {
+        ip: ctx.ip.clone(),
+        user_agent: ctx.user_agent.clone().map(Into::into),
+        ..event.actor().clone()
+    });
+    match seen {
+        Ok(seen) => audit.observe_as(&seen, keep.then_some(&event)).await,
+        Err(e) => {
+            tracing::error!(error = %e, "audit event not shown to the monitor");
+            audit.observe_as(&event, keep.then_some(&event)).await;
+        }
+    }
 }

@@ -164,6 +164,8 @@ struct Inner {
     /// Carries out a rule's suggested response (see [`crate::controls::Responder`]).
     responder: Arc<dyn finsec_audit::IncidentHandler>,
     verifier: NoteVerifier,
+    /// Seals the address and user agent of a known user's events under their key.
+    subject_keys: crate::state::ServerSubjectKeys,
 }
 
 impl std::fmt::Debug for Audit {
@@ -321,6 +323,7 @@ impl Audit {
                 incidents: incidents::Incidents::new(storage.clone()),
                 responder,
                 verifier,
+                subject_keys: crate::state::subject_keys(storage, keyring)?,
             }),
         })
     }
@@ -364,11 +367,52 @@ impl Audit {
         }
     }
 
+    /// A known user's client address and user agent as their events record them: sealed
+    /// under the user's subject key (finsec-audit's `Personal`, labels `actor.ip` and
+    /// `actor.user_agent`), so erasing the user makes them unreadable while the log stays
+    /// verifiable. A value that cannot be sealed (the user was erased) is left out.
+    pub async fn seal_actor(
+        &self,
+        user: &str,
+        ip: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> (Option<finsec_audit::Text>, Option<finsec_audit::Text>) {
+        let Ok(id) = user.parse::<uuid::Uuid>() else {
+            return (None, None);
+        };
+        let subject = crate::gdpr::sealing::user_subject(id);
+        let now = time::OffsetDateTime::now_utc();
+        let keys = &self.inner.subject_keys;
+        let seal = |label: &'static str, value: Option<&str>| {
+            let subject = subject.clone();
+            let value = value.map(str::to_owned);
+            async move {
+                let value = value?;
+                finsec_audit::Personal::encrypt(keys, &subject, label, &value, now)
+                    .await
+                    .ok()
+                    .map(finsec_audit::Text::from)
+            }
+        };
+        (
+            seal("actor.ip", ip).await,
+            seal("actor.user_agent", user_agent).await,
+        )
+    }
+
     /// Shows an event to the monitor and, if `keep`, queues it for the log. Alerts are
     /// recorded and stored as incidents. Never fails the request: a failure is logged.
     pub async fn observe(&self, event: AuditEvent, keep: bool) {
-        let alerts = self.inner.monitor.observe(&event);
-        if keep && let Err(e) = self.inner.writer.record(&event).await {
+        self.observe_as(&event, keep.then_some(&event)).await;
+    }
+
+    /// Shows `seen` to the monitor and queues `kept` for the log (the same event, its
+    /// personal details sealed). Never fails the request: a failure is logged.
+    pub async fn observe_as(&self, seen: &AuditEvent, kept: Option<&AuditEvent>) {
+        let alerts = self.inner.monitor.observe(seen);
+        if let Some(event) = kept
+            && let Err(e) = self.inner.writer.record(event).await
+        {
             tracing::error!(error = %e, action = event.action(), "audit event not queued");
         }
         for alert in alerts {

@@ -610,6 +610,7 @@ async fn run_on(
     use crate::error::ServerError;
     crate::capabilities::migrate(storage).await?;
     let stores = storage.stores();
+    let users = crate::gdpr::sealing::command_users(config, storage).await?;
     let lockout = finsec_auth::lockout::Lockout::new(
         Arc::clone(&stores.crates.login_failures),
         config.auth.lockout_policy()?,
@@ -623,8 +624,7 @@ async fn run_on(
     };
     let name = Username::parse(username)
         .map_err(|e| ServerError::Config(format!("invalid username: {e}")))?;
-    let user = stores
-        .users
+    let user = users
         .find_by_name(name.key())
         .await?
         .ok_or_else(|| ServerError::Config(format!("no user named {username:?}")))?;
@@ -697,9 +697,8 @@ async fn create_on(
         .hash(&new)
         .map_err(|e| ServerError::Config(format!("password hashing: {e}")))?;
     let id = Uuid::now_v7();
-    let inserted = storage
-        .stores()
-        .users
+    let inserted = crate::gdpr::sealing::command_users(config, storage)
+        .await?
         .insert_user(id, &name, &hash, OffsetDateTime::now_utc())
         .await?;
     if !inserted {

@@ -380,6 +380,7 @@ fn shared_stores(stores: &CrateStores, redis: Option<&Redis>, prefix: &str) -> S
 /// Everything the authentication endpoints and the [`extract::Principal`] extractor use.
 pub struct Auth {
     users: Arc<dyn UserStore>,
+    sealing: crate::gdpr::sealing::UserSealing,
     sessions: Arc<dyn SessionStore>,
     hasher: PasswordHasher,
     hashing: hashing::HashingQueue,
@@ -468,7 +469,13 @@ impl Auth {
         let mfa_verifier = Verifier::new(verification, mfa_validation).map_err(token_err)?;
         let (mut revocations, refresh, replay) =
             shared_stores(&stores.crates, redis, &auth.redis_prefix);
-        let mut users = Arc::clone(&stores.users);
+        // Names are sealed under each user's subject key; rows from before are sealed now.
+        let sealing = crate::gdpr::sealing::UserSealing::load(storage, &keyring).await?;
+        sealing.seal_plain_rows(&*stores.users).await?;
+        let mut users: Arc<dyn UserStore> = Arc::new(crate::gdpr::sealing::SealedUserStore::new(
+            Arc::clone(&stores.users),
+            sealing.clone(),
+        ));
         if owner.is_some() {
             users = Arc::new(user_cache::CachedUserStore::sole_writer(
                 users,
@@ -497,6 +504,7 @@ impl Auth {
         );
         Ok(Self {
             users,
+            sealing,
             sessions: Arc::clone(&stores.sessions),
             hasher,
             hashing: hashing::HashingQueue::from_config(&config.limits).map_err(|e| {
@@ -526,6 +534,22 @@ impl Auth {
             remembered_device_ttl: Duration::days(i64::from(auth.remembered_device_days)),
             registration: auth.registration,
         })
+    }
+
+    /// The users, with names sealed under each user's subject key (and cached in memory
+    /// where this process may).
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    /// Access-token sessions, session details and MFA challenges.
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
+    /// How users' personal data is sealed.
+    pub fn sealing(&self) -> &crate::gdpr::sealing::UserSealing {
+        &self.sealing
     }
 
     /// The failed-login counts and their policy.

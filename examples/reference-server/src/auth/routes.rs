@@ -109,6 +109,8 @@ pub enum ApiError {
     RecoveryRequired,
     /// The right password (or second factor) of a suspended user (403).
     Suspended,
+    /// The right password of a user whose processing is restricted (GDPR Art. 18, 403).
+    Restricted,
     /// `POST /auth/register` under `--registration closed` (403).
     RegistrationClosed,
 }
@@ -169,6 +171,12 @@ impl ApiError {
             Self::Suspended => Problem::new(ProblemType::Forbidden)
                 .detail("this account is suspended: ask an administrator")
                 .extension("code", "account_suspended"),
+            Self::Restricted => Problem::new(ProblemType::Forbidden)
+                .detail(
+                    "processing of this account is restricted at its owner's request \
+                     (GDPR Art. 18): ask the privacy officer to lift it",
+                )
+                .extension("code", "processing_restricted"),
             Self::RecoveryRequired => Problem::new(ProblemType::Forbidden)
                 .detail(RECOVERY_DETAIL)
                 .extension("code", "recovery_required"),
@@ -616,8 +624,9 @@ async fn session_response(
         )
         .await
         .map_err(|e| internal("session insert", &e))?;
+    let sealed = auth.sealing().seal_client(user, client, now).await;
     auth.sessions
-        .touch_session(&pair.family, user, client, now, now - auth.session_idle)
+        .touch_session(&pair.family, user, &sealed, now, now - auth.session_idle)
         .await
         .map_err(|e| internal("session insert", &e))?;
     Ok(tokens_response(pair, now, device_token))
@@ -830,7 +839,7 @@ pub async fn register(
 /// for the current password); `Err(BadCredentials)` for an unknown user or a wrong password
 /// alike (an unknown user still costs one hash verification). A refusal is audited as a
 /// failure of `action`.
-async fn check_password(
+pub(crate) async fn check_password(
     auth: &Arc<Auth>,
     admission: Admission,
     action: &'static str,
@@ -930,7 +939,7 @@ const MFA_TYPE: &str = "mfa";
     responses(
         (status = 200, description = "Tokens, or `mfa_required` with an `mfa_token`", body = LoginResponse),
         (status = 401, description = "Wrong username or password (every refusal takes about as long as the slowest recent password check)", body = Problem),
-        (status = 403, description = "`recovery_required`: the account had too many failed logins in a row (an admin unlocks it, or log in from a remembered device); `account_suspended`: the right password of a suspended user", body = Problem),
+        (status = 403, description = "`recovery_required`: the account had too many failed logins in a row (an admin unlocks it, or log in from a remembered device); `account_suspended`: the right password of a suspended user; `processing_restricted`: the right password of a user whose processing is restricted (GDPR Art. 18)", body = Problem),
         (status = 422, description = "The password is longer than any policy allows (1,024 characters), refused before the account is looked up", body = Problem),
         (status = 429, description = "Too many attempts from this address (`login` policy), or too many failed logins of this account from this address or from anywhere (`Retry-After`; a remembered device is not held back by the account's count)", body = Problem),
     )
@@ -1051,6 +1060,20 @@ pub async fn login(
                 .detail("reason", "user.suspended"),
         );
         return Err(ApiError::Suspended);
+    }
+    if state
+        .gdpr()
+        .is_restricted(user.id)
+        .await
+        .map_err(|e| internal("restriction lookup", &e))?
+    {
+        notes.note(
+            Note::new("auth.login", Outcome::Denied)
+                .user(user.id)
+                .attempted_username(&request.username)
+                .detail("reason", "user.restricted"),
+        );
+        return Err(ApiError::Restricted);
     }
     notes.note(
         Note::new("auth.login", Outcome::Success)
@@ -2393,18 +2416,23 @@ pub async fn list_sessions(
     let auth = state.auth();
     let now = OffsetDateTime::now_utc();
     let current = principal.session();
-    let sessions = live_sessions(auth, principal.user_id, now)
-        .await?
-        .into_iter()
-        .map(|s| SessionView {
+    let sealing = auth.sealing();
+    let user = principal.user_id;
+    let mut sessions = Vec::new();
+    for s in live_sessions(auth, user, now).await? {
+        sessions.push(SessionView {
             current: current == Some(s.id.as_str()),
+            client_ip: sealing
+                .open_optional(user, "server_session_info.client_ip", s.client_ip)
+                .await,
+            user_agent: sealing
+                .open_optional(user, "server_session_info.user_agent", s.user_agent)
+                .await,
             id: s.id,
             created_at: rfc3339(s.created_at),
             last_used_at: rfc3339(s.last_used_at),
-            client_ip: s.client_ip,
-            user_agent: s.user_agent,
-        })
-        .collect();
+        });
+    }
     Ok(Json(SessionList { sessions }))
 }
 

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::secrets::{SealedColumn, SealedValue, SecretStore, StoredSigningKey};
 use super::sessions::{ResetKind, ResetRequest, SessionClient, SessionInfo, SessionStore};
-use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
+use super::users::{ApiKeyName, StoredName, StoredTotpSecret, User, UserStore, Username};
 use crate::storage::sql::{ServerDb, SqlStore, StoreError, StoreResult, is_unique_violation};
 
 const SELECT_USER: &str = "SELECT id, username, password_hash, mfa_enabled FROM server_users";
@@ -275,6 +275,99 @@ macro_rules! impl_auth_stores {
                         })
                     })
                     .collect()
+            }
+
+            async fn stored_names(
+                &self,
+                after: Option<Uuid>,
+                limit: u32,
+            ) -> StoreResult<Vec<StoredName>> {
+                let rows = match after {
+                    Some(after) => {
+                        sqlx::query(
+                            "SELECT id, username, username_key FROM server_users \
+                             WHERE id > $1 ORDER BY id LIMIT $2",
+                        )
+                        .bind(<$db as ServerDb>::uuid(after))
+                        .bind(i64::from(limit))
+                        .fetch_all(self.pool())
+                        .await?
+                    }
+                    None => {
+                        sqlx::query(
+                            "SELECT id, username, username_key FROM server_users \
+                             ORDER BY id LIMIT $1",
+                        )
+                        .bind(i64::from(limit))
+                        .fetch_all(self.pool())
+                        .await?
+                    }
+                };
+                rows.iter()
+                    .map(|row| {
+                        Ok(StoredName {
+                            id: <$db as ServerDb>::read_uuid(row, 0)?,
+                            name: row.try_get(1)?,
+                            key: row.try_get(2)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn replace_name(
+                &self,
+                id: Uuid,
+                old: &str,
+                name: &str,
+                key: &str,
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_users SET username = $3, username_key = $4 \
+                     WHERE id = $1 AND username = $2",
+                )
+                .bind(<$db as ServerDb>::uuid(id))
+                .bind(old)
+                .bind(name)
+                .bind(key)
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn erase_user(
+                &self,
+                id: Uuid,
+                tombstone: &str,
+                now: OffsetDateTime,
+            ) -> StoreResult<bool> {
+                let mut tx = self.pool().begin().await?;
+                let done = sqlx::query(
+                    "UPDATE server_users SET username = $2, username_key = $2, \
+                     password_hash = '!', mfa_enabled = FALSE, updated_at = $3 WHERE id = $1",
+                )
+                .bind(<$db as ServerDb>::uuid(id))
+                .bind(tombstone)
+                .bind(now.unix_timestamp())
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                for table in [
+                    "server_mfa_secrets",
+                    "server_mfa_challenges",
+                    "server_mfa_failures",
+                    "server_remembered_devices",
+                    "server_account_resets",
+                    "server_api_keys",
+                ] {
+                    sqlx::query(&format!("DELETE FROM {table} WHERE user_id = $1"))
+                        .bind(<$db as ServerDb>::uuid(id))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
             }
         }
 

@@ -20,6 +20,65 @@ pub(crate) async fn run(stores: &Stores) {
     remembered_devices(&*stores.sessions, &*stores.users).await;
     resets(&*stores.sessions, &*stores.users).await;
     secrets(&*stores.secrets, &*stores.users).await;
+    names_and_erasure(&*stores.users).await;
+}
+
+/// Stored names page by id and are replaced by compare-and-set; erasure leaves a
+/// tombstone without the profile's secrets.
+async fn names_and_erasure(users: &dyn UserStore) {
+    let t = now();
+    let a = user(users, "names.a").await;
+    let b = user(users, "names.b").await;
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = users.stored_names(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        all.extend(page);
+    }
+    assert!(all.windows(2).all(|w| w[0].id < w[1].id), "id order");
+    let row = all.iter().find(|r| r.id == a).unwrap();
+    assert_eq!(
+        (row.name.as_str(), row.key.as_str()),
+        ("names.a", "names.a")
+    );
+    assert!(all.iter().any(|r| r.id == b));
+
+    assert!(!users.replace_name(a, "other", "x", "kx").await.unwrap());
+    assert!(
+        users
+            .replace_name(a, "names.a", "sealed-a", "k-a")
+            .await
+            .unwrap()
+    );
+    let found = users.find_by_name("k-a").await.unwrap().unwrap();
+    assert_eq!((found.id, found.username.as_str()), (a, "sealed-a"));
+    assert!(users.find_by_name("names.a").await.unwrap().is_none());
+
+    // Erasure: the row stays with the tombstone as name and key, nothing else.
+    users
+        .put_pending_secret(b, "sealed-secret", t)
+        .await
+        .unwrap();
+    assert!(users.confirm_mfa(b, t).await.unwrap());
+    let key = ApiKeyId::from_bytes([7; 8]);
+    assert!(users.insert_key_name(&key, b, "laptop", t).await.unwrap());
+    assert!(users.erase_user(b, "erased:psn-b", t).await.unwrap());
+    let gone = users.find_by_id(b).await.unwrap().unwrap();
+    assert_eq!(gone.username, "erased:psn-b");
+    assert_eq!(gone.password_hash, "!");
+    assert!(!gone.mfa_enabled);
+    assert!(users.mfa_secret(b).await.unwrap().is_none());
+    assert!(users.key_names(b).await.unwrap().is_empty());
+    assert!(users.find_by_name("names.b").await.unwrap().is_none());
+    assert!(
+        !users
+            .erase_user(Uuid::now_v7(), "erased:x", t)
+            .await
+            .unwrap()
+    );
 }
 
 fn now() -> OffsetDateTime {

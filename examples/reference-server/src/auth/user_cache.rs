@@ -32,7 +32,7 @@ use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::users::{ApiKeyName, StoredTotpSecret, User, UserStore, Username};
+use super::users::{ApiKeyName, StoredName, StoredTotpSecret, User, UserStore, Username};
 use crate::storage::sql::{StoreError, StoreResult};
 
 /// How long a shared cache keeps using a row, whatever the versions say: the bound on
@@ -316,6 +316,27 @@ impl UserStore for CachedUserStore {
 
     async fn key_names(&self, user: Uuid) -> StoreResult<Vec<ApiKeyName>> {
         self.inner.key_names(user).await
+    }
+
+    async fn stored_names(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<StoredName>> {
+        self.inner.stored_names(after, limit).await
+    }
+
+    async fn replace_name(&self, id: Uuid, old: &str, name: &str, key: &str) -> StoreResult<bool> {
+        let replaced = self.inner.replace_name(id, old, name, key).await;
+        self.written(id).await;
+        replaced
+    }
+
+    async fn erase_user(
+        &self,
+        id: Uuid,
+        tombstone: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        let erased = self.inner.erase_user(id, tombstone, now).await;
+        self.written(id).await;
+        erased
     }
 }
 

@@ -73,6 +73,12 @@ impl Username {
         Some(display.to_lowercase().nfkc().collect())
     }
 
+    /// A name and key as a store keeps them (sealed name, keyed index), unchecked: only
+    /// for passing stored values through [`UserStore::insert_user`].
+    pub(crate) fn stored(display: String, key: String) -> Self {
+        Self { display, key }
+    }
+
     /// The name as registered.
     pub fn as_str(&self) -> &str {
         &self.display
@@ -258,6 +264,42 @@ pub trait UserStore: Send + Sync + 'static {
     /// # Errors
     /// If the database fails or a stored key id does not decode.
     async fn key_names(&self, user: Uuid) -> StoreResult<Vec<ApiKeyName>>;
+
+    /// Up to `limit` users with an id above `after`, in id order, with their name and key
+    /// as stored (for re-sealing rows written before names were sealed).
+    ///
+    /// # Errors
+    /// If the database fails or a row does not decode.
+    async fn stored_names(&self, after: Option<Uuid>, limit: u32) -> StoreResult<Vec<StoredName>>;
+
+    /// Replaces user `id`'s stored name and key, if the stored name is still `old`
+    /// (compare-and-set). Returns whether it did.
+    ///
+    /// # Errors
+    /// If the database fails (a key already taken is such a failure).
+    async fn replace_name(&self, id: Uuid, old: &str, name: &str, key: &str) -> StoreResult<bool>;
+
+    /// Erases user `id`'s profile, in one transaction: name and key become `tombstone`,
+    /// the password hash an unusable `!`, the second factor off, and the user's TOTP
+    /// secret, MFA challenges and failures, remembered devices, reset requests and API key
+    /// names are deleted. The row itself stays (kept records point at its id). Returns
+    /// `false` if there is no such user.
+    ///
+    /// # Errors
+    /// If the database fails.
+    async fn erase_user(&self, id: Uuid, tombstone: &str, now: OffsetDateTime)
+    -> StoreResult<bool>;
+}
+
+/// A user's name and key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredName {
+    /// The user.
+    pub id: Uuid,
+    /// The `username` column.
+    pub name: String,
+    /// The `username_key` column.
+    pub key: String,
 }
 
 #[cfg(test)]

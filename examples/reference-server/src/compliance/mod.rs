@@ -326,6 +326,11 @@ pub struct PersonBody {
     #[serde(default)]
     #[schema(max_items = 8)]
     pub identifiers: Vec<IdentifierBody>,
+    /// The server user this person is, if they are one: erasing that user (GDPR Art. 17)
+    /// pseudonymises this client's reports and forgets the client.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, pattern = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")]
+    pub user_id: Option<Uuid>,
 }
 
 impl std::fmt::Debug for PersonBody {
@@ -446,7 +451,7 @@ pub fn compliance_store(storage: &Storage) -> Arc<dyn ComplianceStore> {
 }
 
 /// The subject whose key seals the client of `account`.
-fn client_subject(account: &str) -> Result<SubjectId> {
+pub(crate) fn client_subject(account: &str) -> Result<SubjectId> {
     Ok(SubjectId::new(format!("client:{account}"))?)
 }
 
@@ -603,11 +608,64 @@ impl Compliance {
                 }));
             }
         };
+        let user = client.person.as_ref().and_then(|p| p.user_id);
+        if let Some(id) = user {
+            let known = self
+                .users
+                .find_by_id(id)
+                .await
+                .map_err(|e| ClientError::Failed(format!("reading a user: {e}")))?;
+            if known.is_none() {
+                return Err(ClientError::Invalid(finsec_compliance::Error::Invalid {
+                    field: "person.user_id",
+                    reason: "no user has this id".to_owned(),
+                }));
+            }
+        }
         self.store
-            .put_client(account, &row, now)
+            .put_client(account, &row, user, now)
             .await
             .map_err(|e| ClientError::Failed(format!("storing a client: {e}")))?;
         Ok(view)
+    }
+
+    /// The national client identifier in a person client's sealed record, and the record
+    /// as JSON (for an export); `None` once the client's key is shredded.
+    pub(crate) async fn unseal_person(
+        &self,
+        account: &str,
+        sealed: &[u8],
+    ) -> Result<Option<(PersonId, serde_json::Value)>> {
+        let subject = client_subject(account)?;
+        let json = match self
+            .subject_keys
+            .decrypt(&subject, sealed, b"server_clients")
+            .await
+        {
+            Ok(json) => json,
+            Err(finsec_crypto::Error::SubjectErased { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let record: PersonRecord = serde_json::from_slice(&json)
+            .map_err(|e| ServerError::Config(format!("stored client record: {e}")))?;
+        let view = serde_json::json!({
+            "account_id": account,
+            "first_names": record.first_names,
+            "surnames": record.surnames,
+            "birth_date": record.birth_date.to_string(),
+            "id_scheme": record.id.scheme().code(),
+            "id_country": record.id.country(),
+            "id": record.id.expose(),
+        });
+        Ok(Some((record.id, view)))
+    }
+
+    /// Shreds the key of `account`'s client: its sealed record no longer opens.
+    pub(crate) async fn shred_client(&self, account: &str, now: OffsetDateTime) -> Result<()> {
+        self.subject_keys
+            .shred_at(&client_subject(account)?, now)
+            .await?;
+        Ok(())
     }
 
     /// The party for the client of `account`, unsealed.
@@ -962,9 +1020,17 @@ impl<W: std::io::Write> FileWriter<W> {
         &mut self,
         r: &finsec_compliance::mifid::Report,
     ) -> finsec_compliance::Result<()> {
-        match self {
-            Self::Xml(w) => w.write(r),
-            Self::Csv(w) => w.write(r),
+        match (self, r) {
+            // A report whose client was erased (GDPR Art. 17) is kept pseudonymised for
+            // record keeping; it was sent before and is never sent again, so the file for
+            // the regulator leaves it out. The CSV review file shows it.
+            (Self::Xml(_), finsec_compliance::mifid::Report::New(report))
+                if report.is_pseudonymised() =>
+            {
+                Ok(())
+            }
+            (Self::Xml(w), r) => w.write(r),
+            (Self::Csv(w), r) => w.write(r),
         }
     }
 

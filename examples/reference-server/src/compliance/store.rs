@@ -86,11 +86,13 @@ pub trait ComplianceStore: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<ExecutionRow>>;
 
-    /// Sets (inserts or replaces) the client of `account`.
+    /// Sets (inserts or replaces) the client of `account`; `user` is the server user a
+    /// natural-person client is, if they are one.
     async fn put_client(
         &self,
         account: &str,
         client: &ClientRow,
+        user: Option<uuid::Uuid>,
         now: OffsetDateTime,
     ) -> StoreResult<()>;
 
@@ -235,6 +237,7 @@ macro_rules! impl_compliance_store {
                 &self,
                 account: &str,
                 client: &ClientRow,
+                user: Option<uuid::Uuid>,
                 now: OffsetDateTime,
             ) -> StoreResult<()> {
                 let (kind, lei, sealed) = match client {
@@ -242,16 +245,18 @@ macro_rules! impl_compliance_store {
                     ClientRow::Person(sealed) => ("person", None, Some(sealed.as_slice())),
                 };
                 sqlx::query(
-                    "INSERT INTO server_clients (account_id, kind, lei, sealed, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_id) DO UPDATE SET \
+                    "INSERT INTO server_clients \
+                     (account_id, kind, lei, sealed, updated_at, user_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_id) DO UPDATE SET \
                      kind = excluded.kind, lei = excluded.lei, sealed = excluded.sealed, \
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at, user_id = excluded.user_id",
                 )
                 .bind(account)
                 .bind(kind)
                 .bind(lei)
                 .bind(sealed)
                 .bind(to_micros(now)?)
+                .bind(user.map(<$db as crate::storage::sql::ServerDb>::uuid))
                 .execute(self.pool())
                 .await?;
                 Ok(())

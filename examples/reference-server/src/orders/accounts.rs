@@ -292,21 +292,23 @@ pub async fn run_command(
     out: &mut dyn Write,
 ) -> crate::error::Result<()> {
     let storage = Storage::open(config).await?;
-    let result = run_on(&storage, command, out).await;
+    let result = run_on(config, &storage, command, out).await;
     storage.close().await;
     result
 }
 
 async fn run_on(
+    config: &Config,
     storage: &Storage,
     command: &AccountsCommand,
     out: &mut dyn Write,
 ) -> crate::error::Result<()> {
     crate::capabilities::migrate(storage).await?;
     let stores = storage.stores();
+    let sealed_users = crate::gdpr::sealing::command_users(config, storage).await?;
     let user = |username: &str| {
         let username = username.to_owned();
-        let users = Arc::clone(&stores.users);
+        let users = Arc::clone(&sealed_users);
         async move {
             let name = Username::parse(&username)
                 .map_err(|e| ServerError::Config(format!("invalid username: {e}")))?;

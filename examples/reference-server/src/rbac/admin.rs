@@ -151,7 +151,7 @@ pub(crate) async fn existing_user(
     state: &AppState,
     id: Uuid,
 ) -> Result<crate::auth::users::User, Problem> {
-    match state.storage().stores().users.find_by_id(id).await {
+    match state.auth().users().find_by_id(id).await {
         Ok(Some(user)) => Ok(user),
         Ok(None) => Err(Problem::not_found("no user has this id")),
         Err(e) => Err(internal("reading a user", &e)),

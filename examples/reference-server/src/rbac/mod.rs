@@ -115,6 +115,7 @@ pub const INCIDENTS_ADMIN: &str = "incidents:admin";
 pub const AUDIT_READ: &str = "audit:read";
 
 pub use crate::compliance::{COMPLIANCE_ADMIN, COMPLIANCE_READ};
+pub use crate::gdpr::{GDPR_ADMIN, GDPR_READ};
 
 /// How many distinct approvers the generated policy requires for a large order.
 pub const GENERATED_QUORUM: u8 = 1;
@@ -282,7 +283,8 @@ pub fn generated_policy() -> Result<String> {
          #   - {ORDERS_APPROVE}: traders approve each other's large orders.\n\
          # an `auditor` role that reads the audit log ({AUDIT_READ}), and a `compliance`\n\
          # role for MiFID II reports, best execution and clients ({COMPLIANCE_READ},\n\
-         # {COMPLIANCE_ADMIN}).\n\
+         # {COMPLIANCE_ADMIN}), and a `privacy` role for the privacy officer: data-subject\n\
+         # requests of any user, deadlines, legal holds, retention ({GDPR_READ}, {GDPR_ADMIN}).\n\
          # Edit freely; the server loads this file at start-up and refuses to start if it\n\
          # does not load. It is never overwritten.\n\
          {head}\n    \
@@ -296,7 +298,11 @@ pub fn generated_policy() -> Result<String> {
          \n\
          [roles.compliance]\n\
          description = \"MiFID II transaction reports, best execution and the firm's clients\"\n\
-         rules = [{{ effect = \"allow\", permissions = [\"{COMPLIANCE_READ}\", \"{COMPLIANCE_ADMIN}\"] }}]\n"
+         rules = [{{ effect = \"allow\", permissions = [\"{COMPLIANCE_READ}\", \"{COMPLIANCE_ADMIN}\"] }}]\n\
+         \n\
+         [roles.privacy]\n\
+         description = \"GDPR: data-subject requests of any user, deadlines, legal holds, retention\"\n\
+         rules = [{{ effect = \"allow\", permissions = [\"{GDPR_READ}\", \"{GDPR_ADMIN}\"] }}]\n"
     );
     // The document must load; the unit tests check it adds exactly these two rules.
     Policy::from_toml(&document).map_err(|source| ServerError::Policy {
@@ -699,6 +705,7 @@ mod tests {
         let mut expected = names(&original);
         expected.push("auditor".to_owned());
         expected.push("compliance".to_owned());
+        expected.push("privacy".to_owned());
         let mut got = names(&generated);
         expected.sort();
         got.sort();
@@ -770,8 +777,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let config = RbacConfig::default();
         let policy = load_or_create_policy(dir.path(), &config).unwrap();
-        // The preset's four, the auditor and compliance.
-        assert_eq!(policy.roles().len(), 6);
+        // The preset's four, the auditor, compliance and privacy.
+        assert_eq!(policy.roles().len(), 7);
         let path = dir.path().join(POLICY_FILE);
         #[cfg(unix)]
         {

@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use clap::Subcommand;
@@ -190,12 +191,13 @@ pub async fn run_command(
     }
     let policy = super::load_policy(&path)?;
     let storage = Storage::open(config).await?;
-    let result = run_on(&storage, &policy, command, out).await;
+    let result = run_on(config, &storage, &policy, command, out).await;
     storage.close().await;
     result
 }
 
 async fn run_on(
+    config: &Config,
     storage: &Storage,
     policy: &Policy,
     command: &RolesCommand,
@@ -203,12 +205,14 @@ async fn run_on(
 ) -> Result<()> {
     crate::capabilities::migrate(storage).await?;
     let store = storage.stores().roles;
+    let sealed_users = crate::gdpr::sealing::command_users(config, storage).await?;
     let user = |username: &str| {
         let username = username.to_owned();
+        let sealed_users = Arc::clone(&sealed_users);
         async move {
             let name = Username::parse(&username)
                 .map_err(|e| ServerError::Config(format!("invalid username: {e}")))?;
-            let user = users::UserStore::find_by_name(&*storage.stores().users, name.key())
+            let user = users::UserStore::find_by_name(&*sealed_users, name.key())
                 .await?
                 .ok_or_else(|| ServerError::Config(format!("no user named {username:?}")))?;
             Ok::<_, ServerError>(user.id)

@@ -141,6 +141,11 @@ pub enum StoreError {
     /// known current.
     #[error("cache: {0}")]
     Cache(String),
+
+    /// A value sealed under a data subject's key could not be sealed or opened (the key
+    /// store failed, or the value was altered).
+    #[error("sealed value: {0}")]
+    Sealing(String),
 }
 
 /// A store call's result.

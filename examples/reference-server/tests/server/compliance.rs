@@ -17,7 +17,7 @@ use crate::backends::server_pg_url;
 use crate::orders::{User, bearer, call, entitle, get, grant, post, register_and_login};
 use crate::support::{DataDir, Launch, Server};
 
-const FIRM: &str = r#"
+pub(crate) const FIRM: &str = r#"
 lei = "5493001KJTIIGC8Y1R12"
 branch_country = "FR"
 authority = "FR"
@@ -46,7 +46,7 @@ id = "FR1234567890"
 
 const CLIENT_LEI: &str = "529900T8BM49AURSDO55";
 
-fn files(data: &DataDir) -> (String, String) {
+pub(crate) fn files(data: &DataDir) -> (String, String) {
     fs::create_dir_all(data.path()).unwrap();
     let prices = data.path().join("prices.csv");
     fs::write(&prices, "AAPL,100\nAIR,150.25\nMSFT,300\n").unwrap();

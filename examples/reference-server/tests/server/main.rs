@@ -12,6 +12,7 @@ mod compliance;
 mod contract;
 mod controls;
 mod faults;
+mod gdpr;
 mod hostile;
 mod http;
 mod keys;

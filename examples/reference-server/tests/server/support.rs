@@ -246,6 +246,14 @@ impl Launch {
         self.subcommand(data, "users", args)
     }
 
+    /// Runs the `retention` subcommand with `args`, as [`roles`](Self::roles) does.
+    ///
+    /// # Panics
+    /// If it runs longer than [`COMMAND_TIMEOUT`].
+    pub(crate) fn retention(&self, data: &DataDir, args: &[&str]) -> Finished {
+        self.subcommand(data, "retention", args)
+    }
+
     fn subcommand(&self, data: &DataDir, name: &str, args: &[&str]) -> Finished {
         let mut leading = vec![name];
         leading.extend_from_slice(args);

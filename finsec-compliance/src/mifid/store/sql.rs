@@ -400,7 +400,9 @@ macro_rules! impl_report_store {
                 person: &PersonId,
                 pseudonym: &Pseudonym,
             ) -> Result<u64> {
-                let mut tx = self.pool.begin().await?;
+                // Each record is rewritten by compare-and-set on its old body, not in a
+                // read-then-write transaction (which SQLite refuses when another writer
+                // committed in between); a run stopped half-way is completed by the next.
                 let mut changed = 0u64;
                 for reference in references {
                     let rows: Vec<(i64, String)> = sqlx::query_as(
@@ -408,9 +410,10 @@ macro_rules! impl_report_store {
                          WHERE reference = $1 AND status = 'NEWT' ORDER BY seq",
                     )
                     .bind(reference.as_str())
-                    .fetch_all(&mut *tx)
+                    .fetch_all(&self.pool)
                     .await?;
-                    for (seq, body) in rows {
+                    for (seq, old) in rows {
+                        let body = old.clone();
                         let mut parsed: Body = serde_json::from_str(&body)
                             .map_err(|e| Error::Corrupt(format!("record {seq}: {e}")))?;
                         let Report::New(r) = &mut parsed.report else {
@@ -421,15 +424,17 @@ macro_rules! impl_report_store {
                         }
                         let body = serde_json::to_string(&parsed)
                             .map_err(|e| Error::Corrupt(format!("record {seq}: {e}")))?;
-                        sqlx::query("UPDATE finsec_mifid_reports SET body = $1 WHERE seq = $2")
-                            .bind(body)
-                            .bind(seq)
-                            .execute(&mut *tx)
-                            .await?;
-                        changed += 1;
+                        let done = sqlx::query(
+                            "UPDATE finsec_mifid_reports SET body = $1 WHERE seq = $2 AND body = $3",
+                        )
+                        .bind(body)
+                        .bind(seq)
+                        .bind(&old)
+                        .execute(&self.pool)
+                        .await?;
+                        changed += done.rows_affected();
                     }
                 }
-                tx.commit().await?;
                 Ok(changed)
             }
         }

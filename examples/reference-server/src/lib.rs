@@ -137,6 +137,11 @@
 //!   is at most 64 characters of `[A-Za-z0-9._-]`; anything else is replaced by a UUIDv7.
 //! - **Losing usage counters.** Key usage counts are merged into the keyring file under its
 //!   lock at shutdown, so an operator's `keys rotate` while the server runs is not undone.
+//! - **Personal data that outlives an erasure** (see [`gdpr`]): names, session addresses
+//!   and user agents, and the personal details of a user's own audit events are sealed
+//!   under the user's subject key, so shredding it reaches every copy; what MiFID II keeps
+//!   is pseudonymised; erasing, renaming or restricting one's own account needs the
+//!   password, not just a session.
 //!
 //! What it does not defend against (yet):
 //!

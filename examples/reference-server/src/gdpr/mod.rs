@@ -224,6 +224,7 @@ impl Gdpr {
             audit: parts.audit,
             pseudonymizer: Arc::clone(&pseudonymizer),
         };
+        seal_plain_sessions(&env).await?;
         let registry = registry(&env, Arc::clone(&consent))?;
         Ok(Self {
             registry,
@@ -340,6 +341,58 @@ impl Gdpr {
             .plan_erasure(subject, &self.context(actor, now))
             .await
     }
+}
+
+/// Seals the client address and user agent of session rows written before they were
+/// sealed, 500 rows at a time, each by compare-and-set (safe beside other instances).
+async fn seal_plain_sessions(env: &Env) -> Result<u64> {
+    let sealing = env.auth.sealing();
+    let mut after = String::new();
+    let mut sealed = 0;
+    let now = OffsetDateTime::now_utc();
+    let plain = |v: &Option<String>| {
+        v.as_deref()
+            .is_some_and(|v| !v.starts_with(sealing::SEALED))
+    };
+    loop {
+        let page = env.store.session_clients(&after, 500).await?;
+        let Some(last) = page.last() else { break };
+        after.clone_from(&last.0);
+        for (family, user, ip, agent) in &page {
+            if !plain(ip) && !plain(agent) {
+                continue;
+            }
+            let Ok(user) = user.parse::<Uuid>() else {
+                continue;
+            };
+            let client = crate::auth::sessions::SessionClient {
+                ip: ip.clone().filter(|_| plain(ip)),
+                user_agent: agent.clone().filter(|_| plain(agent)),
+            };
+            let new = sealing.seal_client(user, &client, now).await;
+            let new_ip = if plain(ip) { new.ip } else { ip.clone() };
+            let new_agent = if plain(agent) {
+                new.user_agent
+            } else {
+                agent.clone()
+            };
+            if env
+                .store
+                .replace_session_client(
+                    family,
+                    (ip.as_deref(), agent.as_deref()),
+                    (new_ip.as_deref(), new_agent.as_deref()),
+                )
+                .await?
+            {
+                sealed += 1;
+            }
+        }
+    }
+    if sealed > 0 {
+        tracing::info!(rows = sealed, "sealed plain session details");
+    }
+    Ok(sealed)
 }
 
 /// Every source, in the order erasure visits them: what needs the subject's key or the

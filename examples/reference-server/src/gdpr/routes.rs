@@ -1,8 +1,8 @@
 //! The GDPR routes: data-subject requests and the export download, consent, legal holds,
 //! retention dry runs and erasure plans.
 //!
-//! A user files requests about themselves with a session (not an API key); erasing
-//! oneself also needs one's password. A privacy officer (`gdpr:admin`, after a recent
+//! A user files requests about themselves with a session (not an API key); erasing,
+//! rectifying or restricting one's own account also needs one's password. A privacy officer (`gdpr:admin`, after a recent
 //! login) files for another user, extends deadlines and places and releases holds;
 //! `gdpr:read` reads every request, the due list, holds, dry runs and erasure plans.
 
@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRef, Path, State};
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use finsec_audit::Outcome;
@@ -39,6 +39,7 @@ use super::{GDPR_ADMIN, GDPR_READ, Gdpr};
 use crate::audit::layer::{AuditNotes, Note};
 use crate::auth::extract::{Principal, Via};
 use crate::http::json::Json as JsonBody;
+use crate::http::path::Path;
 use crate::http::query::Query;
 use crate::problem::{FieldError, Problem};
 use crate::rbac::Actor;
@@ -111,7 +112,7 @@ pub struct RequestBody {
     #[serde(default)]
     #[schema(max_length = 1024)]
     pub note: Option<String>,
-    /// The caller's password: needed to erase oneself.
+    /// The caller's password: needed to erase, rectify or restrict one's own account.
     #[serde(default)]
     #[schema(max_length = 1024, format = Password)]
     pub password: Option<String>,
@@ -239,7 +240,7 @@ async fn may_read(
         (status = 401, description = "Not authenticated, the password is wrong, or (officer) the login is not recent", body = Problem),
         (status = 403, description = "Called with an API key, or another user's request without gdpr:admin", body = Problem),
         (status = 404, description = "No such user", body = Problem),
-        (status = 422, description = "An unknown kind, a missing password or username, a bad note", body = Problem),
+        (status = 422, description = "An unknown kind, a missing password (erasing, rectifying or restricting one's own account) or username (rectification), a bad note", body = Problem),
     ),
     security(("bearer" = []))
 )]
@@ -314,12 +315,18 @@ pub async fn file_request(
         _ => None,
     };
     let mut verification = verification;
-    if kind == RequestKind::Erasure && own {
+    // What changes one's own account (erasure, rectification, restriction) needs the
+    // password: a stolen session alone cannot erase, rename or lock the account.
+    let changes_account = matches!(
+        kind,
+        RequestKind::Erasure | RequestKind::Rectification | RequestKind::Restriction
+    );
+    if changes_account && own {
         let Some(password) = body.password.clone() else {
             return Err(Problem::validation(vec![FieldError::new(
                 "password",
                 "missing",
-                "erasing your account needs your password",
+                "erasing, rectifying or restricting your account needs your password",
             )]));
         };
         let auth = Arc::clone(state.auth());
@@ -328,7 +335,7 @@ pub async fn file_request(
         let user = crate::auth::routes::check_password(
             &auth,
             admission,
-            "gdpr.erasure",
+            "gdpr.request",
             &principal.username,
             password,
             &notes,

@@ -100,6 +100,23 @@ pub trait GdprStore: Send + Sync + 'static {
     /// Whether `user` is restricted.
     async fn is_restricted(&self, user: Uuid) -> StoreResult<bool>;
 
+    /// Up to `limit` session rows with a family above `after`, in family order: family,
+    /// user, client address and user agent as stored (for sealing rows from before).
+    async fn session_clients(
+        &self,
+        after: &str,
+        limit: u32,
+    ) -> StoreResult<Vec<(String, String, Option<String>, Option<String>)>>;
+
+    /// Replaces a session row's client address and user agent, if they are still `old`
+    /// (compare-and-set); whether it did.
+    async fn replace_session_client(
+        &self,
+        family: &str,
+        old: (Option<&str>, Option<&str>),
+        new: (Option<&str>, Option<&str>),
+    ) -> StoreResult<bool>;
+
     /// Up to `limit` orders created before `cutoff` with an id above `after`, in id order.
     async fn expired_orders(
         &self,
@@ -418,6 +435,52 @@ macro_rules! impl_gdpr_store {
                     .fetch_optional(self.pool())
                     .await?;
                 Ok(row.is_some())
+            }
+
+            async fn session_clients(
+                &self,
+                after: &str,
+                limit: u32,
+            ) -> StoreResult<Vec<(String, String, Option<String>, Option<String>)>> {
+                let rows = sqlx::query(
+                    "SELECT family, user_id, client_ip, user_agent FROM server_session_info \
+                     WHERE family > $1 ORDER BY family LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::from(limit))
+                .fetch_all(self.pool())
+                .await?;
+                rows.iter()
+                    .map(|row| {
+                        Ok((
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                        ))
+                    })
+                    .collect()
+            }
+
+            async fn replace_session_client(
+                &self,
+                family: &str,
+                old: (Option<&str>, Option<&str>),
+                new: (Option<&str>, Option<&str>),
+            ) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "UPDATE server_session_info SET client_ip = $4, user_agent = $5 \
+                     WHERE family = $1 AND client_ip IS NOT DISTINCT FROM $2 \
+                     AND user_agent IS NOT DISTINCT FROM $3",
+                )
+                .bind(family)
+                .bind(old.0)
+                .bind(old.1)
+                .bind(new.0)
+                .bind(new.1)
+                .execute(self.pool())
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn expired_orders(

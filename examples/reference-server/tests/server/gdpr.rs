@@ -724,3 +724,196 @@ async fn retention_archives_then_deletes_and_holds_keep() {
     let bad = launch.retention(&data, &["run", "--class", "sessions"]);
     assert!(!bad.status.success());
 }
+
+#[tokio::test]
+async fn rectification_restriction_and_consent_over_http() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    let frank = register_and_login(&server, "frank").await;
+    let gina = register_and_login(&server, "gina").await;
+    grant(&launch, &data, "gina", "privacy");
+    let gina = User {
+        token: login(&server, "gina").await.1["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..gina
+    };
+
+    // Consent: granted, then withdrawn just as easily; the current state and the history.
+    for granted in [true, false] {
+        let (status, body) = post(
+            &server,
+            &frank,
+            "/gdpr/consent",
+            &json!({"purpose": "research", "granted": granted, "policy_version": 1}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let (status, consent) = get(&server, &frank, "/gdpr/consent").await;
+    assert_eq!(status, StatusCode::OK, "{consent}");
+    assert_eq!(consent["current"]["research"], false);
+    assert_eq!(consent["history"].as_array().unwrap().len(), 2);
+    let (status, body) = post(
+        &server,
+        &frank,
+        "/gdpr/consent",
+        &json!({"purpose": "Not A Purpose", "granted": true, "policy_version": 1}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Rectification of the name: with the password; the new name logs in, the old does not.
+    let (status, body) = post(
+        &server,
+        &frank,
+        "/gdpr/requests",
+        &json!({"kind": "rectification", "username": "frank.b"}),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the password is needed: {body}"
+    );
+    let (status, body) = post(
+        &server,
+        &frank,
+        "/gdpr/requests",
+        &json!({"kind": "rectification", "username": "frank.b", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["outcome"]["changed"]["profile"][0], "username");
+    assert_eq!(login(&server, "frank").await.0, StatusCode::UNAUTHORIZED);
+    let (status, tokens) = login(&server, "frank.b").await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let frank = User {
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+        ..frank
+    };
+
+    // Restriction: the sessions end and logging in is refused until an officer lifts it.
+    let (status, body) = post(
+        &server,
+        &frank,
+        "/gdpr/requests",
+        &json!({"kind": "restriction", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = get(&server, &frank, "/gdpr/consent").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the session ended: {body}"
+    );
+    let (status, body) = login(&server, "frank.b").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["code"], "processing_restricted");
+    let (status, body) = post(
+        &server,
+        &gina,
+        "/gdpr/requests",
+        &json!({"kind": "restriction", "user_id": frank.id, "restricted": false}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(login(&server, "frank.b").await.0, StatusCode::OK);
+
+    // Officers' lists and refusals.
+    let (status, body) = get(&server, &frank, "/gdpr/requests").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "frank's token was revoked: {body}"
+    );
+    let (status, plan) = get(
+        &server,
+        &gina,
+        &format!("/gdpr/users/{}/erasure-plan", frank.id),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["key_shredded"], false);
+    let (status, _) = get(&server, &gina, "/gdpr/users/not-a-uuid/erasure-plan").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = get(&server, &gina, "/gdpr/retention/sessions").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = post(
+        &server,
+        &gina,
+        "/gdpr/requests",
+        &json!({"kind": "delete-everything"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    drop(server.terminate());
+}
+
+#[tokio::test]
+async fn plain_rows_from_before_are_sealed_at_start() {
+    let data = DataDir::new();
+    let launch = Launch::new();
+    let server = launch.start(&data);
+    let hank = register_and_login(&server, "Hank").await;
+    drop(server.terminate());
+    // As an older server left them: the name and its case-folded key in clear, a session
+    // with its address and user agent in clear.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        data.path().join("finsec.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE server_users SET username = 'Hank', username_key = 'hank' WHERE id = $1")
+        .bind(&hank.id)
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO server_session_info (family, user_id, created_at, last_used_at, client_ip, \
+         user_agent) VALUES ('legacy-family', $1, CAST(strftime('%s', 'now') AS INTEGER), \
+         CAST(strftime('%s', 'now') AS INTEGER), '192.0.2.7', 'LegacyBrowser/1.0')",
+    )
+    .bind(&hank.id)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let server = launch.start(&data);
+    let (name, key): (String, String) =
+        sqlx::query_as("SELECT username, username_key FROM server_users WHERE id = $1")
+            .bind(&hank.id)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(name.starts_with("sealed:v1:"), "{name}");
+    assert!(key.starts_with("k:") && !key.contains("hank"), "{key}");
+    let (ip, agent): (String, String) = sqlx::query_as(
+        "SELECT client_ip, user_agent FROM server_session_info WHERE family = 'legacy-family'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(ip.starts_with("sealed:v1:") && agent.starts_with("sealed:v1:"));
+    // Still Hank, by any case of the name.
+    let (status, body) = login(&server, "hank").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, tokens) = login(&server, "Hank").await;
+    let hank = User {
+        token: tokens["access_token"].as_str().unwrap().to_owned(),
+        ..hank
+    };
+    let (status, body) = post(&server, &hank, "/gdpr/requests", &json!({"kind": "access"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (_, _, export) = text(&server, &hank, body["export"].as_str().unwrap()).await;
+    assert!(
+        export.contains("192.0.2.7"),
+        "the export opens the sealed details"
+    );
+    assert!(export.contains("\"username\":\"Hank\""), "{export}");
+    drop(server.terminate());
+}

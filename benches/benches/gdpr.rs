@@ -20,6 +20,7 @@
 #![expect(
     clippy::unwrap_used,
     clippy::print_stdout,
+    clippy::indexing_slicing,
     reason = "a benchmark program: it prints its figures and aborts on any failure"
 )]
 
@@ -466,7 +467,7 @@ fn main() {
             "setup-retention" => rt.block_on(setup_retention(&dir)),
             "retention" => rt.block_on(retention(&dir)),
             "raw-retention" => rt.block_on(raw_retention(&dir)),
-            other => panic!("unknown case {other}"),
+            other => unreachable!("unknown case {other}"),
         }
         return;
     }

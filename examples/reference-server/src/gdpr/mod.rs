@@ -34,7 +34,9 @@ use clap::Args;
 use finsec_audit::AuditEvent;
 use finsec_compliance::gdpr::consent::{ConsentSource, ConsentStore, SqlConsentStore};
 use finsec_compliance::gdpr::hold::{HoldStore, SqlHoldStore};
-use finsec_compliance::gdpr::registry::{DataSubjectRegistry, ErasureContext, ErasureReport};
+use finsec_compliance::gdpr::registry::{
+    DataSubjectRegistry, ErasureContext, ErasureReport, PersonalDataSource,
+};
 use finsec_compliance::gdpr::request::{RequestStore, SqlRequestStore};
 use finsec_compliance::gdpr::retention::{
     RetentionPeriod, RetentionPolicies, RetentionStateStore, SqlRetentionStateStore,
@@ -399,34 +401,22 @@ async fn seal_plain_sessions(env: &Env) -> Result<u64> {
 /// user's links first (MiFIR reports read the client record; sessions end before the
 /// profile goes).
 fn registry(env: &Env, consent: Arc<dyn ConsentStore>) -> Result<DataSubjectRegistry> {
+    let sources: [Arc<dyn PersonalDataSource>; 9] = [
+        Arc::new(sources::MifidReports::new(env.clone())),
+        Arc::new(sources::Executions::new(env.clone())),
+        Arc::new(sources::Orders::new(env.clone())),
+        Arc::new(sources::Sessions::new(env.clone())),
+        Arc::new(sources::ApiKeys::new(env.clone())),
+        Arc::new(sources::Mfa::new(env.clone())),
+        Arc::new(ConsentSource::new(consent)),
+        Arc::new(sources::AuditTrail::new(env.clone())),
+        Arc::new(sources::Profile::new(env.clone())),
+    ];
     let mut registry = DataSubjectRegistry::new();
-    let bad = |e: finsec_compliance::Error| ServerError::Config(format!("GDPR sources: {e}"));
-    registry
-        .register(sources::MifidReports::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::Executions::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::Orders::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::Sessions::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::ApiKeys::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::Mfa::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(ConsentSource::new(consent))
-        .map_err(bad)?;
-    registry
-        .register(sources::AuditTrail::new(env.clone()))
-        .map_err(bad)?;
-    registry
-        .register(sources::Profile::new(env.clone()))
-        .map_err(bad)?;
+    for source in sources {
+        registry
+            .register(source)
+            .map_err(|e| ServerError::Config(format!("GDPR sources: {e}")))?;
+    }
     Ok(registry)
 }

@@ -25,54 +25,45 @@ enum Db {
 }
 
 impl Db {
-    async fn count(&self, sql: &str, bind: &str) -> i64 {
+    /// Every value of the first column `sql` returns, `bind` bound to `$1`.
+    async fn column<T>(&self, sql: &str, bind: &str) -> Vec<T>
+    where
+        T: Send + Unpin,
+        for<'r> T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+        for<'r> T: sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres>,
+    {
         match self {
             Self::Sqlite(p) => sqlx::query_scalar(sql)
                 .bind(bind)
-                .fetch_one(p)
+                .fetch_all(p)
                 .await
                 .unwrap(),
             Self::Postgres(p) => sqlx::query_scalar(sql)
                 .bind(bind)
-                .fetch_one(p)
+                .fetch_all(p)
                 .await
                 .unwrap(),
         }
     }
 
+    async fn count(&self, sql: &str, bind: &str) -> i64 {
+        self.column::<i64>(sql, bind).await[0]
+    }
+
     async fn texts(&self, sql: &str, bind: &str) -> Vec<String> {
-        match self {
-            Self::Sqlite(p) => sqlx::query_scalar(sql)
-                .bind(bind)
-                .fetch_all(p)
-                .await
-                .unwrap(),
-            Self::Postgres(p) => sqlx::query_scalar(sql)
-                .bind(bind)
-                .fetch_all(p)
-                .await
-                .unwrap(),
-        }
+        self.column(sql, bind).await
     }
 
     /// The canonical JSON of every audit event `user` acted in.
     async fn audit_events_of(&self, user: &str) -> Vec<String> {
-        let sql = "SELECT body FROM finsec_audit_events WHERE actor_user = $1";
-        let rows: Vec<Vec<u8>> = match self {
-            Self::Sqlite(p) => sqlx::query_scalar(sql)
-                .bind(user)
-                .fetch_all(p)
-                .await
-                .unwrap(),
-            Self::Postgres(p) => sqlx::query_scalar(sql)
-                .bind(user)
-                .fetch_all(p)
-                .await
-                .unwrap(),
-        };
-        rows.into_iter()
-            .map(|b| String::from_utf8(b).unwrap())
-            .collect()
+        self.column::<Vec<u8>>(
+            "SELECT body FROM finsec_audit_events WHERE actor_user = $1",
+            user,
+        )
+        .await
+        .into_iter()
+        .map(|b| String::from_utf8(b).unwrap())
+        .collect()
     }
 }
 

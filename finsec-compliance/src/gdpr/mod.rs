@@ -17,6 +17,73 @@
 //! the audit log are encrypted under the subject's key (finsec-audit's `Personal`), so the
 //! log stays verifiable after erasure while the details no longer decrypt.
 //!
+//! ```
+//! use finsec_compliance::gdpr::consent::{
+//!     ConsentAction, ConsentEvent, ConsentStore, MemoryConsentStore, Purpose, is_consented,
+//! };
+//! use finsec_compliance::gdpr::hold::{HoldStore, MemoryHoldStore, NewHold};
+//! use finsec_compliance::gdpr::request::{
+//!     MemoryRequestStore, NewRequest, RequestKind, RequestStore, Verification,
+//! };
+//! use finsec_compliance::gdpr::RecordClass;
+//! use finsec_crypto::SubjectId;
+//! use time::macros::datetime;
+//!
+//! # async fn demo() -> finsec_compliance::Result<()> {
+//! let alice = SubjectId::new("user:alice")?;
+//! let now = datetime!(2027-01-31 09:00 UTC);
+//!
+//! // Consent, granted then withdrawn just as easily.
+//! let ledger = MemoryConsentStore::new();
+//! let marketing = Purpose::new("marketing.email")?;
+//! for action in [ConsentAction::Granted, ConsentAction::Withdrawn] {
+//!     ledger
+//!         .record(&ConsentEvent {
+//!             subject: alice.clone(),
+//!             purpose: marketing.clone(),
+//!             action,
+//!             policy_version: 3,
+//!             at: now,
+//!             channel: "web".into(),
+//!             evidence: "form 17".into(),
+//!         })
+//!         .await?;
+//! }
+//! assert!(!is_consented(&ledger, &alice, &marketing).await?);
+//!
+//! // An access request: due one month after receipt (the end of February).
+//! let requests = MemoryRequestStore::new();
+//! let request = requests
+//!     .create(&NewRequest {
+//!         subject: alice.clone(),
+//!         kind: RequestKind::Access,
+//!         received_at: now,
+//!         filed_by: "user:alice".into(),
+//!         verification: Verification { method: "session+mfa".into(), by: "user:alice".into(), at: now },
+//!         note: String::new(),
+//!     })
+//!     .await?;
+//! assert_eq!(request.due, datetime!(2027-02-28 09:00 UTC));
+//!
+//! // A legal hold on her trades; only someone else may release it.
+//! let holds = MemoryHoldStore::new();
+//! let hold = holds
+//!     .place(&NewHold {
+//!         case: "LIT-2027-004".into(),
+//!         subject: Some(alice.clone()),
+//!         class: Some(RecordClass::new("trades")?),
+//!         placed_by: "legal-1".into(),
+//!         reason: "pending claim".into(),
+//!         at: now,
+//!     })
+//!     .await?;
+//! assert!(hold.covers(Some(&alice), &RecordClass::new("trades")?));
+//! assert!(holds.release(hold.id, "legal-1", "settled", now).await.is_err());
+//! holds.release(hold.id, "legal-2", "settled", now).await?;
+//! # Ok(()) }
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(demo()).unwrap();
+//! ```
+//!
 //! # Threat model
 //!
 //! - **Erasure that leaves copies**: sources are asked to delete or pseudonymise, and the

@@ -658,16 +658,41 @@ async fn retention_archives_then_deletes_and_holds_keep() {
     ]);
     let server = launch.start(&data);
     let erin = register_and_login(&server, "erin").await;
-    grant(&launch, &data, "erin", "trader");
-    entitle(&launch, &data, "erin", "ACC-5");
-    let order = json!({
-        "symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": "1",
-        "limit_price": "101", "account_id": "ACC-5",
-    });
-    for _ in 0..3 {
-        let (status, body) = post(&server, &erin, "/orders", &order).await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
+    let fred = register_and_login(&server, "fred").await;
+    let olga = register_and_login(&server, "olga").await;
+    for (user, role) in [("erin", "trader"), ("fred", "trader"), ("olga", "privacy")] {
+        grant(&launch, &data, user, role);
     }
+    entitle(&launch, &data, "erin", "ACC-5");
+    entitle(&launch, &data, "fred", "ACC-6");
+    let order = |account: &str| {
+        json!({
+            "symbol": "AAPL", "side": "buy", "order_type": "limit", "quantity": "1",
+            "limit_price": "101", "account_id": account,
+        })
+    };
+    for (user, account, n) in [(&erin, "ACC-5", 3), (&fred, "ACC-6", 2)] {
+        for _ in 0..n {
+            let (status, body) = post(&server, user, "/orders", &order(account)).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+    }
+    // Fred's orders are under a legal hold.
+    let olga = User {
+        token: login(&server, "olga").await.1["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ..olga
+    };
+    let (status, hold) = post(
+        &server,
+        &olga,
+        "/gdpr/holds",
+        &json!({"case": "INV-7", "user_id": fred.id, "class": "orders", "reason": "inquiry"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{hold}");
     drop(server.terminate());
     // Two hours pass for the orders: age them in the database.
     let pool = sqlx::SqlitePool::connect(&format!(
@@ -683,23 +708,32 @@ async fn retention_archives_then_deletes_and_holds_keep() {
     let dry = launch
         .retention(&data, &["dry-run", "--class", "orders"])
         .success();
-    assert!(dry.contains("would delete 3 record(s); 0 held"), "{dry}");
+    assert!(dry.contains("would delete 3 record(s); 2 held"), "{dry}");
+    assert!(dry.contains("INV-7"), "the hold is named: {dry}");
     let run = launch
         .retention(&data, &["run", "--class", "orders", "--batch", "2"])
         .success();
     assert!(
-        run.contains("2 batch(es), 3 archived, 3 deleted, 0 held"),
+        run.contains("3 batch(es), 3 archived, 3 deleted, 2 held"),
         "{run}"
     );
-    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM server_orders")
-        .fetch_one(&pool)
+    let owners: Vec<String> = sqlx::query_scalar("SELECT owner FROM server_orders")
+        .fetch_all(&pool)
         .await
         .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(
+        owners,
+        [fred.id.clone(), fred.id.clone()],
+        "only the held orders are left"
+    );
     let archived: Vec<_> = std::fs::read_dir(data.path().join("archive").join("orders"))
         .unwrap()
         .collect();
-    assert_eq!(archived.len(), 2, "one file per batch");
+    assert_eq!(
+        archived.len(),
+        2,
+        "one file per batch that deleted something"
+    );
     let deletions: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM finsec_audit_events WHERE action = 'gdpr.retention.delete'",
     )

@@ -94,8 +94,8 @@ fn failed(what: &str, e: &finsec_compliance::Error) -> Problem {
     }
 }
 
-/// A request to file.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A request to file. `Debug` leaves the password out.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestBody {
     /// What is asked.
@@ -123,6 +123,19 @@ pub struct RequestBody {
     /// Restriction: `true` (the default) to restrict, `false` to lift (officer).
     #[serde(default)]
     pub restricted: Option<bool>,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("kind", &self.kind)
+            .field("user_id", &self.user_id)
+            .field("note", &self.note)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .field("username", &self.username)
+            .field("restricted", &self.restricted)
+            .finish()
+    }
 }
 
 /// How a requester's identity was checked.
@@ -1143,4 +1156,20 @@ pub async fn erasure_plan(
     Ok(Json(
         serde_json::to_value(&plan).map_err(|e| internal("erasure plan", &e))?,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestBody;
+
+    #[test]
+    fn a_request_body_never_shows_its_password() {
+        let body: RequestBody = serde_json::from_str(
+            r#"{"kind": "erasure", "password": "correct horse battery staple"}"#,
+        )
+        .unwrap();
+        let shown = format!("{body:?}");
+        assert!(!shown.contains("correct horse"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+    }
 }
